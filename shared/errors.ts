@@ -1,0 +1,48 @@
+/**
+ * Every error plumb reports to a user has a stable code (PLUMB_ERR_<AREA>_<WHAT>) and a message
+ * that says what is wrong, where, and how to fix it. Codes are documented in README.md.
+ */
+export const ErrorCodes = {
+  PLUMB_ERR_CONFIG_INVALID: 'the configuration has errors',
+  PLUMB_ERR_CONFIG_READ: 'the configuration file could not be read',
+  PLUMB_ERR_LISTEN: 'a listener could not bind its address',
+  PLUMB_ERR_INGEST_BODY: 'a request body is malformed',
+  PLUMB_ERR_INGEST_TOO_LARGE: 'a request body is larger than the limit',
+  PLUMB_ERR_FORWARD_PERMANENT: 'the collector refused a batch permanently',
+  PLUMB_ERR_FORWARD_RETRYABLE: 'the collector could not take a batch now',
+  PLUMB_ERR_STATSD_PARSE: 'a statsd line could not be parsed',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class PlumbError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'PlumbError';
+  }
+}
+
+/** An error that will not go away by retrying (a 4xx, a schema violation). */
+export class PermanentError extends PlumbError {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'PermanentError';
+  }
+}
+
+/** An error worth retrying (5xx, 429, timeouts, refused connections). */
+export class RetryableError extends PlumbError {
+  /** Milliseconds the peer asked us to wait (Retry-After), if it said. */
+  readonly retryAfterMs: number | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+    super(code, message, options);
+    this.name = 'RetryableError';
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

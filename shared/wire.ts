@@ -1,0 +1,81 @@
+/**
+ * What agents send collectors. Bodies are JSON, gzip-compressed on the wire. Every batch has a
+ * deterministic id so a collector can recognise a replay. Sketches travel as protobuf bytes
+ * (base64) with their statistics; raw samples never leave the agent.
+ */
+
+export const METRICS_PATH = '/v1/metrics';
+
+/** statsd types as they appear on the wire. `ms`, `h` and `d` all carry a sketch. */
+export type MetricType = 'c' | 'g' | 's' | 'ms' | 'h' | 'd';
+
+export interface WireCounter {
+  type: 'c';
+  name: string;
+  tags: string[];
+  /** Sum for the interval, already scaled by 1/sampleRate. */
+  value: number;
+}
+
+export interface WireGauge {
+  type: 'g';
+  name: string;
+  tags: string[];
+  value: number;
+}
+
+export interface WireSet {
+  type: 's';
+  name: string;
+  tags: string[];
+  /** Distinct members seen in the interval (bounded per series by the agent). */
+  members: string[];
+}
+
+export interface WireDistribution {
+  type: 'ms' | 'h' | 'd';
+  name: string;
+  tags: string[];
+  /** DDSketch protobuf, base64. */
+  sketch: string;
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+export type WireMetric = WireCounter | WireGauge | WireSet | WireDistribution;
+
+export interface StatsdEvent {
+  title: string;
+  text: string;
+  timestamp: number | null;
+  hostname: string | null;
+  aggregationKey: string | null;
+  priority: string | null;
+  sourceType: string | null;
+  alertType: string | null;
+  tags: string[];
+}
+
+export interface ServiceCheck {
+  name: string;
+  status: 0 | 1 | 2 | 3;
+  timestamp: number | null;
+  hostname: string | null;
+  tags: string[];
+  message: string | null;
+}
+
+export interface MetricBatch {
+  /** `${agent}:${seq}`: the same interval resent has the same id. */
+  id: string;
+  agent: string;
+  seq: number;
+  /** Interval covered, Unix milliseconds. */
+  start: number;
+  end: number;
+  metrics: WireMetric[];
+  events: StatsdEvent[];
+  serviceChecks: ServiceCheck[];
+}
