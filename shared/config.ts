@@ -63,10 +63,13 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** Checks beyond the schema (a regex that must compile, keys that depend on each other); returns error lines. */
+export type ConfigCheck<T> = (config: T) => string[];
+
 /** Environment variables that steer the CLI rather than override a key. */
 const RESERVED_ENV = new Set(['PLUMB_CONFIG']);
 
-export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions): StaticDecode<T> {
+export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, check?: ConfigCheck<StaticDecode<T>>): StaticDecode<T> {
   const source = options.file ?? '<config>';
   let raw: unknown;
   let text = options.text;
@@ -105,7 +108,10 @@ export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions): 
   // A union reports both branches' failures; keep the most specific line per path.
   const deduped = dedupeByPath(errors);
   if (deduped.length > 0) throw new ConfigError(source, deduped);
-  return Value.Decode(schema, withDefaults);
+  const decoded = Value.Decode(schema, withDefaults);
+  const more = check ? check(decoded) : [];
+  if (more.length > 0) throw new ConfigError(source, more);
+  return decoded;
 }
 
 function dedupeByPath(errors: string[]): string[] {

@@ -8,10 +8,17 @@ import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom
 export class Telemetry {
   readonly registry: Registry;
   private readonly instruments = new Map<string, Counter | Gauge | Histogram>();
+  private readonly scrapeHooks: (() => void)[] = [];
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
-    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'plumb_' });
+    if (options.defaultMetrics) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'plumb_' });
+      // These three are gauges named like counters; Prometheus' linter rightly objects.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        this.registry.removeSingleMetric(`plumb_${name}`);
+      }
+    }
   }
 
   counter<L extends string = string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> {
@@ -20,6 +27,13 @@ export class Telemetry {
 
   gauge<L extends string = string>(name: string, help: string, labelNames: readonly L[] = [], collect?: (this: Gauge<L>) => void): Gauge<L> {
     return this.get(name, () => new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}) })) as Gauge<L>;
+  }
+
+  /** An unlabelled gauge whose value is read when scraped. */
+  gaugeFrom(name: string, help: string, read: () => number): Gauge {
+    return this.gauge(name, help, [], function () {
+      this.set(read());
+    });
   }
 
   histogram<L extends string = string>(name: string, help: string, labelNames: readonly L[] = [], buckets?: number[]): Histogram<L> {
@@ -36,7 +50,26 @@ export class Telemetry {
     return m;
   }
 
-  metrics(): Promise<string> {
+  /**
+   * Hot paths count in plain numbers; this makes such a number the source of a prom-client
+   * counter, synced when scraped (`read` must only grow).
+   */
+  countFrom(counter: Counter<string>, read: () => number, labels?: Record<string, string>): void {
+    let last = 0;
+    if (labels) counter.inc(labels, 0);
+    this.scrapeHooks.push(() => {
+      const v = read();
+      if (v > last) {
+        if (labels) counter.inc(labels, v - last);
+        else counter.inc(v - last);
+      }
+      last = v;
+    });
+  }
+
+  /** The exposition text of plumb's own metrics. */
+  async metrics(): Promise<string> {
+    for (const hook of this.scrapeHooks) hook();
     return this.registry.metrics();
   }
 }

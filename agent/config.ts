@@ -1,0 +1,47 @@
+/** The agent's configuration schema: every key, its default, and what it means. */
+import { Type, type StaticDecode } from '@sinclair/typebox';
+import { Section, Duration, Size } from '../shared/config.ts';
+import { LISTEN_PATTERN } from '../shared/address.ts';
+
+const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
+
+export const StatsdSchema = Section({
+  enabled: Type.Boolean({ default: true }),
+  listen: Listen('127.0.0.1:8125', 'UDP address for statsd/DogStatsD'),
+  tcp: Type.Union([Type.Null(), Type.String({ pattern: LISTEN_PATTERN })], { default: null, description: 'optional newline-delimited TCP listener' }),
+  flushInterval: Duration('10s'),
+  maxSeries: Type.Integer({ minimum: 1, default: 100_000, description: 'distinct series per interval; more are dropped and counted' }),
+  maxSetMembers: Type.Integer({ minimum: 1, default: 10_000 }),
+  maxEvents: Type.Integer({ minimum: 0, default: 1000, description: 'events and service checks kept per interval' }),
+  receiveBuffer: Size('4mb', { description: 'UDP receive buffer asked of the kernel (capped by net.core.rmem_max)' }),
+  maxLineBytes: Size('64kb', { description: 'longest TCP line' }),
+  relativeAccuracy: Type.Number({ exclusiveMinimum: 0, maximum: 0.1, default: 0.01, description: 'DDSketch relative accuracy for timers/histograms/distributions' }),
+  gaugeTtl: Duration('1h', { description: 'how long a gauge is remembered as the base for +/- deltas' }),
+  tagStyles: Section({
+    influx: Type.Boolean({ default: true }),
+    librato: Type.Boolean({ default: true }),
+    signalfx: Type.Boolean({ default: true }),
+  }),
+  tags: Type.Array(Type.String(), { default: [], description: 'tags added to every metric, e.g. ["env:prod"]' }),
+});
+
+export const ForwardSchema = Section({
+  collectors: Type.Array(Type.String({ pattern: '^https?://' }), { default: ['http://127.0.0.1:9102'], minItems: 1 }),
+  timeout: Duration('10s'),
+  maxQueueBytes: Size('256mb'),
+  maxQueueBatches: Type.Integer({ minimum: 1, default: 10_000 }),
+  retryInitial: Duration('200ms'),
+  retryMax: Duration('30s'),
+  compress: Type.Boolean({ default: true }),
+});
+
+export const AgentSchema = Section({
+  id: Type.Optional(Type.String({ minLength: 1, description: 'agent identity; defaults to the host name' })),
+  hostname: Type.Optional(Type.String({ minLength: 1 })),
+  dataDir: Type.String({ default: './data/agent' }),
+  http: Section({ listen: Listen('127.0.0.1:8126', 'health and self-metrics') }),
+  statsd: StatsdSchema,
+  forward: ForwardSchema,
+});
+
+export type AgentConfig = StaticDecode<typeof AgentSchema>;

@@ -1,0 +1,376 @@
+/**
+ * Per-interval aggregation of statsd lines, in place and bounded.
+ *
+ * Counters are summed (scaled by 1/sampleRate), gauges keep the last value (deltas apply to the
+ * value held from earlier intervals), sets count distinct members, and timers, histograms and
+ * distributions go into a DDSketch with exact count, sum, min and max. Raw samples are never
+ * kept. A series is name + type + sorted, de-duplicated tags; at most `maxSeries` exist per
+ * interval and the rest are dropped and counted.
+ *
+ * The hot path looks a line up by its raw bytes (name and tag text as sent) in a per-type cache,
+ * so decoding, tag parsing and sorting happen once per series per interval, not once per line.
+ */
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { newSketch, encodeSketch, type Sketch } from '../../shared/sketch.ts';
+import type { MetricBatch, ServiceCheck, StatsdEvent, WireMetric } from '../../shared/wire.ts';
+import {
+  MetricScan,
+  PARSE_ERROR_REASONS,
+  TYPE_NAMES,
+  decodeIdentity,
+  decodeSetMember,
+  forEachLine,
+  lineKind,
+  parseNumber as parseNumberAt,
+  parseEvent,
+  parseServiceCheck,
+  scanMetric,
+  type ParseErrorReason,
+  type TagStyles,
+} from './parser.ts';
+
+export interface AggregatorOptions {
+  maxSeries: number;
+  /** Distinct members kept per set per interval; more are counted, not stored. */
+  maxSetMembers: number;
+  relativeAccuracy: number;
+  tagStyles: TagStyles;
+  /** Events and service checks kept per interval. */
+  maxEvents: number;
+  /** How long a gauge's value is remembered for deltas after its last update. */
+  gaugeTtlMs: number;
+  /** Tags added to every series (e.g. host:web-1). */
+  extraTags: string[];
+}
+
+const TYPE_COUNTER = 1;
+const TYPE_GAUGE = 2;
+const TYPE_SET = 3;
+
+/** One series' accumulator for the current interval. Fields unused by a type stay at their initial values. */
+class Series {
+  readonly type: number;
+  readonly name: string;
+  readonly tags: string[];
+  readonly key: string;
+  value = 0;
+  members: Set<string> | null = null;
+  sketch: Sketch | null = null;
+
+  constructor(type: number, name: string, tags: string[], key: string) {
+    this.type = type;
+    this.name = name;
+    this.tags = tags;
+    this.key = key;
+  }
+}
+
+/** Cache entry for a raw name/tags text whose series was refused (maxSeries): don't re-decode it. */
+const REFUSED = new Series(0, '', [], '');
+
+export interface AggregatorStats {
+  lines: number;
+  datagrams: number;
+  bytes: number;
+  parseErrors: number[];
+  droppedMaxSeries: number;
+  droppedSetMembers: number;
+  droppedEvents: number;
+  events: number;
+  serviceChecks: number;
+}
+
+export class Aggregator {
+  private readonly options: AggregatorOptions;
+  private readonly scan = new MetricScan();
+  private readonly why: ParseErrorReason[] = [];
+  /** Per type: raw name/tag text → series, valid for the current interval. */
+  private rawCache: Map<string, Series>[] = emptyCaches();
+  private rawCacheSize = 0;
+  private series = new Map<string, Series>();
+  /** Gauge values remembered across intervals so deltas have a base. */
+  private readonly gaugeValues = new Map<string, { value: number; at: number }>();
+  private events: StatsdEvent[] = [];
+  private serviceChecks: ServiceCheck[] = [];
+  private intervalStart = Date.now();
+  readonly stats: AggregatorStats = {
+    lines: 0,
+    datagrams: 0,
+    bytes: 0,
+    parseErrors: PARSE_ERROR_REASONS.map(() => 0),
+    droppedMaxSeries: 0,
+    droppedSetMembers: 0,
+    droppedEvents: 0,
+    events: 0,
+    serviceChecks: 0,
+  };
+  /** The last parse error seen, for one log line per flush. */
+  lastError: { reason: ParseErrorReason; line: string } | null = null;
+  private current: Series | null = null;
+  private currentWeight = 1;
+
+  constructor(options: AggregatorOptions, telemetry?: Telemetry) {
+    this.options = options;
+    if (telemetry) registerAggregatorMetrics(telemetry, this);
+  }
+
+  get seriesCount(): number {
+    return this.series.size;
+  }
+
+  /** Feeds one datagram (or a chunk of complete lines) of `buf[start, end)`. */
+  ingest(buf: Buffer, start = 0, end = buf.length): void {
+    this.stats.datagrams++;
+    this.stats.bytes += end - start;
+    this.lineBuf = buf;
+    forEachLine(buf, start, end, this.onLine);
+    // don't pin the datagram's memory until the next one arrives
+    this.lineBuf = EMPTY;
+    this.scan.buf = EMPTY;
+  }
+
+  private lineBuf: Buffer = EMPTY;
+  private readonly onLine = (start: number, end: number): void => this.ingestLine(this.lineBuf, start, end);
+
+  ingestLine(buf: Buffer, start: number, end: number): void {
+    const kind = lineKind(buf, start, end);
+    if (kind !== 'metric') {
+      if (kind === 'event') this.ingestEvent(buf, start, end);
+      else if (kind === 'serviceCheck') this.ingestServiceCheck(buf, start, end);
+      return;
+    }
+    const scan = this.scan;
+    const reason = scanMetric(buf, start, end, scan, this.options.tagStyles);
+    if (reason !== null) {
+      this.parseError(reason, buf, start, end);
+      return;
+    }
+    const type = scan.type;
+    const cache = this.rawCache[type];
+    const rawKey = scan.tagsStart < 0 ? buf.toString('latin1', scan.nameStart, scan.nameEnd) : buf.toString('latin1', scan.nameStart, scan.nameEnd) + '|' + buf.toString('latin1', scan.tagsStart, scan.tagsEnd);
+    let series = cache.get(rawKey);
+    if (series === undefined) {
+      series = this.resolveSeries(rawKey, buf, start, end);
+      if (series === undefined) return;
+    }
+    if (series === REFUSED) {
+      this.stats.droppedMaxSeries++;
+      return;
+    }
+    this.stats.lines++;
+    this.current = series;
+    this.currentWeight = 1 / scan.sampleRate;
+    if (type === TYPE_SET) {
+      this.addSetMember(series);
+    } else {
+      forEachValueInto(scan, this);
+    }
+  }
+
+  /** Called by forEachValueInto for every numeric value of the current line. */
+  accept(value: number, delta: boolean): void {
+    const s = this.current as Series;
+    const t = s.type;
+    if (t === TYPE_COUNTER) {
+      s.value += value * this.currentWeight;
+    } else if (t === TYPE_GAUGE) {
+      if (delta) {
+        if (s.members === null) {
+          // first delta this interval: start from the value remembered from earlier intervals
+          s.value = this.gaugeValues.get(s.key)?.value ?? s.value;
+        }
+        s.value += value;
+      } else {
+        s.value = value;
+      }
+      s.members = GAUGE_SET; // marks "has a value this interval"
+    } else {
+      (s.sketch as Sketch).accept(value, this.currentWeight);
+    }
+  }
+
+  private addSetMember(series: Series): void {
+    const member = decodeSetMember(this.scan);
+    if (member === null) {
+      this.stats.lines--;
+      this.parseError('invalid_utf8', this.scan.buf, this.scan.nameStart, this.scan.valueEnd);
+      return;
+    }
+    const members = series.members as Set<string>;
+    if (members.size >= this.options.maxSetMembers && !members.has(member)) {
+      this.stats.droppedSetMembers++;
+      return;
+    }
+    members.add(member);
+  }
+
+  /** Slow path: first sighting of this raw text this interval. */
+  private resolveSeries(rawKey: string, buf: Buffer, start: number, end: number): Series | undefined {
+    const scan = this.scan;
+    const identity = decodeIdentity(scan, this.options.tagStyles, this.why);
+    if (identity === null) {
+      this.parseError(this.why[0], buf, start, end);
+      return undefined;
+    }
+    const tags = this.options.extraTags.length > 0 ? mergeTags(identity.tags, this.options.extraTags) : identity.tags;
+    const type = scan.type;
+    const key = `${TYPE_NAMES[type]}|${identity.name}|${tags.join(',')}`;
+    let series = this.series.get(key);
+    if (series === undefined) {
+      if (this.series.size >= this.options.maxSeries) {
+        series = REFUSED;
+      } else {
+        series = new Series(type, identity.name, tags, key);
+        if (type === TYPE_SET) series.members = new Set();
+        else if (type > TYPE_SET) series.sketch = newSketch(this.options.relativeAccuracy);
+        this.series.set(key, series);
+      }
+    }
+    // The raw cache is bounded too: past twice the series limit, lines just take the slow path.
+    if (this.rawCacheSize < this.options.maxSeries * 2) {
+      this.rawCache[type].set(rawKey, series);
+      this.rawCacheSize++;
+    }
+    return series;
+  }
+
+  private parseError(reason: ParseErrorReason, buf: Buffer, start: number, end: number): void {
+    this.stats.parseErrors[PARSE_ERROR_REASONS.indexOf(reason)]++;
+    if (this.lastError === null) this.lastError = { reason, line: buf.toString('utf8', start, Math.min(end, start + 200)) };
+  }
+
+  private ingestEvent(buf: Buffer, start: number, end: number): void {
+    const e = parseEvent(buf, start, end);
+    if (typeof e === 'string') return this.parseError(e, buf, start, end);
+    this.stats.events++;
+    if (this.events.length >= this.options.maxEvents) {
+      this.stats.droppedEvents++;
+      return;
+    }
+    if (this.options.extraTags.length > 0) e.tags = mergeTags(e.tags, this.options.extraTags);
+    this.events.push(e);
+  }
+
+  private ingestServiceCheck(buf: Buffer, start: number, end: number): void {
+    const c = parseServiceCheck(buf, start, end);
+    if (typeof c === 'string') return this.parseError(c, buf, start, end);
+    this.stats.serviceChecks++;
+    if (this.serviceChecks.length >= this.options.maxEvents) {
+      this.stats.droppedEvents++;
+      return;
+    }
+    if (this.options.extraTags.length > 0) c.tags = mergeTags(c.tags, this.options.extraTags);
+    this.serviceChecks.push(c);
+  }
+
+  /** Adds an already-decoded sample (host metrics, checks) through the same series limits. */
+  addSample(name: string, type: 'c' | 'g', value: number, tags: string[]): void {
+    const t = type === 'c' ? TYPE_COUNTER : TYPE_GAUGE;
+    const all = mergeTags([...tags].sort(), this.options.extraTags);
+    const key = `${type}|${name}|${all.join(',')}`;
+    let s = this.series.get(key);
+    if (s === undefined) {
+      if (this.series.size >= this.options.maxSeries) {
+        this.stats.droppedMaxSeries++;
+        return;
+      }
+      s = new Series(t, name, all, key);
+      this.series.set(key, s);
+    }
+    this.current = s;
+    this.currentWeight = 1;
+    this.accept(value, false);
+  }
+
+  /** Ends the interval: returns its contents and starts a new one. */
+  flush(now = Date.now()): Omit<MetricBatch, 'id' | 'agent' | 'seq'> {
+    const metrics: WireMetric[] = [];
+    for (const s of this.series.values()) {
+      const type = TYPE_NAMES[s.type] as WireMetric['type'];
+      if (s.type === TYPE_COUNTER) {
+        metrics.push({ type: 'c', name: s.name, tags: s.tags, value: s.value });
+      } else if (s.type === TYPE_GAUGE) {
+        if (s.members === null) continue;
+        this.gaugeValues.set(s.key, { value: s.value, at: now });
+        metrics.push({ type: 'g', name: s.name, tags: s.tags, value: s.value });
+      } else if (s.type === TYPE_SET) {
+        metrics.push({ type: 's', name: s.name, tags: s.tags, members: [...(s.members as Set<string>)] });
+      } else {
+        const sk = s.sketch as Sketch;
+        if (sk.count === 0) continue;
+        metrics.push({ type: type as 'ms' | 'h' | 'd', name: s.name, tags: s.tags, sketch: encodeSketch(sk), count: sk.count, sum: sk.sum, min: sk.min, max: sk.max });
+      }
+    }
+    this.expireGauges(now);
+    const out = { start: this.intervalStart, end: now, metrics, events: this.events, serviceChecks: this.serviceChecks };
+    this.series = new Map();
+    this.rawCache = emptyCaches();
+    this.rawCacheSize = 0;
+    this.events = [];
+    this.serviceChecks = [];
+    this.intervalStart = now;
+    this.lastError = null;
+    return out;
+  }
+
+  private expireGauges(now: number): void {
+    const ttl = this.options.gaugeTtlMs;
+    for (const [key, g] of this.gaugeValues) if (now - g.at > ttl) this.gaugeValues.delete(key);
+    // Bounded like the series: remember at most maxSeries gauges, oldest first out.
+    while (this.gaugeValues.size > this.options.maxSeries) this.gaugeValues.delete(this.gaugeValues.keys().next().value as string);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+/** Sentinel set marking a gauge as updated this interval (gauges never use `members` otherwise). */
+const GAUGE_SET = new Set<string>();
+
+function emptyCaches(): Map<string, Series>[] {
+  return TYPE_NAMES.map(() => new Map<string, Series>());
+}
+
+function mergeTags(tags: string[], extra: string[]): string[] {
+  const all = tags.concat(extra);
+  all.sort();
+  let w = all.length > 0 ? 1 : 0;
+  for (let r = 1; r < all.length; r++) if (all[r] !== all[w - 1]) all[w++] = all[r];
+  all.length = w;
+  return all;
+}
+
+/** Inlined value walk (see parser.forEachValue) calling a method instead of a per-line closure. */
+function forEachValueInto(scan: MetricScan, agg: Aggregator): void {
+  const buf = scan.buf;
+  const gauge = scan.type === TYPE_GAUGE;
+  let vs = scan.valueStart;
+  while (true) {
+    let ve = buf.indexOf(0x3a, vs);
+    if (ve < 0 || ve > scan.valueEnd) ve = scan.valueEnd;
+    const first = buf[vs];
+    if (gauge && (first === 0x2b || first === 0x2d)) {
+      const v = parseNumberAt(buf, vs + 1, ve);
+      agg.accept(first === 0x2d ? -v : v, true);
+    } else {
+      agg.accept(parseNumberAt(buf, vs, ve), false);
+    }
+    if (ve >= scan.valueEnd) return;
+    vs = ve + 1;
+  }
+}
+
+function registerAggregatorMetrics(telemetry: Telemetry, agg: Aggregator): void {
+  const s = agg.stats;
+  telemetry.countFrom(telemetry.counter('plumb_statsd_lines_total', 'statsd lines parsed and aggregated'), () => s.lines);
+  telemetry.countFrom(telemetry.counter('plumb_statsd_datagrams_total', 'statsd datagrams (or TCP chunks) received'), () => s.datagrams);
+  telemetry.countFrom(telemetry.counter('plumb_statsd_bytes_total', 'statsd payload bytes received'), () => s.bytes);
+  const errors = telemetry.counter('plumb_statsd_parse_errors_total', 'statsd lines rejected, by reason', ['reason']);
+  PARSE_ERROR_REASONS.forEach((reason, i) => telemetry.countFrom(errors, () => s.parseErrors[i], { reason }));
+  const dropped = telemetry.counter('plumb_statsd_dropped_total', 'statsd values dropped by a limit, by reason', ['reason']);
+  telemetry.countFrom(dropped, () => s.droppedMaxSeries, { reason: 'max_series' });
+  telemetry.countFrom(dropped, () => s.droppedSetMembers, { reason: 'max_set_members' });
+  telemetry.countFrom(dropped, () => s.droppedEvents, { reason: 'max_events' });
+  const events = telemetry.counter('plumb_statsd_events_total', 'DogStatsD events and service checks received', ['kind']);
+  telemetry.countFrom(events, () => s.events, { kind: 'event' });
+  telemetry.countFrom(events, () => s.serviceChecks, { kind: 'service_check' });
+  telemetry.gaugeFrom('plumb_statsd_series', 'series aggregated in the current interval', () => agg.seriesCount);
+}

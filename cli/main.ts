@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+/**
+ * plumb's command line and the single composition root: the only place that knows both roles.
+ *
+ *   plumb agent --config F        run the agent
+ *   plumb collector --config F    run the collector
+ *   plumb all --config F          both in one process (the single-machine setup)
+ *   plumb check-config F          validate a config file; every error with its key path
+ *   plumb statsd-parse            statsd lines on stdin → one JSON object per line on stdout
+ */
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { PlumbAgent } from '../agent/agent.ts';
+import { PlumbCollector } from '../collector/collector.ts';
+import { parseLineToJson } from '../agent/statsd/parser.ts';
+import { Telemetry } from '../shared/telemetry.ts';
+import { createLogger, type Logger } from '../shared/log.ts';
+import { ConfigError } from '../shared/config.ts';
+import { PlumbError } from '../shared/errors.ts';
+import { loadPlumbConfig, type PlumbConfig } from './config.ts';
+
+const USAGE = `Usage: plumb <command> [options]
+
+Commands:
+  agent --config FILE        run the agent (statsd, forwarding)
+  collector --config FILE    run the collector (ingest, /metrics)
+  all --config FILE          run agent and collector in one process
+  check-config FILE          validate FILE and print every error with its key path
+  statsd-parse               read statsd lines on stdin, write one JSON result per line
+
+Options:
+  --config FILE   configuration file (YAML); also PLUMB_CONFIG
+  --help          show this help
+  --version       print the version
+
+Environment: PLUMB_<SECTION>__<KEY>=value overrides a key, e.g.
+  PLUMB_AGENT__STATSD__MAX_SERIES=50000 PLUMB_COLLECTOR__LISTEN=0.0.0.0:9102
+`;
+
+function version(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, '..', 'package.json'), join(here, '..', '..', 'package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next location (source tree vs dist/)
+    }
+  }
+  return 'unknown';
+}
+
+interface Args {
+  command: string | undefined;
+  positional: string[];
+  flags: Map<string, string | true>;
+}
+
+function parseArgs(argv: string[]): Args {
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
+      else flags.set(a.slice(2), true);
+    } else {
+      positional.push(a);
+    }
+  }
+  return { command: positional.shift(), positional, flags };
+}
+
+function configPath(args: Args): string | undefined {
+  const flag = args.flags.get('config');
+  if (typeof flag === 'string') return flag;
+  return process.env.PLUMB_CONFIG;
+}
+
+function load(args: Args): PlumbConfig {
+  const file = configPath(args);
+  if (file === undefined) return loadPlumbConfig({ text: '{}', file: '<defaults>', env: process.env });
+  return loadPlumbConfig({ file, env: process.env });
+}
+
+async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, log: Logger): Promise<void> {
+  const telemetry = new Telemetry({ defaultMetrics: true });
+  let collector: PlumbCollector | null = null;
+  let agent: PlumbAgent | null = null;
+  // Collector first: in `all`, the agent's first flush must find it listening.
+  if (roles.includes('collector')) {
+    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }) });
+    await collector.start();
+  }
+  if (roles.includes('agent')) {
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }) });
+    await agent.start();
+  }
+  log.info({ roles, version: version() }, 'plumb started');
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    try {
+      await agent?.stop();
+      await collector?.stop();
+      log.info('stopped cleanly');
+      log.flush?.();
+      process.exit(0);
+    } catch (err) {
+      log.error({ err }, 'error while stopping');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+async function statsdParse(): Promise<void> {
+  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
+  for await (const line of rl) {
+    const ok = process.stdout.write(JSON.stringify(parseLineToJson(Buffer.from(line, 'utf8'))) + '\n');
+    if (!ok) await new Promise((resolve) => process.stdout.once('drain', resolve));
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parseArgs(argv);
+  if (args.flags.has('version') || args.command === 'version') {
+    process.stdout.write(`plumb ${version()}\n`);
+    return 0;
+  }
+  if (args.flags.has('help') || args.command === undefined || args.command === 'help') {
+    process.stdout.write(USAGE);
+    return args.command === undefined && !args.flags.has('help') ? 1 : 0;
+  }
+  switch (args.command) {
+    case 'check-config': {
+      const file = args.positional[0] ?? configPath(args);
+      if (file === undefined) {
+        process.stderr.write('plumb check-config: give the file to check\n');
+        return 2;
+      }
+      loadPlumbConfig({ file, env: process.env });
+      process.stdout.write(`${file}: ok\n`);
+      return 0;
+    }
+    case 'statsd-parse':
+      await statsdParse();
+      return 0;
+    case 'agent':
+    case 'collector':
+    case 'all': {
+      const config = load(args);
+      const log = createLogger({ level: config.log.level, name: 'plumb' });
+      const roles = args.command === 'all' ? (['collector', 'agent'] as const) : ([args.command] as const);
+      await runRoles([...roles], config, log);
+      return -1; // keep running until a signal
+    }
+    default:
+      process.stderr.write(`plumb: unknown command "${args.command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof PlumbError) {
+      process.stderr.write(`plumb: ${err.code}: ${err.message}\n`);
+    } else {
+      process.stderr.write(`plumb: ${(err as Error).stack ?? String(err)}\n`);
+    }
+    process.exit(1);
+  },
+);

@@ -1,0 +1,83 @@
+/**
+ * The collector's wiring: the HTTP server with ingest, exposition and API routes, built from
+ * validated config. Sinks start before the listener opens; the listener closes before they stop.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { CollectorConfig } from './config.ts';
+import type { Telemetry } from '../shared/telemetry.ts';
+import type { Logger } from '../shared/log.ts';
+import { parseListen, formatAddress } from '../shared/address.ts';
+import { PlumbError } from '../shared/errors.ts';
+import { MetricStore } from './metrics/store.ts';
+import { installBodyHandling } from './ingest/http.ts';
+import { registerMetricsIngest } from './ingest/metrics.ts';
+
+export interface CollectorContext {
+  telemetry: Telemetry;
+  log: Logger;
+}
+
+export class PlumbCollector {
+  readonly config: CollectorConfig;
+  private readonly ctx: CollectorContext;
+  readonly store: MetricStore;
+  private app: FastifyInstance | null = null;
+  private expireTimer: NodeJS.Timeout | null = null;
+  address = '';
+
+  constructor(config: CollectorConfig, ctx: CollectorContext) {
+    this.config = config;
+    this.ctx = ctx;
+    const m = config.metrics;
+    this.store = new MetricStore(
+      {
+        quantiles: m.quantiles,
+        windowMs: m.window,
+        seriesTtlMs: m.seriesTtl,
+        mappings: m.mappings,
+        maxSeries: m.maxSeries,
+        maxSetMembers: m.maxSetMembers,
+        relativeAccuracy: m.relativeAccuracy,
+        maxEvents: m.maxEvents,
+      },
+      ctx.telemetry,
+    );
+  }
+
+  /** Base URL agents post to. */
+  get url(): string {
+    return `http://${this.address}`;
+  }
+
+  async start(): Promise<void> {
+    const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
+    installBodyHandling(app);
+    registerMetricsIngest(app, this.store, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, dedupeWindow: this.config.dedupeWindow }, this.ctx.telemetry);
+    app.get('/metrics', async (_req, reply) => {
+      reply.type('text/plain; version=0.0.4; charset=utf-8');
+      return this.store.render() + (await this.ctx.telemetry.metrics());
+    });
+    app.get('/healthz', async () => ({ status: 'ok' }));
+    app.get('/readyz', async () => ({ status: 'ready' }));
+    app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
+    const addr = parseListen(this.config.listen);
+    try {
+      await app.listen({ host: addr.host, port: addr.port });
+    } catch (err) {
+      throw new PlumbError('PLUMB_ERR_LISTEN', `collector.listen: cannot listen on ${this.config.listen}: ${(err as Error).message}`);
+    }
+    const a = app.server.address() as { address: string; port: number };
+    this.address = formatAddress(a.address, a.port);
+    this.app = app;
+    this.expireTimer = setInterval(() => this.store.expire(), 10_000);
+    this.expireTimer.unref();
+    this.ctx.log.info({ listen: this.address }, 'collector listening');
+  }
+
+  async stop(): Promise<void> {
+    if (this.expireTimer) clearInterval(this.expireTimer);
+    this.expireTimer = null;
+    await this.app?.close();
+    this.app = null;
+  }
+}

@@ -1,0 +1,27 @@
+/** The collector's configuration schema: every key, its default, and what it means. */
+import { Type, type StaticDecode } from '@sinclair/typebox';
+import { Section, Duration, Size } from '../shared/config.ts';
+import { LISTEN_PATTERN } from '../shared/address.ts';
+import { MappingSchema } from './metrics/naming.ts';
+
+export const CollectorMetricsSchema = Section({
+  quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
+  window: Duration('60s', { description: 'sliding window that summary quantiles cover' }),
+  seriesTtl: Duration('10m', { description: 'series not updated for this long disappear from /metrics' }),
+  mappings: Type.Array(MappingSchema, { default: [] }),
+  maxSeries: Type.Integer({ minimum: 1, default: 1_000_000 }),
+  maxSetMembers: Type.Integer({ minimum: 1, default: 100_000 }),
+  relativeAccuracy: Type.Number({ exclusiveMinimum: 0, maximum: 0.1, default: 0.01 }),
+  maxEvents: Type.Integer({ minimum: 0, default: 1000, description: 'recent DogStatsD events kept for GET /api/v1/events' }),
+});
+
+export const CollectorSchema = Section({
+  listen: Type.String({ pattern: LISTEN_PATTERN, default: '127.0.0.1:9102', errorMessage: 'host:port, e.g. "127.0.0.1:9102"' }),
+  dataDir: Type.String({ default: './data/collector' }),
+  maxBodyBytes: Size('64mb', { description: 'largest request body after decompression' }),
+  maxMetricsPerBatch: Type.Integer({ minimum: 1, default: 1_000_000 }),
+  dedupeWindow: Type.Integer({ minimum: 0, default: 100_000, description: 'recent batch ids remembered to drop replays' }),
+  metrics: CollectorMetricsSchema,
+});
+
+export type CollectorConfig = StaticDecode<typeof CollectorSchema>;

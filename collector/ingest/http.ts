@@ -1,0 +1,53 @@
+/**
+ * The collector's HTTP door, shared by every ingest route: gzip request bodies (with the body
+ * limit applied after decompression, so a small bomb cannot expand past it), and one error
+ * shape for every refusal: `{ "error": "<code>", "message": "<what and where>" }`.
+ */
+import { createGunzip } from 'node:zlib';
+import type { FastifyInstance, FastifyError } from 'fastify';
+import type { Transform } from 'node:stream';
+
+export function installBodyHandling(app: FastifyInstance): void {
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = request.headers['content-encoding'];
+    if (encoding === undefined || encoding === 'identity') return payload;
+    if (encoding !== 'gzip') {
+      const err = new Error(`unsupported Content-Encoding "${encoding}" (use gzip or none)`) as FastifyError;
+      err.statusCode = 415;
+      err.code = 'PLUMB_ERR_INGEST_BODY';
+      throw err;
+    }
+    const gunzip = createGunzip() as unknown as Transform & { receivedEncodedLength: number };
+    gunzip.receivedEncodedLength = 0;
+    payload.on('data', (chunk: Buffer) => {
+      gunzip.receivedEncodedLength += chunk.length;
+    });
+    payload.on('error', (err) => gunzip.destroy(err));
+    payload.pipe(gunzip);
+    return gunzip;
+  });
+
+  app.setErrorHandler((err: FastifyError & { validationContext?: string }, request, reply) => {
+    let status = err.statusCode ?? 500;
+    let code = 'PLUMB_ERR_INGEST_BODY';
+    let message = err.message;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413;
+      code = 'PLUMB_ERR_INGEST_TOO_LARGE';
+      message = `request body is larger than the collector's limit (collector.maxBodyBytes)`;
+    } else if (err.validation) {
+      status = 400;
+      message = `invalid ${err.validationContext ?? 'body'}: ${err.message}`;
+    } else if ((err as { code?: string }).code === 'Z_DATA_ERROR' || (err as { code?: string }).code === 'Z_BUF_ERROR') {
+      status = 400;
+      message = 'the body is not valid gzip';
+    } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      status = 415;
+    } else if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      code = 'PLUMB_ERR_INTERNAL';
+      message = 'internal error';
+    }
+    void reply.code(status).send({ error: code, message });
+  });
+}

@@ -1,0 +1,401 @@
+/**
+ * Where statsd intervals from every agent become Prometheus series.
+ *
+ * Counters accumulate into `_total` counters; gauges keep the last value; sets become a gauge of
+ * distinct members (the union across agents' latest intervals); timers, histograms and
+ * distributions merge their sketches into a sliding window for quantiles (summary) or into
+ * classic buckets when a mapping asks for them, with cumulative `_sum` and `_count`.
+ *
+ * `/metrics` must always stay valid: a metric whose name or type clashes with one already
+ * exposed, or whose labels clash, is refused and counted — the first one keeps its place.
+ */
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, type Sketch } from '../../shared/sketch.ts';
+import type { MetricBatch, WireMetric, StatsdEvent } from '../../shared/wire.ts';
+import { Mapper, sanitizeLabelName, type Mapping } from './naming.ts';
+
+export interface MetricStoreOptions {
+  quantiles: number[];
+  windowMs: number;
+  seriesTtlMs: number;
+  mappings: Mapping[];
+  maxSeries: number;
+  maxSetMembers: number;
+  relativeAccuracy: number;
+  maxEvents: number;
+}
+
+type FamilyType = 'counter' | 'gauge' | 'summary' | 'histogram';
+/** Which statsd kind fed a family, so a set and a gauge of one name don't merge. */
+type Origin = 'c' | 'g' | 's' | 'sketch' | 'check';
+
+export const REFUSAL_REASONS = ['type_conflict', 'name_collision', 'label_clash', 'reserved_label', 'max_series', 'bad_sketch', 'dropped_by_mapping'] as const;
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
+
+const WINDOW_SLOTS = 6;
+
+class Series {
+  readonly labels: string;
+  lastSeen: number;
+  value = 0;
+  /** sets: each agent's members from its latest interval */
+  setMembers: Map<string, Set<string>> | null = null;
+  slots: (Sketch | null)[] | null = null;
+  slotIndex: number[] | null = null;
+  sum = 0;
+  count = 0;
+  buckets: number[] | null = null;
+
+  constructor(labels: string, now: number) {
+    this.labels = labels;
+    this.lastSeen = now;
+  }
+}
+
+class Family {
+  readonly name: string;
+  readonly type: FamilyType;
+  readonly origin: Origin;
+  readonly help: string;
+  readonly sampleNames: string[];
+  readonly buckets: number[] | undefined;
+  readonly series = new Map<string, Series>();
+
+  constructor(name: string, type: FamilyType, origin: Origin, help: string, buckets: number[] | undefined) {
+    this.name = name;
+    this.type = type;
+    this.origin = origin;
+    this.help = help;
+    this.buckets = buckets;
+    this.sampleNames =
+      type === 'summary' ? [name, `${name}_sum`, `${name}_count`] : type === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name];
+  }
+}
+
+export class MetricStore {
+  private readonly options: MetricStoreOptions;
+  private readonly mapper: Mapper;
+  private readonly families = new Map<string, Family>();
+  /** sample name → family that owns it, so no two families ever emit the same sample name */
+  private readonly sampleOwners = new Map<string, string>();
+  private seriesCount = 0;
+  private readonly events: StatsdEvent[] = [];
+  readonly refused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
+  expired = 0;
+  /** Called for every sample applied; the alert engine listens here. */
+  observer: ((o: ObservedMetric) => void) | null = null;
+
+  constructor(options: MetricStoreOptions, telemetry?: Telemetry) {
+    this.options = options;
+    this.mapper = new Mapper(options.mappings);
+    if (telemetry) {
+      const refusedCounter = telemetry.counter('plumb_metrics_refused_total', 'metric samples the collector refused to expose, by reason', ['reason']);
+      for (const r of REFUSAL_REASONS) telemetry.countFrom(refusedCounter, () => this.refused[r], { reason: r });
+      telemetry.countFrom(telemetry.counter('plumb_metrics_expired_series_total', 'series removed after seriesTtl without updates'), () => this.expired);
+      telemetry.gaugeFrom('plumb_metrics_series', 'series held by the collector', () => this.seriesCount);
+    }
+  }
+
+  get size(): number {
+    return this.seriesCount;
+  }
+
+  recentEvents(): StatsdEvent[] {
+    return [...this.events];
+  }
+
+  /** Applies one agent batch; returns how many metrics were refused. */
+  apply(batch: MetricBatch, now = Date.now()): number {
+    let refusedBefore = 0;
+    for (const r of REFUSAL_REASONS) refusedBefore += this.refused[r];
+    for (const m of batch.metrics) this.applyMetric(m, batch.agent, now);
+    for (const c of batch.serviceChecks) {
+      const tags = c.hostname ? [...c.tags, `host:${c.hostname}`] : c.tags;
+      this.applyValue('service_check_status', 'gauge', 'check', `service check status (0 ok, 1 warning, 2 critical, 3 unknown)`, { check: c.name }, tags, now, (s) => {
+        s.value = c.status;
+      });
+    }
+    for (const e of batch.events) {
+      if (this.events.length >= this.options.maxEvents) this.events.shift();
+      this.events.push(e);
+    }
+    let refusedAfter = 0;
+    for (const r of REFUSAL_REASONS) refusedAfter += this.refused[r];
+    return refusedAfter - refusedBefore;
+  }
+
+  private applyMetric(m: WireMetric, agent: string, now: number): void {
+    const mapped = this.mapper.map(m.name);
+    if (mapped === null) {
+      this.refused.dropped_by_mapping++;
+      return;
+    }
+    const help = mapped.help ?? `statsd ${m.type} ${m.name}`;
+    switch (m.type) {
+      case 'c': {
+        const name = mapped.name.endsWith('_total') ? mapped.name : `${mapped.name}_total`;
+        const s = this.applyValue(name, 'counter', 'c', help, mapped.labels, m.tags, now, (series) => {
+          series.value += m.value;
+        });
+        if (s) this.observe(m, mapped.name, s, m.value);
+        return;
+      }
+      case 'g': {
+        const s = this.applyValue(mapped.name, 'gauge', 'g', help, mapped.labels, m.tags, now, (series) => {
+          series.value = m.value;
+        });
+        if (s) this.observe(m, mapped.name, s, m.value);
+        return;
+      }
+      case 's': {
+        const s = this.applyValue(mapped.name, 'gauge', 's', help, mapped.labels, m.tags, now, (series) => {
+          series.setMembers ??= new Map();
+          series.setMembers.set(agent, new Set(m.members.slice(0, this.options.maxSetMembers)));
+          series.value = unionSize(series.setMembers, this.options.maxSetMembers);
+        });
+        if (s) this.observe(m, mapped.name, s, s.value);
+        return;
+      }
+      default: {
+        let sketch: Sketch;
+        try {
+          sketch = decodeSketch(m.sketch, m);
+        } catch {
+          this.refused.bad_sketch++;
+          return;
+        }
+        const buckets = mapped.buckets;
+        const s = this.applyValue(mapped.name, buckets ? 'histogram' : 'summary', 'sketch', help, mapped.labels, m.tags, now, (series) => {
+          series.sum += m.sum;
+          series.count += m.count;
+          if (buckets) {
+            series.buckets ??= new Array(buckets.length).fill(0);
+            for (let i = 0; i < buckets.length; i++) series.buckets[i] += countAtOrBelow(sketch, buckets[i]);
+          } else {
+            this.addToWindow(series, sketch, now);
+          }
+        }, buckets);
+        if (s) this.observe(m, mapped.name, s, undefined, sketch);
+      }
+    }
+  }
+
+  private observe(m: WireMetric, name: string, series: Series, value: number | undefined, sketch?: Sketch): void {
+    if (this.observer === null) return;
+    this.observer({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch });
+  }
+
+  /** Finds or creates the family and series, refusing clashes; runs `update` on the series. */
+  private applyValue(
+    name: string,
+    type: FamilyType,
+    origin: Origin,
+    help: string,
+    ruleLabels: Record<string, string>,
+    tags: string[],
+    now: number,
+    update: (s: Series) => void,
+    buckets?: number[],
+  ): Series | null {
+    let family = this.families.get(name);
+    if (family === undefined) {
+      const candidate = new Family(name, type, origin, help, buckets);
+      for (const sample of candidate.sampleNames) {
+        if (this.sampleOwners.has(sample)) {
+          this.refused.name_collision++;
+          return null;
+        }
+      }
+      family = candidate;
+    } else if (family.type !== type || family.origin !== origin) {
+      this.refused.type_conflict++;
+      return null;
+    }
+    const labels = labelKey(ruleLabels, tags, type);
+    if (typeof labels !== 'string') {
+      this.refused[labels.refused]++;
+      return null;
+    }
+    let series = family.series.get(labels);
+    if (series === undefined) {
+      if (this.seriesCount >= this.options.maxSeries) {
+        this.refused.max_series++;
+        return null;
+      }
+      if (!this.families.has(name)) {
+        this.families.set(name, family);
+        for (const sample of family.sampleNames) this.sampleOwners.set(sample, name);
+      }
+      series = new Series(labels, now);
+      family.series.set(labels, series);
+      this.seriesCount++;
+    }
+    series.lastSeen = now;
+    update(series);
+    return series;
+  }
+
+  private addToWindow(series: Series, sketch: Sketch, now: number): void {
+    const slotMs = Math.max(1000, Math.floor(this.options.windowMs / WINDOW_SLOTS));
+    const index = Math.floor(now / slotMs);
+    series.slots ??= new Array(WINDOW_SLOTS).fill(null);
+    series.slotIndex ??= new Array(WINDOW_SLOTS).fill(-1);
+    const i = index % WINDOW_SLOTS;
+    if (series.slotIndex[i] !== index || series.slots[i] === null) {
+      series.slots[i] = newSketch(this.options.relativeAccuracy);
+      series.slotIndex[i] = index;
+    }
+    mergeSketch(series.slots[i] as Sketch, sketch);
+  }
+
+  /** The sketch of everything seen by a series within the window ending now. */
+  windowSketch(series: Series, now: number): Sketch | null {
+    if (!series.slots || !series.slotIndex) return null;
+    const slotMs = Math.max(1000, Math.floor(this.options.windowMs / WINDOW_SLOTS));
+    const current = Math.floor(now / slotMs);
+    let merged: Sketch | null = null;
+    for (let i = 0; i < WINDOW_SLOTS; i++) {
+      const s = series.slots[i];
+      if (s === null || series.slotIndex[i] <= current - WINDOW_SLOTS) continue;
+      merged ??= newSketch(this.options.relativeAccuracy);
+      mergeSketch(merged, s);
+    }
+    return merged;
+  }
+
+  /** Drops series not updated within seriesTtl, and families left empty. */
+  expire(now = Date.now()): void {
+    const ttl = this.options.seriesTtlMs;
+    for (const [name, family] of this.families) {
+      for (const [key, s] of family.series) {
+        if (now - s.lastSeen > ttl) {
+          family.series.delete(key);
+          this.seriesCount--;
+          this.expired++;
+        }
+      }
+      if (family.series.size === 0) {
+        this.families.delete(name);
+        for (const sample of family.sampleNames) this.sampleOwners.delete(sample);
+      }
+    }
+  }
+
+  /** Prometheus text exposition (format 0.0.4) of every series. */
+  render(now = Date.now()): string {
+    this.expire(now);
+    const out: string[] = [];
+    const quantiles = this.options.quantiles;
+    for (const family of this.families.values()) {
+      out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`);
+      out.push(`# TYPE ${family.name} ${family.type}`);
+      for (const s of family.series.values()) {
+        const l = s.labels;
+        switch (family.type) {
+          case 'counter':
+          case 'gauge':
+            out.push(`${family.name}${wrap(l)} ${formatValue(s.value)}`);
+            break;
+          case 'summary': {
+            const sk = this.windowSketch(s, now);
+            for (const q of quantiles) {
+              const v = sk === null ? NaN : quantile(sk, q);
+              out.push(`${family.name}{${joinLabels(l, `quantile="${q}"`)}} ${formatValue(v)}`);
+            }
+            out.push(`${family.name}_sum${wrap(l)} ${formatValue(s.sum)}`);
+            out.push(`${family.name}_count${wrap(l)} ${formatValue(s.count)}`);
+            break;
+          }
+          case 'histogram': {
+            const bounds = family.buckets ?? [];
+            const counts = s.buckets ?? [];
+            for (let i = 0; i < bounds.length; i++) out.push(`${family.name}_bucket{${joinLabels(l, `le="${formatValue(bounds[i])}"`)}} ${formatValue(counts[i] ?? 0)}`);
+            out.push(`${family.name}_bucket{${joinLabels(l, 'le="+Inf"')}} ${formatValue(s.count)}`);
+            out.push(`${family.name}_sum${wrap(l)} ${formatValue(s.sum)}`);
+            out.push(`${family.name}_count${wrap(l)} ${formatValue(s.count)}`);
+            break;
+          }
+        }
+      }
+    }
+    out.push('');
+    return out.join('\n');
+  }
+}
+
+export interface ObservedMetric {
+  statsdName: string;
+  name: string;
+  labels: Record<string, string>;
+  type: WireMetric['type'];
+  value: number | undefined;
+  sketch: Sketch | undefined;
+}
+
+function unionSize(perAgent: Map<string, Set<string>>, max: number): number {
+  if (perAgent.size === 1) return perAgent.values().next().value!.size;
+  const all = new Set<string>();
+  for (const members of perAgent.values()) {
+    for (const m of members) {
+      all.add(m);
+      if (all.size >= max) return all.size;
+    }
+  }
+  return all.size;
+}
+
+/**
+ * Renders the label set as the series key: `a="1",b="2"`, sorted by name. Tags are `k:v` (a tag
+ * without a value becomes `k="true"`); rule labels win over tags of the same name.
+ */
+function labelKey(ruleLabels: Record<string, string>, tags: string[], type: FamilyType): string | { refused: RefusalReason } {
+  const labels = new Map<string, string>();
+  for (const tag of tags) {
+    const colon = tag.indexOf(':');
+    const key = sanitizeLabelName(colon < 0 ? tag : tag.slice(0, colon));
+    const value = colon < 0 ? 'true' : tag.slice(colon + 1);
+    const prev = labels.get(key);
+    if (prev !== undefined && prev !== value) return { refused: 'label_clash' };
+    labels.set(key, value);
+  }
+  for (const [k, v] of Object.entries(ruleLabels)) labels.set(k, v);
+  if ((type === 'summary' && labels.has('quantile')) || (type === 'histogram' && labels.has('le'))) return { refused: 'reserved_label' };
+  const names = [...labels.keys()].sort();
+  let out = '';
+  for (const n of names) {
+    const v = labels.get(n) as string;
+    if (v === '') continue; // an empty label value is the same as no label in Prometheus
+    out += `${out === '' ? '' : ','}${n}="${escapeLabelValue(v)}"`;
+  }
+  return out;
+}
+
+function parseLabelKey(key: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
+  for (let m = re.exec(key); m; m = re.exec(key)) labels[m[1]] = m[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
+  return labels;
+}
+
+function escapeLabelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function wrap(labels: string): string {
+  return labels === '' ? '' : `{${labels}}`;
+}
+
+function joinLabels(labels: string, extra: string): string {
+  return labels === '' ? extra : `${labels},${extra}`;
+}
+
+export function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
