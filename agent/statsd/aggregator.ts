@@ -68,6 +68,44 @@ class Series {
 /** Cache entry for a raw name/tags text whose series was refused (maxSeries): don't re-decode it. */
 const REFUSED = new Series(0, '', [], '');
 
+/**
+ * The raw-bytes cache: a line's name and tag bytes, exactly as sent, hashed (FNV-1a) and compared
+ * byte for byte, so the hot path makes no string at all for a series it has already seen.
+ */
+class RawEntry {
+  readonly type: number;
+  readonly name: Buffer;
+  readonly tags: Buffer | null;
+  readonly series: Series;
+  next: RawEntry | null = null;
+
+  constructor(type: number, name: Buffer, tags: Buffer | null, series: Series) {
+    this.type = type;
+    this.name = name;
+    this.tags = tags;
+    this.series = series;
+  }
+}
+
+function sameBytes(stored: Buffer, buf: Buffer, start: number, end: number): boolean {
+  const len = end - start;
+  if (stored.length !== len) return false;
+  for (let i = 0; i < len; i++) if (stored[i] !== buf[start + i]) return false;
+  return true;
+}
+
+function rawHash(scan: MetricScan): number {
+  const buf = scan.buf;
+  let h = 0x811c9dc5 ^ scan.type;
+  for (let i = scan.nameStart; i < scan.nameEnd; i++) h = Math.imul(h ^ buf[i], 16777619);
+  if (scan.tagsStart >= 0) {
+    h = Math.imul(h ^ 0x7c, 16777619);
+    for (let i = scan.tagsStart; i < scan.tagsEnd; i++) h = Math.imul(h ^ buf[i], 16777619);
+  }
+  // keep it a small integer so the Map stores it unboxed
+  return h & 0x3fffffff;
+}
+
 export interface AggregatorStats {
   lines: number;
   datagrams: number;
@@ -84,8 +122,8 @@ export class Aggregator {
   private readonly options: AggregatorOptions;
   private readonly scan = new MetricScan();
   private readonly why: ParseErrorReason[] = [];
-  /** Per type: raw name/tag text → series, valid for the current interval. */
-  private rawCache: Map<string, Series>[] = emptyCaches();
+  /** Raw name/tag bytes → series, valid for the current interval. */
+  private rawCache = new Map<number, RawEntry>();
   private rawCacheSize = 0;
   private series = new Map<string, Series>();
   /** Gauge values remembered across intervals so deltas have a base. */
@@ -146,11 +184,23 @@ export class Aggregator {
       return;
     }
     const type = scan.type;
-    const cache = this.rawCache[type];
-    const rawKey = scan.tagsStart < 0 ? buf.toString('latin1', scan.nameStart, scan.nameEnd) : buf.toString('latin1', scan.nameStart, scan.nameEnd) + '|' + buf.toString('latin1', scan.tagsStart, scan.tagsEnd);
-    let series = cache.get(rawKey);
-    if (series === undefined) {
-      series = this.resolveSeries(rawKey, buf, start, end);
+    const hash = rawHash(scan);
+    let entry: RawEntry | null | undefined = this.rawCache.get(hash);
+    while (entry !== undefined && entry !== null) {
+      if (
+        entry.type === type &&
+        sameBytes(entry.name, buf, scan.nameStart, scan.nameEnd) &&
+        (entry.tags === null ? scan.tagsStart < 0 : scan.tagsStart >= 0 && sameBytes(entry.tags, buf, scan.tagsStart, scan.tagsEnd))
+      ) {
+        break;
+      }
+      entry = entry.next;
+    }
+    let series: Series | undefined;
+    if (entry) {
+      series = entry.series;
+    } else {
+      series = this.resolveSeries(hash, buf, start, end);
       if (series === undefined) return;
     }
     if (series === REFUSED) {
@@ -205,7 +255,7 @@ export class Aggregator {
   }
 
   /** Slow path: first sighting of this raw text this interval. */
-  private resolveSeries(rawKey: string, buf: Buffer, start: number, end: number): Series | undefined {
+  private resolveSeries(hash: number, buf: Buffer, start: number, end: number): Series | undefined {
     const scan = this.scan;
     const identity = decodeIdentity(scan, this.options.tagStyles, this.why);
     if (identity === null) {
@@ -228,7 +278,14 @@ export class Aggregator {
     }
     // The raw cache is bounded too: past twice the series limit, lines just take the slow path.
     if (this.rawCacheSize < this.options.maxSeries * 2) {
-      this.rawCache[type].set(rawKey, series);
+      const entry = new RawEntry(
+        type,
+        Buffer.from(buf.subarray(scan.nameStart, scan.nameEnd)),
+        scan.tagsStart >= 0 ? Buffer.from(buf.subarray(scan.tagsStart, scan.tagsEnd)) : null,
+        series,
+      );
+      entry.next = this.rawCache.get(hash) ?? null;
+      this.rawCache.set(hash, entry);
       this.rawCacheSize++;
     }
     return series;
@@ -304,7 +361,7 @@ export class Aggregator {
     this.expireGauges(now);
     const out = { start: this.intervalStart, end: now, metrics, events: this.events, serviceChecks: this.serviceChecks };
     this.series = new Map();
-    this.rawCache = emptyCaches();
+    this.rawCache = new Map();
     this.rawCacheSize = 0;
     this.events = [];
     this.serviceChecks = [];
@@ -324,10 +381,6 @@ export class Aggregator {
 const EMPTY = Buffer.alloc(0);
 /** Sentinel set marking a gauge as updated this interval (gauges never use `members` otherwise). */
 const GAUGE_SET = new Set<string>();
-
-function emptyCaches(): Map<string, Series>[] {
-  return TYPE_NAMES.map(() => new Map<string, Series>());
-}
 
 function mergeTags(tags: string[], extra: string[]): string[] {
   const all = tags.concat(extra);

@@ -287,8 +287,24 @@ export function parseNumber(buf: Buffer, start: number, end: number): number {
     digits++;
     i++;
   }
-  if (i === end && digits > 0 && digits < 16) return neg ? -int : int;
-  // Fractions, exponents and long numbers take the slow, exact path.
+  if (i === end) {
+    if (digits > 0 && digits < 16) return neg ? -int : int;
+  } else if (buf[i] === 0x2e /* . */) {
+    // "123.45" → 12345 / 100: both exact, and IEEE division rounds correctly, so this equals
+    // what Number("123.45") gives, without making a string.
+    i++;
+    let scale = 1;
+    while (i < end) {
+      const d = buf[i] - DIGIT_0;
+      if (d < 0 || d > 9) break;
+      int = int * 10 + d;
+      scale *= 10;
+      digits++;
+      i++;
+    }
+    if (i === end && digits > 0 && digits < 16) return (neg ? -int : int) / scale;
+  }
+  // Exponents and long numbers take the slow, exact path.
   return parseNumberSlow(buf, start, end);
 }
 
