@@ -29,7 +29,7 @@ async function start(overrides: Record<string, unknown> = {}, onSpans: (s: Zipki
 }
 
 function post(url: string, body: string | Buffer, headers: Record<string, string> = { 'content-type': 'application/json' }) {
-  return fetch(url, { method: 'POST', body, headers });
+  return fetch(url, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
 }
 
 describe('Zipkin receiver over HTTP', () => {
