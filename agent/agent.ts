@@ -14,6 +14,7 @@ import { parseListen, formatAddress } from '../shared/address.ts';
 import { PlumbError } from '../shared/errors.ts';
 import { METRICS_PATH, type MetricBatch } from '../shared/wire.ts';
 import { describeParseError } from './statsd/parser.ts';
+import { HostCollector, ServiceChecker, checkSamples, serviceCheckStatuses, type HostSample } from './host/index.ts';
 
 export interface AgentContext {
   telemetry: Telemetry;
@@ -26,6 +27,8 @@ export class PlumbAgent {
   readonly aggregator: Aggregator;
   readonly statsd: StatsdServer;
   readonly forwarder: Forwarder;
+  readonly host: HostCollector | null;
+  readonly checks: ServiceChecker | null;
   private http: FastifyInstance | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   /** `${id}@${start}`: a restarted agent never reuses an earlier run's batch ids. */
@@ -69,6 +72,9 @@ export class PlumbAgent {
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }) },
     );
+    const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
+    this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
+    this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
   }
 
   async start(): Promise<void> {
@@ -78,6 +84,17 @@ export class PlumbAgent {
       await this.statsd.start();
       this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);
       this.flushTimer.unref();
+    }
+    const addSamples = (samples: HostSample[]): void => {
+      for (const s of samples) this.aggregator.addSample(s.name, s.type, s.value, s.tags);
+    };
+    this.host?.start(addSamples);
+    if (this.checks) {
+      const hostname = this.config.hostname ?? (this.host ? await this.host.hostname() : os.hostname());
+      this.checks.start((results) => {
+        addSamples(checkSamples(results, hostname));
+        for (const c of serviceCheckStatuses(results, hostname)) this.aggregator.addServiceCheck(c);
+      });
     }
     this.ready = true;
   }
@@ -121,6 +138,8 @@ export class PlumbAgent {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.statsd.stop();
+    await this.host?.stop();
+    await this.checks?.stop();
     await this.flush();
     await this.forwarder.stop(deadlineMs);
     await this.http?.close();

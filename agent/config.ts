@@ -2,6 +2,7 @@
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, Duration, Size } from '../shared/config.ts';
 import { LISTEN_PATTERN } from '../shared/address.ts';
+import { HostMetricsSchema, ServiceChecksSchema } from './host/config.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -42,6 +43,8 @@ export const AgentSchema = Section({
   http: Section({ listen: Listen('127.0.0.1:8126', 'health and self-metrics') }),
   statsd: StatsdSchema,
   forward: ForwardSchema,
+  host: HostMetricsSchema,
+  checks: ServiceChecksSchema,
 });
 
 export type AgentConfig = StaticDecode<typeof AgentSchema>;

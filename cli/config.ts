@@ -4,6 +4,7 @@ import { Section, loadConfig, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
 import { CollectorSchema } from '../collector/config.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
+import { serviceCheckErrors } from '../agent/host/config.ts';
 
 export const PlumbSchema = Section({
   agent: AgentSchema,
@@ -16,7 +17,7 @@ export const PlumbSchema = Section({
 export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 
 export function checkPlumbConfig(config: PlumbConfig): string[] {
-  return [...checkMappings(config.collector.metrics.mappings, 'collector.metrics.mappings')];
+  return [...checkMappings(config.collector.metrics.mappings, 'collector.metrics.mappings'), ...serviceCheckErrors(config.agent.checks, 'agent.checks')];
 }
 
 export function loadPlumbConfig(options: LoadOptions): PlumbConfig {

@@ -152,7 +152,7 @@ export class HostCollector {
       gauge(out, 'system.fd.open', fileNr.value.allocated - fileNr.value.unused, tags);
       gauge(out, 'system.fd.max', fileNr.value.max, tags);
     }
-    if (processes !== undefined) gauge(out, 'system.proc.count', processes, tags);
+    if (processes !== undefined) gauge(out, 'system.proc.number', processes, tags);
     if (stat) {
       const s = stat.value;
       if (s.procsRunning !== undefined) gauge(out, 'system.proc.running', s.procsRunning, tags);
@@ -232,7 +232,7 @@ export class HostCollector {
     const cached = (m.get('Cached') ?? 0) + (m.get('SReclaimable') ?? 0);
     // Kernels before 3.14 have no MemAvailable; free + buffers + cache is the classic estimate.
     const available = m.get('MemAvailable') ?? free + buffers + cached;
-    gauge(out, 'system.mem.total', total, tags);
+    gauge(out, 'system.mem.size', total, tags);
     gauge(out, 'system.mem.available', available, tags);
     gauge(out, 'system.mem.used', total - available, tags);
     gauge(out, 'system.mem.free', free, tags);
@@ -242,7 +242,7 @@ export class HostCollector {
     const swapTotal = m.get('SwapTotal');
     const swapFree = m.get('SwapFree');
     if (swapTotal !== undefined && swapFree !== undefined) {
-      gauge(out, 'system.swap.total', swapTotal, tags);
+      gauge(out, 'system.swap.size', swapTotal, tags);
       gauge(out, 'system.swap.free', swapFree, tags);
       gauge(out, 'system.swap.used', swapTotal - swapFree, tags);
     }
@@ -340,7 +340,7 @@ export class HostCollector {
       const avail = s.bavail * block;
       const used = total - free;
       const t = [...tags, `device:${tagValue(m.source)}`, `mount:${tagValue(m.mountPoint)}`, `fstype:${tagValue(m.fsType)}`];
-      gauge(out, 'system.disk.total', total, t);
+      gauge(out, 'system.disk.size', total, t);
       gauge(out, 'system.disk.used', used, t);
       gauge(out, 'system.disk.free', free, t);
       gauge(out, 'system.disk.avail', avail, t);
@@ -348,7 +348,7 @@ export class HostCollector {
       if (used + avail > 0) gauge(out, 'system.disk.pct_used', (used / (used + avail)) * 100, t);
       // Some filesystems (btrfs, vfat) have no fixed inode table and report 0.
       if (s.files > 0) {
-        gauge(out, 'system.fs.inodes.total', s.files, t);
+        gauge(out, 'system.fs.inodes.max', s.files, t);
         gauge(out, 'system.fs.inodes.used', s.files - s.ffree, t);
         gauge(out, 'system.fs.inodes.free', s.ffree, t);
         gauge(out, 'system.fs.inodes.pct_used', ((s.files - s.ffree) / s.files) * 100, t);

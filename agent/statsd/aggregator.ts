@@ -320,6 +320,16 @@ export class Aggregator {
     this.serviceChecks.push(c);
   }
 
+  /** Adds a service check produced inside the agent (its own HTTP/TCP checks). */
+  addServiceCheck(c: ServiceCheck): void {
+    this.stats.serviceChecks++;
+    if (this.serviceChecks.length >= this.options.maxEvents) {
+      this.stats.droppedEvents++;
+      return;
+    }
+    this.serviceChecks.push(this.options.extraTags.length > 0 ? { ...c, tags: mergeTags(c.tags, this.options.extraTags) } : c);
+  }
+
   /** Adds an already-decoded sample (host metrics, checks) through the same series limits. */
   addSample(name: string, type: 'c' | 'g', value: number, tags: string[]): void {
     const t = type === 'c' ? TYPE_COUNTER : TYPE_GAUGE;

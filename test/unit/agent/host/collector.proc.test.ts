@@ -95,8 +95,8 @@ describe.skipIf(!linux)('HostCollector on this machine', () => {
     const loadAfter = loadavg();
     const uptimeAfter = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
 
-    expect(get(samples, 'system.mem.total')).toBe(memAfter.MemTotal);
-    expect(get(samples, 'system.swap.total')).toBe(memAfter.SwapTotal);
+    expect(get(samples, 'system.mem.size')).toBe(memAfter.MemTotal);
+    expect(get(samples, 'system.swap.size')).toBe(memAfter.SwapTotal);
     between(get(samples, 'system.mem.available'), memBefore.MemAvailable, memAfter.MemAvailable, SLACK);
     between(get(samples, 'system.mem.free'), memBefore.MemFree, memAfter.MemFree, SLACK);
     between(get(samples, 'system.swap.used'), memBefore.SwapTotal - memBefore.SwapFree, memAfter.SwapTotal - memAfter.SwapFree, SLACK);
@@ -108,7 +108,7 @@ describe.skipIf(!linux)('HostCollector on this machine', () => {
     const cores = cpuLines().filter((l) => /^cpu\d/.test(l)).length;
     expect(get(samples, 'system.cpu.cores')).toBe(cores);
     const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).length;
-    between(get(samples, 'system.proc.count'), pids, pids, 50);
+    between(get(samples, 'system.proc.number'), pids, pids, 50);
     for (const s of samples) expect(s.tags[0]).toMatch(/^host:./);
   });
 
@@ -116,8 +116,8 @@ describe.skipIf(!linux)('HostCollector on this machine', () => {
     const before = free();
     const samples = await collector().collect();
     const after = free();
-    expect(get(samples, 'system.mem.total')).toBe(after.mem.total);
-    expect(get(samples, 'system.swap.total')).toBe(after.swap.total);
+    expect(get(samples, 'system.mem.size')).toBe(after.mem.total);
+    expect(get(samples, 'system.swap.size')).toBe(after.swap.total);
     between(get(samples, 'system.mem.used'), before.mem.used, after.mem.used, SLACK);
     between(get(samples, 'system.mem.available'), before.mem.available, after.mem.available, SLACK);
     between(get(samples, 'system.mem.free'), before.mem.free, after.mem.free, SLACK);
@@ -132,7 +132,7 @@ describe.skipIf(!linux)('HostCollector on this machine', () => {
     const before = df();
     const samples = [...(await collector().collect()), ...(await rootOnly.collect())];
     const after = df();
-    const mounts = new Set(samples.filter((s) => s.name === 'system.disk.total').map((s) => s.tags.find((t) => t.startsWith('mount:'))!.slice(6)));
+    const mounts = new Set(samples.filter((s) => s.name === 'system.disk.size').map((s) => s.tags.find((t) => t.startsWith('mount:'))!.slice(6)));
     expect(mounts.has('/')).toBe(true);
     let compared = 0;
     for (const mount of mounts) {
@@ -140,7 +140,7 @@ describe.skipIf(!linux)('HostCollector on this machine', () => {
       const b = after.get(mount);
       if (!a || !b) continue;
       const tag = `mount:${mount}`;
-      expect(get(samples, 'system.disk.total', tag)).toBe(b.size);
+      expect(get(samples, 'system.disk.size', tag)).toBe(b.size);
       between(get(samples, 'system.disk.used', tag), a.used, b.used, SLACK);
       between(get(samples, 'system.disk.avail', tag), a.avail, b.avail, SLACK);
       compared++;

@@ -168,19 +168,19 @@ describe('HostCollector on a fabricated /proc', () => {
     expect(value(samples, 'system.load.norm.1|')).toBe(0.75);
     expect(value(samples, 'system.cpu.cores|')).toBe(2);
     expect(value(samples, 'system.proc.threads|')).toBe(250);
-    expect(value(samples, 'system.mem.total|')).toBe(16_000_000 * KIB);
+    expect(value(samples, 'system.mem.size|')).toBe(16_000_000 * KIB);
     expect(value(samples, 'system.mem.available|')).toBe(9_000_000 * KIB);
     expect(value(samples, 'system.mem.used|')).toBe(7_000_000 * KIB);
     expect(value(samples, 'system.mem.free|')).toBe(2_000_000 * KIB);
     expect(value(samples, 'system.mem.cached|')).toBe(5_300_000 * KIB);
     expect(value(samples, 'system.mem.buffers|')).toBe(500_000 * KIB);
     expect(value(samples, 'system.mem.pct_used|')).toBeCloseTo(43.75, 10);
-    expect(value(samples, 'system.swap.total|')).toBe(4_000_000 * KIB);
+    expect(value(samples, 'system.swap.size|')).toBe(4_000_000 * KIB);
     expect(value(samples, 'system.swap.used|')).toBe(1_000_000 * KIB);
     expect(value(samples, 'system.swap.free|')).toBe(3_000_000 * KIB);
     expect(value(samples, 'system.fd.open|')).toBe(2048);
     expect(value(samples, 'system.fd.max|')).toBe(100_000);
-    expect(value(samples, 'system.proc.count|')).toBe(3); // 1, 42, 300; not "self"
+    expect(value(samples, 'system.proc.number|')).toBe(3); // 1, 42, 300; not "self"
     expect(value(samples, 'system.proc.running|')).toBe(3);
     expect(value(samples, 'system.proc.blocked|')).toBe(1);
     expect(value(samples, 'system.uptime|')).toBe(12345.67);
@@ -262,14 +262,14 @@ describe('HostCollector on a fabricated /proc', () => {
   it('reports real filesystems under hostRoot, leaving out pseudo, excluded, duplicate and vanished mounts', async () => {
     const telemetry = new Telemetry();
     const samples = byKey(await collector('', telemetry).collect());
-    const mounts = [...new Set([...samples.keys()].filter((k) => k.startsWith('system.disk.total|')))].sort();
-    expect(mounts).toEqual(['system.disk.total|device:/dev/sda1,mount:/,fstype:ext4', 'system.disk.total|device:/dev/sdb1,mount:/data_disk,fstype:xfs']);
+    const mounts = [...new Set([...samples.keys()].filter((k) => k.startsWith('system.disk.size|')))].sort();
+    expect(mounts).toEqual(['system.disk.size|device:/dev/sda1,mount:/,fstype:ext4', 'system.disk.size|device:/dev/sdb1,mount:/data_disk,fstype:xfs']);
 
     // "/" is hostRoot itself; compare with the filesystem the temporary directory lives on.
     const fs = statfsSync(root);
     const block = fs.frsize || fs.bsize;
     const tags = 'device:/dev/sda1,mount:/,fstype:ext4';
-    expect(value(samples, `system.disk.total|${tags}`)).toBe(fs.blocks * block);
+    expect(value(samples, `system.disk.size|${tags}`)).toBe(fs.blocks * block);
     const slack = 64 * MIB; // other writers on the same disk between the two reads
     expect(Math.abs(value(samples, `system.disk.free|${tags}`) - fs.bfree * block)).toBeLessThan(slack);
     expect(Math.abs(value(samples, `system.disk.avail|${tags}`) - fs.bavail * block)).toBeLessThan(slack);
@@ -278,7 +278,7 @@ describe('HostCollector on a fabricated /proc', () => {
     const avail = value(samples, `system.disk.avail|${tags}`);
     expect(value(samples, `system.disk.pct_used|${tags}`)).toBeCloseTo((used / (used + avail)) * 100, 10);
     if (fs.files > 0) {
-      expect(value(samples, `system.fs.inodes.total|${tags}`)).toBe(fs.files);
+      expect(value(samples, `system.fs.inodes.max|${tags}`)).toBe(fs.files);
       expect(value(samples, `system.fs.inodes.used|${tags}`) + value(samples, `system.fs.inodes.free|${tags}`)).toBe(fs.files);
     }
 
@@ -291,7 +291,7 @@ describe('HostCollector on a fabricated /proc', () => {
     write('self/mounts', '/dev/sda1 / ext4 rw 0 0\n');
     const telemetry = new Telemetry();
     const samples = byKey(await collector('', telemetry).collect());
-    expect(samples.has('system.disk.total|device:/dev/sda1,mount:/,fstype:ext4')).toBe(true);
+    expect(samples.has('system.disk.size|device:/dev/sda1,mount:/,fstype:ext4')).toBe(true);
     expect(await readErrors(telemetry)).toEqual({});
   });
 
@@ -299,8 +299,8 @@ describe('HostCollector on a fabricated /proc', () => {
     mkdirSync(join(root, 'mnt'));
     mkdirSync(join(root, 'opt'));
     write('1/mounts', ['/dev/sdd1 /mnt ext4 rw 0 0', 'tmpfs /mnt tmpfs rw 0 0', 'tmpfs /opt tmpfs rw 0 0', '/dev/sde1 /opt ext4 rw 0 0'].join('\n'));
-    const keys = [...byKey(await collector().collect()).keys()].filter((k) => k.startsWith('system.disk.total|'));
-    expect(keys).toEqual(['system.disk.total|device:/dev/sde1,mount:/opt,fstype:ext4']);
+    const keys = [...byKey(await collector().collect()).keys()].filter((k) => k.startsWith('system.disk.size|'));
+    expect(keys).toEqual(['system.disk.size|device:/dev/sde1,mount:/opt,fstype:ext4']);
   });
 
   it('collects on start and on its interval, and starts again after a stop', async () => {
@@ -371,7 +371,7 @@ describe('HostCollector on a fabricated /proc', () => {
     const keys = [...byKey(await c.collect()).keys()];
     expect(keys.some((k) => k.endsWith('iface:lo'))).toBe(true);
     expect(keys.filter((k) => k.startsWith('system.io.r_s|'))).toEqual(['system.io.r_s|device:loop0', 'system.io.r_s|device:zram0']);
-    const mounts = keys.filter((k) => k.startsWith('system.disk.total|')).map((k) => /mount:([^,]+)/.exec(k)![1]);
+    const mounts = keys.filter((k) => k.startsWith('system.disk.size|')).map((k) => /mount:([^,]+)/.exec(k)![1]);
     expect(mounts.sort()).toEqual(['/', '/run', '/var/lib/docker/overlay2/abc/merged']);
   });
 });
