@@ -1,0 +1,251 @@
+/**
+ * One followed file: its descriptor, how far it was read, and the line → framing → joining →
+ * multi-line pipeline its bytes go through. The descriptor is what keeps a renamed or deleted
+ * file readable to its end. Everything here runs on the tailer's single loop; nothing is shared
+ * between files except the read buffer passed in.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { LogFormat, LogInput } from './config.ts';
+import { AckTrack, type CheckpointEntry } from './checkpoint.ts';
+import { decodeCri, decodeDocker, decodeJsonObject, kubernetesFromPath, PartialJoiner, type KubernetesMeta, type Piece } from './formats.ts';
+import { computeFileId, idPrefixLength, readPrefix, type Inode } from './identity.ts';
+import { LineSplitter } from './lines.ts';
+import { MultilineAssembler } from './multiline.ts';
+import { JSON_INVALID_TAGS, MALFORMED_TAGS, NO_TAGS, type TailRecord } from './record.ts';
+
+export interface FileSettings {
+  input: number;
+  inputConfig: LogInput;
+  multiline: RegExp | undefined;
+  maxLineBytes: number;
+  fingerprintBytes: number;
+  partialTimeoutMs: number;
+  idSeed: string;
+}
+
+/** Where the records of a file go; `add` is called synchronously while a chunk is split. */
+export interface RecordSink {
+  add(file: TailedFile, record: TailRecord): void;
+}
+
+/** Counts from one read, for the metrics (counted per chunk, not per line). */
+export interface ReadCounts {
+  bytes: number;
+  lines: number;
+  truncated: number;
+  malformed: number;
+}
+
+/** A physical line's framing limit: docker escapes can grow a 16 KiB piece several times. */
+const FRAMED_LINE_BYTES = 256 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+export class TailedFile {
+  readonly key: string;
+  readonly inode: Inode;
+  readonly settings: FileSettings;
+  readonly format: LogFormat;
+  handle: FileHandle | undefined;
+  path: string;
+  readonly k8s: KubernetesMeta | undefined;
+  entry: CheckpointEntry;
+  track: AckTrack;
+  /** Next byte to read. */
+  readOffset: number;
+  /** Offset after the last complete line split off (≤ readOffset while a line is unterminated). */
+  private consumed: number;
+  /** No longer at a path the globs match (renamed away or deleted): read to the end, then close. */
+  rotated = false;
+  /** When a read last found no new bytes (0 while reading). */
+  eofSince = 0;
+  /** Reads wait until then after reaching the end. */
+  nextReadAt = 0;
+  /** Size at the last content check. */
+  checkedSize = -1;
+
+  private readonly splitter: LineSplitter;
+  private readonly joiner: PartialJoiner | undefined;
+  private readonly multiline: MultilineAssembler | undefined;
+  private sink: RecordSink | undefined;
+  private now = 0;
+  private counts: ReadCounts = { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
+
+  constructor(key: string, inode: Inode, handle: FileHandle, filePath: string, entry: CheckpointEntry, readOffset: number, settings: FileSettings) {
+    this.key = key;
+    this.inode = inode;
+    this.handle = handle;
+    this.path = filePath;
+    this.entry = entry;
+    this.track = new AckTrack(entry);
+    this.readOffset = readOffset;
+    this.consumed = readOffset;
+    this.settings = settings;
+    this.format = settings.inputConfig.format;
+    this.k8s = kubernetesFromPath(filePath);
+    const framed = this.format === 'cri' || this.format === 'docker';
+    this.splitter = new LineSplitter(framed ? Math.max(settings.maxLineBytes, FRAMED_LINE_BYTES) : settings.maxLineBytes);
+    this.joiner = framed ? new PartialJoiner(settings.maxLineBytes) : undefined;
+    const ml = settings.inputConfig.multiline;
+    this.multiline =
+      ml !== undefined && settings.multiline !== undefined
+        ? new MultilineAssembler({ start: settings.multiline, maxBytes: ml.maxBytes, maxLines: ml.maxLines, timeoutMs: ml.timeout })
+        : undefined;
+  }
+
+  /**
+   * The first byte not yet handed out in a record: the start of the earliest line or event
+   * still being assembled, else the end of the last line split off. What a batch may commit
+   * for this file; correct at any point, also halfway through a chunk.
+   */
+  safeOffset(): number {
+    let safe = this.consumed;
+    const j = this.joiner?.pendingStart() ?? -1;
+    if (j >= 0 && j < safe) safe = j;
+    const m = this.multiline?.pendingStart() ?? -1;
+    if (m >= 0 && m < safe) safe = m;
+    return safe;
+  }
+
+  /** Nothing held between reads (no unterminated line, no event being joined). */
+  idle(): boolean {
+    return this.safeOffset() === this.readOffset;
+  }
+
+  /**
+   * Reads the next chunk into `buf` and hands the records it completes to `sink`. Returns the
+   * counts; `bytes` 0 means the file had nothing new.
+   */
+  async read(buf: Buffer, prefixBuf: Buffer, now: number, sink: RecordSink): Promise<ReadCounts> {
+    const handle = this.handle as FileHandle;
+    const { bytesRead } = await handle.read(buf, 0, buf.length, this.readOffset);
+    if (bytesRead === 0) return { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
+    if (this.entry.fileId === undefined) await this.ensureFileId(prefixBuf, false);
+    const start = this.readOffset;
+    this.readOffset += bytesRead;
+    this.begin(now, sink);
+    const split = this.splitter.push(buf, bytesRead, start, this.onLine);
+    const counts = this.counts;
+    counts.bytes = bytesRead;
+    counts.lines = split.lines;
+    counts.truncated = split.truncated;
+    return this.end();
+  }
+
+  /** Emits joined lines and events that waited longer than their timeouts. */
+  flushExpired(now: number, sink: RecordSink): number {
+    if (this.joiner === undefined && this.multiline === undefined) return 0;
+    this.begin(now, sink);
+    this.joiner?.flushExpired(now, this.settings.partialTimeoutMs, this.onPiece);
+    this.multiline?.flushExpired(now, this.onEvent);
+    return this.end().malformed;
+  }
+
+  /**
+   * Emits everything held, including an unterminated last line (which ends at the read
+   * position): the file will not grow any more.
+   */
+  async flushAll(prefixBuf: Buffer, now: number, sink: RecordSink): Promise<void> {
+    if (this.idle()) return;
+    if (this.entry.fileId === undefined) await this.ensureFileId(prefixBuf, true);
+    this.begin(now, sink);
+    this.splitter.flush(this.readOffset, this.onLine);
+    this.consumed = this.readOffset;
+    this.joiner?.flushAll(this.onPiece);
+    this.multiline?.flushAll(this.onEvent);
+    this.end();
+  }
+
+  /** Starts over at `offset` with a new entry (a truncation); what was held is dropped. */
+  restart(entry: CheckpointEntry, offset: number): void {
+    this.entry = entry;
+    this.track = new AckTrack(entry);
+    this.readOffset = offset;
+    this.consumed = offset;
+    this.splitter.reset();
+    this.joiner?.clear();
+    this.multiline?.clear();
+    this.eofSince = 0;
+    this.nextReadAt = 0;
+  }
+
+  async close(): Promise<void> {
+    const h = this.handle;
+    this.handle = undefined;
+    await h?.close().catch(() => undefined);
+  }
+
+  /** Names the file for event ids from its first line (or first bytes): see identity.ts. */
+  private async ensureFileId(prefixBuf: Buffer, force: boolean): Promise<void> {
+    const available = await readPrefix(this.handle as FileHandle, prefixBuf);
+    const len = idPrefixLength(prefixBuf, available, this.settings.fingerprintBytes, force);
+    // Without a newline in the leading bytes no line can be complete yet; the id is settled on
+    // the read that completes one.
+    if (len === undefined) return;
+    this.entry.fileId = computeFileId(this.settings.idSeed, this.inode, prefixBuf, len, this.entry.generation);
+  }
+
+  private begin(now: number, sink: RecordSink): void {
+    this.now = now;
+    this.sink = sink;
+    this.counts = { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
+  }
+
+  private end(): ReadCounts {
+    this.sink = undefined;
+    return this.counts;
+  }
+
+  private readonly onLine = (text: string, offset: number, end: number, truncated: boolean): void => {
+    this.consumed = end;
+    if (this.joiner === undefined) {
+      this.onPiece({ text, offset, end, truncated, stream: undefined, time: undefined, malformed: false });
+      return;
+    }
+    const framed = this.format === 'cri' ? decodeCri(text) : decodeDocker(text);
+    if (framed === undefined) {
+      this.counts.malformed++;
+      this.onPiece({ text, offset, end, truncated, stream: undefined, time: undefined, malformed: true });
+      return;
+    }
+    const whole = this.joiner.push(framed, offset, end, truncated, this.now);
+    if (whole !== undefined) this.onPiece(whole);
+  };
+
+  private readonly onPiece = (piece: Piece): void => {
+    if (this.multiline !== undefined) this.multiline.push(piece, this.now, this.onEvent);
+    else this.onEvent(piece);
+  };
+
+  private readonly onEvent = (event: Piece): void => {
+    // Blank lines carry nothing; they are read past, not forwarded.
+    if (event.text.length === 0 && !event.malformed) return;
+    let json: Record<string, unknown> | undefined;
+    let tags = event.malformed ? MALFORMED_TAGS : NO_TAGS;
+    if (this.format === 'json') {
+      json = decodeJsonObject(event.text);
+      if (json === undefined) {
+        tags = JSON_INVALID_TAGS;
+        this.counts.malformed++;
+      }
+    }
+    // The id is settled before any line can complete; this only covers a file that shrank
+    // between reading a chunk and reading its first bytes.
+    this.entry.fileId ??= computeFileId(this.settings.idSeed, this.inode, EMPTY, 0, this.entry.generation);
+    const record: TailRecord = {
+      fileId: this.entry.fileId,
+      path: this.path,
+      input: this.settings.input,
+      offset: event.offset,
+      endOffset: event.end,
+      text: event.text,
+      truncated: event.truncated,
+      stream: event.stream,
+      time: event.time,
+      k8s: this.k8s,
+      json,
+      tags,
+      fields: this.settings.inputConfig.fields,
+    };
+    this.sink?.add(this, record);
+  };
+}

@@ -1,0 +1,118 @@
+/** Shared set-up for the tailer tests: temp dirs, decoded config, a collecting consumer, waits. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import type { TSchema, StaticDecode } from '@sinclair/typebox';
+import { Telemetry } from '../../../../../shared/telemetry.ts';
+import { silentLogger } from '../../../../../shared/log.ts';
+import { LogInputSchema, TailerOptionsSchema, type LogInput, type TailerOptions } from '../../../../../agent/logs/tail/config.ts';
+import { Tailer } from '../../../../../agent/logs/tail/tailer.ts';
+import { recordId, type TailBatch, type TailRecord } from '../../../../../agent/logs/tail/record.ts';
+
+export function decode<T extends TSchema>(schema: T, raw: unknown): StaticDecode<T> {
+  return Value.Decode(schema, Value.Default(schema, Value.Clone(raw)));
+}
+
+export function input(raw: Record<string, unknown>): LogInput {
+  return decode(LogInputSchema, raw);
+}
+
+/** Short timings so tests wait milliseconds, not seconds. */
+export function options(overrides: Record<string, unknown> = {}): TailerOptions {
+  return decode(TailerOptionsSchema, {
+    discoverInterval: '20ms',
+    pollInterval: '5ms',
+    checkpointInterval: '50ms',
+    rotateWait: '150ms',
+    closeInactive: '10m',
+    partialTimeout: '200ms',
+    ...overrides,
+  });
+}
+
+export async function tempDir(): Promise<{ dir: string; dataDir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'plumb-tail-'));
+  return { dir, dataDir: path.join(dir, 'data'), cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+/** Waits until `cond` holds, polling; fails with `what` after `timeoutMs`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A consumer that keeps every batch; acknowledges each one at once unless told not to. */
+export class Collector {
+  readonly batches: TailBatch[] = [];
+  autoAck = true;
+  tailer: Tailer | undefined;
+  /** While set, `next` does not settle: a stalled consumer. */
+  gate: Promise<void> | undefined;
+  /** This many calls of `next` fail, as a consumer that cannot take batches right now. */
+  failures = 0;
+
+  readonly next = async (batch: TailBatch): Promise<void> => {
+    if (this.gate !== undefined) await this.gate;
+    if (this.failures > 0) {
+      this.failures--;
+      throw new Error('consumer unavailable');
+    }
+    this.batches.push(batch);
+    if (this.autoAck) this.tailer?.ack(batch);
+  };
+
+  get records(): TailRecord[] {
+    return this.batches.flatMap((b) => [...b.records]);
+  }
+
+  texts(): string[] {
+    return this.records.map((r) => r.text);
+  }
+
+  ids(): string[] {
+    return this.records.map(recordId);
+  }
+}
+
+export interface Rig {
+  tailer: Tailer;
+  collector: Collector;
+  telemetry: Telemetry;
+}
+
+export function rig(dataDir: string, inputs: LogInput[], opts: TailerOptions = options(), collector = new Collector()): Rig {
+  const telemetry = new Telemetry();
+  const tailer = new Tailer({ inputs, options: opts, dataDir, idSeed: 'test-host' }, { telemetry, log: silentLogger(), next: collector.next });
+  collector.tailer = tailer;
+  return { tailer, collector, telemetry };
+}
+
+/** A metric's value (summed over label sets matching `labels`). */
+export async function metric(telemetry: Telemetry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = telemetry.registry.getSingleMetric(name);
+  if (m === undefined) return 0;
+  const got = await m.get();
+  return got.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((sum, v) => sum + v.value, 0);
+}
+
+/** "prefix 1" … "prefix n", one per line. */
+export function numbered(prefix: string, from: number, to: number): string {
+  let out = '';
+  for (let i = from; i <= to; i++) out += `${prefix} ${i}\n`;
+  return out;
+}
+
+export function range(prefix: string, from: number, to: number): string[] {
+  const out: string[] = [];
+  for (let i = from; i <= to; i++) out.push(`${prefix} ${i}`);
+  return out;
+}
+
+/** Sorted copy, for comparing sets of lines. */
+export function sorted(xs: readonly string[]): string[] {
+  return [...xs].sort();
+}
