@@ -113,7 +113,7 @@ export async function startZipkinReceiver(config: ZipkinReceiverConfig, ctx: Rec
     await app.listen({ host, port });
   } catch (err) {
     await app.close().catch(() => undefined);
-    throw new PlumbError('PLUMB_ERR_LISTEN', `traces.zipkin.listen: cannot listen on ${config.listen} (${errorMessage(err)}); choose a free port or stop the process using it`, { cause: err });
+    throw new PlumbError('PLUMB_ERR_LISTEN', `agent.traces.zipkin.listen: cannot listen on ${config.listen} (${errorMessage(err)}); choose a free port or stop the process using it`, { cause: err });
   }
   const bound = app.server.address();
   const boundPort = typeof bound === 'object' && bound !== null ? bound.port : port;
