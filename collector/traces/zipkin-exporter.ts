@@ -229,7 +229,7 @@ export class ZipkinExporter {
         signal: this.abort.signal,
       });
     } catch (err) {
-      throw new RetryableError('PLUMB_ERR_FORWARD_RETRYABLE', `zipkin ${this.endpoint}: ${errorMessage(err)}`, { cause: err });
+      throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `zipkin ${this.endpoint}: ${errorMessage(err)}`, { cause: err });
     }
     const status = res.statusCode;
     if (status >= 200 && status < 300) {
@@ -239,9 +239,9 @@ export class ZipkinExporter {
     const text = (await res.body.text().catch(() => '')).slice(0, 200);
     const message = `zipkin ${this.endpoint} answered ${status}${text ? `: ${text}` : ''}`;
     if (status === 408 || status === 429 || status >= 500) {
-      throw new RetryableError('PLUMB_ERR_FORWARD_RETRYABLE', message, { retryAfterMs: parseRetryAfter(res.headers['retry-after']) });
+      throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', message, { retryAfterMs: parseRetryAfter(res.headers['retry-after']) });
     }
-    throw new PermanentError('PLUMB_ERR_FORWARD_PERMANENT', message);
+    throw new PermanentError('PLUMB_ERR_SINK_PERMANENT', message);
   }
 
   private count(outcome: Outcome, n: number): void {
