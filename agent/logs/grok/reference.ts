@@ -3,7 +3,7 @@
  * `%{NAME:field=expression}`, which defines NAME on the spot. Names are letters, digits and
  * underscores; a field may be a path such as `[http][status]`.
  */
-export const PATTERN_REFERENCE = /%\{(\w+)(?::([^{}=]+))?(?:=((?:[^{}\\]|\\.|\{[^{}]*\})+))?\}/;
+export const PATTERN_REFERENCE = /%\{(\w+)(?::([^{}=\s]+))?(?:=((?:[^{}\\]|\\.|\{[^{}]*\})+))?\}/;
 
 /** How a captured value is typed: the `:int` / `:float` suffix (anything else stays a string). */
 export const VALUE_STRING = 0;
