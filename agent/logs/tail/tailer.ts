@@ -82,6 +82,8 @@ export class Tailer implements RecordSink {
   private dirty = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private wakeLoop: (() => void) | undefined;
+  /** The loop is waiting on the consumer, the one wait that may outlast stop's deadline. */
+  private delivering = false;
   private ackWaiters: (() => void)[] = [];
 
   constructor(config: TailerConfig, deps: TailerDeps) {
@@ -153,7 +155,10 @@ export class Tailer implements RecordSink {
     this.wake();
     clearInterval(this.checkpointTimer);
     this.checkpointTimer = undefined;
-    await raceDeadline(this.loopDone ?? Promise.resolve(), deadline);
+    const loopDone = this.loopDone ?? Promise.resolve();
+    // File operations end promptly, so the loop is always let finish them before its files are
+    // closed; only a consumer that does not return is left behind (the loop exits when it does).
+    if (!(await raceDeadline(loopDone, deadline)) && !this.delivering) await loopDone;
     if (this.unacked.size > 0) {
       await raceDeadline(
         new Promise<void>((resolve) => this.ackWaiters.push(resolve)),
@@ -257,6 +262,7 @@ export class Tailer implements RecordSink {
             file.nextReadAt = now + o.pollInterval;
           }
         } catch (err) {
+          if (!this.isRunning(runId)) return;
           await this.readFailed(file, err);
         }
         if (!this.isRunning(runId)) return;
@@ -315,14 +321,18 @@ export class Tailer implements RecordSink {
   private async deliver(batch: TailBatch, runId: number): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       try {
+        this.delivering = true;
         await this.next(batch);
         return true;
       } catch (err) {
+        this.delivering = false;
         this.metrics.deliveryErrors.inc();
         this.once.warn('deliver', { err: errorMessage(err), attempt }, 'the log consumer refused a batch; retrying');
         if (!this.isRunning(runId)) return false;
         await this.sleep(backoffDelay(attempt, DELIVERY_BACKOFF));
         if (!this.isRunning(runId)) return false;
+      } finally {
+        this.delivering = false;
       }
     }
   }
@@ -582,13 +592,18 @@ function newEntry(inode: Inode, filePath: string, generation: number, offset: nu
   return { dev: inode.dev, ino: inode.ino, birthtimeMs: inode.birthtimeMs, fileId: undefined, generation, fp: { len: 0, hash: '' }, offset, path: filePath, seenAt: now, size: 0 };
 }
 
-async function raceDeadline(p: Promise<unknown>, deadline: number): Promise<void> {
+/** Waits for `p` until `deadline`; true when it settled in time. */
+async function raceDeadline(p: Promise<unknown>, deadline: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    p,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+  const settled = await Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), Math.max(0, deadline - Date.now()));
     }),
   ]);
   clearTimeout(timer);
+  return settled;
 }

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFile, copyFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -210,5 +212,25 @@ describe('rotation with real files', () => {
     const renamed = second.collector.records.find((x) => x.text === 'x 11');
     expect(renamed?.fileId).toBe(first.collector.records[0].fileId);
     expect(renamed?.path).toBe(`${file}.1`);
+  });
+});
+
+describe('rotation under a running writer', () => {
+  it('an application writing while it is rotated by rename: every line once, across all the rotated files', async () => {
+    const file = path.join(dir, 'app.log');
+    await writeFile(file, '');
+    const r = await started(rig(dataDir, [input({ path: `${file}*` })]));
+    const writer = spawn(
+      process.execPath,
+      [path.join(import.meta.dirname, '..', '..', '..', '..', 'helpers', 'log-writer.ts'), '--file', file, '--rate', '20000', '--count', '5000', '--rotate-every', '500', '--keep', '20'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    writer.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const [code] = (await once(writer, 'exit')) as [number | null];
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ written: 5000, rotations: 10 });
+    await waitFor(() => r.collector.records.length >= 5000, 'every written line');
+    expectExactlyOnce(r, range('line', 1, 5000));
   });
 });

@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Collector, input, metric, numbered, options, range, rig, sorted, tempDir, waitFor, type Rig } from './harness.ts';
@@ -309,5 +312,36 @@ describe('Tailer: checkpoints and restarts', () => {
     await waitFor(() => collector.records.length >= 3, 'the batch after two failures');
     expect(collector.texts()).toEqual(range('e', 1, 3));
     expect(await metric(r.telemetry, 'plumb_tail_delivery_errors_total')).toBe(2);
+  });
+});
+
+describe('Tailer: crash', () => {
+  it('killed after sending and before checkpointing: a new instance re-delivers exactly the unacknowledged lines', async () => {
+    const file = path.join(dir, 'app.log');
+    await writeFile(file, numbered('crash', 1, 400));
+    const ackBatches = 3;
+    const child = spawn(process.execPath, [path.join(import.meta.dirname, 'fixtures', 'tail-process.ts'), dataDir, file, String(ackBatches)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = once(child, 'exit');
+    const batches: { seq: number; ids: string[]; texts: string[] }[] = [];
+    createInterface({ input: child.stdout }).on('line', (l) => batches.push(JSON.parse(l) as (typeof batches)[number]));
+    try {
+      await waitFor(() => batches.reduce((n, b) => n + b.texts.length, 0) >= 400, 'the child to send every line');
+      // The acknowledged batches reach the checkpoint; the others never may.
+      const ackedEnd = Buffer.byteLength(numbered('crash', 1, 50 * ackBatches));
+      await waitFor(async () => (await readFile(path.join(dataDir, CHECKPOINT_FILE), 'utf8').catch(() => '')).includes(`"offset":${ackedEnd},`), 'the acknowledged offset on disk');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    expect(batches.map((b) => b.texts.length)).toEqual([50, 50, 50, 50, 50, 50, 50, 50]);
+    const acked = batches.slice(0, ackBatches).flatMap((b) => b.ids);
+    const unacked = batches.slice(ackBatches).flatMap((b) => b.ids);
+
+    const r = await started(rig(dataDir, [input({ path: file })]));
+    await waitFor(() => r.collector.records.length >= unacked.length, 're-delivery');
+    await r.tailer.stop(1000);
+    expect(r.collector.ids()).toEqual(unacked);
+    expect(r.collector.texts()).toEqual(range('crash', 151, 400));
+    expect(new Set([...acked, ...r.collector.ids()]).size).toBe(400);
   });
 });
