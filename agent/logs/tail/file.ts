@@ -60,6 +60,8 @@ export class TailedFile {
   eofSince = 0;
   /** Reads wait until then after reaching the end. */
   nextReadAt = 0;
+  /** Reads in a row that found nothing; the wait between them grows with it. */
+  idleReads = 0;
   /** Size at the last content check. */
   checkedSize = -1;
 
@@ -166,6 +168,7 @@ export class TailedFile {
     this.multiline?.clear();
     this.eofSince = 0;
     this.nextReadAt = 0;
+    this.idleReads = 0;
   }
 
   async close(): Promise<void> {

@@ -253,13 +253,17 @@ export class Tailer implements RecordSink {
           if (c.bytes > 0) {
             readAny = true;
             file.eofSince = 0;
+            file.idleReads = 0;
             bytes += c.bytes;
             lines += c.lines;
             truncated += c.truncated;
             if (c.malformed > 0) this.metrics.malformed.inc({ format: file.format }, c.malformed);
           } else {
             if (file.eofSince === 0) file.eofSince = now;
-            file.nextReadAt = now + o.pollInterval;
+            // A quiet file is read less and less often, at most a discovery interval apart;
+            // discovery wakes it as soon as it sees the file grow.
+            file.nextReadAt = now + Math.min(o.pollInterval * 2 ** Math.min(file.idleReads, 16), Math.max(o.pollInterval, o.discoverInterval));
+            file.idleReads++;
           }
         } catch (err) {
           if (!this.isRunning(runId)) return;
@@ -516,6 +520,7 @@ export class Tailer implements RecordSink {
       return;
     }
     file.entry.size = size;
+    if (size > file.readOffset) file.nextReadAt = 0;
     if (size === file.checkedSize && size >= file.readOffset) return;
     file.checkedSize = size;
     let available = await readPrefix(handle, this.prefixBuf).catch(() => 0);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -83,6 +83,25 @@ describe('Tailer: reading', () => {
     await appendFile(file, 'ne\n' + numbered('a', 21, 22));
     await waitFor(() => collector.records.length >= 3, 'new lines');
     expect(collector.texts()).toEqual(['half of a line', ...range('a', 21, 22)]);
+  });
+
+  it('emits the unterminated last line of a rotated file when it is closed', async () => {
+    const file = path.join(dir, 'app.log');
+    await writeFile(file, 'complete\nno newline at the end');
+    const r = await started(rig(dataDir, [input({ path: file })]));
+    await waitFor(() => r.collector.records.length >= 1, 'the complete line');
+    await rename(file, path.join(dir, 'app.old'));
+    await waitFor(() => r.collector.records.length >= 2, 'the last line of the rotated file');
+    expect(r.collector.records[1]).toMatchObject({ text: 'no newline at the end', offset: 9, endOffset: 30 });
+  });
+
+  it('joins multi-line events inside CRI lines, per stream', async () => {
+    const file = path.join(dir, 'c.log');
+    const cri = (stream: string, flag: string, log: string) => `2024-05-01T10:00:00Z ${stream} ${flag} ${log}\n`;
+    await writeFile(file, cri('stdout', 'F', 'Exception: boom') + cri('stderr', 'F', 'Exception: other') + cri('stdout', 'P', '  at ') + cri('stdout', 'F', 'a()') + cri('stdout', 'F', 'Exception: next'));
+    const r = await started(rig(dataDir, [input({ path: file, format: 'cri', multiline: { start: '^Exception', timeout: '50ms' } })]));
+    await waitFor(() => r.collector.records.length >= 3, 'three events');
+    expect(sorted(r.collector.texts())).toEqual(sorted(['Exception: boom\n  at a()', 'Exception: other', 'Exception: next']));
   });
 
   it('ignores compressed rotations', async () => {
@@ -289,6 +308,19 @@ describe('Tailer: checkpoints and restarts', () => {
     await waitFor(() => collector.records.length >= 20_000, 'all lines');
     expect(collector.texts()).toEqual(range('g', 1, 20_000));
     expect(await metric(r.telemetry, 'plumb_tail_read_bytes_total')).toBe(Buffer.byteLength(body));
+  });
+
+  it('stop returns at its deadline when the consumer never does, committing nothing it did not confirm', async () => {
+    const file = path.join(dir, 'app.log');
+    await writeFile(file, numbered('h', 1, 10));
+    const collector = new Collector();
+    collector.gate = new Promise(() => undefined);
+    const r = rig(dataDir, [input({ path: file })], options(), collector);
+    await r.tailer.start();
+    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_batches_total')) >= 1, 'a hand-off');
+    await r.tailer.stop(50);
+    const saved = JSON.parse(await readFile(path.join(dataDir, CHECKPOINT_FILE), 'utf8')) as { files: { offset: number }[] };
+    expect(saved.files.map((f) => f.offset)).toEqual([0]);
   });
 
   it('start → stop → start on one instance continues without loss or repeats', async () => {
