@@ -73,6 +73,16 @@ interface CompiledExpression {
   slotGroup: number[];
   slotField: FieldSpec[];
   slotType: ValueType[];
+  /** Repeated groups whose captures JavaScript would forget (see TranslatedRepeat), or null. */
+  repeats: RepeatSpec[] | null;
+}
+
+interface RepeatSpec {
+  span: number;
+  /** One iteration, sticky. */
+  body: RegExp;
+  /** Capture index in `body` → capture index in the main regex. */
+  pairs: [number, number][];
 }
 
 export class Grok {
@@ -212,7 +222,18 @@ function compileExpression(expr: string, library: PatternLibrary): CompiledExpre
     }
     return spec;
   });
-  return { regex, multiline, slotGroup, slotField, slotType: slotName.map((s) => s.type) };
+  const fieldGroups = new Set(slotGroup);
+  const repeats: RepeatSpec[] = [];
+  for (const r of translated.repeats) {
+    const pairs = r.pairs.filter(([, main]) => fieldGroups.has(main));
+    if (pairs.length === 0) continue;
+    try {
+      repeats.push({ span: r.span, body: new RegExp(r.source, 'uy'), pairs });
+    } catch {
+      // The iteration alone does not compile (it leaned on context); keep JavaScript's values.
+    }
+  }
+  return { regex, multiline, slotGroup, slotField, slotType: slotName.map((s) => s.type), repeats: repeats.length > 0 ? repeats : null };
 }
 
 /** Replaces every %{…} reference with its (recursively expanded) definition. */
@@ -269,6 +290,7 @@ function expand(text: string, ctx: ExpandContext, stack: string[], owner: string
 }
 
 function extract(c: CompiledExpression, m: RegExpExecArray, keepEmpty: boolean): GrokFields {
+  if (c.repeats !== null) recoverRepeatedCaptures(c.repeats, m);
   const out: GrokFields = {};
   const groups = c.slotGroup;
   const fields = c.slotField;
@@ -287,6 +309,40 @@ function extract(c: CompiledExpression, m: RegExpExecArray, keepEmpty: boolean):
     }
   }
   return out;
+}
+
+/**
+ * Gives captures inside repeated groups Oniguruma's value (from the last iteration the group
+ * took part in) where JavaScript left them undefined: walks the repeated span one iteration at
+ * a time with the iteration regex. When that walk does not cover the span exactly (the
+ * original match split it differently), the match keeps JavaScript's values.
+ */
+function recoverRepeatedCaptures(repeats: RepeatSpec[], m: RegExpExecArray): void {
+  for (let r = 0; r < repeats.length; r++) {
+    const spec = repeats[r];
+    const span = m[spec.span];
+    if (span === undefined || span.length === 0) continue;
+    const pairs = spec.pairs;
+    let missing = false;
+    for (let i = 0; i < pairs.length; i++) if (m[pairs[i][1]] === undefined) missing = true;
+    if (!missing) continue;
+    const last: (string | undefined)[] = new Array(pairs.length);
+    let pos = 0;
+    while (pos < span.length) {
+      spec.body.lastIndex = pos;
+      const it = spec.body.exec(span);
+      if (it === null || it[0].length === 0) break;
+      for (let i = 0; i < pairs.length; i++) {
+        const v = it[pairs[i][0]];
+        if (v !== undefined) last[i] = v;
+      }
+      pos += it[0].length;
+    }
+    if (pos !== span.length) continue;
+    for (let i = 0; i < pairs.length; i++) {
+      if (m[pairs[i][1]] === undefined && last[i] !== undefined) m[pairs[i][1]] = last[i]!;
+    }
+  }
 }
 
 function put(obj: GrokFields, key: string, value: GrokScalar): void {

@@ -47,6 +47,23 @@ export interface TranslatedRegex {
   captures: TranslatedCapture[];
   /** The pattern uses `^` or `$` (line anchors in Ruby). */
   lineAnchors: boolean;
+  /** Repeated groups holding captures (see TranslatedRepeat); empty for most patterns. */
+  repeats: TranslatedRepeat[];
+}
+
+/**
+ * JavaScript clears the captures inside a repeated group at every iteration, so in
+ * `(?: (?:H=(?<host>\S+)|P=(?<proto>\S+)))*` only the last iteration's capture survives;
+ * Oniguruma keeps each group's value from the last iteration it took part in. For such a
+ * repeat the translation wraps the whole repetition in a capturing group (`span`) and supplies
+ * a sticky regex for one iteration (`source`), so the caller can walk the matched span one
+ * iteration at a time and recover the values (`pairs`: capture index in the iteration regex →
+ * capture index in the main regex).
+ */
+export interface TranslatedRepeat {
+  span: number;
+  source: string;
+  pairs: [number, number][];
 }
 
 interface Options {
@@ -150,6 +167,9 @@ class Translator {
   private readonly groups: GroupNode[] = [];
   private readonly backrefs: BackrefNode[] = [];
   private lookbehindDepth = 0;
+  private readonly repeats: TranslatedRepeat[] = [];
+  /** Set while emitting the body of a repeat on its own: nested repeats get no spans. */
+  private inRepeatBody = false;
 
   constructor(pattern: string) {
     this.p = pattern;
@@ -168,7 +188,7 @@ class Translator {
     const counter = { n: 0 };
     this.emitAlt(root, out, captures, counter, false);
     // Backreferences are resolved last: their target's number is known only after emission.
-    return { source: this.resolveBackrefs(out.join('')), captures, lineAnchors: this.lineAnchors };
+    return { source: this.resolveBackrefs(out.join('')), captures, lineAnchors: this.lineAnchors, repeats: this.repeats };
   }
 
   // ---- parsing -------------------------------------------------------------------------------
@@ -733,6 +753,21 @@ class Translator {
   }
 
   private emitQuant(q: QuantNode, out: string[], captures: TranslatedCapture[], counter: { n: number }, inBehind: boolean): void {
+    let repeat: TranslatedRepeat | undefined;
+    let firstCapture = 0;
+    if (q.max > 1 && !inBehind && !this.inRepeatBody && this.hasCapture(q.atom) && !hasBackref(q.atom)) {
+      // One iteration on its own, numbered from 1, emitted before the main copy so that the
+      // main copy's group numbers are the ones left on the nodes.
+      const body: string[] = [];
+      const bodyCaptures: TranslatedCapture[] = [];
+      this.inRepeatBody = true;
+      this.emitNode(q.atom, body, bodyCaptures, { n: 0 }, false);
+      this.inRepeatBody = false;
+      const text = body.join('');
+      repeat = { span: ++counter.n, source: needsWrap(q.atom) ? `(?:${text})` : text, pairs: bodyCaptures.map((c) => [c.index, 0]) };
+      firstCapture = captures.length;
+      out.push('(');
+    }
     const suffix = quantText(q.min, q.max) + (q.mode === 'lazy' ? '?' : '');
     const possessive = q.mode === 'possessive' && !inBehind;
     let helper = 0;
@@ -745,6 +780,27 @@ class Translator {
     const text = inner.join('');
     out.push(needsWrap(q.atom) ? `(?:${text})` : text, suffix);
     if (possessive) out.push(`))(?:\\${helper})`);
+    if (repeat !== undefined) {
+      out.push(')');
+      const mainCaptures = captures.slice(firstCapture);
+      if (mainCaptures.length === repeat.pairs.length) {
+        repeat.pairs.forEach((p, i) => (p[1] = mainCaptures[i].index));
+        this.repeats.push(repeat);
+      }
+    }
+  }
+
+  private hasCapture(node: Node): boolean {
+    switch (node.t) {
+      case 'group':
+        return (node.kind === 'capture' && (node.name !== undefined || !this.hasNamed)) || this.hasCapture(node.body);
+      case 'alt':
+        return node.alts.some((seq) => seq.some((n) => this.hasCapture(n)));
+      case 'quant':
+        return this.hasCapture(node.atom);
+      default:
+        return false;
+    }
   }
 
   private resolveBackrefs(source: string): string {
@@ -777,6 +833,21 @@ function setOption(opts: Options, flag: string, on: boolean): void {
   if (flag === 'i') opts.i = on;
   else if (flag === 'm') opts.dotAll = on;
   else opts.extended = on;
+}
+
+function hasBackref(node: Node): boolean {
+  switch (node.t) {
+    case 'backref':
+      return true;
+    case 'group':
+      return hasBackref(node.body);
+    case 'alt':
+      return node.alts.some((seq) => seq.some(hasBackref));
+    case 'quant':
+      return hasBackref(node.atom);
+    default:
+      return false;
+  }
 }
 
 function needsWrap(node: Node): boolean {

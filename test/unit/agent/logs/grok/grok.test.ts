@@ -30,6 +30,13 @@ describe('grok captures', () => {
     expect(once.matchLine('abc')).toEqual({ n: 'abc' });
   });
 
+  it('keeps captures from earlier iterations of a repeated group, as Oniguruma does', () => {
+    const g = compileGrok({ patterns: '^%{WORD:w}(?: (?:a=%{INT:a}|b=%{INT:b}))*$' });
+    expect(g.matchLine('x a=1 b=2')).toEqual({ w: 'x', a: '1', b: '2' });
+    expect(g.matchLine('x b=2 a=1 a=3')).toEqual({ w: 'x', a: '3', b: '2' });
+    expect(g.matchLine('x')).toEqual({ w: 'x' });
+  });
+
   it('takes Oniguruma named groups (?<name>…) as fields', () => {
     const g = compileGrok({ patterns: '(?<queue_id>[0-9A-F]{10,11}): %{GREEDYDATA:rest}' });
     expect(g.matchLine('BEF25A72965: message-id=<x@y>')).toEqual({ queue_id: 'BEF25A72965', rest: 'message-id=<x@y>' });

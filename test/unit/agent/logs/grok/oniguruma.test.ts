@@ -81,6 +81,18 @@ describe('Oniguruma translation', () => {
     expect(plain.captures.map((c) => c.index)).toEqual([1, 2]);
   });
 
+  it('describes repeated groups that hold captures so their earlier iterations can be recovered', () => {
+    const t = translateOniguruma('(?: (?:h=(?<h>\\w+)|p=(?<p>\\d+)))*!');
+    expect(t.repeats).toHaveLength(1);
+    const m = new RegExp(t.source, 'u').exec(' h=x p=1!')!;
+    expect(m[t.repeats[0].span]).toBe(' h=x p=1');
+    const body = new RegExp(t.repeats[0].source, 'uy');
+    expect(body.exec(' h=x')![t.repeats[0].pairs[0][0]]).toBe('x');
+    expect(t.repeats[0].pairs.map((p) => p[1])).toEqual(t.captures.map((c) => c.index));
+    expect(translateOniguruma('(?<a>x)+').repeats).toHaveLength(1);
+    expect(translateOniguruma('(?:x)+').repeats).toHaveLength(0);
+  });
+
   it('resolves named and numbered backreferences after renumbering', () => {
     expect(match('(?>q)(?<w>ab)-\\k<w>', 'qab-ab')).toBe('qab-ab');
     expect(match('(?>q)(a)(b)\\2', 'qabb')).toBe('qabb');
