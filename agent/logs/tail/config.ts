@@ -39,7 +39,9 @@ export type LogFormat = (typeof LogFormats)[number];
 
 export const LogInputSchema = Section(
   {
-    path: OneOrMany('absolute paths or globs; files that match later are picked up while running'),
+    path: OneOrMany(
+      'absolute paths or globs; files that match later are picked up while running. Renamed rotations may match (a renamed file is recognised and not read twice); copytruncate copies should not: they are new files holding lines already read',
+    ),
     exclude: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'globs of paths to leave out (compressed files are always left out)' }),
     format: Type.Union(
       LogFormats.map((f) => Type.Literal(f)),
@@ -72,8 +74,8 @@ export const TailerOptionsSchema = Section({
   maxLineBytes: Size('64kib', { description: 'longer lines are cut to this size and flagged truncated' }),
   readChunkBytes: Size('64kib', { description: 'bytes read from a file at a time' }),
   fingerprintBytes: Size('1kib', { description: 'leading bytes hashed to tell a file from a new one that reuses its inode' }),
-  batchMaxRecords: Type.Integer({ minimum: 1, default: 1000 }),
-  batchMaxBytes: Size('1mib'),
+  batchMaxRecords: Type.Integer({ minimum: 1, default: 1000, description: 'a batch is handed out when it holds this many records' }),
+  batchMaxBytes: Size('1mib', { description: 'or when its records\' text reaches this size' }),
   maxUnackedBatches: Type.Integer({ minimum: 1, default: 32, description: 'batches handed out and not yet acknowledged; reading pauses at this count' }),
   partialTimeout: Duration('5s', { description: 'a cri/docker partial line with no continuation for this long is emitted as it is' }),
   rotateWait: Duration('5s', { description: 'a rotated or deleted file is read to its end and closed after no growth for this long; an unterminated last line is then emitted' }),

@@ -35,7 +35,7 @@ export interface TailBatch {
   /** Increases by one per batch for the life of the Tailer; what `ack` recognises. */
   readonly seq: number;
   readonly records: readonly TailRecord[];
-  /** Bytes of text in the records. */
+  /** Length of the records' text (UTF-16 code units: bytes, for ASCII). */
   readonly bytes: number;
 }
 

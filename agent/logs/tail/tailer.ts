@@ -47,7 +47,7 @@ type Marks = [AckTrack, AckMark][];
 
 const DELIVERY_BACKOFF = { initialMs: 100, maxMs: 10_000 };
 
-export class Tailer implements RecordSink {
+export class Tailer {
   private readonly options: TailerOptions;
   private readonly inputs: readonly LogInput[];
   private readonly dataDir: string;
@@ -201,8 +201,10 @@ export class Tailer implements RecordSink {
     }
   }
 
-  /** RecordSink: a file completed a record. */
-  add(file: TailedFile, record: TailRecord): void {
+  /** Where files put the records they complete. */
+  private readonly sink: RecordSink = { add: (file, record) => this.addRecord(file, record) };
+
+  private addRecord(file: TailedFile, record: TailRecord): void {
     this.records.push(record);
     this.bytes += record.text.length;
     this.contributors.set(file.track, file);
@@ -249,7 +251,7 @@ export class Tailer implements RecordSink {
       for (const file of this.tails.values()) {
         if (file.handle === undefined || now < file.nextReadAt) continue;
         try {
-          const c = await file.read(this.readBuf, this.prefixBuf, now, this);
+          const c = await file.read(this.readBuf, this.prefixBuf, now, this.sink);
           if (c.bytes > 0) {
             readAny = true;
             file.eofSince = 0;
@@ -257,7 +259,7 @@ export class Tailer implements RecordSink {
             bytes += c.bytes;
             lines += c.lines;
             truncated += c.truncated;
-            if (c.malformed > 0) this.metrics.malformed.inc({ format: file.format }, c.malformed);
+            if (c.malformed > 0) this.malformed(file, c.malformed);
           } else {
             if (file.eofSince === 0) file.eofSince = now;
             // A quiet file is read less and less often, at most a discovery interval apart;
@@ -277,8 +279,8 @@ export class Tailer implements RecordSink {
       }
       for (const file of this.tails.values()) {
         if (file.handle === undefined) continue;
-        const m = file.flushExpired(now, this);
-        if (m > 0) this.metrics.malformed.inc({ format: file.format }, m);
+        const m = file.flushExpired(now, this.sink);
+        if (m > 0) this.malformed(file, m);
       }
       this.count(bytes, lines, truncated);
       if (!readAny) {
@@ -288,6 +290,11 @@ export class Tailer implements RecordSink {
         await this.sleep(Math.min(o.pollInterval, Math.max(0, nextDiscovery - Date.now())));
       }
     }
+  }
+
+  private malformed(file: TailedFile, n: number): void {
+    this.metrics.malformed.inc({ format: file.format }, n);
+    this.once.warn(`malformed:${file.format}`, { path: file.path, format: file.format, lines: n }, 'lines that do not follow the input format; they are kept as text and tagged');
   }
 
   private count(bytes: number, lines: number, truncated: number): void {
@@ -544,7 +551,7 @@ export class Tailer implements RecordSink {
   /** Closes a file; a rotated one first hands out everything it held, unterminated last line included. */
   private async closeFile(file: TailedFile, flush: boolean, now: number): Promise<void> {
     if (flush) {
-      await file.flushAll(this.prefixBuf, now, this).catch((err: unknown) => {
+      await file.flushAll(this.prefixBuf, now, this.sink).catch((err: unknown) => {
         this.once.warn('flush', { path: file.path, err: errorMessage(err) }, 'cannot read the first bytes of a rotated file; its unterminated last line is dropped');
       });
     } else if (file.idle() && file.track.outstanding === 0 && this.contributors.get(file.track) !== file && !this.sealed.has(file.track)) {
