@@ -4,7 +4,6 @@
  * ([a][b] → "a.b"); :int and :float captures print as numbers; a field captured more than once
  * prints as an array.
  */
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { errorMessage } from '../../../shared/errors.ts';
@@ -34,19 +33,45 @@ export async function runGrokCli(options: GrokCliOptions, input: Readable, outpu
   }
   const lines = createInterface({ input, crlfDelay: Infinity });
   let pending = '';
-  for await (const line of lines) {
-    const fields = grok.matchLine(line);
-    pending += fields === null ? '{"match":false}\n' : `{"match":true,"fields":${JSON.stringify(flattenFields(fields))}}\n`;
-    if (pending.length >= WRITE_BATCH) {
-      const ok = output.write(pending);
-      pending = '';
-      if (!ok) await once(output, 'drain');
+  try {
+    for await (const line of lines) {
+      const fields = grok.matchLine(line);
+      pending += fields === null ? '{"match":false}\n' : `{"match":true,"fields":${JSON.stringify(flattenFields(fields))}}\n`;
+      if (pending.length >= WRITE_BATCH) {
+        // A reader that went away (`plumb grok … | head`) ends the run quietly.
+        if (output.destroyed) break;
+        const ok = output.write(pending);
+        pending = '';
+        if (!ok) await drained(output);
+      }
     }
-  }
-  if (pending !== '') {
-    if (!output.write(pending)) await once(output, 'drain');
+    if (pending !== '' && !output.destroyed && !output.write(pending)) await drained(output);
+  } finally {
+    lines.close();
   }
   return 0;
+}
+
+/** Resolves when the stream wants more, or is gone. */
+function drained(stream: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      cleanup();
+      resolve();
+    };
+    const fail = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', fail);
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+    stream.on('error', fail);
+  });
 }
 
 /** Nested objects become dotted keys; arrays and scalars are kept. */
