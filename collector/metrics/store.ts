@@ -10,7 +10,7 @@
  * exposed, or whose labels clash, is refused and counted — the first one keeps its place.
  */
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, type Sketch } from '../../shared/sketch.ts';
+import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
 import type { MetricBatch, WireMetric, StatsdEvent } from '../../shared/wire.ts';
 import { Mapper, sanitizeLabelName, type Mapping } from './naming.ts';
 
@@ -29,7 +29,7 @@ type FamilyType = 'counter' | 'gauge' | 'summary' | 'histogram';
 /** Which statsd kind fed a family, so a set and a gauge of one name don't merge. */
 type Origin = 'c' | 'g' | 's' | 'sketch' | 'check';
 
-export const REFUSAL_REASONS = ['type_conflict', 'name_collision', 'label_clash', 'reserved_label', 'max_series', 'bad_sketch', 'dropped_by_mapping'] as const;
+export const REFUSAL_REASONS = ['type_conflict', 'name_collision', 'label_clash', 'reserved_label', 'max_series', 'bad_sketch', 'accuracy_mismatch', 'dropped_by_mapping'] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 const WINDOW_SLOTS = 6;
@@ -162,6 +162,11 @@ export class MetricStore {
           sketch = decodeSketch(m.sketch, m);
         } catch {
           this.refused.bad_sketch++;
+          return;
+        }
+        // Sketches only merge with equal relative accuracy: agents and collector must agree.
+        if (relativeAccuracyOf(sketch) !== this.options.relativeAccuracy) {
+          this.refused.accuracy_mismatch++;
           return;
         }
         const buckets = mapped.buckets;

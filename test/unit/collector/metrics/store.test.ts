@@ -135,6 +135,16 @@ describe('metric store', () => {
     expect(await telemetry.metrics()).toContain('plumb_metrics_refused_total{reason="type_conflict"} 2');
   });
 
+  it('refuses sketches made with another relative accuracy instead of failing the batch', () => {
+    const store = new MetricStore(options({ relativeAccuracy: 0.01 }));
+    const s = newSketch(0.05);
+    s.accept(3);
+    const other: WireMetric = { type: 'd', name: 'coarse', tags: [], sketch: encodeSketch(s), count: 1, sum: 3, min: 3, max: 3 };
+    expect(store.apply(batch([other, { type: 'c', name: 'fine', tags: [], value: 1 }]))).toBe(1);
+    expect(store.refused.accuracy_mismatch).toBe(1);
+    expect(store.render()).toContain('fine_total 1');
+  });
+
   it('escapes label values and sanitizes names', () => {
     const store = new MetricStore(options());
     store.apply(batch([{ type: 'g', name: 'app-1.cpu%', tags: ['path:C:\\dir "x"\nnext', '9lives:yes', 'flag'], value: 1 }]));
