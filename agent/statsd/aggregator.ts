@@ -351,25 +351,32 @@ export class Aggregator {
 
   /** Ends the interval: returns its contents and starts a new one. */
   flush(now = Date.now()): Omit<MetricBatch, 'id' | 'agent' | 'seq'> {
+    const { series, rest } = this.endInterval(now);
     const metrics: WireMetric[] = [];
-    for (const s of this.series.values()) {
-      const type = TYPE_NAMES[s.type] as WireMetric['type'];
-      if (s.type === TYPE_COUNTER) {
-        metrics.push({ type: 'c', name: s.name, tags: s.tags, value: s.value });
-      } else if (s.type === TYPE_GAUGE) {
-        if (s.members === null) continue;
-        this.gaugeValues.set(s.key, { value: s.value, at: now });
-        metrics.push({ type: 'g', name: s.name, tags: s.tags, value: s.value });
-      } else if (s.type === TYPE_SET) {
-        metrics.push({ type: 's', name: s.name, tags: s.tags, members: [...(s.members as Set<string>)] });
-      } else {
-        const sk = s.sketch as Sketch;
-        if (sk.count === 0) continue;
-        metrics.push({ type: type as 'ms' | 'h' | 'd', name: s.name, tags: s.tags, sketch: encodeSketch(sk), count: sk.count, sum: sk.sum, min: sk.min, max: sk.max });
-      }
+    for (const s of series) pushWire(metrics, s);
+    return { ...rest, metrics };
+  }
+
+  /**
+   * Like flush(), but encodes the ended interval in slices, yielding to the event loop between
+   * them, so a large interval does not stall the socket while the kernel buffer fills. Lines
+   * arriving meanwhile already count towards the new interval.
+   */
+  async flushAsync(now = Date.now(), slice = 2000): Promise<Omit<MetricBatch, 'id' | 'agent' | 'seq'>> {
+    const { series, rest } = this.endInterval(now);
+    const metrics: WireMetric[] = [];
+    for (let i = 0; i < series.length; i++) {
+      pushWire(metrics, series[i]);
+      if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    return { ...rest, metrics };
+  }
+
+  private endInterval(now: number): { series: Series[]; rest: Omit<MetricBatch, 'id' | 'agent' | 'seq' | 'metrics'> } {
+    const series = [...this.series.values()];
+    for (const s of series) if (s.type === TYPE_GAUGE && s.members !== null) this.gaugeValues.set(s.key, { value: s.value, at: now });
     this.expireGauges(now);
-    const out = { start: this.intervalStart, end: now, metrics, events: this.events, serviceChecks: this.serviceChecks };
+    const rest = { start: this.intervalStart, end: now, events: this.events, serviceChecks: this.serviceChecks };
     this.series = new Map();
     this.rawCache = new Map();
     this.rawCacheSize = 0;
@@ -377,7 +384,7 @@ export class Aggregator {
     this.serviceChecks = [];
     this.intervalStart = now;
     this.lastError = null;
-    return out;
+    return { series, rest };
   }
 
   private expireGauges(now: number): void {
@@ -389,6 +396,21 @@ export class Aggregator {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+function pushWire(out: WireMetric[], s: Series): void {
+  if (s.type === TYPE_COUNTER) {
+    out.push({ type: 'c', name: s.name, tags: s.tags, value: s.value });
+  } else if (s.type === TYPE_GAUGE) {
+    if (s.members !== null) out.push({ type: 'g', name: s.name, tags: s.tags, value: s.value });
+  } else if (s.type === TYPE_SET) {
+    out.push({ type: 's', name: s.name, tags: s.tags, members: [...(s.members as Set<string>)] });
+  } else {
+    const sk = s.sketch as Sketch;
+    if (sk.count === 0) return;
+    const type = TYPE_NAMES[s.type] as 'ms' | 'h' | 'd';
+    out.push({ type, name: s.name, tags: s.tags, sketch: encodeSketch(sk), count: sk.count, sum: sk.sum, min: sk.min, max: sk.max });
+  }
+}
 /** Sentinel set marking a gauge as updated this interval (gauges never use `members` otherwise). */
 const GAUGE_SET = new Set<string>();
 

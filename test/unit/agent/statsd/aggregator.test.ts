@@ -120,3 +120,18 @@ describe('interval aggregation', () => {
     expect(text).toContain('plumb_statsd_parse_errors_total{reason="bad_value"} 1');
   });
 });
+
+describe('flushing in slices', () => {
+  it('gives the same interval as flush(), and lines arriving meanwhile count toward the next one', async () => {
+    const lines = Array.from({ length: 50 }, (_, i) => `t.${i}:${i}|ms\nc.${i}:1|c\ng.${i}:${i}|g\ns.${i}:m|s`).join('\n');
+    const a = new Aggregator(options());
+    const b = new Aggregator(options());
+    feed(a, lines);
+    feed(b, lines);
+    const pending = b.flushAsync(1000, 7);
+    feed(b, 'late:1|c');
+    const [sync, sliced] = [a.flush(1000), await pending];
+    expect(sliced.metrics).toEqual(sync.metrics);
+    expect(b.flush().metrics).toEqual([{ type: 'c', name: 'late', tags: [], value: 1 }]);
+  });
+});
