@@ -14,7 +14,7 @@
  * convert as Ruby's to_i/to_f do (leading number, else 0).
  */
 import { Buffer, isAscii } from 'node:buffer';
-import { PatternLibrary } from './library.ts';
+import { PatternLibrary, syntaxProblem } from './library.ts';
 import { translateOniguruma } from './oniguruma.ts';
 import { GrokPatternError } from './pattern-error.ts';
 import { PATTERN_REFERENCE, VALUE_FLOAT, VALUE_INT, fieldPath, parseCaptureName, type ValueType } from './reference.ts';
@@ -210,6 +210,9 @@ function describe(expr: string): string {
 function compileExpression(expr: string, library: PatternLibrary, keepEmpty: boolean): CompiledExpression {
   const ctx: ExpandContext = { library, local: new Map(), captures: [], length: 0 };
   const label = `grok expression ${describe(expr)}`;
+  // The expression's own syntax first, so an error offset points into the text as written.
+  const own = syntaxProblem(expr);
+  if (own !== undefined) throw new GrokPatternError(expr, `${label} is not a valid regular expression: ${own}`);
   const onig = expand(expr, ctx, [], label);
   let translated;
   let regex: RegExp;

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { translateOniguruma } from './oniguruma.ts';
 import { GrokPatternError } from './pattern-error.ts';
-import { PATTERN_REFERENCE } from './reference.ts';
+import { stubReferences } from './reference.ts';
 
 export interface PatternDefinition {
   name: string;
@@ -127,13 +127,19 @@ export function parsePatternText(text: string, source: string): PatternDefinitio
 
 /** Checks one definition's regular-expression syntax with its references stubbed out. */
 function checkSyntax(name: string, expression: string, source: string): void {
-  const stubbed = expression.replace(new RegExp(PATTERN_REFERENCE.source, 'g'), '(?:)');
-  let js: string;
+  const problem = syntaxProblem(expression);
+  if (problem !== undefined) {
+    throw new GrokPatternError(name, `grok pattern ${name} (${source}) is not a valid regular expression: ${problem}`);
+  }
+}
+
+/** Why an expression (its references aside) is not a valid regular expression, or undefined. */
+export function syntaxProblem(expression: string): string | undefined {
   try {
-    js = translateOniguruma(stubbed).source;
-    new RegExp(js, 'u');
+    new RegExp(translateOniguruma(stubReferences(expression)).source, 'u');
+    return undefined;
   } catch (err) {
-    throw new GrokPatternError(name, `grok pattern ${name} (${source}) is not a valid regular expression: ${(err as Error).message}`, { cause: err });
+    return (err as Error).message;
   }
 }
 

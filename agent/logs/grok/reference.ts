@@ -5,6 +5,14 @@
  */
 export const PATTERN_REFERENCE = /%\{(\w+)(?::([^{}=\s]+))?(?:=((?:[^{}\\]|\\.|\{[^{}]*\})+))?\}/;
 
+/**
+ * The expression with every reference replaced by an empty group padded to the same length,
+ * so a syntax check of one definition reports offsets that point into the text as written.
+ */
+export function stubReferences(expression: string): string {
+  return expression.replace(new RegExp(PATTERN_REFERENCE.source, 'g'), (ref) => `(?:)${'x'.repeat(ref.length - 4)}`);
+}
+
 /** How a captured value is typed: the `:int` / `:float` suffix (anything else stays a string). */
 export const VALUE_STRING = 0;
 export const VALUE_INT = 1;
