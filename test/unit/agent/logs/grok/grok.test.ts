@@ -164,6 +164,13 @@ describe('pattern files and libraries', () => {
     expect(() => compileGrok({ patterns: '%{SELF}', library: self })).toThrow(/SELF -> SELF/);
   });
 
+  it('rejects references nested deeper than the limit', () => {
+    const lib = new PatternLibrary().define('P0', 'x');
+    for (let i = 1; i <= 70; i++) lib.define(`P${i}`, `%{P${i - 1}}`);
+    expect(() => compileGrok({ patterns: '%{P70}', library: lib })).toThrow(/nest deeper than 64 levels/);
+    expect(compileGrok({ patterns: '%{P50:v}', library: lib }).matchLine('x')).toEqual({ v: 'x' });
+  });
+
   it('rejects a malformed reference and a missing patterns path', () => {
     expect(() => compileGrok({ patterns: '%{WORD:a b}' })).toThrow(/malformed pattern reference/);
     expect(() => compileGrok({ patterns: '%{WORD}', patternsDir: join(dir, 'missing') })).toThrow(GrokPatternError);
