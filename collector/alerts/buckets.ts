@@ -1,0 +1,316 @@
+/**
+ * Pre-aggregated time buckets for one series, in tiers that get coarser with age, like a
+ * round-robin database: 10 s buckets for the last hour, 1 min for the last 6 h, 10 min for the
+ * last 3 days and 1 h beyond, each tier only as deep as the longest window its rules read.
+ * Every observation lands in exactly one bucket; a bucket pushed out of its tier's ring is
+ * merged into the next coarser tier (or dropped past the horizon), so memory per series is fixed
+ * by the horizon and a window's summary never counts anything twice. Windows ending now read
+ * fine buckets for the recent part and coarse ones only for the old part; a coarse bucket cut by
+ * the window's far edge counts in proportion to its overlap, which is exact for steady traffic
+ * and otherwise off by at most the uneven part of one bucket.
+ */
+import { mergeSketch, newSketch, type Sketch } from '../../shared/sketch.ts';
+
+/** Kinds of data a bucket has seen, as bit flags; a summary ORs them. */
+export const KIND_COUNTER = 1;
+export const KIND_GAUGE = 2;
+export const KIND_SET = 4;
+export const KIND_DISTRIBUTION = 8;
+export const KIND_LOG = 16;
+
+export interface Bucket {
+  /** Absolute bucket number at its tier's resolution (start time = index × resolution). */
+  index: number;
+  kinds: number;
+  /** Reports: one per observation (a distribution's batch counts its values in `events`). */
+  reports: number;
+  /** Events counted: counter increments, distribution values, log events. */
+  events: number;
+  sum: number;
+  min: number;
+  max: number;
+  last: number;
+  lastAt: number;
+  /** Distribution values at or below the store's latency threshold. */
+  good: number;
+  sketch: Sketch | undefined;
+}
+
+export function emptyBucket(index: number): Bucket {
+  return { index, kinds: 0, reports: 0, events: 0, sum: 0, min: Infinity, max: -Infinity, last: NaN, lastAt: -Infinity, good: 0, sketch: undefined };
+}
+
+/** Adds `from` into `into` (statistics, counts and sketch). */
+export function mergeBucket(into: Bucket, from: Bucket): void {
+  into.kinds |= from.kinds;
+  into.reports += from.reports;
+  into.events += from.events;
+  into.sum += from.sum;
+  if (from.min < into.min) into.min = from.min;
+  if (from.max > into.max) into.max = from.max;
+  if (from.lastAt >= into.lastAt) {
+    into.last = from.last;
+    into.lastAt = from.lastAt;
+  }
+  into.good += from.good;
+  if (from.sketch !== undefined && from.sketch.count > 0) {
+    if (into.sketch === undefined) into.sketch = newSketch();
+    mergeSketch(into.sketch, from.sketch);
+  }
+}
+
+export interface Tier {
+  readonly resolution: number;
+  readonly slots: number;
+}
+
+/** The tier table before sizing: resolution and the age up to which that tier holds data. */
+function tierTable(resolution: number): { resolution: number; span: number }[] {
+  const raw = [
+    { resolution, span: 3_600_000 },
+    { resolution: Math.max(resolution, 60_000), span: 6 * 3_600_000 },
+    { resolution: Math.max(resolution, 600_000), span: 3 * 86_400_000 },
+    { resolution: Math.max(resolution, 3_600_000), span: Infinity },
+  ];
+  const out: { resolution: number; span: number }[] = [];
+  for (const t of raw) {
+    const prev = out[out.length - 1];
+    if (prev !== undefined && prev.resolution === t.resolution) prev.span = t.span;
+    else out.push({ ...t });
+  }
+  return out;
+}
+
+/** Tiers needed to answer windows up to `horizon` ms with finest buckets of `resolution` ms. */
+export function tierLayout(resolution: number, horizon: number): Tier[] {
+  const tiers: Tier[] = [];
+  for (const t of tierTable(resolution)) {
+    tiers.push({ resolution: t.resolution, slots: Math.ceil(Math.min(horizon, t.span) / t.resolution) + 2 });
+    if (t.span >= horizon) break;
+  }
+  return tiers;
+}
+
+/** A resolution the tiers can nest: it must divide one minute. */
+export function validResolution(ms: number): boolean {
+  return ms >= 1 && ms <= 60_000 && 60_000 % ms === 0;
+}
+
+export interface Summary {
+  kinds: number;
+  /** Buckets that held data; 0 means no data in the window. */
+  buckets: number;
+  reports: number;
+  events: number;
+  sum: number;
+  min: number;
+  max: number;
+  last: number;
+  lastAt: number;
+  good: number;
+  sketch: Sketch | undefined;
+}
+
+export function emptySummary(): Summary {
+  return { kinds: 0, buckets: 0, reports: 0, events: 0, sum: 0, min: Infinity, max: -Infinity, last: NaN, lastAt: -Infinity, good: 0, sketch: undefined };
+}
+
+interface Ring {
+  readonly resolution: number;
+  readonly slots: number;
+  readonly buckets: (Bucket | undefined)[];
+  /** Highest bucket index ever placed here; anything `slots` older has moved on. */
+  newest: number;
+}
+
+export class TieredWindow {
+  private rings: Ring[];
+  /** Buckets currently held, across tiers. */
+  size = 0;
+
+  constructor(layout: readonly Tier[]) {
+    this.rings = layout.map(makeRing);
+  }
+
+  get layout(): Tier[] {
+    return this.rings.map((r) => ({ resolution: r.resolution, slots: r.slots }));
+  }
+
+  /** The bucket an observation made at time `t` belongs to, created if needed; undefined when `t` is older than the horizon. */
+  bucketAt(t: number): Bucket | undefined {
+    return this.locate(0, t, undefined);
+  }
+
+  /**
+   * Adds the data of (now − window, now] to `into`. Finest-tier buckets count as points at their
+   * start: in if the start is in the window. Coarser buckets hold data spread over their width,
+   * so the one straddling the window's far edge counts in proportion to its overlap (its counts
+   * and sums scaled; extremes, last value and sketch only when most of it is inside). With
+   * `withSketch`, sketches are merged too (the expensive part, so only quantile rules ask).
+   */
+  summarize(now: number, window: number, into: Summary, withSketch: boolean): void {
+    const from = now - window;
+    for (let k = 0; k < this.rings.length; k++) {
+      const ring = this.rings[k];
+      const res = ring.resolution;
+      const hi = Math.floor(now / res);
+      const edge = Math.floor(from / res);
+      const lo = k === 0 ? edge + 1 : edge;
+      const buckets = ring.buckets;
+      // A coarse ring lags behind now by the finer tiers' span, so scan by index, or whole.
+      if (hi - lo + 1 <= ring.slots) {
+        for (let idx = lo; idx <= hi; idx++) {
+          const b = buckets[slotOf(idx, ring.slots)];
+          if (b !== undefined && b.index === idx) this.add(into, b, withSketch, k, edge, from);
+        }
+      } else {
+        for (let i = 0; i < buckets.length; i++) {
+          const b = buckets[i];
+          if (b !== undefined && b.index >= lo && b.index <= hi) this.add(into, b, withSketch, k, edge, from);
+        }
+      }
+    }
+  }
+
+  private add(into: Summary, b: Bucket, withSketch: boolean, k: number, edge: number, from: number): void {
+    if (k === 0 || b.index !== edge) {
+      addToSummary(into, b, withSketch);
+      return;
+    }
+    // The bucket straddling the far edge: its data spans from its start to its end or, if the
+    // finer tier still holds the rest of its time, to the oldest time that tier holds.
+    const res = this.rings[k].resolution;
+    const start = b.index * res;
+    const finer = this.rings[k - 1];
+    const held = (finer.newest - finer.slots + 1) * finer.resolution;
+    const end = Number.isFinite(held) ? Math.max(start + 1, Math.min(start + res, held)) : start + res;
+    addWeighted(into, b, withSketch, Math.min(1, (end - from) / (end - start)));
+  }
+
+  /** Changes the tier depths (rules were reloaded), keeping the data both layouts can hold. */
+  resize(layout: readonly Tier[]): void {
+    const old = this.rings;
+    this.rings = layout.map(makeRing);
+    this.size = 0;
+    for (let k = 0; k < old.length; k++) {
+      const ring = old[k];
+      const kept = ring.buckets.filter((b): b is Bucket => b !== undefined).sort((a, b) => a.index - b.index);
+      for (const b of kept) {
+        const target = k < this.rings.length ? k : this.rings.length - 1;
+        if (this.rings[target].resolution % ring.resolution !== 0) continue;
+        this.place(target, b.index * ring.resolution, b);
+      }
+    }
+  }
+
+  /**
+   * Finds or makes the bucket for time `t` in tier `k` or, when that tier's slot already holds
+   * newer data, in a coarser one. `reuse` (a bucket pushed out of a finer tier) becomes the new
+   * bucket instead of allocating, which moves its sketch rather than copying it.
+   */
+  private locate(k: number, t: number, reuse: Bucket | undefined): Bucket | undefined {
+    for (; k < this.rings.length; k++) {
+      const ring = this.rings[k];
+      const idx = Math.floor(t / ring.resolution);
+      const slot = slotOf(idx, ring.slots);
+      const cur = ring.buckets[slot];
+      if (cur !== undefined) {
+        if (cur.index === idx) return cur;
+        if (cur.index > idx) continue;
+        ring.buckets[slot] = undefined;
+        this.size--;
+        this.demote(k, cur);
+      }
+      let b: Bucket;
+      if (reuse !== undefined) {
+        b = reuse;
+        b.index = idx;
+      } else b = emptyBucket(idx);
+      ring.buckets[slot] = b;
+      if (idx > ring.newest) ring.newest = idx;
+      this.size++;
+      return b;
+    }
+    return undefined;
+  }
+
+  private demote(k: number, b: Bucket): void {
+    if (k + 1 >= this.rings.length) return; // past the horizon
+    this.place(k + 1, b.index * this.rings[k].resolution, b);
+  }
+
+  private place(k: number, t: number, b: Bucket): void {
+    const target = this.locate(k, t, b);
+    if (target !== undefined && target !== b) mergeBucket(target, b);
+  }
+}
+
+/** Adds a share of a bucket: its counts and sums scaled; extremes, last and sketch if most of it counts. */
+function addWeighted(into: Summary, b: Bucket, withSketch: boolean, weight: number): void {
+  if (weight <= 0) return;
+  into.kinds |= b.kinds;
+  into.buckets++;
+  into.reports += b.reports * weight;
+  into.events += b.events * weight;
+  into.sum += b.sum * weight;
+  into.good += b.good * weight;
+  if (weight < 0.5) return;
+  if (b.min < into.min) into.min = b.min;
+  if (b.max > into.max) into.max = b.max;
+  if (b.lastAt >= into.lastAt) {
+    into.last = b.last;
+    into.lastAt = b.lastAt;
+  }
+  if (withSketch && b.sketch !== undefined && b.sketch.count > 0) {
+    if (into.sketch === undefined) into.sketch = newSketch();
+    mergeSketch(into.sketch, b.sketch);
+  }
+}
+
+function slotOf(idx: number, slots: number): number {
+  const m = idx % slots;
+  return m < 0 ? m + slots : m;
+}
+
+function makeRing(t: Tier): Ring {
+  return { resolution: t.resolution, slots: t.slots, buckets: new Array<Bucket | undefined>(t.slots).fill(undefined), newest: -Infinity };
+}
+
+export function addToSummary(into: Summary, b: Bucket, withSketch: boolean): void {
+  into.kinds |= b.kinds;
+  into.buckets++;
+  into.reports += b.reports;
+  into.events += b.events;
+  into.sum += b.sum;
+  if (b.min < into.min) into.min = b.min;
+  if (b.max > into.max) into.max = b.max;
+  if (b.lastAt >= into.lastAt) {
+    into.last = b.last;
+    into.lastAt = b.lastAt;
+  }
+  into.good += b.good;
+  if (withSketch && b.sketch !== undefined && b.sketch.count > 0) {
+    if (into.sketch === undefined) into.sketch = newSketch();
+    mergeSketch(into.sketch, b.sketch);
+  }
+}
+
+/** Adds one summary into another (series grouped together, numerator joined to denominator). */
+export function mergeSummary(into: Summary, from: Summary): void {
+  into.kinds |= from.kinds;
+  into.buckets += from.buckets;
+  into.reports += from.reports;
+  into.events += from.events;
+  into.sum += from.sum;
+  if (from.min < into.min) into.min = from.min;
+  if (from.max > into.max) into.max = from.max;
+  if (from.lastAt >= into.lastAt) {
+    into.last = from.last;
+    into.lastAt = from.lastAt;
+  }
+  into.good += from.good;
+  if (from.sketch !== undefined && from.sketch.count > 0) {
+    if (into.sketch === undefined) into.sketch = newSketch();
+    mergeSketch(into.sketch, from.sketch);
+  }
+}

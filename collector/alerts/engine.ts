@@ -1,0 +1,735 @@
+/**
+ * The collector's alert engine. The collector feeds it what it ingests (observeMetric,
+ * observeCumulative, observeLog); the engine keeps bounded, pre-aggregated buckets for just the
+ * series its rules read, evaluates every rule each `evaluationInterval`, moves alerts through
+ * pending → firing → resolved, and hands notifications to bounded delivery queues. Evaluation is
+ * synchronous and never waits on the network. It knows nothing of the collector's metric store.
+ *
+ * Lifecycle: `start()` loads the rule file (a broken file at start-up is a ConfigError listing
+ * every mistake), starts the notifiers, the evaluation timer and the file watcher; `reload()`
+ * re-reads the file (the composition root calls it on SIGHUP), keeping the running rules when
+ * the new file has errors; `stop()` stops the timers and drains the queues until its deadline.
+ */
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from '../../shared/config.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import { LogOnce, type Logger } from '../../shared/log.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { formatDuration } from '../../shared/units.ts';
+import { aggregate, compare } from './aggregate.ts';
+import { validResolution } from './buckets.ts';
+import type { AlertsConfig } from './config.ts';
+import { alertsJSON, renderMetrics, rulesJSON, type SloView, type UnitView } from './exposition.ts';
+import { equalityLabels, type Matcher } from './matchers.ts';
+import { Notifier, type AlertNotice, type PostFn } from './notify.ts';
+import { formatWindow, parseRules, type BurnAlert, type MetricRef, type Rule, type SloRule, type TemplateMap, type ThresholdRule } from './rules.ts';
+import { budgetRemaining, burnRate, indicatorCounts, type GroupCounts } from './slo.ts';
+import { AlertBudget, AlertSet, type Alert, type Rendered, type Sample, type Transition } from './state.ts';
+import { SeriesBudget, SeriesStore, storeKey, type CumulativeObservation, type GroupSummary, type MetricObservation, type StoreSpec } from './store.ts';
+import { compileTemplate } from './template.ts';
+import { FileWatcher } from './watch.ts';
+
+export type { MetricObservation, CumulativeObservation } from './store.ts';
+
+export interface AlertEngineOptions {
+  config: AlertsConfig;
+  telemetry: Telemetry;
+  log: Logger;
+  /** The clock, Unix milliseconds; tests inject their own. */
+  now?: () => number;
+  /** Replaces the HTTP client of the notifiers (tests). */
+  post?: PostFn;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  /** Every problem found, each naming the rule and key; empty when ok. */
+  errors: string[];
+  /** Alerting rules running after the reload (an SLO counts once per burn-rate alert). */
+  rules: number;
+}
+
+/** One alerting rule as evaluated: a threshold rule, or one burn-rate alert of an SLO. */
+class Unit implements UnitView {
+  readonly name: string;
+  readonly rule: string;
+  readonly slo: string | undefined;
+  readonly identity: string;
+  readonly query: string;
+  readonly for: number;
+  readonly keepFiringFor: number;
+  readonly labels: TemplateMap;
+  readonly annotations: TemplateMap;
+  /** Labels the unit adds itself (an SLO's slo, severity and window). */
+  readonly fixed: Readonly<Record<string, string>>;
+  readonly set: AlertSet;
+  health: 'ok' | 'err' | 'unknown' = 'unknown';
+  lastError = '';
+  lastEvaluation: number | undefined;
+  evaluationTime = 0;
+  nodata = false;
+
+  constructor(init: {
+    name: string;
+    rule: string;
+    slo?: string;
+    identity: string;
+    query: string;
+    for: number;
+    keepFiringFor: number;
+    labels: TemplateMap;
+    annotations: TemplateMap;
+    fixed?: Record<string, string>;
+    budget: AlertBudget;
+  }) {
+    this.name = init.name;
+    this.rule = init.rule;
+    this.slo = init.slo;
+    this.identity = init.identity;
+    this.query = init.query;
+    this.for = init.for;
+    this.keepFiringFor = init.keepFiringFor;
+    this.labels = init.labels;
+    this.annotations = init.annotations;
+    this.fixed = init.fixed ?? {};
+    this.set = new AlertSet(init.budget);
+  }
+
+  get alerts(): Iterable<Alert> {
+    return this.set.alerts.values();
+  }
+
+  get labelSources(): Record<string, string> {
+    return Object.fromEntries([...this.labels].map(([k, t]) => [k, t.source]));
+  }
+
+  get annotationSources(): Record<string, string> {
+    return Object.fromEntries([...this.annotations].map(([k, t]) => [k, t.source]));
+  }
+
+  render(s: Sample): Rendered {
+    const context = { ...s.labels, ...this.fixed };
+    const ctx = { value: s.value, labels: context };
+    const labels: Record<string, string> = { ...context };
+    for (const [k, t] of this.labels) labels[k] = t.render(ctx);
+    labels.alertname = this.name;
+    for (const k of Object.keys(labels)) if (labels[k] === '') delete labels[k];
+    const annotations: Record<string, string> = {};
+    for (const [k, t] of this.annotations) annotations[k] = t.render(ctx);
+    return { labels, annotations };
+  }
+}
+
+interface ThresholdEval {
+  readonly kind: 'alert';
+  readonly rule: ThresholdRule;
+  readonly unit: Unit;
+  readonly main: SeriesStore | undefined;
+  readonly numerator: SeriesStore | undefined;
+  readonly denominator: SeriesStore | undefined;
+}
+
+interface SloEval {
+  readonly kind: 'slo';
+  readonly rule: SloRule;
+  readonly burns: { readonly alert: BurnAlert; readonly unit: Unit }[];
+  readonly stores: { good?: SeriesStore; bad?: SeriesStore; total?: SeriesStore; latency?: SeriesStore };
+  /** Every window the SLO reads: the burn windows and the period. */
+  readonly windows: readonly number[];
+  view: SloView;
+}
+
+type Compiled = ThresholdEval | SloEval;
+
+type Summaries = (store: SeriesStore, window: number, sketch: boolean) => GroupSummary[];
+
+interface RuleValues {
+  values: { labels: Readonly<Record<string, string>>; value: number }[];
+  hadData: boolean;
+  error: string | undefined;
+}
+
+const ADDITIVE = new Set(['count', 'sum', 'rate', 'increase']);
+
+interface Installed {
+  readonly compiled: Compiled[];
+  readonly units: Unit[];
+  readonly stores: Map<string, SeriesStore>;
+  /** Metric name → stores fed by it. */
+  readonly byName: Map<string, SeriesStore[]>;
+  readonly logStores: SeriesStore[];
+}
+
+const EMPTY: Installed = { compiled: [], units: [], stores: new Map(), byName: new Map(), logStores: [] };
+
+/** Names a rule's metric is looked up by: as written, and without a Prometheus _total suffix. */
+function metricNames(metric: string): string[] {
+  return metric.endsWith('_total') && metric.length > 6 ? [metric, metric.slice(0, -6)] : [metric];
+}
+
+function fieldText(event: Record<string, unknown>, field: string): string {
+  let v = event[field];
+  if (v === undefined && field.includes('.')) {
+    let cur: unknown = event;
+    for (const part of field.split('.')) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[part] : undefined;
+    v = cur;
+  }
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  return '';
+}
+
+export class AlertEngine {
+  private readonly config: AlertsConfig;
+  private readonly log: Logger;
+  private readonly logOnce: LogOnce;
+  private readonly clock: () => number;
+  private readonly notifier: Notifier;
+  private readonly seriesBudget: SeriesBudget;
+  private readonly alertBudget: AlertBudget;
+  private readonly watcher: FileWatcher | undefined;
+  private installed: Installed = EMPTY;
+  private timer: NodeJS.Timeout | undefined;
+  private reloading: Promise<ReloadResult> | undefined;
+  private lastEvaluation: number | undefined;
+  private lastEvaluationSeconds = 0;
+  private readonly metrics;
+
+  /** Outcome of the latest load or reload. */
+  lastReload: { ok: boolean; at: number | undefined; errors: string[] } = { ok: true, at: undefined, errors: [] };
+
+  constructor(options: AlertEngineOptions) {
+    const { config, telemetry } = options;
+    if (!validResolution(config.resolution)) {
+      throw new ConfigError('alerts', [`alerts.resolution: must divide one minute evenly, e.g. 5s, 10s, 15s or 30s (got ${formatDuration(config.resolution)})`]);
+    }
+    this.config = config;
+    this.log = options.log;
+    this.logOnce = new LogOnce(options.log);
+    this.clock = options.now ?? Date.now;
+    this.notifier = new Notifier({ config, telemetry, log: options.log, post: options.post });
+    const seriesDropped = telemetry.counter('plumb_alerts_series_dropped_total', 'Series the alert engine refused to track, by reason (limit: maxSeries reached).', ['reason']);
+    seriesDropped.inc({ reason: 'limit' }, 0);
+    this.seriesBudget = new SeriesBudget(config.maxSeries);
+    this.seriesBudget.onRefused = () => seriesDropped.inc({ reason: 'limit' });
+    const alertsDropped = telemetry.counter('plumb_alerts_alerts_dropped_total', 'Alerts not tracked, by reason (limit: maxAlerts reached).', ['reason']);
+    alertsDropped.inc({ reason: 'limit' }, 0);
+    this.alertBudget = new AlertBudget(config.maxAlerts);
+    this.alertBudget.onRefused = () => alertsDropped.inc({ reason: 'limit' });
+    const seriesUsed = (): number => this.seriesBudget.used;
+    const bucketsHeld = (): number => {
+      let n = 0;
+      for (const s of this.installed.stores.values()) n += s.bucketCount;
+      return n;
+    };
+    const alertsTracked = (): number => this.alertBudget.used;
+    const rulesLoaded = (): number => this.installed.units.length;
+    telemetry.gauge('plumb_alerts_series', 'Series (groups) and counter baselines the alert engine tracks; the limit is maxSeries.', [], function collect() {
+      this.set(seriesUsed());
+    });
+    telemetry.gauge('plumb_alerts_buckets', 'Time buckets held across every tracked series.', [], function collect() {
+      this.set(bucketsHeld());
+    });
+    telemetry.gauge('plumb_alerts_tracked', 'Alerts pending, firing or recently resolved; the limit is maxAlerts.', [], function collect() {
+      this.set(alertsTracked());
+    });
+    telemetry.gauge('plumb_alerts_rules', 'Alerting rules loaded (an SLO counts once per burn-rate alert).', [], function collect() {
+      this.set(rulesLoaded());
+    });
+    this.metrics = {
+      evaluations: telemetry.counter('plumb_alerts_evaluations_total', 'Evaluation rounds of all rules.'),
+      failures: telemetry.counter('plumb_alerts_rule_evaluation_failures_total', 'Rule evaluations that failed (see lastError in /api/v1/rules).'),
+      duration: telemetry.histogram('plumb_alerts_evaluation_duration_seconds', 'Time one evaluation round of all rules took.', [], [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]),
+      reloads: telemetry.counter('plumb_alerts_reloads_total', 'Rule file loads, by result.', ['result']),
+      reloadOk: telemetry.gauge('plumb_alerts_last_reload_successful', '1 if the last rule file load succeeded, 0 if the running rules are older than the file.'),
+    };
+    this.metrics.reloads.inc({ result: 'success' }, 0);
+    this.metrics.reloads.inc({ result: 'failure' }, 0);
+    this.metrics.reloadOk.set(1);
+    this.watcher = config.rulesFile !== undefined && config.watch ? new FileWatcher(config.rulesFile, config.watchInterval, () => void this.reload()) : undefined;
+  }
+
+  // ── lifecycle ──────────────────────────────────────────────────────────────────────────────
+
+  /** Loads the rule file (throws ConfigError listing every mistake), then starts delivery, evaluation and watching. */
+  async start(): Promise<void> {
+    if (this.config.rulesFile !== undefined) {
+      const result = await this.reload();
+      if (!result.ok) throw new ConfigError(this.config.rulesFile, result.errors);
+    }
+    this.notifier.start();
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.evaluate(this.clock()), this.config.evaluationInterval);
+      this.timer.unref();
+    }
+    this.watcher?.start();
+  }
+
+  /** Stops evaluating and watching; queued notifications get until `timeoutMs` to go out. */
+  async stop(timeoutMs = 5000): Promise<void> {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.timer = undefined;
+    this.watcher?.stop();
+    await this.notifier.stop(timeoutMs);
+  }
+
+  /** Starts or stops reloading on file changes independently of start()/stop(). */
+  startWatching(): void {
+    this.watcher?.start();
+  }
+
+  stopWatching(): void {
+    this.watcher?.stop();
+  }
+
+  /** Resolves when every notification queue is empty (tests, graceful shutdown). */
+  deliveryIdle(): Promise<void> {
+    return this.notifier.idle();
+  }
+
+  // ── rules ──────────────────────────────────────────────────────────────────────────────────
+
+  /** Re-reads the rule file. On any error the running rules stay and every error is logged and returned. */
+  reload(): Promise<ReloadResult> {
+    const file = this.config.rulesFile;
+    if (file === undefined) return Promise.resolve({ ok: true, errors: [], rules: this.installed.units.length });
+    // One reload at a time; a change during a reload triggers another afterwards.
+    const run = async (): Promise<ReloadResult> => {
+      let text: string;
+      try {
+        text = await readFile(file, 'utf8');
+      } catch (err) {
+        return this.rejected(file, [`cannot read the rule file (${errorMessage(err)})`]);
+      }
+      return this.loadRulesText(text, file);
+    };
+    const next = (this.reloading ?? Promise.resolve()).then(run, run);
+    this.reloading = next;
+    return next;
+  }
+
+  /** Installs rules from YAML text (the rule file's content); keeps the running rules if it has errors. */
+  loadRulesText(text: string, source = '<rules>'): ReloadResult {
+    const { rules, errors } = parseRules(text, { resolution: this.config.resolution });
+    if (errors.length > 0) return this.rejected(source, errors);
+    this.install(rules, this.clock());
+    this.metrics.reloads.inc({ result: 'success' });
+    this.metrics.reloadOk.set(1);
+    this.lastReload = { ok: true, at: this.clock(), errors: [] };
+    this.log.info({ file: source, rules: this.installed.units.length }, 'alert rules loaded');
+    return { ok: true, errors: [], rules: this.installed.units.length };
+  }
+
+  private rejected(source: string, errors: string[]): ReloadResult {
+    this.metrics.reloads.inc({ result: 'failure' });
+    this.metrics.reloadOk.set(0);
+    this.lastReload = { ok: false, at: this.clock(), errors };
+    this.log.error({ file: source, errors, code: 'PLUMB_ERR_CONFIG_INVALID' }, `alert rule file has ${errors.length} error(s); the previous rules keep running`);
+    return { ok: false, errors, rules: this.installed.units.length };
+  }
+
+  private install(rules: Rule[], now: number): void {
+    const old = this.installed;
+    const stores = new Map<string, SeriesStore>();
+    const horizons = new Map<string, number>();
+    const resolution = this.config.resolution;
+    const store = (spec: StoreSpec, horizon: number): SeriesStore => {
+      const key = storeKey(spec);
+      let s = stores.get(key);
+      if (s === undefined) {
+        s = old.stores.get(key) ?? new SeriesStore(spec, horizon, resolution, this.seriesBudget);
+        stores.set(key, s);
+      }
+      horizons.set(key, Math.max(horizons.get(key) ?? 0, horizon));
+      return s;
+    };
+    const metricSpec = (ref: MetricRef, by: readonly string[] | undefined, sketches: boolean, goodAtOrBelow = NaN): StoreSpec => ({
+      names: metricNames(ref.metric),
+      matchers: ref.where,
+      logMatch: undefined,
+      logField: '',
+      isLog: false,
+      by,
+      sketches,
+      goodAtOrBelow,
+    });
+
+    const compiled: Compiled[] = [];
+    const units: Unit[] = [];
+    const occurrences = new Map<string, number>();
+    for (const rule of rules) {
+      if (rule.type === 'alert') {
+        const sketches = rule.aggregate.kind === 'quantile';
+        const src = rule.source;
+        let main: SeriesStore | undefined;
+        let numerator: SeriesStore | undefined;
+        let denominator: SeriesStore | undefined;
+        if (src.kind === 'metric') main = store(metricSpec(src.ref, rule.by, sketches), rule.window);
+        else if (src.kind === 'ratio') {
+          numerator = store(metricSpec(src.numerator, rule.by, sketches), rule.window);
+          denominator = store(metricSpec(src.denominator, rule.by, sketches), rule.window);
+        } else {
+          main = store({ names: [], matchers: src.ref.where, logMatch: src.ref.match, logField: src.ref.field, isLog: true, by: rule.by ?? [], sketches: false, goodAtOrBelow: NaN }, rule.window);
+        }
+        const base = `alert\u0000${rule.name}\u0000${rule.identity}`;
+        const n = occurrences.get(base) ?? 0;
+        occurrences.set(base, n + 1);
+        const unit = new Unit({
+          name: rule.name,
+          rule: rule.name,
+          identity: `${base}\u0000${n}`,
+          query: rule.query,
+          for: rule.for,
+          keepFiringFor: rule.keepFiringFor,
+          labels: rule.labels,
+          annotations: rule.annotations,
+          budget: this.alertBudget,
+        });
+        units.push(unit);
+        compiled.push({ kind: 'alert', rule, unit, main, numerator, denominator });
+      } else {
+        const ind = rule.indicator;
+        const windows = [...new Set([rule.period, ...rule.burnAlerts.flatMap((b) => [b.long, b.short])])].sort((a, b) => a - b);
+        const horizon = windows[windows.length - 1];
+        const stores: SloEval['stores'] = {};
+        if (ind.kind === 'latency') stores.latency = store(metricSpec(ind.ref, rule.by, false, ind.threshold), horizon);
+        else {
+          if (ind.good) stores.good = store(metricSpec(ind.good, rule.by, false), horizon);
+          if (ind.bad) stores.bad = store(metricSpec(ind.bad, rule.by, false), horizon);
+          stores.total = store(metricSpec(ind.total, rule.by, false), horizon);
+        }
+        const annotations: TemplateMap =
+          rule.annotations.size > 0
+            ? rule.annotations
+            : new Map([
+                ['summary', compileTemplate(`SLO {{ $labels.slo }} is burning its error budget {{ $value }}x too fast over {{ $labels.window }}`)],
+                ['description', compileTemplate(`Objective ${rule.objective}% over ${formatWindow(rule.period)}: a burn rate of 1 spends exactly the period's error budget.`)],
+              ]);
+        const burns = rule.burnAlerts.map((b) => {
+          const window = formatWindow(b.long);
+          const by = rule.by.length > 0 ? ` by (${rule.by.join(', ')})` : '';
+          return {
+            alert: b,
+            unit: new Unit({
+              name: rule.alertName,
+              rule: rule.name,
+              slo: rule.name,
+              identity: `slo\u0000${rule.name}\u0000${rule.identity}\u0000${b.severity}\u0000${b.long}\u0000${b.short}\u0000${b.factor}`,
+              query: `burn_rate${by}(${rule.name}[${window}]) > ${b.factor} and burn_rate${by}(${rule.name}[${formatWindow(b.short)}]) > ${b.factor}`,
+              for: b.for,
+              keepFiringFor: 0,
+              labels: rule.labels,
+              annotations,
+              fixed: { slo: rule.name, severity: b.severity, window },
+              budget: this.alertBudget,
+            }),
+          };
+        });
+        for (const b of burns) units.push(b.unit);
+        compiled.push({ kind: 'slo', rule, burns, stores, windows, view: { name: rule.name, objective: rule.objective, period: rule.period, budgetRemaining: [], burnRates: [] } });
+      }
+    }
+
+    // Alert state carries over to units whose definition did not change.
+    const oldUnits = new Map(old.units.map((u) => [u.identity, u]));
+    for (const u of units) {
+      const prev = oldUnits.get(u.identity);
+      if (prev === undefined) continue;
+      u.set.adopt(prev.set);
+      u.health = prev.health;
+      u.lastError = prev.lastError;
+      u.lastEvaluation = prev.lastEvaluation;
+      u.evaluationTime = prev.evaluationTime;
+      u.nodata = prev.nodata;
+      oldUnits.delete(u.identity);
+    }
+    // Alerts of removed rules resolve now, so receivers are not left with ghosts.
+    const ended: AlertNotice[] = [];
+    for (const u of oldUnits.values()) {
+      for (const a of u.set.alerts.values()) if (a.state === 'firing') ended.push(this.notice(a, 'resolved', now));
+      u.set.dispose();
+    }
+    this.deliver(ended, ended);
+
+    for (const [key, s] of stores) s.setHorizon(horizons.get(key)!);
+    for (const [key, s] of old.stores) if (!stores.has(key)) s.dispose();
+    const byName = new Map<string, SeriesStore[]>();
+    const logStores: SeriesStore[] = [];
+    for (const s of stores.values()) {
+      if (s.spec.isLog) logStores.push(s);
+      for (const name of s.spec.names) {
+        const list = byName.get(name);
+        if (list === undefined) byName.set(name, [s]);
+        else list.push(s);
+      }
+    }
+    this.installed = { compiled, units, stores, byName, logStores };
+  }
+
+  // ── observations ───────────────────────────────────────────────────────────────────────────
+
+  /** One series of an agent batch: counters as increments, gauges and sets as values, timers as sketches. */
+  observeMetric(o: MetricObservation, now: number): void {
+    const byName = this.installed.byName;
+    if (byName.size === 0) return;
+    const first = byName.get(o.statsdName);
+    if (first !== undefined) for (const s of first) s.observeMetric(o, now);
+    if (o.name === o.statsdName) return;
+    const second = byName.get(o.name);
+    if (second !== undefined) for (const s of second) if (first === undefined || !first.includes(s)) s.observeMetric(o, now);
+  }
+
+  /** A cumulative counter reading (total since the source started); a drop in the total is taken as a restart from zero. */
+  observeCumulative(o: CumulativeObservation, now: number): void {
+    const byName = this.installed.byName;
+    if (byName.size === 0) return;
+    const first = o.statsdName === undefined ? undefined : byName.get(o.statsdName);
+    if (first !== undefined) for (const s of first) s.observeCumulative(o, now);
+    if (o.name === o.statsdName) return;
+    const second = byName.get(o.name);
+    if (second !== undefined) for (const s of second) if (first === undefined || !first.includes(s)) s.observeCumulative(o, now);
+  }
+
+  /** A log event seen by the collector (fields such as level, message, host). */
+  observeLog(event: Record<string, unknown>, now: number): void {
+    const stores = this.installed.logStores;
+    if (stores.length === 0) return;
+    const get = (field: string): string => fieldText(event, field);
+    for (const s of stores) {
+      const by = s.spec.by ?? [];
+      s.observeLog(get, () => Object.fromEntries(by.map((f) => [f, get(f)])), now);
+    }
+  }
+
+  // ── evaluation ─────────────────────────────────────────────────────────────────────────────
+
+  /** One evaluation round of every rule at time `now`. Synchronous; never throws. */
+  evaluate(now: number = this.clock()): void {
+    const started = performance.now();
+    const { compiled } = this.installed;
+    const memo = new Map<string, GroupSummary[]>();
+    const summaries = (s: SeriesStore, window: number, sketch: boolean): GroupSummary[] => {
+      const key = `${s.key}|${window}|${sketch}`;
+      let v = memo.get(key);
+      if (v === undefined) {
+        v = s.summarize(now, window, sketch);
+        memo.set(key, v);
+      }
+      return v;
+    };
+    const webhook: AlertNotice[] = [];
+    for (const c of compiled) {
+      const t0 = performance.now();
+      if (c.kind === 'alert') this.evaluateThreshold(c, now, summaries, webhook);
+      else this.evaluateSlo(c, now, summaries, webhook);
+      const seconds = (performance.now() - t0) / 1000;
+      if (c.kind === 'alert') c.unit.evaluationTime = seconds;
+      else for (const b of c.burns) b.unit.evaluationTime = seconds;
+    }
+    const resend: AlertNotice[] = [];
+    if (this.notifier.hasAlertmanager) {
+      const validFor = 4 * Math.max(this.config.resendInterval, this.config.evaluationInterval);
+      for (const u of this.installed.units) {
+        for (const a of u.set.due(now, this.config.resendInterval, validFor)) resend.push(this.notice(a, a.state === 'firing' ? 'firing' : 'resolved', now));
+      }
+    }
+    this.deliver(resend, webhook);
+    for (const s of this.installed.stores.values()) s.sweep(now);
+    this.lastEvaluation = now;
+    this.lastEvaluationSeconds = (performance.now() - started) / 1000;
+    this.metrics.evaluations.inc();
+    this.metrics.duration.observe(this.lastEvaluationSeconds);
+  }
+
+  /** Each group's value of a threshold rule at `now` (before the comparison). */
+  private ruleValues(c: ThresholdEval, now: number, summaries: Summaries): RuleValues {
+    const { rule } = c;
+    const values: { labels: Readonly<Record<string, string>>; value: number }[] = [];
+    const sketch = rule.aggregate.kind === 'quantile';
+    if (c.main !== undefined) {
+      const groups = summaries(c.main, rule.window, sketch);
+      for (const g of groups) {
+        const r = aggregate(rule.aggregate, g.summary, rule.window);
+        if (!r.ok) return { values, hadData: true, error: r.error };
+        values.push({ labels: g.labels, value: r.value });
+      }
+      return { values, hadData: groups.length > 0, error: undefined };
+    }
+    const numerators = new Map(summaries(c.numerator!, rule.window, sketch).map((g) => [g.key, g.summary]));
+    const denominators = summaries(c.denominator!, rule.window, sketch);
+    const additive = ADDITIVE.has(rule.aggregate.kind);
+    for (const g of denominators) {
+      const d = aggregate(rule.aggregate, g.summary, rule.window);
+      if (!d.ok) return { values, hadData: true, error: `denominator: ${d.error}` };
+      const ns = numerators.get(g.key);
+      let n: number;
+      if (ns !== undefined) {
+        const r = aggregate(rule.aggregate, ns, rule.window);
+        if (!r.ok) return { values, hadData: true, error: `numerator: ${r.error}` };
+        n = r.value;
+      } else if (additive) {
+        n = 0; // the numerator counted nothing where the denominator counted something
+      } else continue;
+      if (d.value !== 0) values.push({ labels: g.labels, value: n / d.value });
+    }
+    return { values, hadData: denominators.length > 0, error: undefined };
+  }
+
+  private evaluateThreshold(c: ThresholdEval, now: number, summaries: Summaries, webhook: AlertNotice[]): void {
+    const { rule } = c;
+    let result: RuleValues;
+    try {
+      result = this.ruleValues(c, now, summaries);
+    } catch (err) {
+      result = { values: [], hadData: false, error: errorMessage(err) };
+    }
+    const samples: Sample[] = [];
+    if (rule.op !== undefined && rule.threshold !== undefined) {
+      for (const v of result.values) if (!Number.isNaN(v.value) && compare(rule.op, v.value, rule.threshold)) samples.push(v);
+    }
+    if (rule.absent && !result.hadData) samples.push({ labels: this.absentLabels(rule), value: undefined });
+    this.advance(c.unit, now, result.error, !result.hadData, samples, webhook);
+  }
+
+  private absentLabels(rule: ThresholdRule): Record<string, string> {
+    const src = rule.source;
+    const matchers: readonly Matcher[] = src.kind === 'ratio' ? src.denominator.where : src.ref.where;
+    const labels = equalityLabels(matchers);
+    if (rule.by === undefined) return labels;
+    return Object.fromEntries(Object.entries(labels).filter(([k]) => rule.by!.includes(k)));
+  }
+
+  private evaluateSlo(c: SloEval, now: number, summaries: Summaries, webhook: AlertNotice[]): void {
+    const { rule } = c;
+    let error: string | undefined;
+    const perWindow = new Map<number, Map<string, GroupCounts>>();
+    try {
+      for (const w of c.windows) {
+        const parts = {
+          good: c.stores.good && summaries(c.stores.good, w, false),
+          bad: c.stores.bad && summaries(c.stores.bad, w, false),
+          total: c.stores.total && summaries(c.stores.total, w, false),
+          latency: c.stores.latency && summaries(c.stores.latency, w, false),
+        };
+        perWindow.set(w, new Map(indicatorCounts(rule.indicator, parts).map((g) => [g.key, g])));
+      }
+    } catch (err) {
+      error = errorMessage(err);
+    }
+    const period = perWindow.get(rule.period) ?? new Map<string, GroupCounts>();
+    const burnWindows = [...new Set(rule.burnAlerts.flatMap((b) => [b.long, b.short]))].sort((a, b) => a - b);
+    c.view = {
+      name: rule.name,
+      objective: rule.objective,
+      period: rule.period,
+      budgetRemaining: [...period.values()].map((g) => ({ labels: g.labels, value: budgetRemaining(g.counts, rule.budget) })),
+      burnRates: burnWindows.flatMap((w) => [...(perWindow.get(w)?.values() ?? [])].map((g) => ({ labels: g.labels, window: formatWindow(w), value: burnRate(g.counts, rule.budget) }))),
+    };
+    for (const { alert, unit } of c.burns) {
+      const samples: Sample[] = [];
+      const long = perWindow.get(alert.long);
+      const short = perWindow.get(alert.short);
+      if (error === undefined && long !== undefined && short !== undefined) {
+        for (const [key, g] of long) {
+          const s = short.get(key);
+          if (s === undefined) continue;
+          const l = burnRate(g.counts, rule.budget);
+          if (l > alert.factor && burnRate(s.counts, rule.budget) > alert.factor) samples.push({ labels: g.labels, value: l });
+        }
+      }
+      this.advance(unit, now, error, long === undefined || long.size === 0, samples, webhook);
+    }
+  }
+
+  private advance(unit: Unit, now: number, error: string | undefined, nodata: boolean, samples: Sample[], webhook: AlertNotice[]): void {
+    unit.lastEvaluation = now;
+    if (error !== undefined) {
+      // A failed evaluation leaves the alerts as they were: no data is not the same as "fine".
+      unit.health = 'err';
+      unit.lastError = error;
+      this.metrics.failures.inc();
+      this.logOnce.warn(`eval:${unit.identity}:${error}`, { rule: unit.rule, alertname: unit.name, err: error }, 'alert rule evaluation failed');
+      return;
+    }
+    unit.health = 'ok';
+    unit.lastError = '';
+    unit.nodata = nodata;
+    let transitions: Transition[];
+    try {
+      transitions = unit.set.update(now, samples, unit.for, unit.keepFiringFor, (s) => unit.render(s));
+    } catch (err) {
+      unit.health = 'err';
+      unit.lastError = errorMessage(err);
+      this.metrics.failures.inc();
+      return;
+    }
+    for (const t of transitions) webhook.push(this.notice(t.alert, t.to, now));
+  }
+
+  private notice(a: Alert, status: 'firing' | 'resolved', now: number): AlertNotice {
+    return {
+      status,
+      labels: a.labels,
+      annotations: a.annotations,
+      startsAt: a.firedAt ?? a.activeAt,
+      endsAt: status === 'resolved' ? (a.resolvedAt ?? now) : a.validUntil,
+      generatorURL: `${this.config.externalUrl.replace(/\/+$/, '')}/api/v1/rules#${encodeURIComponent(a.labels.alertname ?? '')}`,
+      value: a.value,
+    };
+  }
+
+  private deliver(alertmanager: AlertNotice[], webhooks: AlertNotice[]): void {
+    this.notifier.toAlertmanager(alertmanager);
+    this.notifier.toWebhooks(webhooks, this.config.externalUrl);
+  }
+
+  // ── exposition ─────────────────────────────────────────────────────────────────────────────
+
+  private get sloViews(): SloView[] {
+    return this.installed.compiled.filter((c): c is SloEval => c.kind === 'slo').map((c) => c.view);
+  }
+
+  /**
+   * Prometheus text for the collector's /metrics page: ALERTS, ALERTS_FOR_STATE,
+   * plumb_slo_error_budget_remaining and plumb_slo_burn_rate, with # HELP and # TYPE lines.
+   * Values are those of the last evaluation.
+   */
+  metricsText(): string {
+    return renderMetrics(this.installed.units, this.sloViews);
+  }
+
+  /** Body of GET /api/v1/alerts (Prometheus' shape): pending and firing alerts. */
+  alertsJSON(): ReturnType<typeof alertsJSON> {
+    return alertsJSON(this.installed.units);
+  }
+
+  /** Body of GET /api/v1/rules (Prometheus' shape) plus the SLOs' budgets and burn rates. */
+  rulesJSON(): Record<string, unknown> {
+    const body = rulesJSON(
+      {
+        name: 'plumb',
+        file: this.config.rulesFile ?? '',
+        interval: this.config.evaluationInterval,
+        lastEvaluation: this.lastEvaluation,
+        evaluationTime: this.lastEvaluationSeconds,
+      },
+      this.installed.units,
+      this.sloViews,
+    );
+    (body.data as Record<string, unknown>).lastReload = {
+      ok: this.lastReload.ok,
+      at: this.lastReload.at === undefined ? null : new Date(this.lastReload.at).toISOString(),
+      errors: this.lastReload.errors,
+    };
+    return body;
+  }
+
+  /** Each group's current value of the named threshold rule (debugging, tests); empty if no such rule. */
+  values(ruleName: string, now: number = this.clock()): { labels: Record<string, string>; value: number }[] {
+    const c = this.installed.compiled.find((x): x is ThresholdEval => x.kind === 'alert' && x.rule.name === ruleName);
+    if (c === undefined) return [];
+    const r = this.ruleValues(c, now, (s, w, sketch) => s.summarize(now, w, sketch));
+    if (r.error !== undefined) throw new Error(r.error);
+    return r.values.map((v) => ({ labels: { ...v.labels }, value: v.value }));
+  }
+}
