@@ -7,7 +7,8 @@ export interface ListenAddress {
   family: 4 | 6;
 }
 
-export const LISTEN_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):\\d{1,5}$';
+const PORT = '([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])';
+export const LISTEN_PATTERN = `^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):${PORT}$`;
 
 export function parseListen(text: string): ListenAddress {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());

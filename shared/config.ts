@@ -63,13 +63,22 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** Checks beyond the schema (a regex that must compile, keys that depend on each other); returns error lines. */
-export type ConfigCheck<T> = (config: T) => string[];
+/**
+ * A check beyond the schema (a regex that must compile, keys that depend on each other) for the
+ * subtree at `path` ("" for the whole file). It runs whenever that subtree is valid by `schema`,
+ * even if other parts of the file are not, so one run reports every error.
+ */
+export interface ConfigCheck {
+  path: string;
+  schema: TSchema;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- receives the decoded subtree
+  run: (value: any) => string[];
+}
 
 /** Environment variables that steer the CLI rather than override a key. */
 const RESERVED_ENV = new Set(['PLUMB_CONFIG']);
 
-export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, check?: ConfigCheck<StaticDecode<T>>): StaticDecode<T> {
+export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, checks: readonly ConfigCheck[] = []): StaticDecode<T> {
   const source = options.file ?? '<config>';
   let raw: unknown;
   let text = options.text;
@@ -105,13 +114,14 @@ export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, c
     const line = `${path || '(top level)'}: ${msg}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`;
     if (!errors.includes(line)) errors.push(line);
   }
+  for (const check of checks) {
+    const subtree = check.path === '' ? withDefaults : check.path.split('.').reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), withDefaults);
+    if (Value.Check(check.schema, subtree)) errors.push(...check.run(Value.Decode(check.schema, subtree)));
+  }
   // A union reports both branches' failures; keep the most specific line per path.
   const deduped = dedupeByPath(errors);
   if (deduped.length > 0) throw new ConfigError(source, deduped);
-  const decoded = Value.Decode(schema, withDefaults);
-  const more = check ? check(decoded) : [];
-  if (more.length > 0) throw new ConfigError(source, more);
-  return decoded;
+  return Value.Decode(schema, withDefaults);
 }
 
 function dedupeByPath(errors: string[]): string[] {

@@ -6,8 +6,10 @@
 import { createGunzip } from 'node:zlib';
 import type { FastifyInstance, FastifyError } from 'fastify';
 import type { Transform } from 'node:stream';
+import type { Telemetry } from '../../shared/telemetry.ts';
 
-export function installBodyHandling(app: FastifyInstance): void {
+export function installBodyHandling(app: FastifyInstance, telemetry: Telemetry): void {
+  const rejected = telemetry.counter('plumb_ingest_rejected_total', 'requests the collector refused, by HTTP status', ['status']);
   app.addHook('preParsing', async (request, _reply, payload) => {
     const encoding = request.headers['content-encoding'];
     if (encoding === undefined || encoding === 'identity') return payload;
@@ -48,6 +50,7 @@ export function installBodyHandling(app: FastifyInstance): void {
       code = 'PLUMB_ERR_INTERNAL';
       message = 'internal error';
     }
+    rejected.inc({ status: String(status) });
     void reply.code(status).send({ error: code, message });
   });
 }

@@ -23,7 +23,12 @@ export interface MetricStoreOptions {
   maxSetMembers: number;
   relativeAccuracy: number;
   maxEvents: number;
+  /** Name prefixes other parts of /metrics own (plumb's self-metrics, span metrics, ALERTS). */
+  reservedPrefixes?: readonly string[];
 }
+
+/** Names the collector's own exposition uses; an application metric may not take them. */
+export const RESERVED_PREFIXES: readonly string[] = ['plumb_', 'traces_spanmetrics_', 'ALERTS'];
 
 type FamilyType = 'counter' | 'gauge' | 'summary' | 'histogram';
 /** Which statsd kind fed a family, so a set and a gauge of one name don't merge. */
@@ -204,6 +209,12 @@ export class MetricStore {
   ): Series | null {
     let family = this.families.get(name);
     if (family === undefined) {
+      for (const prefix of this.options.reservedPrefixes ?? RESERVED_PREFIXES) {
+        if (name.startsWith(prefix)) {
+          this.refused.name_collision++;
+          return null;
+        }
+      }
       const candidate = new Family(name, type, origin, help, buckets);
       for (const sample of candidate.sampleNames) {
         if (this.sampleOwners.has(sample)) {
