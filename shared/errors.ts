@@ -11,6 +11,7 @@ export const ErrorCodes = {
   PLUMB_ERR_FORWARD_PERMANENT: 'the collector refused a batch permanently',
   PLUMB_ERR_FORWARD_RETRYABLE: 'the collector could not take a batch now',
   PLUMB_ERR_STATSD_PARSE: 'a statsd line could not be parsed',
+  PLUMB_ERR_GROK_PATTERN: 'a grok pattern or pattern file is invalid',
   PLUMB_ERR_SINK_PERMANENT: 'a downstream system refused data permanently',
   PLUMB_ERR_SINK_RETRYABLE: 'a downstream system could not take data now',
 } as const;

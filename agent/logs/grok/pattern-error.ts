@@ -9,7 +9,7 @@ export class GrokPatternError extends PlumbError {
   /** The pattern name (or the expression itself, for an anonymous top-level expression). */
   readonly pattern: string;
   constructor(pattern: string, message: string, options?: { cause?: unknown }) {
-    super('PLUMB_ERR_CONFIG_INVALID', message, options);
+    super('PLUMB_ERR_GROK_PATTERN', message, options);
     this.name = 'GrokPatternError';
     this.pattern = pattern;
   }

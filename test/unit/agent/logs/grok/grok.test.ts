@@ -147,7 +147,7 @@ describe('pattern files and libraries', () => {
     }
     expect(err).toBeInstanceOf(GrokPatternError);
     expect((err as GrokPatternError).pattern).toBe('BROKEN');
-    expect((err as GrokPatternError).code).toBe('PLUMB_ERR_CONFIG_INVALID');
+    expect((err as GrokPatternError).code).toBe('PLUMB_ERR_GROK_PATTERN');
     expect((err as Error).message).toMatch(/grok pattern BROKEN \(.*bad-regex:2\) is not a valid regular expression/);
   });
 
