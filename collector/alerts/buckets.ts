@@ -1,13 +1,17 @@
 /**
  * Pre-aggregated time buckets for one series, in tiers that get coarser with age, like a
- * round-robin database: 10 s buckets for the last hour, 1 min for the last 6 h, 10 min for the
- * last 3 days and 1 h beyond, each tier only as deep as the longest window its rules read.
- * Every observation lands in exactly one bucket; a bucket pushed out of its tier's ring is
- * merged into the next coarser tier (or dropped past the horizon), so memory per series is fixed
- * by the horizon and a window's summary never counts anything twice. Windows ending now read
- * fine buckets for the recent part and coarse ones only for the old part; a coarse bucket cut by
- * the window's far edge counts in proportion to its overlap, which is exact for steady traffic
- * and otherwise off by at most the uneven part of one bucket.
+ * round-robin database. The tiers follow the windows the series is read over: data younger
+ * than a window's length is kept at least at 1/60 of that length (1/10 for sketches, which are
+ * large), so an SLO reading 5m, 30m, 1h, 6h, 3d and 30d keeps 10 s buckets for the last five
+ * minutes, 30 s ones up to half an hour, … and 12 h ones for the month: ~370 buckets rather than
+ * 250 000. Every observation lands in exactly one bucket; a bucket pushed out of its tier's ring
+ * is merged into the next coarser tier (or dropped past the longest window), so a window's
+ * summary never counts anything twice and memory per series is fixed by the windows.
+ *
+ * Buckets as wide as the base resolution (the agents' flush cadence) count as points: in the
+ * window (now − W, now] if their start is. A wider bucket cut by the window's far edge counts
+ * in proportion to its overlap, which is exact for steady traffic and otherwise off by at most
+ * the uneven part of one bucket.
  */
 import { mergeSketch, newSketch, type Sketch } from '../../shared/sketch.ts';
 
@@ -64,31 +68,30 @@ export interface Tier {
   readonly slots: number;
 }
 
-/** The tier table before sizing: resolution and the age up to which that tier holds data. */
-function tierTable(resolution: number): { resolution: number; span: number }[] {
-  const raw = [
-    { resolution, span: 3_600_000 },
-    { resolution: Math.max(resolution, 60_000), span: 6 * 3_600_000 },
-    { resolution: Math.max(resolution, 600_000), span: 3 * 86_400_000 },
-    { resolution: Math.max(resolution, 3_600_000), span: Infinity },
-  ];
-  const out: { resolution: number; span: number }[] = [];
-  for (const t of raw) {
-    const prev = out[out.length - 1];
-    if (prev !== undefined && prev.resolution === t.resolution) prev.span = t.span;
-    else out.push({ ...t });
-  }
-  return out;
-}
+/** Bucket widths the tiers choose from; each divides the next, so buckets merge whole. */
+const CHAIN = [10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000, 3_600_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000];
 
-/** Tiers needed to answer windows up to `horizon` ms with finest buckets of `resolution` ms. */
-export function tierLayout(resolution: number, horizon: number): Tier[] {
-  const tiers: Tier[] = [];
-  for (const t of tierTable(resolution)) {
-    tiers.push({ resolution: t.resolution, slots: Math.ceil(Math.min(horizon, t.span) / t.resolution) + 2 });
-    if (t.span >= horizon) break;
+/** Buckets per window length for plain statistics, and for sketches. */
+export const BUCKETS_PER_WINDOW = 60;
+export const SKETCH_BUCKETS_PER_WINDOW = 10;
+
+/**
+ * Tiers for reading `windows` with finest buckets of `base` ms: for each window, buckets of at
+ * most window/perWindow (never finer than base) for data younger than the window.
+ */
+export function tierLayout(base: number, windows: readonly number[], perWindow: number = BUCKETS_PER_WINDOW): Tier[] {
+  const chain = [base, ...CHAIN.filter((c) => c > base && c % base === 0)];
+  const spans: { resolution: number; span: number }[] = [];
+  for (const w of [...windows].sort((a, b) => a - b)) {
+    const target = Math.max(base, w / perWindow);
+    let resolution = base;
+    for (const c of chain) if (c <= target) resolution = c;
+    const last = spans[spans.length - 1];
+    if (last !== undefined && resolution <= last.resolution) last.span = Math.max(last.span, w);
+    else spans.push({ resolution, span: w });
   }
-  return tiers;
+  // A tier holds the ages between the finer tier's span and its own.
+  return spans.map((t, k) => ({ resolution: t.resolution, slots: Math.ceil((t.span - (k > 0 ? spans[k - 1].span : 0)) / t.resolution) + 3 }));
 }
 
 /** A resolution the tiers can nest: it must divide one minute. */
@@ -125,11 +128,14 @@ interface Ring {
 
 export class TieredWindow {
   private rings: Ring[];
+  /** Width of a bucket that counts as a point (the agents' flush cadence). */
+  private readonly base: number;
   /** Buckets currently held, across tiers. */
   size = 0;
 
-  constructor(layout: readonly Tier[]) {
+  constructor(layout: readonly Tier[], base: number) {
     this.rings = layout.map(makeRing);
+    this.base = base;
   }
 
   get layout(): Tier[] {
@@ -155,7 +161,7 @@ export class TieredWindow {
       const res = ring.resolution;
       const hi = Math.floor(now / res);
       const edge = Math.floor(from / res);
-      const lo = k === 0 ? edge + 1 : edge;
+      const lo = res === this.base ? edge + 1 : edge;
       const buckets = ring.buckets;
       // A coarse ring lags behind now by the finer tiers' span, so scan by index, or whole.
       if (hi - lo + 1 <= ring.slots) {
@@ -173,33 +179,31 @@ export class TieredWindow {
   }
 
   private add(into: Summary, b: Bucket, withSketch: boolean, k: number, edge: number, from: number): void {
-    if (k === 0 || b.index !== edge) {
+    const res = this.rings[k].resolution;
+    if (res === this.base || b.index !== edge) {
       addToSummary(into, b, withSketch);
       return;
     }
     // The bucket straddling the far edge: its data spans from its start to its end or, if the
     // finer tier still holds the rest of its time, to the oldest time that tier holds.
-    const res = this.rings[k].resolution;
     const start = b.index * res;
-    const finer = this.rings[k - 1];
-    const held = (finer.newest - finer.slots + 1) * finer.resolution;
+    const finer = k > 0 ? this.rings[k - 1] : undefined;
+    const held = finer === undefined ? Infinity : (finer.newest - finer.slots + 1) * finer.resolution;
     const end = Number.isFinite(held) ? Math.max(start + 1, Math.min(start + res, held)) : start + res;
     addWeighted(into, b, withSketch, Math.min(1, (end - from) / (end - start)));
   }
 
-  /** Changes the tier depths (rules were reloaded), keeping the data both layouts can hold. */
+  /** Changes the tiers (rules were reloaded), keeping the data the new layout can hold. */
   resize(layout: readonly Tier[]): void {
     const old = this.rings;
     this.rings = layout.map(makeRing);
     this.size = 0;
-    for (let k = 0; k < old.length; k++) {
-      const ring = old[k];
+    for (const ring of old) {
+      // The finest new tier whose buckets can take this ring's buckets whole.
+      const target = this.rings.findIndex((r) => r.resolution % ring.resolution === 0);
+      if (target < 0) continue;
       const kept = ring.buckets.filter((b): b is Bucket => b !== undefined).sort((a, b) => a.index - b.index);
-      for (const b of kept) {
-        const target = k < this.rings.length ? k : this.rings.length - 1;
-        if (this.rings[target].resolution % ring.resolution !== 0) continue;
-        this.place(target, b.index * ring.resolution, b);
-      }
+      for (const b of kept) this.place(target, b.index * ring.resolution, b);
     }
   }
 

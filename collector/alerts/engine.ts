@@ -253,16 +253,20 @@ export class AlertEngine {
 
   /** Loads the rule file (throws ConfigError listing every mistake), then starts delivery, evaluation and watching. */
   async start(): Promise<void> {
+    // Watch before reading, so an edit made while the file is read is not missed.
+    this.watcher?.start();
     if (this.config.rulesFile !== undefined) {
       const result = await this.reload();
-      if (!result.ok) throw new ConfigError(this.config.rulesFile, result.errors);
+      if (!result.ok) {
+        this.watcher?.stop();
+        throw new ConfigError(this.config.rulesFile, result.errors);
+      }
     }
     this.notifier.start();
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.evaluate(this.clock()), this.config.evaluationInterval);
       this.timer.unref();
     }
-    this.watcher?.start();
   }
 
   /** Stops evaluating and watching; queued notifications get until `timeoutMs` to go out. */
@@ -331,16 +335,17 @@ export class AlertEngine {
   private install(rules: Rule[], now: number): void {
     const old = this.installed;
     const stores = new Map<string, SeriesStore>();
-    const horizons = new Map<string, number>();
+    const windows = new Map<string, number[]>();
     const resolution = this.config.resolution;
-    const store = (spec: StoreSpec, horizon: number): SeriesStore => {
+    const store = (spec: StoreSpec, read: readonly number[]): SeriesStore => {
       const key = storeKey(spec);
       let s = stores.get(key);
       if (s === undefined) {
-        s = old.stores.get(key) ?? new SeriesStore(spec, horizon, resolution, this.seriesBudget);
+        s = old.stores.get(key) ?? new SeriesStore(spec, read, resolution, this.seriesBudget);
         stores.set(key, s);
+        windows.set(key, []);
       }
-      horizons.set(key, Math.max(horizons.get(key) ?? 0, horizon));
+      windows.get(key)!.push(...read);
       return s;
     };
     const metricSpec = (ref: MetricRef, by: readonly string[] | undefined, sketches: boolean, goodAtOrBelow = NaN): StoreSpec => ({
@@ -364,12 +369,12 @@ export class AlertEngine {
         let main: SeriesStore | undefined;
         let numerator: SeriesStore | undefined;
         let denominator: SeriesStore | undefined;
-        if (src.kind === 'metric') main = store(metricSpec(src.ref, rule.by, sketches), rule.window);
+        if (src.kind === 'metric') main = store(metricSpec(src.ref, rule.by, sketches), [rule.window]);
         else if (src.kind === 'ratio') {
-          numerator = store(metricSpec(src.numerator, rule.by, sketches), rule.window);
-          denominator = store(metricSpec(src.denominator, rule.by, sketches), rule.window);
+          numerator = store(metricSpec(src.numerator, rule.by, sketches), [rule.window]);
+          denominator = store(metricSpec(src.denominator, rule.by, sketches), [rule.window]);
         } else {
-          main = store({ names: [], matchers: src.ref.where, logMatch: src.ref.match, logField: src.ref.field, isLog: true, by: rule.by ?? [], sketches: false, goodAtOrBelow: NaN }, rule.window);
+          main = store({ names: [], matchers: src.ref.where, logMatch: src.ref.match, logField: src.ref.field, isLog: true, by: rule.by ?? [], sketches: false, goodAtOrBelow: NaN }, [rule.window]);
         }
         const base = `alert\u0000${rule.name}\u0000${rule.identity}`;
         const n = occurrences.get(base) ?? 0;
@@ -389,14 +394,13 @@ export class AlertEngine {
         compiled.push({ kind: 'alert', rule, unit, main, numerator, denominator });
       } else {
         const ind = rule.indicator;
-        const windows = [...new Set([rule.period, ...rule.burnAlerts.flatMap((b) => [b.long, b.short])])].sort((a, b) => a - b);
-        const horizon = windows[windows.length - 1];
+        const sloWindows = [...new Set([rule.period, ...rule.burnAlerts.flatMap((b) => [b.long, b.short])])].sort((a, b) => a - b);
         const stores: SloEval['stores'] = {};
-        if (ind.kind === 'latency') stores.latency = store(metricSpec(ind.ref, rule.by, false, ind.threshold), horizon);
+        if (ind.kind === 'latency') stores.latency = store(metricSpec(ind.ref, rule.by, false, ind.threshold), sloWindows);
         else {
-          if (ind.good) stores.good = store(metricSpec(ind.good, rule.by, false), horizon);
-          if (ind.bad) stores.bad = store(metricSpec(ind.bad, rule.by, false), horizon);
-          stores.total = store(metricSpec(ind.total, rule.by, false), horizon);
+          if (ind.good) stores.good = store(metricSpec(ind.good, rule.by, false), sloWindows);
+          if (ind.bad) stores.bad = store(metricSpec(ind.bad, rule.by, false), sloWindows);
+          stores.total = store(metricSpec(ind.total, rule.by, false), sloWindows);
         }
         const annotations: TemplateMap =
           rule.annotations.size > 0
@@ -426,7 +430,7 @@ export class AlertEngine {
           };
         });
         for (const b of burns) units.push(b.unit);
-        compiled.push({ kind: 'slo', rule, burns, stores, windows, view: { name: rule.name, objective: rule.objective, period: rule.period, budgetRemaining: [], burnRates: [] } });
+        compiled.push({ kind: 'slo', rule, burns, stores, windows: sloWindows, view: { name: rule.name, objective: rule.objective, period: rule.period, budgetRemaining: [], burnRates: [] } });
       }
     }
 
@@ -451,7 +455,7 @@ export class AlertEngine {
     }
     this.deliver(ended, ended);
 
-    for (const [key, s] of stores) s.setHorizon(horizons.get(key)!);
+    for (const [key, s] of stores) s.setWindows(windows.get(key)!);
     for (const [key, s] of old.stores) if (!stores.has(key)) s.dispose();
     const byName = new Map<string, SeriesStore[]>();
     const logStores: SeriesStore[] = [];
@@ -520,8 +524,14 @@ export class AlertEngine {
     const webhook: AlertNotice[] = [];
     for (const c of compiled) {
       const t0 = performance.now();
-      if (c.kind === 'alert') this.evaluateThreshold(c, now, summaries, webhook);
-      else this.evaluateSlo(c, now, summaries, webhook);
+      try {
+        if (c.kind === 'alert') this.evaluateThreshold(c, now, summaries, webhook);
+        else this.evaluateSlo(c, now, summaries, webhook);
+      } catch (err) {
+        // Not expected; one rule's bug must not stop the others.
+        this.metrics.failures.inc();
+        this.logOnce.warn(`crash:${c.rule.name}`, { rule: c.rule.name, err: errorMessage(err) }, 'alert rule evaluation failed unexpectedly');
+      }
       const seconds = (performance.now() - t0) / 1000;
       if (c.kind === 'alert') c.unit.evaluationTime = seconds;
       else for (const b of c.burns) b.unit.evaluationTime = seconds;

@@ -11,12 +11,15 @@ import {
   KIND_GAUGE,
   KIND_LOG,
   KIND_SET,
+  BUCKETS_PER_WINDOW,
+  SKETCH_BUCKETS_PER_WINDOW,
   TieredWindow,
   emptySummary,
   mergeSummary,
   tierLayout,
   type Bucket,
   type Summary,
+  type Tier,
 } from './buckets.ts';
 import { matches, type Matcher } from './matchers.ts';
 
@@ -114,25 +117,30 @@ export class SeriesStore {
   readonly spec: StoreSpec;
   private readonly budget: SeriesBudget;
   private readonly resolution: number;
-  /** Longest window any rule reads from this store. */
-  horizon: number;
+  /** The windows rules read from this store, and the longest of them. */
+  private windows: readonly number[] = [];
+  horizon = 0;
+  private layout: Tier[] = [];
   readonly groups = new Map<string, Group>();
   /** Last cumulative reading per series, to turn totals into increments. */
   private readonly baselines = new Map<string, { value: number; at: number }>();
 
-  constructor(spec: StoreSpec, horizon: number, resolution: number, budget: SeriesBudget) {
+  constructor(spec: StoreSpec, windows: readonly number[], resolution: number, budget: SeriesBudget) {
     this.spec = spec;
     this.key = storeKey(spec);
-    this.horizon = horizon;
     this.resolution = resolution;
     this.budget = budget;
+    this.setWindows(windows);
   }
 
-  setHorizon(horizon: number): void {
-    if (horizon === this.horizon) return;
-    this.horizon = horizon;
-    const layout = tierLayout(this.resolution, horizon);
-    for (const g of this.groups.values()) g.window.resize(layout);
+  /** Sets the windows read from this store (after a reload), re-bucketing what it holds. */
+  setWindows(windows: readonly number[]): void {
+    const sorted = [...new Set(windows)].sort((a, b) => a - b);
+    if (sorted.length === this.windows.length && sorted.every((w, i) => w === this.windows[i])) return;
+    this.windows = sorted;
+    this.horizon = sorted[sorted.length - 1] ?? 0;
+    this.layout = tierLayout(this.resolution, sorted, this.spec.sketches ? SKETCH_BUCKETS_PER_WINDOW : BUCKETS_PER_WINDOW);
+    for (const g of this.groups.values()) g.window.resize(this.layout);
   }
 
   get baselineCount(): number {
@@ -241,7 +249,7 @@ export class SeriesStore {
     let g = this.groups.get(key);
     if (g === undefined) {
       if (!this.budget.take()) return undefined;
-      g = { key, labels: by === undefined ? { ...labels } : project(labels, by), window: new TieredWindow(tierLayout(this.resolution, this.horizon)), lastSeen: now };
+      g = { key, labels: by === undefined ? { ...labels } : project(labels, by), window: new TieredWindow(this.layout, this.resolution), lastSeen: now };
       this.groups.set(key, g);
     }
     if (now > g.lastSeen) g.lastSeen = now;

@@ -151,6 +151,24 @@ describe('webhook notifications', () => {
   });
 });
 
+describe('lifecycle', () => {
+  it('delivers again after stop → start', async () => {
+    const r = await receiver();
+    servers.push(r.server);
+    const h = await started({ webhooks: [{ url: r.url, kind: 'json' }] });
+    depth(h, 42);
+    h.engine.evaluate(0);
+    await waitFor('the firing notification', () => r.got.length === 1);
+    await h.engine.stop(1000);
+    await h.engine.start();
+    h.clock.t = 75_000;
+    depth(h, 1);
+    h.engine.evaluate(75_000);
+    await waitFor('the resolved notification', () => r.got.length === 2);
+    expect(r.got.map((g) => (g.body as { status: string }).status)).toEqual(['firing', 'resolved']);
+  });
+});
+
 describe('Alertmanager notifications', () => {
   it('sends firing alerts with endsAt ahead, re-sends them every resendInterval, and sends the resolution', async () => {
     const posts: { url: string; alerts: Record<string, unknown>[] }[] = [];
