@@ -185,7 +185,8 @@ function join(path: string, key: string): string {
   return path === '' ? key : `${path}.${key}`;
 }
 
-function suggest(key: string, candidates: string[]): string | undefined {
+/** The candidate closest to a mistyped key, if one is close enough to be what was meant. */
+export function suggest(key: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
   for (const c of candidates) {

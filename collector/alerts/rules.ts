@@ -7,6 +7,7 @@ import YAML, { LineCounter, isMap, isSeq } from 'yaml';
 import { formatDuration, parseDuration } from '../../shared/units.ts';
 import { formatMatchers, parseMatcher, type Matcher } from './matchers.ts';
 import { compileTemplate, type Template } from './template.ts';
+import { suggest } from '../../shared/config.ts';
 
 export type CompareOp = '>' | '>=' | '<' | '<=' | '==' | '!=';
 export type AggregateKind = 'avg' | 'min' | 'max' | 'sum' | 'count' | 'rate' | 'increase' | 'last' | 'quantile';
@@ -605,25 +606,6 @@ export function describeRule(rule: ThresholdRule): string {
 }
 
 function hint(key: string, candidates: readonly string[]): string {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(key.length / 3)) + 1;
-  for (const c of candidates) {
-    const d = distance(key.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
+  const best = suggest(key, candidates);
   return best === undefined ? '' : ` (did you mean "${best}"?)`;
-}
-
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
 }
