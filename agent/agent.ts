@@ -15,10 +15,27 @@ import { PlumbError } from '../shared/errors.ts';
 import { METRICS_PATH, type MetricBatch } from '../shared/wire.ts';
 import { describeParseError } from './statsd/parser.ts';
 import { HostCollector, ServiceChecker, checkSamples, serviceCheckStatuses, type HostSample } from './host/index.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
+import { startZipkinReceiver, type ZipkinReceiver } from './traces/receiver.ts';
+import { SpanBatcher } from './traces/batcher.ts';
+import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
+import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
+
+/**
+ * Span batches the forwarder may hold at once; more wait in the batcher (and then apps get 429).
+ * The forwarder's queue is shared with metrics: without this cap a burst of spans could fill it
+ * up to agent.forward.maxQueueBytes and hold each metrics interval behind it.
+ */
+const SPAN_BATCHES_IN_FORWARDER = 4;
+/** How soon a span batch the forwarder had no room for is offered again. */
+const SPAN_HANDOFF_RETRY_MS = 10;
 
 export interface AgentContext {
   telemetry: Telemetry;
   log: Logger;
+  /** plumb's own traces; off when absent. */
+  tracing?: SelfTracing;
 }
 
 export class PlumbAgent {
@@ -29,6 +46,11 @@ export class PlumbAgent {
   readonly forwarder: Forwarder;
   readonly host: HostCollector | null;
   readonly checks: ServiceChecker | null;
+  /** Spans from applications, sealed into batches for the forwarder; null when the receiver is off. */
+  readonly spanBatcher: SpanBatcher | null;
+  private zipkin: ZipkinReceiver | null = null;
+  private spanForwarding: { abort: AbortController; done: Promise<void> } | null = null;
+  private readonly tracing: SelfTracing;
   private http: FastifyInstance | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   /** `${id}@${start}`: a restarted agent never reuses an earlier run's batch ids. */
@@ -40,6 +62,7 @@ export class PlumbAgent {
   constructor(config: AgentConfig, ctx: AgentContext) {
     this.config = config;
     this.ctx = ctx;
+    this.tracing = ctx.tracing ?? TRACING_OFF;
     const hostname = config.hostname ?? os.hostname();
     this.instance = `${config.id ?? hostname}@${Date.now()}`;
     const s = config.statsd;
@@ -70,8 +93,9 @@ export class PlumbAgent {
         backoff: { initialMs: f.retryInitial, maxMs: f.retryMax },
         compress: f.compress,
       },
-      { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }) },
+      { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
+    this.spanBatcher = config.traces.zipkin.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
@@ -80,6 +104,7 @@ export class PlumbAgent {
   async start(): Promise<void> {
     this.forwarder.start();
     await this.startHttp();
+    await this.startTraces();
     if (this.config.statsd.enabled) {
       await this.statsd.start();
       this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);
@@ -107,7 +132,63 @@ export class PlumbAgent {
     if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) return;
     const seq = ++this.seq;
     const batch: MetricBatch = { id: `${this.instance}:${seq}`, agent: this.instance, seq, ...interval };
-    await this.forwarder.send('metrics', METRICS_PATH, batch.id, batch);
+    const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'metrics', 'plumb.batch.id': batch.id, 'plumb.metrics': batch.metrics.length } }, ROOT_CONTEXT);
+    try {
+      await this.forwarder.send('metrics', METRICS_PATH, batch.id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span) });
+    } finally {
+      span.end();
+    }
+  }
+
+  /** host:port the Zipkin receiver is bound to ('' when it is off or not started). */
+  get zipkinAddress(): string {
+    return this.zipkin?.address ?? '';
+  }
+
+  /** Sinks before sources: the batcher and its hand-off to the forwarder, then the receiver. */
+  private async startTraces(): Promise<void> {
+    const batcher = this.spanBatcher;
+    if (batcher === null) return;
+    batcher.start();
+    const abort = new AbortController();
+    this.spanForwarding = { abort, done: batcher.forwardTo((batch) => this.forwardSpans(batch), abort.signal, SPAN_HANDOFF_RETRY_MS) };
+    this.zipkin = await startZipkinReceiver(this.config.traces.zipkin, { telemetry: this.ctx.telemetry, log: this.ctx.log }, batcher.onSpans);
+  }
+
+  /**
+   * Hands a sealed span batch to the forwarder. A full forwarder refuses rather than drops, so
+   * the batch stays with the batcher, its queue fills and applications are answered 429.
+   */
+  private async forwardSpans(batch: SpanBatch): Promise<boolean> {
+    if (this.forwarder.queuedBatches >= SPAN_BATCHES_IN_FORWARDER) return false;
+    const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'traces', 'plumb.batch.id': batch.id, 'plumb.spans': batch.spans.length } }, ROOT_CONTEXT);
+    try {
+      const outcome = await this.forwarder.send('traces', TRACES_PATH, batch.id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), whenFull: 'refuse' });
+      span.setAttribute('plumb.outcome', outcome);
+      return outcome === 'queued';
+    } finally {
+      span.end();
+    }
+  }
+
+  /**
+   * Receiver first (no new spans; requests in flight finish), then the batcher seals its open
+   * batch and keeps handing batches to the forwarder until none is left or the deadline passes.
+   * Batches still held then go to the forwarder's queue if it has room, else counted as dropped.
+   */
+  private async stopTraces(deadline: number): Promise<void> {
+    const batcher = this.spanBatcher;
+    if (batcher === null) return;
+    await this.zipkin?.stop();
+    this.zipkin = null;
+    batcher.stop();
+    const forwarding = this.spanForwarding;
+    this.spanForwarding = null;
+    if (forwarding === null) return;
+    while (batcher.queued > 0 && Date.now() < deadline) await sleep(10);
+    forwarding.abort.abort();
+    await forwarding.done;
+    for (const batch of batcher.drain()) await this.forwarder.send('traces', TRACES_PATH, batch.id, batch);
   }
 
   private async startHttp(): Promise<void> {
@@ -134,14 +215,16 @@ export class PlumbAgent {
 
   /** Stop intake, flush the interval in hand, drain the forwarder within the deadline. */
   async stop(deadlineMs = 10_000): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
     this.ready = false;
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
+    await this.stopTraces(deadline);
     await this.statsd.stop();
     await this.host?.stop();
     await this.checks?.stop();
     await this.flush();
-    await this.forwarder.stop(deadlineMs);
+    await this.forwarder.stop(Math.max(0, deadline - Date.now()));
     await this.http?.close();
     this.http = null;
   }

@@ -3,6 +3,8 @@ import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, Duration, Size } from '../shared/config.ts';
 import { LISTEN_PATTERN } from '../shared/address.ts';
 import { HostMetricsSchema, ServiceChecksSchema } from './host/config.ts';
+import { ZipkinReceiverSchema } from './traces/receiver.ts';
+import { SpanBatcherSchema } from './traces/batcher.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -36,6 +38,14 @@ export const ForwardSchema = Section({
   compress: Type.Boolean({ default: true }),
 });
 
+export const AgentTracesSchema = Section(
+  {
+    zipkin: ZipkinReceiverSchema,
+    batch: SpanBatcherSchema,
+  },
+  { description: 'Spans from applications (Zipkin v2), batched and forwarded to the collectors.' },
+);
+
 export const AgentSchema = Section({
   id: Type.Optional(Type.String({ minLength: 1, description: 'agent identity; defaults to the host name' })),
   hostname: Type.Optional(Type.String({ minLength: 1 })),
@@ -45,6 +55,7 @@ export const AgentSchema = Section({
   forward: ForwardSchema,
   host: HostMetricsSchema,
   checks: ServiceChecksSchema,
+  traces: AgentTracesSchema,
 });
 
 export type AgentConfig = StaticDecode<typeof AgentSchema>;

@@ -5,6 +5,8 @@ import { AgentSchema } from '../agent/config.ts';
 import { CollectorSchema } from '../collector/config.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
 import { serviceCheckErrors } from '../agent/host/config.ts';
+import { SelfTracingSchema } from '../shared/tracing.ts';
+import { parseListen } from '../shared/address.ts';
 
 export const PlumbSchema = Section({
   agent: AgentSchema,
@@ -12,12 +14,31 @@ export const PlumbSchema = Section({
   log: Section({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   }),
+  telemetry: Section({ tracing: SelfTracingSchema }, { description: "plumb's own telemetry" }),
 });
 
 export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 
 export function checkPlumbConfig(config: PlumbConfig): string[] {
   return [...checkMappings(config.collector.metrics.mappings, 'collector.metrics.mappings'), ...serviceCheckErrors(config.agent.checks, 'agent.checks')];
+}
+
+/**
+ * plumb's own spans sent to its own agent would be forwarded, ingested and exported again, each
+ * time making new spans of their own: a loop that never ends. Catches the obvious case, for a
+ * process that runs the agent (a collector alone may well send to a Zipkin on that port).
+ */
+export function selfTracingLoopErrors(config: PlumbConfig): string[] {
+  const url = config.telemetry.tracing.zipkin;
+  const receiver = config.agent.traces.zipkin;
+  if (url === null || !receiver.enabled) return [];
+  const target = new URL(url);
+  const listen = parseListen(receiver.listen);
+  const port = Number(target.port || (target.protocol === 'https:' ? 443 : 80));
+  const host = target.hostname.replace(/^\[|\]$/g, '');
+  const local = host === listen.host || (['127.0.0.1', 'localhost', '::1'].includes(host) && ['0.0.0.0', '::', '127.0.0.1', 'localhost', '::1'].includes(listen.host));
+  if (port !== listen.port || !local) return [];
+  return [`telemetry.tracing.zipkin: points at this agent's own Zipkin receiver (agent.traces.zipkin.listen ${receiver.listen}); plumb would trace its own traces forever — point it at Zipkin itself`];
 }
 
 export function loadPlumbConfig(options: LoadOptions): PlumbConfig {

@@ -19,7 +19,8 @@ import { Telemetry } from '../shared/telemetry.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { ConfigError } from '../shared/config.ts';
 import { PlumbError } from '../shared/errors.ts';
-import { loadPlumbConfig, type PlumbConfig } from './config.ts';
+import { loadPlumbConfig, selfTracingLoopErrors, type PlumbConfig } from './config.ts';
+import { startSelfTracing } from '../shared/tracing.ts';
 
 const USAGE = `Usage: plumb <command> [options]
 
@@ -88,15 +89,20 @@ function load(args: Args): PlumbConfig {
 
 async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, log: Logger): Promise<void> {
   const telemetry = new Telemetry({ defaultMetrics: true });
+  if (roles.includes('agent')) {
+    const loop = selfTracingLoopErrors(config);
+    if (loop.length > 0) throw new PlumbError('PLUMB_ERR_CONFIG_INVALID', loop.join('\n'));
+  }
+  const tracing = await startSelfTracing(config.telemetry.tracing, { telemetry, log: log.child({ component: 'self-tracing' }) });
   let collector: PlumbCollector | null = null;
   let agent: PlumbAgent | null = null;
   // Collector first: in `all`, the agent's first flush must find it listening.
   if (roles.includes('collector')) {
-    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }) });
+    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing });
     await collector.start();
   }
   if (roles.includes('agent')) {
-    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }) });
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing });
     await agent.start();
   }
   log.info({ roles, version: version() }, 'plumb started');
@@ -108,6 +114,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
     try {
       await agent?.stop();
       await collector?.stop();
+      await tracing.shutdown();
       log.info('stopped cleanly');
       log.flush?.();
       process.exit(0);

@@ -11,16 +11,29 @@ import { PlumbError } from '../shared/errors.ts';
 import { MetricStore } from './metrics/store.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
+import { tracesIngestPlugin } from './ingest/traces.ts';
+import { RecentIds } from './ingest/dedupe.ts';
+import { ZipkinExporter } from './traces/zipkin-exporter.ts';
+import { SpanMetrics } from './traces/spanmetrics.ts';
+import { TRACING_OFF, SPAN_INGEST, traceRoutes, type SelfTracing } from '../shared/tracing.ts';
+import { TRACES_PATH } from '../shared/zipkin.ts';
+import { METRICS_PATH } from '../shared/wire.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
   log: Logger;
+  /** plumb's own traces; off when absent. */
+  tracing?: SelfTracing;
 }
 
 export class PlumbCollector {
   readonly config: CollectorConfig;
   private readonly ctx: CollectorContext;
   readonly store: MetricStore;
+  /** The Zipkin sink; null unless collector.traces.zipkin is configured. */
+  readonly zipkinExporter: ZipkinExporter | null;
+  readonly spanMetrics: SpanMetrics | null;
+  private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
   address = '';
@@ -42,6 +55,11 @@ export class PlumbCollector {
       },
       ctx.telemetry,
     );
+    this.tracing = ctx.tracing ?? TRACING_OFF;
+    const t = config.traces;
+    const tracesCtx = { telemetry: ctx.telemetry, log: ctx.log, tracing: this.tracing };
+    this.zipkinExporter = t.zipkin ? new ZipkinExporter(t.zipkin, tracesCtx) : null;
+    this.spanMetrics = t.spanMetrics.enabled ? new SpanMetrics(t.spanMetrics, tracesCtx) : null;
   }
 
   /** Base URL agents post to. */
@@ -50,12 +68,24 @@ export class PlumbCollector {
   }
 
   async start(): Promise<void> {
+    // sinks before the listener: the exporter takes spans as soon as agents can post
+    this.zipkinExporter?.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
     installBodyHandling(app);
+    traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH]);
     registerMetricsIngest(app, this.store, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, dedupeWindow: this.config.dedupeWindow }, this.ctx.telemetry);
+    await app.register(tracesIngestPlugin, {
+      recent: new RecentIds(this.config.dedupeWindow),
+      sink: this.zipkinExporter,
+      spanMetrics: this.spanMetrics,
+      maxSpansPerBatch: this.config.traces.maxSpansPerBatch,
+      retryAfterMs: this.config.traces.retryAfter,
+      telemetry: this.ctx.telemetry,
+      tracing: this.tracing,
+    });
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
-      return this.store.render() + (await this.ctx.telemetry.metrics());
+      return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + (await this.ctx.telemetry.metrics());
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async () => ({ status: 'ready' }));
@@ -74,10 +104,13 @@ export class PlumbCollector {
     this.ctx.log.info({ listen: this.address }, 'collector listening');
   }
 
-  async stop(): Promise<void> {
+  /** Closes the listener (requests in flight finish), then drains the sinks until the deadline. */
+  async stop(deadlineMs = 10_000): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
     if (this.expireTimer) clearInterval(this.expireTimer);
     this.expireTimer = null;
     await this.app?.close();
     this.app = null;
+    await this.zipkinExporter?.stop(deadline);
   }
 }

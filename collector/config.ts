@@ -3,6 +3,8 @@ import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, Duration, Size } from '../shared/config.ts';
 import { LISTEN_PATTERN } from '../shared/address.ts';
 import { MappingSchema } from './metrics/naming.ts';
+import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
+import { SpanMetricsSchema } from './traces/spanmetrics.ts';
 
 export const CollectorMetricsSchema = Section({
   quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
@@ -15,6 +17,27 @@ export const CollectorMetricsSchema = Section({
   maxEvents: Type.Integer({ minimum: 0, default: 1000, description: 'recent DogStatsD events kept for GET /api/v1/events' }),
 });
 
+/** The Zipkin sink is on only when its section is present, and then `url` is required. */
+const ZipkinSinkSchema = Type.Optional(
+  Type.Object(
+    {
+      ...ZipkinExporterSchema.properties,
+      url: Type.String({ pattern: '^https?://[^\\s]+$', errorMessage: 'an http(s) URL like "http://zipkin:9411"', description: 'Zipkin base URL; spans are posted to {url}/api/v2/spans.' }),
+    },
+    { additionalProperties: false, description: 'Export spans to a Zipkin-compatible server; absent: spans are not exported.' },
+  ),
+);
+
+export const CollectorTracesSchema = Section(
+  {
+    zipkin: ZipkinSinkSchema,
+    spanMetrics: SpanMetricsSchema,
+    maxSpansPerBatch: Type.Integer({ minimum: 1, default: 50_000, description: 'most spans one agent batch may carry; more get 400' }),
+    retryAfter: Duration('1s', { description: 'Retry-After sent with 429 when the Zipkin sink queue is full' }),
+  },
+  { description: 'Spans from agents (POST /v1/traces): span metrics and the Zipkin sink.' },
+);
+
 export const CollectorSchema = Section({
   listen: Type.String({ pattern: LISTEN_PATTERN, default: '127.0.0.1:9102', errorMessage: 'host:port, e.g. "127.0.0.1:9102"' }),
   dataDir: Type.String({ default: './data/collector' }),
@@ -22,6 +45,7 @@ export const CollectorSchema = Section({
   maxMetricsPerBatch: Type.Integer({ minimum: 1, default: 1_000_000 }),
   dedupeWindow: Type.Integer({ minimum: 0, default: 100_000, description: 'recent batch ids remembered to drop replays' }),
   metrics: CollectorMetricsSchema,
+  traces: CollectorTracesSchema,
 });
 
 export type CollectorConfig = StaticDecode<typeof CollectorSchema>;

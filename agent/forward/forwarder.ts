@@ -13,6 +13,8 @@ import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
 import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
 import { parseRetryAfter, retryDelay, type BackoffOptions } from '../../shared/retry.ts';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { TRACING_OFF, SPAN_FORWARD, failSpan, type SelfTracing } from '../../shared/tracing.ts';
 
 const gzipAsync = promisify(gzip);
 
@@ -31,6 +33,17 @@ interface Pending {
   body: Buffer;
   kind: string;
   onDone: ((delivered: boolean) => void) | undefined;
+  /** Self-tracing: the span (an agent flush) each POST of this batch is a child of. */
+  parent: Context;
+}
+
+export interface SendOptions {
+  parent?: Context;
+  /**
+   * 'refuse': a full queue returns 'queue_full' without counting a drop, because the caller
+   * keeps the batch and offers it again (the span batcher, whose receiver then answers 429).
+   */
+  whenFull?: 'drop' | 'refuse';
 }
 
 export type SendOutcome = 'delivered' | 'rejected' | 'queue_full';
@@ -38,6 +51,7 @@ export type SendOutcome = 'delivered' | 'rejected' | 'queue_full';
 export class Forwarder {
   private readonly options: ForwarderOptions;
   private readonly log: Logger;
+  private readonly tracing: SelfTracing;
   private readonly warnOnce: LogOnce;
   private readonly queue: BoundedQueue<Pending>;
   private readonly dispatcher: Agent;
@@ -50,10 +64,11 @@ export class Forwarder {
   private readonly retries: { inc: (labels: Record<string, string>, n?: number) => void };
   private readonly latency: { observe: (labels: Record<string, string>, v: number) => void };
 
-  constructor(options: ForwarderOptions, ctx: { telemetry: Telemetry; log: Logger }) {
+  constructor(options: ForwarderOptions, ctx: { telemetry: Telemetry; log: Logger; tracing?: SelfTracing }) {
     if (options.collectors.length === 0) throw new Error('agent.forward.collectors: at least one collector URL is needed');
     this.options = options;
     this.log = ctx.log;
+    this.tracing = ctx.tracing ?? TRACING_OFF;
     this.warnOnce = new LogOnce(ctx.log);
     this.queue = new BoundedQueue({ maxItems: options.maxQueueBatches, maxBytes: options.maxQueueBytes });
     this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
@@ -73,11 +88,15 @@ export class Forwarder {
   /**
    * Serializes and queues a batch. Resolves to 'queue_full' (counted) when it does not fit;
    * `onDone(true)` runs once a collector acknowledged it, `onDone(false)` if it was rejected.
+   * `options.parent` makes each POST of the batch a child span of that Context (self-tracing).
    */
-  async send(kind: string, path: string, id: string, body: unknown, onDone?: (delivered: boolean) => void): Promise<SendOutcome | 'queued'> {
+  async send(kind: string, path: string, id: string, body: unknown, onDone?: (delivered: boolean) => void, options: SendOptions = {}): Promise<SendOutcome | 'queued'> {
+    const refuse = options.whenFull === 'refuse';
+    if (refuse && this.queue.length >= this.queue.maxItems) return 'queue_full';
     const json = Buffer.from(JSON.stringify(body));
     const payload = this.options.compress ? await gzipAsync(json) : json;
-    if (!this.queue.push({ path, id, body: payload, kind, onDone }, payload.length)) {
+    if (!this.queue.push({ path, id, body: payload, kind, onDone, parent: options.parent ?? ROOT_CONTEXT }, payload.length)) {
+      if (refuse) return 'queue_full';
       this.dropped.inc({ kind, reason: 'queue_full' });
       this.warnOnce.warn(`queue_full:${kind}`, { kind, queued: this.queue.length, bytes: this.queue.bytes }, 'forward queue is full; dropping the newest batch');
       onDone?.(false);
@@ -149,10 +168,28 @@ export class Forwarder {
 
   private async post(item: Pending): Promise<void> {
     const base = this.options.collectors[this.collectorIndex];
+    const url = new URL(item.path, base);
+    const span = this.tracing.tracer.startSpan(
+      SPAN_FORWARD,
+      { kind: SpanKind.CLIENT, attributes: { 'plumb.kind': item.kind, 'plumb.batch.id': item.id, 'http.request.method': 'POST', 'url.full': url.href } },
+      item.parent,
+    );
+    try {
+      await this.postTraced(item, base, url, span);
+    } catch (err) {
+      failSpan(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async postTraced(item: Pending, base: string, url: URL, span: Span): Promise<void> {
     const started = performance.now();
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-plumb-batch-id': item.id };
     if (this.options.compress) headers['content-encoding'] = 'gzip';
-    const res = await request(new URL(item.path, base), {
+    this.tracing.inject(trace.setSpan(item.parent, span), headers);
+    const res = await request(url, {
       method: 'POST',
       body: item.body,
       headers,
@@ -162,7 +199,9 @@ export class Forwarder {
     });
     const text = await res.body.text();
     this.latency.observe({ kind: item.kind }, (performance.now() - started) / 1000);
+    span.setAttribute('http.response.status_code', res.statusCode);
     if (res.statusCode >= 200 && res.statusCode < 300) return;
+    span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${res.statusCode}` });
     const detail = `${base}${item.path} answered ${res.statusCode}: ${text.slice(0, 300)}`;
     if (res.statusCode === 429 || res.statusCode === 408 || res.statusCode >= 500) {
       throw new RetryableError('PLUMB_ERR_FORWARD_RETRYABLE', detail, { retryAfterMs: parseRetryAfter(res.headers['retry-after'] as string | undefined) });

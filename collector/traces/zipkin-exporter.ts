@@ -23,6 +23,8 @@ import { BoundedQueue } from '../../shared/queue.ts';
 import { parseRetryAfter, retry } from '../../shared/retry.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { ZIPKIN_SPANS_PATH, type ZipkinSpan } from '../../shared/zipkin.ts';
+import { ROOT_CONTEXT, SpanKind, trace, type Context, type Link } from '@opentelemetry/api';
+import { TRACING_OFF, SPAN_SINK_WRITE, failSpan, type SelfTracing } from '../../shared/tracing.ts';
 
 const gzipAsync = promisify(gzip);
 
@@ -52,6 +54,8 @@ export type ZipkinExporterConfig = StaticDecode<typeof ZipkinExporterSchema>;
 export interface ZipkinExporterContext {
   telemetry: Telemetry;
   log: Logger;
+  /** plumb's own traces; off when absent. */
+  tracing?: SelfTracing;
 }
 
 type Outcome = 'sent' | 'rejected' | 'dropped' | 'refused';
@@ -59,6 +63,8 @@ type Outcome = 'sent' | 'rejected' | 'dropped' | 'refused';
 interface QueuedSpan {
   json: string;
   bytes: number;
+  /** Self-tracing: set on the first span of each write, the Context of whoever wrote it. */
+  parent: Context | undefined;
 }
 
 const SINK = 'zipkin';
@@ -69,6 +75,7 @@ export class ZipkinExporter {
   private readonly headers: Record<string, string>;
   private readonly log: Logger;
   private readonly logOnce: LogOnce;
+  private readonly tracing: SelfTracing;
   private readonly queue: BoundedQueue<QueuedSpan>;
   private readonly events: Counter<'sink' | 'outcome'>;
   private readonly retries: Counter<'sink'>;
@@ -90,6 +97,7 @@ export class ZipkinExporter {
     if (config.gzip) this.headers['content-encoding'] = 'gzip';
     this.log = ctx.log.child({ component: 'zipkin-exporter' });
     this.logOnce = new LogOnce(this.log);
+    this.tracing = ctx.tracing ?? TRACING_OFF;
     this.queue = new BoundedQueue<QueuedSpan>({ maxItems: config.maxQueuedSpans, maxBytes: config.maxQueuedBytes });
     const t = ctx.telemetry;
     this.events = t.counter('plumb_sink_events_total', 'Events handled by sinks, by outcome (sent, rejected, dropped, refused).', ['sink', 'outcome']);
@@ -110,9 +118,11 @@ export class ZipkinExporter {
 
   /**
    * Queues the spans, all or none. False means the queue is full or the exporter is stopping;
-   * nothing was taken and the caller should push back (429) or count the loss.
+   * nothing was taken and the caller should push back (429) or count the loss. The request that
+   * sends them is traced as a child of `parent` (self-tracing), or linked to it when it carries
+   * spans of several writes.
    */
-  write(spans: readonly ZipkinSpan[]): boolean {
+  write(spans: readonly ZipkinSpan[], parent?: Context): boolean {
     if (spans.length === 0) return true;
     if (this.stopping || !this.loop) {
       this.count('refused', spans.length);
@@ -123,7 +133,7 @@ export class ZipkinExporter {
     for (let i = 0; i < spans.length; i++) {
       const json = JSON.stringify(spans[i]);
       const bytes = Buffer.byteLength(json) + 1;
-      items[i] = { json, bytes };
+      items[i] = { json, bytes, parent: i === 0 ? parent : undefined };
       total += bytes;
     }
     const q = this.queue;
@@ -180,20 +190,23 @@ export class ZipkinExporter {
         continue;
       }
       const parts: string[] = [];
+      const parents: Context[] = [];
       let bytes = 2;
       while (parts.length < maxBatchSpans) {
         const next = this.queue.peek();
         if (next === undefined || (parts.length > 0 && bytes + next.bytes > maxBatchBytes)) break;
         this.queue.shift();
         parts.push(next.json);
+        if (next.parent !== undefined) parents.push(next.parent);
         bytes += next.bytes;
       }
       this.updateDepth();
-      await this.send(`[${parts.join(',')}]`, parts.length);
+      await this.send(`[${parts.join(',')}]`, parts.length, parents);
     }
   }
 
-  private async send(json: string, count: number): Promise<void> {
+  private async send(json: string, count: number, parents: Context[]): Promise<void> {
+    const span = this.startSpan(count, parents);
     try {
       const body = this.config.gzip ? await gzipAsync(json) : Buffer.from(json);
       await retry(() => this.post(body), {
@@ -202,11 +215,13 @@ export class ZipkinExporter {
         signal: this.abort.signal,
         onRetry: (err, attempt, delayMs) => {
           this.retries.inc({ sink: SINK });
+          span.addEvent('retry', { attempt, delayMs, error: errorMessage(err) });
           this.logOnce.warn('retry', { attempt, delayMs, err: errorMessage(err), endpoint: this.endpoint }, 'zipkin exporter retrying a request');
         },
       });
       this.count('sent', count);
     } catch (err) {
+      failSpan(span, err);
       if (err instanceof PermanentError) {
         this.count('rejected', count);
         this.logOnce.warn('rejected', { err: err.message, endpoint: this.endpoint, spans: count }, 'zipkin server refused spans permanently; they are dropped');
@@ -215,7 +230,21 @@ export class ZipkinExporter {
         this.count('dropped', count);
         this.log.error({ err: errorMessage(err), spans: count }, 'zipkin exporter gave up on a request at its stop deadline; spans dropped');
       }
+    } finally {
+      span.end();
     }
+  }
+
+  /** The sink write span: child of the first writer's Context, linked to the others. */
+  private startSpan(count: number, parents: Context[]) {
+    if (!this.tracing.enabled) return this.tracing.tracer.startSpan(SPAN_SINK_WRITE, {}, ROOT_CONTEXT);
+    const attributes = { 'plumb.sink': SINK, 'plumb.spans': count, 'http.request.method': 'POST', 'url.full': this.endpoint };
+    const links: Link[] = [];
+    for (let i = 1; i < parents.length; i++) {
+      const sc = trace.getSpanContext(parents[i]);
+      if (sc !== undefined) links.push({ context: sc });
+    }
+    return this.tracing.tracer.startSpan(SPAN_SINK_WRITE, { kind: SpanKind.CLIENT, attributes, links }, parents[0] ?? ROOT_CONTEXT);
   }
 
   private async post(body: Buffer): Promise<void> {

@@ -1,0 +1,289 @@
+/**
+ * Spans per second through agent → collector → Zipkin, and what the collector spends doing it.
+ *
+ *   node bench/traces.ts [--seconds 15] [--warmup 3] [--concurrency 8] [--spans 100] [--batch 1000]
+ *
+ * The agent and the collector run as separate `plumb` processes from this checkout, on default
+ * settings except the ports, the agent's statsd and host metrics (off) and the spans per
+ * forwarded batch (`--batch`, agent.traces.batch.maxBatchSpans). This process plays
+ * the applications and Zipkin:
+ * - load: `concurrency` clients POST Zipkin v2 JSON to the agent's receiver, `spans` spans per
+ *   request (each span ~450 bytes: name, kind, ids, timing, endpoint, six tags), as fast as they
+ *   are answered; a 429 is retried after 20 ms, as a Zipkin reporter would after backing off;
+ * - Zipkin: a server that takes `POST /api/v2/spans`, gunzips and counts the spans (without
+ *   storing them) and answers 202.
+ * After a warm-up, the measured window reads the spans Zipkin received and the CPU time of each
+ * plumb process from /proc. At the end the load stops and the run waits until Zipkin has every
+ * span the agent accepted: a run that loses spans fails.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const CLI = join(ROOT, 'cli', 'main.ts');
+
+interface Options {
+  seconds: number;
+  warmup: number;
+  concurrency: number;
+  spans: number;
+  batch: number;
+}
+
+function options(argv: string[]): Options {
+  const o: Options = { seconds: 15, warmup: 3, concurrency: 8, spans: 100, batch: 1000 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '') as keyof Options;
+    if (!(key in o)) throw new Error(`unknown option ${argv[i]}`);
+    o[key] = Number(argv[i + 1]);
+  }
+  return o;
+}
+
+// ---- the Zipkin stand-in ----
+
+const TRACE_ID_KEY = Buffer.from('"traceId":');
+
+/** Counts spans by their `"traceId":` key (a tag value holding that text would be escaped). */
+function countSpans(json: Buffer): number {
+  let n = 0;
+  for (let at = json.indexOf(TRACE_ID_KEY); at !== -1; at = json.indexOf(TRACE_ID_KEY, at + TRACE_ID_KEY.length)) n++;
+  return n;
+}
+
+async function startZipkin(): Promise<{ server: Server; url: string; spans: () => number }> {
+  let spans = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      spans += countSpans(req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw);
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans: () => spans };
+}
+
+// ---- plumb processes ----
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+function startPlumb(role: 'agent' | 'collector', env: Record<string, string>): ChildProcess {
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PLUMB_')) clean[k] = v;
+  const child = spawn(NODE, [CLI, role], { cwd: ROOT, env: { ...clean, PLUMB_LOG__LEVEL: 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  return child;
+}
+
+async function waitForOk(url: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** User + system CPU seconds of a process, from /proc/<pid>/stat (Linux, USER_HZ 100). */
+function cpuSeconds(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Busy and total CPU seconds of the whole machine, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) / 100, total: total / 100 };
+}
+
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+// ---- load ----
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, '0');
+}
+
+/** `count` request bodies of `spans` spans each: a SERVER span per trace with CLIENT children. */
+function bodies(count: number, spans: number): Buffer[] {
+  const out: Buffer[] = [];
+  const now = Date.now() * 1000;
+  let id = 1;
+  for (let b = 0; b < count; b++) {
+    const list: unknown[] = [];
+    const traceId = hex(0x10000 + b, 32);
+    const root = hex(id, 16);
+    for (let i = 0; i < spans; i++) {
+      const server = i === 0;
+      list.push({
+        traceId,
+        id: server ? root : hex(id + i, 16),
+        ...(server ? {} : { parentId: root }),
+        name: server ? 'GET /api/orders/{id}' : `SELECT orders ${i % 5}`,
+        kind: server ? 'SERVER' : 'CLIENT',
+        timestamp: now + i * 10,
+        duration: 150 + ((i * 7919) % 5000),
+        localEndpoint: { serviceName: `svc-${b % 4}`, ipv4: '10.0.0.12', port: 8080 },
+        tags: { 'http.request.method': 'GET', 'http.route': '/api/orders/{id}', 'db.system': 'postgresql', 'net.peer.name': 'db-1', 'app.shard': String(i % 16), 'otel.library.name': 'bench' },
+      });
+    }
+    id += spans;
+    out.push(Buffer.from(JSON.stringify(list)));
+  }
+  return out;
+}
+
+interface Load {
+  accepted: number;
+  refused: number;
+  stop(): Promise<void>;
+}
+
+function startLoad(url: string, payloads: Buffer[], concurrency: number, spansPerRequest: number): Load {
+  const dispatcher = new Agent({ connections: concurrency, keepAliveTimeout: 30_000 });
+  const state = { accepted: 0, refused: 0, running: true };
+  async function client(k: number): Promise<void> {
+    let next = k;
+    while (state.running) {
+      const body = payloads[next % payloads.length];
+      const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher });
+      await res.body.dump();
+      if (res.statusCode === 202) {
+        state.accepted += spansPerRequest;
+        next += concurrency;
+      } else if (res.statusCode === 429) {
+        state.refused += spansPerRequest;
+        await sleep(20);
+      } else {
+        throw new Error(`agent answered ${res.statusCode}`);
+      }
+    }
+  }
+  const clients = Array.from({ length: concurrency }, (_, k) => client(k));
+  return {
+    get accepted() {
+      return state.accepted;
+    },
+    get refused() {
+      return state.refused;
+    },
+    async stop() {
+      state.running = false;
+      await Promise.all(clients);
+      await dispatcher.close();
+    },
+  };
+}
+
+// ---- the run ----
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const zipkin = await startZipkin();
+  const [collectorPort, agentHttp, receiverPort] = [await freePort(), await freePort(), await freePort()];
+  const collectorUrl = `http://127.0.0.1:${collectorPort}`;
+  const collector = startPlumb('collector', { PLUMB_COLLECTOR__LISTEN: `127.0.0.1:${collectorPort}`, PLUMB_COLLECTOR__TRACES__ZIPKIN: `{url: "${zipkin.url}"}` });
+  const agent = startPlumb('agent', {
+    PLUMB_AGENT__HTTP__LISTEN: `127.0.0.1:${agentHttp}`,
+    PLUMB_AGENT__STATSD__ENABLED: 'false',
+    PLUMB_AGENT__HOST__ENABLED: 'false',
+    PLUMB_AGENT__FORWARD__COLLECTORS: `["${collectorUrl}"]`,
+    PLUMB_AGENT__TRACES__ZIPKIN__LISTEN: `127.0.0.1:${receiverPort}`,
+    PLUMB_AGENT__TRACES__BATCH__MAX_BATCH_SPANS: String(o.batch),
+  });
+  try {
+    await waitForOk(`${collectorUrl}/readyz`);
+    await waitForOk(`http://127.0.0.1:${agentHttp}/readyz`);
+    const load = startLoad(`http://127.0.0.1:${receiverPort}/api/v2/spans`, bodies(64, o.spans), o.concurrency, o.spans);
+    await sleep(o.warmup * 1000);
+
+    const t0 = performance.now();
+    const s0 = zipkin.spans();
+    const a0 = load.accepted;
+    const r0 = load.refused;
+    const c0 = cpuSeconds(collector.pid!);
+    const g0 = cpuSeconds(agent.pid!);
+    const b0 = process.cpuUsage();
+    const m0 = machineCpu();
+    await sleep(o.seconds * 1000);
+    const elapsed = (performance.now() - t0) / 1000;
+    const delivered = zipkin.spans() - s0;
+    const accepted = load.accepted - a0;
+    const refused = load.refused - r0;
+    const collectorCpu = cpuSeconds(collector.pid!) - c0;
+    const agentCpu = cpuSeconds(agent.pid!) - g0;
+    const b1 = process.cpuUsage(b0);
+    const benchCpu = (b1.user + b1.system) / 1e6;
+    const m1 = machineCpu();
+    const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);
+    const rss = { collector: rssMiB(collector.pid!), agent: rssMiB(agent.pid!) };
+
+    await load.stop();
+    const drainStart = performance.now();
+    while (zipkin.spans() < load.accepted && performance.now() - drainStart < 60_000) await sleep(50);
+    const lost = load.accepted - zipkin.spans();
+
+    const result = {
+      machine: `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.versions.node}`,
+      options: o,
+      seconds: Number(elapsed.toFixed(2)),
+      deliveredSpansPerSecond: Math.round(delivered / elapsed),
+      acceptedSpansPerSecond: Math.round(accepted / elapsed),
+      refused429SpansPerSecond: Math.round(refused / elapsed),
+      collectorCpuCores: Number((collectorCpu / elapsed).toFixed(2)),
+      collectorCpuMicrosPerSpan: Number(((collectorCpu / delivered) * 1e6).toFixed(2)),
+      agentCpuCores: Number((agentCpu / elapsed).toFixed(2)),
+      agentCpuMicrosPerSpan: Number(((agentCpu / accepted) * 1e6).toFixed(2)),
+      loadAndZipkinCpuCores: Number((benchCpu / elapsed).toFixed(2)),
+      machineCpuBusy: `${Math.round(machineBusy * 100)}% of ${os.cpus().length} cores`,
+      // CPU used by other processes on the machine during the window (noise in the numbers above)
+      otherCpuCores: Number((machineBusy * os.cpus().length - (collectorCpu + agentCpu + benchCpu) / elapsed).toFixed(2)),
+      rssMiB: { collector: Math.round(rss.collector), agent: Math.round(rss.agent) },
+      acceptedTotal: load.accepted,
+      deliveredTotal: zipkin.spans(),
+      lost,
+    };
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    if (lost !== 0) process.exitCode = 1;
+  } finally {
+    await stopChild(agent);
+    await stopChild(collector);
+    await new Promise<void>((resolve) => zipkin.server.close(() => resolve()));
+  }
+}
+
+await main();

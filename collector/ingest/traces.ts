@@ -1,0 +1,105 @@
+/**
+ * `POST /v1/traces`: span batches from agents. Each batch is validated again (an agent is a
+ * client like any other), applied once (a resent batch id is acknowledged without being applied
+ * again), written to the Zipkin sink when one is configured and counted in span metrics.
+ *
+ * Answers: 200 `{accepted, duplicate}`; 400 when the batch is not valid (the message names the
+ * field); 429 + Retry-After when the Zipkin sink's queue is full (nothing was applied, the agent
+ * retries the same batch later).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Counter } from 'prom-client';
+import type { Context } from '@opentelemetry/api';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
+import { TRACES_PATH, validateSpanBatch, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
+import type { RecentIds } from './dedupe.ts';
+
+/** Where accepted spans go: all or none; false means "full, ask the agent to retry". */
+export interface SpanSink {
+  write(spans: readonly ZipkinSpan[], parent?: Context): boolean;
+}
+
+export interface TracesIngestOptions {
+  /** Remembered batch ids; may be the same store the metrics route uses (the ids differ). */
+  recent: RecentIds;
+  sink: SpanSink | null;
+  spanMetrics: { observe(spans: readonly ZipkinSpan[]): void } | null;
+  maxSpansPerBatch: number;
+  retryAfterMs: number;
+  telemetry: Telemetry;
+  tracing: SelfTracing;
+}
+
+/**
+ * Registers the route in its own scope, taking JSON only (another media type gets 415). Its
+ * parser keeps a `__proto__` key as data (a span tag may be called that; validateSpanBatch
+ * copies it safely) where fastify's default parser would refuse the whole body.
+ */
+export async function tracesIngestPlugin(app: FastifyInstance, options: TracesIngestOptions): Promise<void> {
+  const handler = new TracesIngest(options);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, parseJson);
+  app.post(TRACES_PATH, (request, reply) => handler.handle(request, reply));
+}
+
+function parseJson(_request: FastifyRequest, body: Buffer, done: (err: Error | null, body?: unknown) => void): void {
+  try {
+    // JSON.parse makes "__proto__" an own property, never the prototype
+    done(null, JSON.parse(body.toString('utf8')));
+  } catch (err) {
+    const e = new Error(`the body is not valid JSON (${(err as Error).message})`) as Error & { statusCode: number; code: string };
+    e.statusCode = 400;
+    e.code = 'PLUMB_ERR_INGEST_BODY';
+    done(e);
+  }
+}
+
+class TracesIngest {
+  private readonly options: TracesIngestOptions;
+  private readonly limits: SpanLimits;
+  private readonly retryAfterSeconds: string;
+  private readonly batches: Counter<'kind' | 'outcome'>;
+  private readonly spans: Counter;
+  private readonly invalid: Counter<'reason'>;
+
+  constructor(options: TracesIngestOptions) {
+    this.options = options;
+    this.limits = { maxSpans: options.maxSpansPerBatch };
+    this.retryAfterSeconds = String(Math.max(1, Math.ceil(options.retryAfterMs / 1000)));
+    const t = options.telemetry;
+    this.batches = t.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
+    this.spans = t.counter('plumb_ingest_spans_total', 'spans received from agents and applied');
+    this.invalid = t.counter('plumb_ingest_invalid_spans_total', 'span batches refused as invalid, by reason', ['reason']);
+  }
+
+  handle(request: FastifyRequest, reply: FastifyReply): void {
+    const result = validateSpanBatch(request.body, this.limits);
+    if ('error' in result) {
+      this.batches.inc({ kind: 'traces', outcome: 'invalid' });
+      this.invalid.inc({ reason: result.reason });
+      reply.code(400).send({ error: 'PLUMB_ERR_INGEST_BODY', message: result.error });
+      return;
+    }
+    const batch = result.batch;
+    const { recent, sink, spanMetrics, tracing } = this.options;
+    if (recent.has(batch.id)) {
+      this.batches.inc({ kind: 'traces', outcome: 'duplicate' });
+      reply.send({ accepted: 0, duplicate: true });
+      return;
+    }
+    if (sink !== null && !sink.write(batch.spans, tracing.enabled ? requestContext(request) : undefined)) {
+      this.batches.inc({ kind: 'traces', outcome: 'refused' });
+      reply
+        .code(429)
+        .header('retry-after', this.retryAfterSeconds)
+        .send({ error: 'PLUMB_ERR_SINK_RETRYABLE', message: 'the Zipkin sink queue is full (collector.traces.zipkin.maxQueuedSpans); retry later' });
+      return;
+    }
+    recent.add(batch.id);
+    spanMetrics?.observe(batch.spans);
+    this.batches.inc({ kind: 'traces', outcome: 'applied' });
+    this.spans.inc(batch.spans.length);
+    reply.send({ accepted: batch.spans.length, duplicate: false });
+  }
+}
