@@ -3,6 +3,7 @@
  * Sinks start before sources and sources stop before sinks, so nothing accepted is left behind.
  */
 import os from 'node:os';
+import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AgentConfig } from './config.ts';
 import { Aggregator } from './statsd/aggregator.ts';
@@ -53,7 +54,7 @@ export class PlumbAgent {
   private readonly tracing: SelfTracing;
   private http: FastifyInstance | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
-  /** `${id}@${start}`: a restarted agent never reuses an earlier run's batch ids. */
+  /** `${id}@${start}-${random}`: neither a restarted agent nor a twin with the same host name reuses batch ids. */
   readonly instance: string;
   private seq = 0;
   httpAddress = '';
@@ -64,7 +65,7 @@ export class PlumbAgent {
     this.ctx = ctx;
     this.tracing = ctx.tracing ?? TRACING_OFF;
     const hostname = config.hostname ?? os.hostname();
-    this.instance = `${config.id ?? hostname}@${Date.now()}`;
+    this.instance = `${config.id ?? hostname}@${Date.now()}-${randomBytes(3).toString('hex')}`;
     const s = config.statsd;
     this.aggregator = new Aggregator(
       {
@@ -126,8 +127,8 @@ export class PlumbAgent {
 
   /** Ends the current interval and queues it for the collector. */
   async flush(): Promise<void> {
-    const interval = this.aggregator.flush();
     const err = this.aggregator.lastError;
+    const interval = await this.aggregator.flushAsync();
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
     if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) return;
     const seq = ++this.seq;

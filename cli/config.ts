@@ -1,10 +1,10 @@
 /** The whole configuration file: both roles, logging, and the checks the schema cannot express. */
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import { Section, loadConfig, type LoadOptions } from '../shared/config.ts';
+import { Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
-import { CollectorSchema } from '../collector/config.ts';
+import { CollectorSchema, CollectorMetricsSchema } from '../collector/config.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
-import { serviceCheckErrors } from '../agent/host/config.ts';
+import { serviceCheckErrors, ServiceChecksSchema } from '../agent/host/config.ts';
 import { SelfTracingSchema } from '../shared/tracing.ts';
 import { parseListen } from '../shared/address.ts';
 
@@ -19,9 +19,11 @@ export const PlumbSchema = Section({
 
 export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 
-export function checkPlumbConfig(config: PlumbConfig): string[] {
-  return [...checkMappings(config.collector.metrics.mappings, 'collector.metrics.mappings'), ...serviceCheckErrors(config.agent.checks, 'agent.checks')];
-}
+/** The checks the schema cannot express, each on the part of the file it reads. */
+export const PLUMB_CHECKS: readonly ConfigCheck[] = [
+  { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
+  { path: 'agent.checks', schema: ServiceChecksSchema, run: (c: PlumbConfig['agent']['checks']) => serviceCheckErrors(c, 'agent.checks') },
+];
 
 /**
  * plumb's own spans sent to its own agent would be forwarded, ingested and exported again, each
@@ -42,5 +44,5 @@ export function selfTracingLoopErrors(config: PlumbConfig): string[] {
 }
 
 export function loadPlumbConfig(options: LoadOptions): PlumbConfig {
-  return loadConfig(PlumbSchema, options, checkPlumbConfig);
+  return loadConfig(PlumbSchema, options, PLUMB_CHECKS);
 }

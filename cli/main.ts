@@ -9,12 +9,13 @@
  *   plumb statsd-parse            statsd lines on stdin → one JSON object per line on stdout
  */
 import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { PlumbAgent } from '../agent/agent.ts';
 import { PlumbCollector } from '../collector/collector.ts';
 import { parseLineToJson } from '../agent/statsd/parser.ts';
+import { runGrokCli } from '../agent/logs/grok/cli.ts';
 import { Telemetry } from '../shared/telemetry.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { ConfigError } from '../shared/config.ts';
@@ -30,6 +31,8 @@ Commands:
   all --config FILE          run agent and collector in one process
   check-config FILE          validate FILE and print every error with its key path
   statsd-parse               read statsd lines on stdin, write one JSON result per line
+  grok --pattern P [--patterns-dir D]
+                             match lines on stdin against a grok pattern, one JSON result per line
 
 Options:
   --config FILE   configuration file (YAML); also PLUMB_CONFIG
@@ -127,12 +130,23 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
+/** Reads raw bytes (not text: invalid UTF-8 must reach the parser as it came) and answers line by line. */
 async function statsdParse(): Promise<void> {
-  const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
-  for await (const line of rl) {
-    const ok = process.stdout.write(JSON.stringify(parseLineToJson(Buffer.from(line, 'utf8'))) + '\n');
-    if (!ok) await new Promise((resolve) => process.stdout.once('drain', resolve));
+  let tail: Buffer = Buffer.alloc(0);
+  const answer = async (line: Buffer): Promise<void> => {
+    const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
+    if (!process.stdout.write(JSON.stringify(parseLineToJson(line.subarray(0, end))) + '\n')) await once(process.stdout, 'drain');
+  };
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    const buf = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
+    let start = 0;
+    for (let nl = buf.indexOf(0x0a); nl >= 0; nl = buf.indexOf(0x0a, start)) {
+      await answer(buf.subarray(start, nl));
+      start = nl + 1;
+    }
+    tail = Buffer.from(buf.subarray(start));
   }
+  if (tail.length > 0) await answer(tail);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -159,6 +173,15 @@ async function main(argv: string[]): Promise<number> {
     case 'statsd-parse':
       await statsdParse();
       return 0;
+    case 'grok': {
+      const pattern = args.flags.get('pattern');
+      if (typeof pattern !== 'string') {
+        process.stderr.write('plumb grok: --pattern is required, e.g. --pattern "%{COMBINEDAPACHELOG}"\n');
+        return 2;
+      }
+      const dir = args.flags.get('patterns-dir');
+      return runGrokCli({ pattern, patternsDir: typeof dir === 'string' ? dir : undefined }, process.stdin, process.stdout);
+    }
     case 'agent':
     case 'collector':
     case 'all': {

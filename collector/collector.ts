@@ -71,7 +71,7 @@ export class PlumbCollector {
     // sinks before the listener: the exporter takes spans as soon as agents can post
     this.zipkinExporter?.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
-    installBodyHandling(app);
+    installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH]);
     registerMetricsIngest(app, this.store, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, dedupeWindow: this.config.dedupeWindow }, this.ctx.telemetry);
     await app.register(tracesIngestPlugin, {
