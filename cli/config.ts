@@ -3,6 +3,7 @@ import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
 import { CollectorSchema, CollectorMetricsSchema } from '../collector/config.ts';
+import { AlertsConfigSchema, checkRulesFile } from '../collector/alerts/index.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
 import { serviceCheckErrors, ServiceChecksSchema } from '../agent/host/config.ts';
 import { SelfTracingSchema } from '../shared/tracing.ts';
@@ -23,6 +24,11 @@ export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
   { path: 'agent.checks', schema: ServiceChecksSchema, run: (c: PlumbConfig['agent']['checks']) => serviceCheckErrors(c, 'agent.checks') },
+  {
+    path: 'collector.alerts',
+    schema: AlertsConfigSchema,
+    run: (a: PlumbConfig['collector']['alerts']) => (a.rulesFile === undefined ? [] : checkRulesFile(a.rulesFile, { resolution: a.resolution })),
+  },
 ];
 
 /**

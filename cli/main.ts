@@ -126,6 +126,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
       process.exit(1);
     }
   };
+  process.on('SIGHUP', () => void collector?.reload());
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../shared/log.ts';
 import { parseListen, formatAddress } from '../shared/address.ts';
 import { PlumbError } from '../shared/errors.ts';
 import { MetricStore } from './metrics/store.ts';
+import { AlertEngine, alertRoutes } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
 import { tracesIngestPlugin } from './ingest/traces.ts';
@@ -33,6 +34,7 @@ export class PlumbCollector {
   /** The Zipkin sink; null unless collector.traces.zipkin is configured. */
   readonly zipkinExporter: ZipkinExporter | null;
   readonly spanMetrics: SpanMetrics | null;
+  readonly alerts: AlertEngine;
   private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -60,6 +62,16 @@ export class PlumbCollector {
     const tracesCtx = { telemetry: ctx.telemetry, log: ctx.log, tracing: this.tracing };
     this.zipkinExporter = t.zipkin ? new ZipkinExporter(t.zipkin, tracesCtx) : null;
     this.spanMetrics = t.spanMetrics.enabled ? new SpanMetrics(t.spanMetrics, tracesCtx) : null;
+    this.alerts = new AlertEngine({ config: config.alerts, telemetry: ctx.telemetry, log: ctx.log.child({ component: 'alerts' }) });
+    const alerts = this.alerts;
+    this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o) => alerts.observeMetric(o, Date.now()) };
+  }
+
+  /** Re-reads the alert rule file (SIGHUP); a broken file keeps the running rules. */
+  async reload(): Promise<void> {
+    const result = await this.alerts.reload();
+    if (result.ok) this.ctx.log.info({ rules: result.rules }, 'alert rules reloaded');
+    else this.ctx.log.error({ errors: result.errors }, 'alert rule file has errors; the previous rules keep running');
   }
 
   /** Base URL agents post to. */
@@ -70,6 +82,7 @@ export class PlumbCollector {
   async start(): Promise<void> {
     // sinks before the listener: the exporter takes spans as soon as agents can post
     this.zipkinExporter?.start();
+    await this.alerts.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
     installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH]);
@@ -85,11 +98,12 @@ export class PlumbCollector {
     });
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
-      return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + (await this.ctx.telemetry.metrics());
+      return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async () => ({ status: 'ready' }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
+    await app.register(alertRoutes(this.alerts));
     const addr = parseListen(this.config.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -112,5 +126,6 @@ export class PlumbCollector {
     await this.app?.close();
     this.app = null;
     await this.zipkinExporter?.stop(deadline);
+    await this.alerts.stop(Math.max(0, deadline - Date.now()));
   }
 }

@@ -3,6 +3,7 @@ import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, Duration, Size } from '../shared/config.ts';
 import { LISTEN_PATTERN } from '../shared/address.ts';
 import { MappingSchema } from './metrics/naming.ts';
+import { AlertsConfigSchema } from './alerts/config.ts';
 import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
 import { SpanMetricsSchema } from './traces/spanmetrics.ts';
 
@@ -45,6 +46,7 @@ export const CollectorSchema = Section({
   maxMetricsPerBatch: Type.Integer({ minimum: 1, default: 1_000_000 }),
   dedupeWindow: Type.Integer({ minimum: 0, default: 100_000, description: 'recent batch ids remembered to drop replays' }),
   metrics: CollectorMetricsSchema,
+  alerts: AlertsConfigSchema,
   traces: CollectorTracesSchema,
 });
 

@@ -473,6 +473,12 @@ export class AlertEngine {
   // ── observations ───────────────────────────────────────────────────────────────────────────
 
   /** One series of an agent batch: counters as increments, gauges and sets as values, timers as sketches. */
+  /** Whether any rule reads this metric (by statsd or mapped name); lets callers skip building observations. */
+  wantsMetric(statsdName: string, name: string): boolean {
+    const byName = this.installed.byName;
+    return byName.size > 0 && (byName.has(statsdName) || byName.has(name));
+  }
+
   observeMetric(o: MetricObservation, now: number): void {
     const byName = this.installed.byName;
     if (byName.size === 0) return;

@@ -16,4 +16,4 @@
 export { AlertEngine, type AlertEngineOptions, type ReloadResult, type MetricObservation, type CumulativeObservation } from './engine.ts';
 export { AlertsConfigSchema, type AlertsConfig } from './config.ts';
 export { alertRoutes } from './routes.ts';
-export { parseRules, type Rule, type ParseResult } from './rules.ts';
+export { parseRules, checkRulesFile, type Rule, type ParseResult } from './rules.ts';

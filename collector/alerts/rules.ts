@@ -3,6 +3,7 @@
  * at once, each line naming the rule (its name, its index and line) and the key, so an operator
  * can fix a file in one pass. The format is described in config/rules/README.md.
  */
+import { readFileSync } from 'node:fs';
 import YAML, { LineCounter, isMap, isSeq } from 'yaml';
 import { formatDuration, parseDuration } from '../../shared/units.ts';
 import { formatMatchers, parseMatcher, type Matcher } from './matchers.ts';
@@ -138,6 +139,17 @@ export function parseAggregate(text: string): Aggregate | undefined {
 }
 
 /** Parses and validates a rule file's text. Never throws. */
+/** Reads and checks a rule file for `plumb check-config`; every error, each prefixed with the file. */
+export function checkRulesFile(file: string, options: ParseOptions): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return [`collector.alerts.rulesFile: cannot read ${file} (${(err as Error).message})`];
+  }
+  return parseRules(text, options).errors.map((e) => `${file}: ${e}`);
+}
+
 export function parseRules(text: string, options: ParseOptions): ParseResult {
   const lineCounter = new LineCounter();
   const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true, lineCounter });

@@ -87,8 +87,8 @@ export class MetricStore {
   private readonly events: StatsdEvent[] = [];
   readonly refused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   expired = 0;
-  /** Called for every sample applied; the alert engine listens here. */
-  observer: ((o: ObservedMetric) => void) | null = null;
+  /** Told of every sample applied that it wants; the alert engine listens here. */
+  observer: MetricObserver | null = null;
 
   constructor(options: MetricStoreOptions, telemetry?: Telemetry) {
     this.options = options;
@@ -191,8 +191,8 @@ export class MetricStore {
   }
 
   private observe(m: WireMetric, name: string, series: Series, value: number | undefined, sketch?: Sketch): void {
-    if (this.observer === null) return;
-    this.observer({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch });
+    if (this.observer === null || !this.observer.wants(m.name, name)) return;
+    this.observer.observe({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch });
   }
 
   /** Finds or creates the family and series, refusing clashes; runs `update` on the series. */
@@ -337,6 +337,11 @@ export class MetricStore {
     out.push('');
     return out.join('\n');
   }
+}
+
+export interface MetricObserver {
+  wants(statsdName: string, name: string): boolean;
+  observe(o: ObservedMetric): void;
 }
 
 export interface ObservedMetric {

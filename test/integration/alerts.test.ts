@@ -1,0 +1,101 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import dgram from 'node:dgram';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAgent, startCollector, stopAllInProcess, runPlumb } from '../helpers/processes.ts';
+import { PROMTOOL, promtoolCheckMetrics } from '../helpers/prometheus.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+afterEach(async () => {
+  await stopAllInProcess();
+});
+
+function send(port: number, text: string): Promise<void> {
+  const socket = dgram.createSocket('udp4');
+  return new Promise((resolve, reject) => socket.send(text, port, '127.0.0.1', (err) => (socket.close(), err ? reject(err) : resolve())));
+}
+
+const RULES = `
+rules:
+  - alert: QueueTooDeep
+    metric: jobs.queue.depth
+    where: { queue: "=~mail.*" }
+    aggregate: last
+    window: 1m
+    op: ">"
+    threshold: 100
+    labels: { severity: page }
+    annotations: { summary: "queue {{ $labels.queue }} holds {{ $value }}" }
+`;
+
+async function setup(rules: string) {
+  const dir = await mkdtemp(join(tmpdir(), 'plumb-alerts-'));
+  const rulesFile = join(dir, 'rules.yaml');
+  await writeFile(rulesFile, rules);
+  const { collector, url } = await startCollector(`
+collector:
+  listen: "127.0.0.1:0"
+  alerts: { rulesFile: ${JSON.stringify(rulesFile)}, evaluationInterval: 100ms, watch: false }
+`);
+  const agent = await startAgent(`
+agent:
+  statsd: { listen: "127.0.0.1:0", flushInterval: 1h }
+  http: { listen: "127.0.0.1:0" }
+  forward: { collectors: ["${url}"] }
+  host: { enabled: false }
+`);
+  return { collector, url, agent, rulesFile };
+}
+
+async function alerts(url: string): Promise<{ labels: Record<string, string>; state: string; annotations: Record<string, string> }[]> {
+  const body = (await (await fetch(`${url}/api/v1/alerts`)).json()) as { data: { alerts: { labels: Record<string, string>; state: string; annotations: Record<string, string> }[] } };
+  return body.data.alerts;
+}
+
+describe('alerts in the collector', () => {
+  it('fires on statsd data that crossed a threshold and resolves when it comes back', async () => {
+    const { url, agent } = await setup(RULES);
+    const flushAfter = async (text: string, lines: number) => {
+      const before = agent.agent.aggregator.stats.lines;
+      await send(agent.statsdPort, text);
+      await waitFor(() => agent.agent.aggregator.stats.lines >= before + lines, { what: 'agent received the lines' });
+      await agent.agent.flush();
+    };
+    await flushAfter('jobs.queue.depth:250|g|#queue:mail-out\njobs.queue.depth:500|g|#queue:billing', 2);
+    const firing = await waitFor(async () => (await alerts(url)).find((a) => a.state === 'firing'), { what: 'an alert firing' });
+    expect(firing.labels).toMatchObject({ alertname: 'QueueTooDeep', queue: 'mail-out', severity: 'page' });
+    expect(firing.annotations.summary).toBe('queue mail-out holds 250');
+    // the billing queue does not match the regex matcher
+    expect((await alerts(url)).some((a) => a.labels.queue === 'billing')).toBe(false);
+
+    const text = await (await fetch(`${url}/metrics`)).text();
+    expect(text).toMatch(/^ALERTS\{[^}]*alertname="QueueTooDeep"[^}]*alertstate="firing"[^}]*\} 1$/m);
+    if (PROMTOOL !== null) expect(await promtoolCheckMetrics(text)).toMatchObject({ code: 0 });
+
+    await flushAfter('jobs.queue.depth:3|g|#queue:mail-out', 1);
+    await waitFor(async () => !(await alerts(url)).some((a) => a.state === 'firing'), { what: 'the alert resolved' });
+  });
+
+  it('keeps the running rules when a reload finds a broken file, and takes a good one', async () => {
+    const { collector, url, rulesFile } = await setup(RULES);
+    const rules = async () => ((await (await fetch(`${url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string }[] }[] } }).data.groups.flatMap((g) => g.rules.map((r) => r.name));
+    expect(await rules()).toEqual(['QueueTooDeep']);
+    await writeFile(rulesFile, 'rules:\n  - alert: Broken\n    metric: x\n    aggregate: p42\n');
+    await collector.reload();
+    expect(await rules()).toEqual(['QueueTooDeep']);
+    await writeFile(rulesFile, RULES.replace('QueueTooDeep', 'QueueDeep'));
+    await collector.reload();
+    expect(await rules()).toEqual(['QueueDeep']);
+  });
+
+  it('check-config reports rule file errors with the rule name and key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plumb-alerts-'));
+    await writeFile(join(dir, 'rules.yaml'), 'rules:\n  - alert: Broken\n    metric: x\n    aggregate: median\n    window: 1m\n    op: ">"\n    threshold: 1\n');
+    await writeFile(join(dir, 'plumb.yaml'), `collector: { alerts: { rulesFile: ${JSON.stringify(join(dir, 'rules.yaml'))} } }\n`);
+    const result = await runPlumb(['check-config', join(dir, 'plumb.yaml')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/Broken/);
+    expect(result.stderr).toMatch(/aggregate/);
+  });
+});
