@@ -12,10 +12,9 @@ import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { PlumbAgent } from '../agent/agent.ts';
-import { PlumbCollector } from '../collector/collector.ts';
+import type { PlumbAgent } from '../agent/agent.ts';
+import type { PlumbCollector } from '../collector/collector.ts';
 import { parseLineToJson } from '../agent/statsd/parser.ts';
-import { runGrokCli } from '../agent/logs/grok/cli.ts';
 import { Telemetry } from '../shared/telemetry.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { ConfigError } from '../shared/config.ts';
@@ -101,10 +100,13 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
   let agent: PlumbAgent | null = null;
   // Collector first: in `all`, the agent's first flush must find it listening.
   if (roles.includes('collector')) {
+    // Each role is loaded only when it runs: an agent-only host does not carry the collector.
+    const { PlumbCollector } = await import('../collector/collector.ts');
     collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing });
     await collector.start();
   }
   if (roles.includes('agent')) {
+    const { PlumbAgent } = await import('../agent/agent.ts');
     agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing });
     await agent.start();
   }
@@ -181,6 +183,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const dir = args.flags.get('patterns-dir');
+      const { runGrokCli } = await import('../agent/logs/grok/cli.ts');
       return runGrokCli({ pattern, patternsDir: typeof dir === 'string' ? dir : undefined }, process.stdin, process.stdout);
     }
     case 'agent':
