@@ -157,7 +157,7 @@ async function main(): Promise<void> {
   const code = o.fromSource ? sourcePaths() : buildCode(log);
   const machine = machineInfo();
   const s = {
-    probeSeconds: o.quick ? 1 : 3,
+    probeSeconds: o.quick ? 1 : 2,
     confirmSeconds: o.quick ? 2 : 10,
     repeats: o.quick ? 1 : 3,
     precision: o.quick ? 0.25 : 0.1,
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
   const linesPerDatagram = pool.lines / pool.datagrams;
   const measurements: Measurement[] = [];
   // Waiting for quiet and re-running disturbed runs: at most this much extra time in all.
-  const quietBudget: QuietBudget = { remainingMs: o.quick ? 10_000 : 150_000 };
+  const quietBudget: QuietBudget = { remainingMs: o.quick ? 10_000 : 120_000 };
   const report: RunReport = {
     startedAt,
     finishedAt: startedAt,
@@ -220,7 +220,8 @@ async function main(): Promise<void> {
               repeats: s.repeats,
               precision: s.precision,
               series: o.series,
-              confirmAttempts: o.quick ? 4 : 6,
+              confirmAttempts: o.quick ? 2 : 3,
+              maxLongRuns: o.quick ? 4 : 6,
               quietAttempts: o.quick ? 1 : 3,
               quietBudget,
               budgetSeconds: o.quick ? 20 : 120,

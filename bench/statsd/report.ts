@@ -104,8 +104,7 @@ export function renderMarkdown(r: RunReport, defaultAsk: number, largeAsk: numbe
   out.push(
     `Machine: ${m.cpus} × ${m.cpuModel}, Linux ${m.kernel}, ${mb(m.memTotalBytes)} RAM, Node ${m.node}; ` +
       `net.core.rmem_default ${m.rmemDefault}, rmem_max ${m.rmemMax}. plumb ran ${r.compiled ? 'compiled to JavaScript (as shipped)' : 'from its TypeScript sources'}. ` +
-      `Shared with other work: during the runs that count, some task was waiting for a CPU a median ${fmtPct(r.contentionMedian)} of the time (PSI), ` +
-      `and the rest of the machine used about ${r.otherCpuMedian.toFixed(2)} cores.`,
+      `Shared with other work: during the runs that count, some task was waiting for a CPU a median ${fmtPct(r.contentionMedian)} of the time (PSI).`,
   );
   out.push('');
   out.push(
@@ -194,12 +193,12 @@ export function renderMarkdown(r: RunReport, defaultAsk: number, largeAsk: numbe
 
   if (r.rates.length > 0) {
     out.push('Rate search (median confirmation run at the reported rate):', '');
-    out.push('| target | buffer asked → granted (rb) | highest rate ≤0.1% loss | median loss there | socket drops | target CPU | generator CPU | CPU contention | failed confirmations (median loss) | probes (rate: loss) |');
+    out.push(`| target | buffer asked → granted (rb) | highest rate ≤0.1% loss | median loss there | socket drops | target CPU | generator CPU | CPU contention | failed confirmations (median loss) | single runs (rate: loss; ${r.settings.probeSeconds} s unless marked) |`);
     out.push('|---|---|---|---|---|---|---|---|---|---|');
     for (const res of r.rates) {
       const md = res.search.median;
       const rej = res.search.rejected.map((j) => `${fmtRate(j.rate)}: ${fmtPct(j.medianLoss)}`).join('; ') || '–';
-      const probes = res.search.probes.map((q) => `${fmtRate(q.rate)}: ${fmtPct(q.loss)}`).join(', ');
+      const probes = res.search.probes.map((q) => `${fmtRate(q.rate)}: ${fmtPct(q.loss)}${q.seconds === r.settings.confirmSeconds ? ` (${q.seconds} s)` : ''}`).join(', ');
       out.push(
         `| ${TARGET_LABELS[res.target]} | ${res.askedBytes} → ${res.grantedBytes} | ${rateCell(res)} | ${md ? fmtPct(md.loss) : '–'} | ${md ? md.socketDrops : '–'} | ${md ? fmtPct(md.targetCpu) : '–'} | ${md ? fmtPct(md.loadgenCpu) : '–'} | ${md ? fmtPct(md.cpuPressure) : '–'} | ${rej} | ${probes} |`,
       );
@@ -233,11 +232,24 @@ export function renderMarkdown(r: RunReport, defaultAsk: number, largeAsk: numbe
   }
 
   for (const { title, summary } of r.profiles) {
-    out.push(`Profile — ${title} (${(summary.sampledMs / 1000).toFixed(1)} s of busy time sampled; shares of busy time, self and total including callees; lines of the compiled .js):`, '');
+    out.push(`Profile — ${title} (${(summary.sampledMs / 1000).toFixed(1)} s of busy time sampled; shares of busy time, self and total including callees):`, '');
     out.push('| function | where | self | total |');
     out.push('|---|---|---|---|');
     for (const row of summary.top) out.push(`| \`${row.fn}\` | ${row.where} | ${fmtPct(row.selfPct)} | ${fmtPct(row.totalPct)} |`);
     out.push('');
+    const withLines = summary.top.filter((row) => row.hotLines.length > 0).slice(0, 4);
+    if (withLines.length > 0) {
+      out.push(
+        'Where their self time goes, by line of their own body (share of the function\'s self time). V8 inlines callees into their callers ' +
+          'and does not say which file an inlined line is in, so the rest of a function\'s self time is code inlined from what it calls:',
+        '',
+      );
+      for (const row of withLines) {
+        out.push(`- \`${row.fn}\` (${fmtPct(row.selfPct)} of busy time; ${fmtPct(row.ownLinesShare)} of it on its own lines):`);
+        for (const l of row.hotLines) out.push(`  - ${fmtPct(l.share)} ${l.where} \`${l.text.replace(/`/g, "'")}\``);
+      }
+      out.push('');
+    }
     out.push(`Self time by file: ${summary.byFile.map((f) => `${f.where} ${fmtPct(f.selfPct)}`).join(' · ')}`, '');
   }
   return out.join('\n');

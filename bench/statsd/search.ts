@@ -3,7 +3,8 @@
  *
  * Short probes find the bracket (a ×2 ladder up from `start`, then geometric bisection until the
  * bracket is narrower than `precision`); the best passing rate is then confirmed with `repeats`
- * full-length runs, and stepped down by `precision` while their median loss is over the limit.
+ * full-length runs. When their median loss is over the limit, single full-length runs look below
+ * it (a ladder down, then bisection) for the next rate to confirm.
  */
 import type { Target } from './targets.ts';
 import { measure, measureQuiet, median, medianRun, type Measurement, type QuietBudget } from './measure.ts';
@@ -19,8 +20,10 @@ export interface SearchOptions {
   /** Stop bisecting when hi/lo < 1 + precision. */
   precision: number;
   series: number;
-  /** Rates tried (each one step of `precision` lower) before the search gives up. */
+  /** Confirmations (each at a lower rate) tried before the search gives up. */
   confirmAttempts: number;
+  /** Full-length single runs allowed when looking below a failed confirmation. */
+  maxLongRuns: number;
   /** Attempts per confirmation run when other work on the machine disturbs it. */
   quietAttempts: number;
   quietBudget: QuietBudget;
@@ -34,7 +37,8 @@ export interface SearchResult {
   maxRate: number;
   /** True when even the ceiling passed: the target may take more than measured. */
   atCeiling: boolean;
-  probes: { rate: number; loss: number; targetCpu: number; cpuPressure: number }[];
+  /** Every single run of the search, short probes and full-length ones. */
+  probes: { rate: number; seconds: number; loss: number; targetCpu: number; cpuPressure: number }[];
   /** The confirmation runs at maxRate. */
   confirm: Measurement[];
   /** The median-loss confirmation run. */
@@ -53,7 +57,7 @@ export async function findMaxRate(loadgen: string, target: Target, o: SearchOpti
   const probes: SearchResult['probes'] = [];
   const probe = async (rate: number): Promise<boolean> => {
     const m = await measure(loadgen, target, rate, o.probeSeconds, o.series, probes.length + 1);
-    probes.push({ rate, loss: m.loss, targetCpu: m.targetCpu, cpuPressure: m.cpuPressure });
+    probes.push({ rate, seconds: o.probeSeconds, loss: m.loss, targetCpu: m.targetCpu, cpuPressure: m.cpuPressure });
     const ok = m.loss <= o.maxLoss && m.parseErrors === 0;
     o.log(`    probe ${fmtRate(rate)}: loss ${fmtPct(m.loss)}, drops ${m.socketDrops} datagrams, cpu ${fmtPct(m.targetCpu)}, contention ${fmtPct(m.cpuPressure)} ${ok ? 'ok' : 'LOSS'}`);
     return ok;
@@ -83,8 +87,19 @@ export async function findMaxRate(loadgen: string, target: Target, o: SearchOpti
     else hi = mid;
   }
 
-  // Confirm with full-length runs; step down while the median loss is over the limit.
+  // Confirm with full-length runs. Short probes can miss what happens once an interval (the
+  // receivers flush every 10 s), so after a failed confirmation the search goes on with single
+  // full-length runs: down a ladder to a passing rate, bisect, then confirm that rate again.
   const rejected: SearchResult['rejected'] = [];
+  let longRuns = 0;
+  const long = async (rate: number): Promise<boolean> => {
+    longRuns++;
+    const m = await measureQuiet(loadgen, target, rate, o.confirmSeconds, o.series, 50 + longRuns, o.quietBudget, 1);
+    probes.push({ rate, seconds: o.confirmSeconds, loss: m.loss, targetCpu: m.targetCpu, cpuPressure: m.cpuPressure });
+    const ok = m.loss <= o.maxLoss && m.parseErrors === 0;
+    o.log(`    run ${fmtRate(rate)} × ${o.confirmSeconds}s: loss ${fmtPct(m.loss)}, drops ${m.socketDrops} datagrams, cpu ${fmtPct(m.targetCpu)}, contention ${fmtPct(m.cpuPressure)} ${ok ? 'ok' : 'LOSS'}`);
+    return ok;
+  };
   let candidate = lo;
   for (let attempt = 0; attempt < o.confirmAttempts && candidate > 0; attempt++) {
     const runs: Measurement[] = [];
@@ -95,7 +110,25 @@ export async function findMaxRate(loadgen: string, target: Target, o: SearchOpti
       return { maxRate: candidate, atCeiling: atCeilingProbe && candidate >= o.ceiling, probes, confirm: runs, median: medianRun(runs, (m) => m.loss), rejected };
     }
     rejected.push({ rate: candidate, medianLoss: loss });
-    candidate = round(candidate / (1 + o.precision));
+    // A near miss steps down a little, a clear one halves.
+    let failed = candidate;
+    let rate = round(candidate / (loss < 0.01 ? 1 + 2 * o.precision : 2));
+    while (rate >= 5000 && longRuns < o.maxLongRuns && !(await long(rate))) {
+      failed = rate;
+      rate = round(rate / 2);
+    }
+    if (rate < 5000 || longRuns >= o.maxLongRuns) {
+      candidate = rate >= 5000 ? rate : 0;
+      continue;
+    }
+    let good = rate;
+    while (failed / good > 1 + o.precision && longRuns < o.maxLongRuns) {
+      const mid = round(Math.sqrt(good * failed));
+      if (mid <= good || mid >= failed) break;
+      if (await long(mid)) good = mid;
+      else failed = mid;
+    }
+    candidate = good;
   }
   return { maxRate: 0, atCeiling: false, probes, confirm: [], median: null, rejected };
 }
