@@ -45,8 +45,8 @@ export async function importFootprints(codeRoot: string): Promise<Footprint[]> {
     ['prom-client', ['prom-client']],
     ['fastify', ['fastify']],
     ['undici', ['undici']],
-    ['agent/agent.js (the agent role alone)', [own('agent/agent.js')]],
-    ['agent + collector + cli config (what `plumb agent` loads)', [own('agent/agent.js'), own('collector/collector.js'), own('cli/config.js')]],
+    ['agent/agent.js (the agent role)', [own('agent/agent.js')]],
+    ['agent/agent.js + cli/config.js (the role and the whole config schema)', [own('agent/agent.js'), own('cli/config.js')]],
   ];
   const out: Footprint[] = [];
   for (const [label, specifiers] of cases) {

@@ -224,7 +224,7 @@ export function renderMarkdown(r: RunReport, defaultAsk: number, largeAsk: numbe
 
   if (r.footprints.length > 0) {
     const base = r.footprints[0].rssBytes;
-    out.push('Idle footprint: RSS of a fresh Node process after importing a module (what the agent pays before any traffic):', '');
+    out.push('Idle footprint: RSS of a fresh Node process after importing a module (what the agent pays before any traffic; a running `plumb agent` idles at the "idle" RSS above):', '');
     out.push('| imported | RSS | over Node alone | V8 heap used |');
     out.push('|---|---|---|---|');
     for (const f of r.footprints) out.push(`| ${f.label} | ${mb(f.rssBytes)} | ${f === r.footprints[0] ? '–' : `+${mb(f.rssBytes - base)}`} | ${mb(f.heapUsedBytes)} |`);
