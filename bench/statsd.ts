@@ -12,7 +12,7 @@ import { killAll, track } from './statsd/processes.ts';
 import { Sink, startPlumb, startTarget, TARGET_LABELS, type Target, type TargetName } from './statsd/targets.ts';
 import { measure, measureQuiet, median, type Measurement, type QuietBudget } from './statsd/measure.ts';
 import { findMaxRate, fmtPct, fmtRate } from './statsd/search.ts';
-import { BUILD_DIR, buildCode, removeBuild, sourcePaths, type CodePaths } from './statsd/build.ts';
+import { BUILD_DIR, buildCode, codeVersion, removeBuild, sourcePaths, type CodePaths } from './statsd/build.ts';
 import { importFootprints } from './statsd/footprint.ts';
 import { newestProfile, summarizeProfile, type ProfileSummary } from './statsd/profile.ts';
 import { renderMarkdown, type InProcessResult, type RateResult, type RunReport, type SaturatedResult, type SteadyResult } from './statsd/report.ts';
@@ -154,6 +154,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   rmSync(join(WORK, 'logs'), { recursive: true, force: true });
   const loadgen = buildLoadgen(WORK);
+  const version = codeVersion();
   const code = o.fromSource ? sourcePaths() : buildCode(log);
   const machine = machineInfo();
   const s = {
@@ -175,6 +176,7 @@ async function main(): Promise<void> {
     finishedAt: startedAt,
     mode: o.quick ? 'quick' : 'full',
     compiled: code.compiled,
+    version,
     machine,
     series: o.series,
     linesPerDatagram,

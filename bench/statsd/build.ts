@@ -68,3 +68,20 @@ export function buildCode(log: (line: string) => void): CodePaths {
 export function removeBuild(): void {
   rmSync(BUILD_DIR, { recursive: true, force: true });
 }
+
+/** The checkout's commit and the files under the measured code that differ from it (others may be editing). */
+export function codeVersion(): { commit: string; dirty: string[] } {
+  const git = (args: string[]): string => {
+    try {
+      return execFileSync('git', args, { cwd: REPO, encoding: 'utf8', timeout: 10_000 }).trim();
+    } catch {
+      return '';
+    }
+  };
+  const commit = git(['rev-parse', '--short', 'HEAD']) || 'unknown';
+  const dirty = git(['status', '--porcelain', '--', 'agent', 'shared', 'cli'])
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => l.slice(3));
+  return { commit, dirty };
+}

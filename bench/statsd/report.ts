@@ -54,6 +54,8 @@ export interface RunReport {
   mode: 'quick' | 'full';
   /** Whether plumb ran compiled to JavaScript (as shipped) or from its .ts sources. */
   compiled: boolean;
+  /** The commit measured and the files under agent/, shared/, cli/ that differed from it. */
+  version: { commit: string; dirty: string[] };
   machine: MachineInfo;
   series: number;
   linesPerDatagram: number;
@@ -103,7 +105,8 @@ export function renderMarkdown(r: RunReport, defaultAsk: number, largeAsk: numbe
   out.push('');
   out.push(
     `Machine: ${m.cpus} × ${m.cpuModel}, Linux ${m.kernel}, ${mb(m.memTotalBytes)} RAM, Node ${m.node}; ` +
-      `net.core.rmem_default ${m.rmemDefault}, rmem_max ${m.rmemMax}. plumb ran ${r.compiled ? 'compiled to JavaScript (as shipped)' : 'from its TypeScript sources'}. ` +
+      `net.core.rmem_default ${m.rmemDefault}, rmem_max ${m.rmemMax}. plumb ran ${r.compiled ? 'compiled to JavaScript (as shipped)' : 'from its TypeScript sources'}, ` +
+      `at commit ${r.version.commit}${r.version.dirty.length > 0 ? ` with uncommitted changes in ${r.version.dirty.join(', ')}` : ''}. ` +
       `Shared with other work: during the runs that count, some task was waiting for a CPU a median ${fmtPct(r.contentionMedian)} of the time (PSI).`,
   );
   out.push('');
@@ -114,6 +117,12 @@ export function renderMarkdown(r: RunReport, defaultAsk: number, largeAsk: numbe
       `${r.settings.repeats} × ${r.settings.confirmSeconds} s. Method: bench/README.md.`,
   );
   out.push('');
+  if (r.mode === 'quick') {
+    out.push(
+      '**Quick run**: its runs are shorter than the 10 s flush interval, so they miss what happens at a flush (Etsy stops reading while it sorts its timer samples); the loss-free rates are optimistic, most of all at the default buffer. Use a full run for figures.',
+      '',
+    );
+  }
 
   const p = (t: TargetName) => r.targets.includes(t);
   const plumbDef = rateFor(r, 'plumb', defaultAsk);
