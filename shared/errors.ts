@@ -29,9 +29,12 @@ export class PlumbError extends Error {
 
 /** An error that will not go away by retrying (a 4xx, a schema violation). */
 export class PermanentError extends PlumbError {
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /** The HTTP status that made it permanent, when a peer answered. */
+  readonly status: number | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
     super(code, message, options);
     this.name = 'PermanentError';
+    this.status = options?.status;
   }
 }
 
@@ -39,10 +42,13 @@ export class PermanentError extends PlumbError {
 export class RetryableError extends PlumbError {
   /** Milliseconds the peer asked us to wait (Retry-After), if it said. */
   readonly retryAfterMs: number | undefined;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+  /** The HTTP status the peer answered, if it answered. */
+  readonly status: number | undefined;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number; status?: number }) {
     super(code, message, options);
     this.name = 'RetryableError';
     this.retryAfterMs = options?.retryAfterMs;
+    this.status = options?.status;
   }
 }
 

@@ -1,6 +1,6 @@
 /** Exponential backoff with full jitter, a cap, and respect for the peer's Retry-After. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PermanentError, RetryableError } from './errors.ts';
+import { PermanentError, RetryableError, type ErrorCode } from './errors.ts';
 
 export interface BackoffOptions {
   /** First delay, before jitter. */
@@ -56,4 +56,23 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** Codes for a downstream system (Zipkin, Alertmanager, webhooks, Elasticsearch, S3). */
+export const SINK_CODES = { retryable: 'PLUMB_ERR_SINK_RETRYABLE', permanent: 'PLUMB_ERR_SINK_PERMANENT' } as const;
+
+/**
+ * The error for a non-2xx answer: 408, 429 and 5xx are worth retrying (with the peer's
+ * Retry-After), any other status is permanent. Every sender classifies answers through here.
+ */
+export function httpStatusError(
+  status: number,
+  message: string,
+  retryAfter: string | string[] | undefined,
+  codes: { retryable: ErrorCode; permanent: ErrorCode },
+): RetryableError | PermanentError {
+  if (status === 408 || status === 429 || status >= 500) {
+    return new RetryableError(codes.retryable, message, { retryAfterMs: parseRetryAfter(retryAfter), status });
+  }
+  return new PermanentError(codes.permanent, message, { status });
 }

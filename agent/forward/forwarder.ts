@@ -12,7 +12,9 @@ import type { Telemetry } from '../../shared/telemetry.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
 import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
-import { parseRetryAfter, retryDelay, type BackoffOptions } from '../../shared/retry.ts';
+import { httpStatusError, retryDelay, type BackoffOptions } from '../../shared/retry.ts';
+
+const FORWARD_CODES = { retryable: 'PLUMB_ERR_FORWARD_RETRYABLE', permanent: 'PLUMB_ERR_FORWARD_PERMANENT' } as const;
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { TRACING_OFF, SPAN_FORWARD, failSpan, type SelfTracing } from '../../shared/tracing.ts';
 
@@ -203,9 +205,6 @@ export class Forwarder {
     if (res.statusCode >= 200 && res.statusCode < 300) return;
     span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${res.statusCode}` });
     const detail = `${base}${item.path} answered ${res.statusCode}: ${text.slice(0, 300)}`;
-    if (res.statusCode === 429 || res.statusCode === 408 || res.statusCode >= 500) {
-      throw new RetryableError('PLUMB_ERR_FORWARD_RETRYABLE', detail, { retryAfterMs: parseRetryAfter(res.headers['retry-after'] as string | undefined) });
-    }
-    throw new PermanentError('PLUMB_ERR_FORWARD_PERMANENT', detail);
+    throw httpStatusError(res.statusCode, detail, res.headers['retry-after'], FORWARD_CODES);
   }
 }

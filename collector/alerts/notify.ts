@@ -6,10 +6,10 @@
  * all its attempts is dropped and counted too. 4xx answers (except 408 and 429) are not retried.
  */
 import { request } from 'undici';
-import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
+import { errorMessage } from '../../shared/errors.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
-import { parseRetryAfter, retry } from '../../shared/retry.ts';
+import { httpStatusError, retry, SINK_CODES } from '../../shared/retry.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import type { AlertsConfig } from './config.ts';
 
@@ -195,22 +195,6 @@ function errorType(err: unknown): string {
   return 'network';
 }
 
-class HttpStatusRetryable extends RetryableError {
-  readonly status: number;
-  constructor(status: number, message: string, retryAfterMs: number | undefined) {
-    super('PLUMB_ERR_FORWARD_RETRYABLE', message, { retryAfterMs });
-    this.status = status;
-  }
-}
-
-class HttpStatusPermanent extends PermanentError {
-  readonly status: number;
-  constructor(status: number, message: string) {
-    super('PLUMB_ERR_FORWARD_PERMANENT', message);
-    this.status = status;
-  }
-}
-
 async function httpPost(url: string, body: string, headers: Record<string, string>, signal: AbortSignal, timeout: number): Promise<void> {
   const res = await request(url, {
     method: 'POST',
@@ -225,10 +209,7 @@ async function httpPost(url: string, body: string, headers: Record<string, strin
   }
   const text = (await res.body.text().catch(() => '')).slice(0, 200);
   const message = `${url} answered ${status}${text ? `: ${text}` : ''}`;
-  if (status === 408 || status === 429 || status >= 500) {
-    throw new HttpStatusRetryable(status, message, parseRetryAfter(res.headers['retry-after'] as string | string[] | undefined));
-  }
-  throw new HttpStatusPermanent(status, message);
+  throw httpStatusError(status, message, res.headers['retry-after'], SINK_CODES);
 }
 
 function iso(ms: number): string {

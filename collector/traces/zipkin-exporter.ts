@@ -20,7 +20,7 @@ import { Section, Size, Duration } from '../../shared/config.ts';
 import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
-import { parseRetryAfter, retry } from '../../shared/retry.ts';
+import { httpStatusError, retry, SINK_CODES } from '../../shared/retry.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { ZIPKIN_SPANS_PATH, type ZipkinSpan } from '../../shared/zipkin.ts';
 import { ROOT_CONTEXT, SpanKind, trace, type Context, type Link } from '@opentelemetry/api';
@@ -267,10 +267,7 @@ export class ZipkinExporter {
     }
     const text = (await res.body.text().catch(() => '')).slice(0, 200);
     const message = `zipkin ${this.endpoint} answered ${status}${text ? `: ${text}` : ''}`;
-    if (status === 408 || status === 429 || status >= 500) {
-      throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', message, { retryAfterMs: parseRetryAfter(res.headers['retry-after']) });
-    }
-    throw new PermanentError('PLUMB_ERR_SINK_PERMANENT', message);
+    throw httpStatusError(status, message, res.headers['retry-after'], SINK_CODES);
   }
 
   private count(outcome: Outcome, n: number): void {
