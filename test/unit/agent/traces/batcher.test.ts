@@ -4,7 +4,8 @@ import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import { validateSpanBatch, type SpanBatch, type ZipkinSpan } from '../../../../shared/zipkin.ts';
 import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher.ts';
-import { metricValue, waitFor } from './wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
+import { metricValue } from '../../../helpers/metrics.ts';
 
 function makeSpan(i: number, tagBytes = 0): ZipkinSpan {
   const id = (i + 1).toString(16).padStart(16, '0');
@@ -66,7 +67,7 @@ describe('SpanBatcher', () => {
     const { b } = make({ flushInterval: '20ms' });
     b.start();
     b.offer(spans(0, 2));
-    await waitFor(() => b.queued === 1, 'the timed flush');
+    await waitFor(() => b.queued === 1, { what: 'the timed flush' });
     expect(b.shift()!.spans).toHaveLength(2);
   });
 
@@ -143,7 +144,7 @@ describe('SpanBatcher', () => {
       5,
     );
     b.offer(spans(0, 3));
-    await waitFor(() => delivered.length === 3, 'three batches forwarded');
+    await waitFor(() => delivered.length === 3, { what: 'three batches forwarded' });
     abort.abort();
     await loop;
     expect(delivered.map((x) => x.seq)).toEqual([100, 101, 102]);

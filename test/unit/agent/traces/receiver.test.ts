@@ -8,7 +8,8 @@ import type { ZipkinSpan } from '../../../../shared/zipkin.ts';
 import { startZipkinReceiver, ZipkinReceiverSchema, type ZipkinReceiver, type ZipkinReceiverConfig } from '../../../../agent/traces/receiver.ts';
 import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher.ts';
 import { runOtelApp, micros, ZIPKIN_KIND } from './otel-app.ts';
-import { metricValue, waitFor } from './wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
+import { metricValue } from '../../../helpers/metrics.ts';
 
 function receiverConfig(overrides: Record<string, unknown> = {}): ZipkinReceiverConfig {
   return Value.Decode(ZipkinReceiverSchema, Value.Default(ZipkinReceiverSchema, { listen: '127.0.0.1:0', ...overrides }));
@@ -177,7 +178,7 @@ describe('a real OpenTelemetry application exporting to the receiver', () => {
     const { url } = await start({}, (s) => (got.push(...s), true));
     const app = await runOtelApp(url, 'checkout');
     try {
-      await waitFor(() => got.length >= app.spans.length, 'spans from the OpenTelemetry app');
+      await waitFor(() => got.length >= app.spans.length, { what: 'spans from the OpenTelemetry app' });
       expect(app.spans).toHaveLength(3);
       expect(got).toHaveLength(3);
       for (const recorded of app.spans) {

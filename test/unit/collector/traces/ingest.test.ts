@@ -13,7 +13,7 @@ import { spanBatchId, type SpanBatch, type ZipkinSpan } from '../../../../shared
 import { startZipkinServer, type ZipkinTestServer } from '../../../helpers/zipkin-server.ts';
 import { PROMTOOL, promtoolCheckMetrics } from '../../../helpers/prometheus.ts';
 import { waitFor } from '../../../helpers/wait.ts';
-import { metricValue } from '../../agent/traces/wait.ts';
+import { metricValue } from '../../../helpers/metrics.ts';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -14,7 +14,7 @@ import { SpanMetrics, SpanMetricsSchema } from '../../../../collector/traces/spa
 import { ZipkinExporter, ZipkinExporterSchema } from '../../../../collector/traces/zipkin-exporter.ts';
 import { startZipkinServer } from '../../../helpers/zipkin-server.ts';
 import { runOtelApp } from '../../agent/traces/otel-app.ts';
-import { waitFor } from '../../agent/traces/wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
 
 function decode<T extends Parameters<typeof Value.Default>[0]>(schema: T, value: Record<string, unknown>) {
   return Value.Decode(schema, Value.Default(schema, value));
@@ -60,7 +60,7 @@ describe('span path: app → receiver → batcher → collector → span metrics
       await app.shutdown();
       await receiver.stop();
       batcher.stop();
-      await waitFor(() => batcher.queued === 0, 'batcher drained');
+      await waitFor(() => batcher.queued === 0, { what: 'batcher drained' });
       abort.abort();
       await forwarding;
       await exporter.stop(Date.now() + 2000);

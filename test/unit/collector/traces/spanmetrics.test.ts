@@ -6,7 +6,7 @@ import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import type { ZipkinSpan } from '../../../../shared/zipkin.ts';
 import { DEFAULT_LATENCY_BUCKETS_SECONDS, SpanMetrics, SpanMetricsSchema, spanKindLabel, spanStatusCode } from '../../../../collector/traces/spanmetrics.ts';
-import { metricValue } from '../../agent/traces/wait.ts';
+import { metricValue } from '../../../helpers/metrics.ts';
 
 const PROMTOOL = ['/usr/bin/promtool', '/usr/local/bin/promtool'].find((p) => existsSync(p));
 

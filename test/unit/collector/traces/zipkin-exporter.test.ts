@@ -5,7 +5,8 @@ import { Telemetry } from '../../../../shared/telemetry.ts';
 import type { ZipkinSpan } from '../../../../shared/zipkin.ts';
 import { ZipkinExporter, ZipkinExporterSchema } from '../../../../collector/traces/zipkin-exporter.ts';
 import { startZipkinServer, type StoredSpan, type ZipkinTestServer } from '../../../helpers/zipkin-server.ts';
-import { metricValue, waitFor } from '../../agent/traces/wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
+import { metricValue } from '../../../helpers/metrics.ts';
 
 function makeSpans(from: number, n: number): ZipkinSpan[] {
   return Array.from({ length: n }, (_, k) => ({
@@ -68,7 +69,7 @@ describe('ZipkinExporter', () => {
     await z.waitForSpans(5);
     expect(z.spans).toEqual(spans);
     expect(z.requestHeaders[0]).toMatchObject({ 'content-type': 'application/json', 'content-encoding': 'gzip', authorization: 'Bearer t' });
-    await waitFor(async () => (await sent()) === 5, 'five spans counted as sent');
+    await waitFor(async () => (await sent()) === 5, { what: 'five spans counted as sent' });
   });
 
   it('sends uncompressed when gzip is off, and accepts a url that already names the path', async () => {
@@ -110,10 +111,10 @@ describe('ZipkinExporter', () => {
     const rejected = () => metricValue(telemetry.registry, 'plumb_sink_events_total', { sink: 'zipkin', outcome: 'rejected' });
     z.failNext(1, 400);
     e.write(makeSpans(0, 2));
-    await waitFor(async () => (await rejected()) === 2, 'the refused spans counted');
+    await waitFor(async () => (await rejected()) === 2, { what: 'the refused spans counted' });
     e.write(makeSpans(2, 1));
     await z.waitForSpans(1);
-    await waitFor(async () => (await sent()) === 1, 'the next span sent');
+    await waitFor(async () => (await sent()) === 1, { what: 'the next span sent' });
     expect(names(z.spans)).toEqual(['op-2']);
     expect(z.requests).toBe(2);
     expect(await metricValue(telemetry.registry, 'plumb_sink_retries_total', { sink: 'zipkin' })).toBe(0);
@@ -126,16 +127,16 @@ describe('ZipkinExporter', () => {
     const { e, telemetry, sent } = exporter(first.url, { maxBatchSpans: 7 });
     e.write(makeSpans(0, 10));
     // acknowledged, not just stored: an answer lost to the shutdown would be resent (at-least-once)
-    await waitFor(async () => (await sent()) === 10, 'first spans acknowledged');
+    await waitFor(async () => (await sent()) === 10, { what: 'first spans acknowledged' });
     await first.stop();
     // down: writes queue up, sends fail and are retried
     e.write(makeSpans(10, 20));
     e.write(makeSpans(30, 20));
     const retries = () => metricValue(telemetry.registry, 'plumb_sink_retries_total', { sink: 'zipkin' });
-    await waitFor(async () => (await retries()) >= 2, 'failed attempts while Zipkin is down');
+    await waitFor(async () => (await retries()) >= 2, { what: 'failed attempts while Zipkin is down' });
     const second = await zipkin({ port, store });
     await second.waitForSpans(50);
-    await waitFor(() => e.queued === 0, 'queue drained');
+    await waitFor(() => e.queued === 0, { what: 'queue drained' });
     const ids = store.map((s) => s.id);
     expect(new Set(ids).size).toBe(50);
     expect(ids).toHaveLength(50);
