@@ -13,7 +13,7 @@
  * in proportion to its overlap, which is exact for steady traffic and otherwise off by at most
  * the uneven part of one bucket.
  */
-import { mergeSketch, newSketch, type Sketch } from '../../shared/sketch.ts';
+import { mergeSketch, newSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
 
 /** Kinds of data a bucket has seen, as bit flags; a summary ORs them. */
 export const KIND_COUNTER = 1;
@@ -44,8 +44,10 @@ export function emptyBucket(index: number): Bucket {
   return { index, kinds: 0, reports: 0, events: 0, sum: 0, min: Infinity, max: -Infinity, last: NaN, lastAt: -Infinity, good: 0, sketch: undefined };
 }
 
-/** Adds `from` into `into` (statistics, counts and sketch). */
-export function mergeBucket(into: Bucket, from: Bucket): void {
+/** What buckets and summaries both hold: the statistics merged the same way for both. */
+type Stats = Pick<Bucket, 'kinds' | 'reports' | 'events' | 'sum' | 'min' | 'max' | 'last' | 'lastAt' | 'good' | 'sketch'>;
+
+function mergeStats(into: Stats, from: Stats, withSketch: boolean): void {
   into.kinds |= from.kinds;
   into.reports += from.reports;
   into.events += from.events;
@@ -57,10 +59,22 @@ export function mergeBucket(into: Bucket, from: Bucket): void {
     into.lastAt = from.lastAt;
   }
   into.good += from.good;
-  if (from.sketch !== undefined && from.sketch.count > 0) {
-    if (into.sketch === undefined) into.sketch = newSketch();
-    mergeSketch(into.sketch, from.sketch);
-  }
+  if (withSketch && from.sketch !== undefined) addSketch(into, from.sketch);
+}
+
+/**
+ * Merges a sketch into a bucket's, creating it with the incoming sketch's relative accuracy:
+ * sketches only merge with their own kind, and the collector's accuracy is configurable.
+ */
+export function addSketch(into: { sketch: Sketch | undefined }, from: Sketch): void {
+  if (from.count === 0) return;
+  if (into.sketch === undefined) into.sketch = newSketch(relativeAccuracyOf(from));
+  mergeSketch(into.sketch, from);
+}
+
+/** Adds `from` into `into` (statistics, counts and sketch). */
+export function mergeBucket(into: Bucket, from: Bucket): void {
+  mergeStats(into, from, true);
 }
 
 export interface Tier {
@@ -265,10 +279,7 @@ function addWeighted(into: Summary, b: Bucket, withSketch: boolean, weight: numb
     into.last = b.last;
     into.lastAt = b.lastAt;
   }
-  if (withSketch && b.sketch !== undefined && b.sketch.count > 0) {
-    if (into.sketch === undefined) into.sketch = newSketch();
-    mergeSketch(into.sketch, b.sketch);
-  }
+  if (withSketch && b.sketch !== undefined) addSketch(into, b.sketch);
 }
 
 function slotOf(idx: number, slots: number): number {
@@ -281,40 +292,12 @@ function makeRing(t: Tier): Ring {
 }
 
 export function addToSummary(into: Summary, b: Bucket, withSketch: boolean): void {
-  into.kinds |= b.kinds;
   into.buckets++;
-  into.reports += b.reports;
-  into.events += b.events;
-  into.sum += b.sum;
-  if (b.min < into.min) into.min = b.min;
-  if (b.max > into.max) into.max = b.max;
-  if (b.lastAt >= into.lastAt) {
-    into.last = b.last;
-    into.lastAt = b.lastAt;
-  }
-  into.good += b.good;
-  if (withSketch && b.sketch !== undefined && b.sketch.count > 0) {
-    if (into.sketch === undefined) into.sketch = newSketch();
-    mergeSketch(into.sketch, b.sketch);
-  }
+  mergeStats(into, b, withSketch);
 }
 
 /** Adds one summary into another (series grouped together, numerator joined to denominator). */
 export function mergeSummary(into: Summary, from: Summary): void {
-  into.kinds |= from.kinds;
   into.buckets += from.buckets;
-  into.reports += from.reports;
-  into.events += from.events;
-  into.sum += from.sum;
-  if (from.min < into.min) into.min = from.min;
-  if (from.max > into.max) into.max = from.max;
-  if (from.lastAt >= into.lastAt) {
-    into.last = from.last;
-    into.lastAt = from.lastAt;
-  }
-  into.good += from.good;
-  if (from.sketch !== undefined && from.sketch.count > 0) {
-    if (into.sketch === undefined) into.sketch = newSketch();
-    mergeSketch(into.sketch, from.sketch);
-  }
+  mergeStats(into, from, true);
 }

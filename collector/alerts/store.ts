@@ -4,7 +4,7 @@
  * group of series. Rules with the same selector and grouping share a store. All stores draw
  * from one SeriesBudget, so the engine's memory is capped no matter what agents send.
  */
-import { countAtOrBelow, newSketch, mergeSketch, type Sketch } from '../../shared/sketch.ts';
+import { countAtOrBelow, newSketch, type Sketch } from '../../shared/sketch.ts';
 import {
   KIND_COUNTER,
   KIND_DISTRIBUTION,
@@ -14,6 +14,7 @@ import {
   BUCKETS_PER_WINDOW,
   SKETCH_BUCKETS_PER_WINDOW,
   TieredWindow,
+  addSketch,
   emptySummary,
   mergeSummary,
   tierLayout,
@@ -268,10 +269,7 @@ export class SeriesStore {
       b.lastAt = now;
     }
     if (!Number.isNaN(this.spec.goodAtOrBelow)) b.good += countAtOrBelow(sketch, this.spec.goodAtOrBelow);
-    if (this.spec.sketches) {
-      if (b.sketch === undefined) b.sketch = newSketch();
-      mergeSketch(b.sketch, sketch);
-    }
+    if (this.spec.sketches) addSketch(b, sketch);
   }
 }
 

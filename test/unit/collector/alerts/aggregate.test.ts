@@ -116,6 +116,18 @@ describe('aggregates over gauges and sets', () => {
 describe('aggregates over timers (sketches)', () => {
   const aggs = ['p50', 'p99', 'p999', 'count', 'sum', 'avg', 'min', 'max', 'rate'];
 
+  it('takes quantiles from sketches made with a relative accuracy other than the default', () => {
+    // a collector configured with metrics.relativeAccuracy 0.05 passes such sketches on
+    const h = harness(rulesFor('http.request.duration', ['p99']));
+    for (const part of [range(1, 1000), range(1001, 2000)]) {
+      const s = newSketch(0.05);
+      for (const v of part) s.accept(v);
+      h.engine.observeMetric({ statsdName: 'http.request.duration', name: 'http_request_duration', labels: {}, type: 'ms', sketch: s }, 10 * S);
+    }
+    expect(value(h, 'p99', 20 * S)).toBeGreaterThan(1980 * 0.95);
+    expect(value(h, 'p99', 20 * S)).toBeLessThan(1980 * 1.05);
+  });
+
   it('merges sketches from several agents and intervals before taking quantiles', () => {
     const h = harness(rulesFor('http.request.duration', aggs));
     const obs = (values: number[], t: number) =>
