@@ -9,10 +9,7 @@
  * change: fractional microseconds rounded) and what the SDK recorded.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { trace, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
-import { NodeSDK } from '@opentelemetry/sdk-node';
-import { InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { PlumbAgent } from '../../agent/agent.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { Telemetry } from '../../shared/telemetry.ts';
@@ -21,50 +18,15 @@ import { PROMTOOL, promtoolCheckMetrics, scrape, scrapeText, valueOf } from '../
 import { freeTcpPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startZipkinServer, type StoredSpan, type ZipkinTestServer } from '../helpers/zipkin-server.ts';
-import { micros, ZIPKIN_KIND } from '../unit/agent/traces/otel-app.ts';
+import { micros, runOtelApp, ZIPKIN_KIND } from '../helpers/otel-app.ts';
 
 const REQUESTS = 4;
 
-/**
- * An instrumented service: `requests` times a SERVER span with a CLIENT child (a database call
- * with two events) and an INTERNAL child that fails. Each span goes to every Zipkin URL given.
- */
+/** The instrumented service: every span goes to each Zipkin URL; what the SDK recorded comes back. */
 async function runApp(zipkinUrls: string[], serviceName: string, requests: number): Promise<ReadableSpan[]> {
-  const memory = new InMemorySpanExporter();
-  const sdk = new NodeSDK({
-    serviceName,
-    autoDetectResources: false,
-    resourceDetectors: [],
-    instrumentations: [],
-    metricReaders: [],
-    logRecordProcessors: [],
-    spanProcessors: [...zipkinUrls.map((url) => new SimpleSpanProcessor({ exporter: new ZipkinExporter({ url, serviceName }) })), new SimpleSpanProcessor({ exporter: memory })],
-  });
-  sdk.start();
-  try {
-    const tracer = trace.getTracer('checkout-app');
-    for (let i = 0; i < requests; i++) {
-      await tracer.startActiveSpan('GET /orders/:id', { kind: SpanKind.SERVER, attributes: { 'http.request.method': 'GET', 'http.response.status_code': 200, 'app.request': i } }, async (server) => {
-        await tracer.startActiveSpan('SELECT orders', { kind: SpanKind.CLIENT, attributes: { 'db.system': 'postgresql', 'db.rows': i } }, async (db) => {
-          db.addEvent('query sent');
-          await new Promise((resolve) => setImmediate(resolve));
-          db.addEvent('rows read');
-          db.end();
-        });
-        const render = tracer.startSpan('render invoice');
-        render.setStatus({ code: SpanStatusCode.ERROR, message: 'template missing' });
-        render.end();
-        server.setStatus({ code: SpanStatusCode.OK });
-        server.end();
-      });
-    }
-    const provider = trace.getTracerProvider() as unknown as { getDelegate(): { forceFlush(): Promise<void> } };
-    await provider.getDelegate().forceFlush();
-    return [...memory.getFinishedSpans()];
-  } finally {
-    await sdk.shutdown();
-    trace.disable();
-  }
+  const app = await runOtelApp(zipkinUrls, serviceName, requests);
+  await app.shutdown();
+  return app.spans;
 }
 
 function postSpans(address: string, spans: unknown[]): Promise<Response> {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { startZipkinServer } from '../../helpers/zipkin-server.ts';
-import { runOtelApp, micros } from '../agent/traces/otel-app.ts';
+import { runOtelApp, micros } from '../../helpers/otel-app.ts';
 import { spanBatchId, validateSpanBatch, validateSpans, type ZipkinSpan } from '../../../shared/zipkin.ts';
 
 /** A client/server pair as a Brave-instrumented app reports it. */

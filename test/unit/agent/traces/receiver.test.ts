@@ -7,7 +7,7 @@ import { PlumbError } from '../../../../shared/errors.ts';
 import type { ZipkinSpan } from '../../../../shared/zipkin.ts';
 import { startZipkinReceiver, ZipkinReceiverSchema, type ZipkinReceiver, type ZipkinReceiverConfig } from '../../../../agent/traces/receiver.ts';
 import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher.ts';
-import { runOtelApp, micros, ZIPKIN_KIND } from './otel-app.ts';
+import { runOtelApp, micros, ZIPKIN_KIND } from '../../../helpers/otel-app.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
 

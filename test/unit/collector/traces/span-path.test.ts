@@ -13,7 +13,7 @@ import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher
 import { SpanMetrics, SpanMetricsSchema } from '../../../../collector/traces/spanmetrics.ts';
 import { ZipkinExporter, ZipkinExporterSchema } from '../../../../collector/traces/zipkin-exporter.ts';
 import { startZipkinServer } from '../../../helpers/zipkin-server.ts';
-import { runOtelApp } from '../../agent/traces/otel-app.ts';
+import { runOtelApp } from '../../../helpers/otel-app.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 
 function decode<T extends Parameters<typeof Value.Default>[0]>(schema: T, value: Record<string, unknown>) {
