@@ -21,12 +21,13 @@ import {
   decodeSetMember,
   forEachLine,
   lineKind,
-  parseNumber as parseNumberAt,
+  forEachValue,
   parseEvent,
   parseServiceCheck,
   scanMetric,
   type ParseErrorReason,
   type TagStyles,
+  type ValueSink,
 } from './parser.ts';
 
 export interface AggregatorOptions {
@@ -118,7 +119,7 @@ export interface AggregatorStats {
   serviceChecks: number;
 }
 
-export class Aggregator {
+export class Aggregator implements ValueSink {
   private readonly options: AggregatorOptions;
   private readonly scan = new MetricScan();
   private readonly why: ParseErrorReason[] = [];
@@ -213,7 +214,7 @@ export class Aggregator {
     if (type === TYPE_SET) {
       this.addSetMember(series);
     } else {
-      forEachValueInto(scan, this);
+      forEachValue(scan, this);
     }
   }
 
@@ -421,26 +422,6 @@ function mergeTags(tags: string[], extra: string[]): string[] {
   for (let r = 1; r < all.length; r++) if (all[r] !== all[w - 1]) all[w++] = all[r];
   all.length = w;
   return all;
-}
-
-/** Inlined value walk (see parser.forEachValue) calling a method instead of a per-line closure. */
-function forEachValueInto(scan: MetricScan, agg: Aggregator): void {
-  const buf = scan.buf;
-  const gauge = scan.type === TYPE_GAUGE;
-  let vs = scan.valueStart;
-  while (true) {
-    let ve = buf.indexOf(0x3a, vs);
-    if (ve < 0 || ve > scan.valueEnd) ve = scan.valueEnd;
-    const first = buf[vs];
-    if (gauge && (first === 0x2b || first === 0x2d)) {
-      const v = parseNumberAt(buf, vs + 1, ve);
-      agg.accept(first === 0x2d ? -v : v, true);
-    } else {
-      agg.accept(parseNumberAt(buf, vs, ve), false);
-    }
-    if (ve >= scan.valueEnd) return;
-    vs = ve + 1;
-  }
 }
 
 function registerAggregatorMetrics(telemetry: Telemetry, agg: Aggregator): void {

@@ -223,11 +223,17 @@ export function scanMetric(buf: Buffer, start: number, end: number, out: MetricS
   return null;
 }
 
+/** Receives the values of a scanned numeric line. */
+export interface ValueSink {
+  accept(value: number, delta: boolean): void;
+}
+
 /**
- * Calls `fn(value, isDelta)` for each value of a scanned numeric line. For gauges a leading
- * sign means a delta (statsd convention: "-3" lowers the gauge, it does not set it to -3).
+ * Hands each value of a scanned numeric line to `sink` (a method call, not a per-line closure).
+ * For gauges a leading sign means a delta (statsd convention: "-3" lowers the gauge, it does not
+ * set it to -3).
  */
-export function forEachValue(scan: MetricScan, fn: (value: number, delta: boolean) => void): void {
+export function forEachValue(scan: MetricScan, sink: ValueSink): void {
   const buf = scan.buf;
   let vs = scan.valueStart;
   const gauge = scan.type === TYPE_GAUGE;
@@ -237,9 +243,9 @@ export function forEachValue(scan: MetricScan, fn: (value: number, delta: boolea
     const first = buf[vs];
     if (gauge && (first === 0x2b || first === 0x2d)) {
       const v = parseNumber(buf, vs + 1, ve);
-      fn(first === 0x2d ? -v : v, true);
+      sink.accept(first === 0x2d ? -v : v, true);
     } else {
-      fn(parseNumber(buf, vs, ve), false);
+      sink.accept(parseNumber(buf, vs, ve), false);
     }
     if (ve >= scan.valueEnd) return;
     vs = ve + 1;
@@ -251,14 +257,6 @@ export function decodeSetMember(scan: MetricScan): string | null {
   const bytes = scan.buf.subarray(scan.valueStart, scan.valueEnd);
   if (!isAscii(bytes) && !isUtf8(bytes)) return null;
   return bytes.toString('utf8');
-}
-
-/** The number of values on a scanned line (1 unless DogStatsD multi-value packing is used). */
-export function valueCount(scan: MetricScan): number {
-  if (scan.type === TYPE_SET) return 1;
-  let n = 1;
-  for (let i = scan.valueStart; i < scan.valueEnd; i++) if (scan.buf[i] === COLON) n++;
-  return n;
 }
 
 const DIGIT_0 = 0x30;
@@ -564,14 +562,17 @@ export function parseLineToJson(line: Buffer, styles: TagStyles = ALL_TAG_STYLES
     if (member === null) return { ok: false, error: describeParseError('invalid_utf8') };
     metric.values = [member];
   } else {
-    const values: number[] = [];
-    let delta = false;
-    forEachValue(scan, (v, d) => {
-      values.push(v);
-      if (d) delta = true;
-    });
-    metric.values = values;
-    if (delta) metric.delta = true;
+    const collected = {
+      values: [] as number[],
+      delta: false,
+      accept(v: number, d: boolean): void {
+        this.values.push(v);
+        if (d) this.delta = true;
+      },
+    };
+    forEachValue(scan, collected);
+    metric.values = collected.values;
+    if (collected.delta) metric.delta = true;
   }
   metric.sampleRate = scan.sampleRate;
   metric.tags = identity.tags;
