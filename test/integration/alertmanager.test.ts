@@ -6,11 +6,11 @@
  * notify its receiver of the resolution.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { loadConfig } from '../../shared/config.ts';
@@ -18,47 +18,14 @@ import { silentLogger } from '../../shared/log.ts';
 import { Telemetry } from '../../shared/telemetry.ts';
 import { AlertsConfigSchema } from '../../collector/alerts/config.ts';
 import { AlertEngine } from '../../collector/alerts/engine.ts';
-
-function findBinary(name: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const candidate = join(dir, name);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+import { findBinary } from '../helpers/prometheus.ts';
+import { freeTcpPort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const BINARY = findBinary('prometheus-alertmanager') ?? findBinary('alertmanager');
 const TITLE = BINARY
   ? 'Alertmanager receives plumb alerts'
   : 'Alertmanager receives plumb alerts — SKIPPED: no prometheus-alertmanager (or alertmanager) binary on PATH; install the Debian package prometheus-alertmanager';
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface AmAlert {
   labels: Record<string, string>;
@@ -103,7 +70,7 @@ describe.skipIf(!BINARY)(TITLE, () => {
         receivers: [{ name: 'test', webhook_configs: [{ url: receiverUrl, send_resolved: true }] }],
       }),
     );
-    const port = await freePort();
+    const port = await freeTcpPort();
     amUrl = `http://127.0.0.1:${port}`;
     am = spawn(
       BINARY!,
@@ -112,11 +79,13 @@ describe.skipIf(!BINARY)(TITLE, () => {
     );
     am.stdout!.on('data', (c: Buffer) => (amOutput += c.toString()));
     am.stderr!.on('data', (c: Buffer) => (amOutput += c.toString()));
-    await waitFor(`Alertmanager on ${amUrl} to be ready`, async () => {
-      if (am.exitCode !== null) throw new Error(`Alertmanager exited with ${am.exitCode}: ${amOutput}`);
-      const res = await fetch(`${amUrl}/-/ready`);
-      return res.ok ? true : undefined;
-    });
+    await waitFor(
+      async () => {
+        if (am.exitCode !== null) throw new Error(`Alertmanager exited with ${am.exitCode}: ${amOutput}`);
+        return (await fetch(`${amUrl}/-/ready`)).ok;
+      },
+      { what: `Alertmanager on ${amUrl} to be ready`, timeoutMs: 20_000 },
+    );
 
     const config = loadConfig(AlertsConfigSchema, {
       text: YAML.stringify({ alertmanager: { urls: [amUrl] }, externalUrl: 'http://plumb-collector:9102', delivery: { backoffInitial: '50ms', backoffMax: '500ms' } }),
@@ -158,10 +127,13 @@ rules:
     engine.observeMetric({ statsdName: 'queue.depth', name: 'queue_depth', labels: { queue: 'mail' }, type: 'g', value: 42 }, firedAt);
     engine.evaluate(firedAt);
 
-    const [alert] = await waitFor('the alert in Alertmanager', async () => {
-      const alerts = await activeAlerts();
-      return alerts.length > 0 ? alerts : undefined;
-    });
+    const [alert] = await waitFor(
+      async () => {
+        const alerts = await activeAlerts();
+        return alerts.length > 0 ? alerts : undefined;
+      },
+      { what: 'the alert in Alertmanager', timeoutMs: 20_000 },
+    );
     expect(alert.status.state).toBe('active');
     expect(alert.labels).toEqual({ alertname: 'QueueDeep', queue: 'mail', severity: 'page' });
     expect(alert.annotations).toEqual({ summary: 'queue mail holds 42 items' });
@@ -169,16 +141,18 @@ rules:
     expect(Date.parse(alert.startsAt)).toBe(firedAt);
     // Valid for four resend intervals unless re-sent: Alertmanager expires it if plumb falls silent.
     expect(Date.parse(alert.endsAt)).toBe(firedAt + 4 * 60_000);
-    await waitFor('Alertmanager to notify its receiver of the firing alert', async () =>
-      notifications.some((n) => n.alerts.some((a) => a.status === 'firing' && a.labels.queue === 'mail')) ? true : undefined,
-    );
+    await waitFor(() => notifications.some((n) => n.alerts.some((a) => a.status === 'firing' && a.labels.queue === 'mail')), {
+      what: 'Alertmanager to notify its receiver of the firing alert',
+      timeoutMs: 20_000,
+    });
 
     const resolvedAt = Date.now();
     engine.observeMetric({ statsdName: 'queue.depth', name: 'queue_depth', labels: { queue: 'mail' }, type: 'g', value: 3 }, resolvedAt);
     engine.evaluate(resolvedAt);
-    await waitFor('the alert to leave the active list', async () => ((await activeAlerts()).length === 0 ? true : undefined));
-    await waitFor('Alertmanager to notify its receiver of the resolution', async () =>
-      notifications.some((n) => n.status === 'resolved' && n.alerts.some((a) => a.status === 'resolved' && a.labels.queue === 'mail')) ? true : undefined,
-    );
+    await waitFor(async () => (await activeAlerts()).length === 0, { what: 'the alert to leave the active list', timeoutMs: 20_000 });
+    await waitFor(() => notifications.some((n) => n.status === 'resolved' && n.alerts.some((a) => a.status === 'resolved' && a.labels.queue === 'mail')), {
+      what: 'Alertmanager to notify its receiver of the resolution',
+      timeoutMs: 20_000,
+    });
   });
 });
