@@ -19,7 +19,7 @@ import {
 import { ConfigError, loadConfig } from '../../../../shared/config.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { waitFor } from './wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 
@@ -121,7 +121,7 @@ describe('ServiceChecker, HTTP', () => {
     const c = checker(`timeout: 30s\nchecks:\n${httpCheck('hold-a', '/hold')}${httpCheck('hold-b', '/hold')}${httpCheck('ok', '/ok')}`);
     const running = c.run();
     // Run one after the other, the second request could not arrive before the first was answered.
-    await waitFor(() => held.length === 2, 'both held requests at the server together');
+    await waitFor(() => held.length === 2, { what: 'both held requests at the server together' });
     release();
     expect((await running).map((r) => [r.check, r.up])).toEqual([
       ['hold-a', true],
@@ -148,11 +148,11 @@ describe('ServiceChecker, HTTP', () => {
     const arrivedBefore = holdArrived;
     c.start((results) => got.push(...results));
     try {
-      await waitFor(() => got.some((r) => r.check === 'fast') && holdArrived > arrivedBefore, 'the fast result and the slow request');
+      await waitFor(() => got.some((r) => r.check === 'fast') && holdArrived > arrivedBefore, { what: 'the fast result and the slow request' });
       // The slow target has the request and has not answered: its result cannot exist yet.
       expect(got.map((r) => r.check)).toEqual(['fast']);
       release();
-      await waitFor(() => got.some((r) => r.check === 'patient'), 'the slow result');
+      await waitFor(() => got.some((r) => r.check === 'patient'), { what: 'the slow result' });
       expect(got.find((r) => r.check === 'patient')).toMatchObject({ up: true, status: 200 });
     } finally {
       await c.stop();

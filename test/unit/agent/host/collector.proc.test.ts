@@ -10,7 +10,7 @@ import { HostCollector, HostMetricsSchema, type HostSample } from '../../../../a
 import { loadConfig } from '../../../../shared/config.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { waitFor } from './wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
 
 const linux = existsSync('/proc/stat') && existsSync('/proc/meminfo');
 const hasFree = spawnSync('free', ['-V']).status === 0;
@@ -154,7 +154,7 @@ describe.skipIf(!linux)('HostCollector on this machine', () => {
     expect(find(first, 'system.cpu.user')).toBeUndefined(); // a baseline, not a percentage
     const baseline = cpuLines();
     // Every core's line must have moved, or that core has no interval to report.
-    await waitFor(() => cpuLines().every((l, i) => l !== baseline[i]), 'every CPU line in /proc/stat to advance');
+    await waitFor(() => cpuLines().every((l, i) => l !== baseline[i]), { what: 'every CPU line in /proc/stat to advance' });
     const samples = await c.collect();
     const byCpu = new Map<string, number>();
     for (const s of samples) {

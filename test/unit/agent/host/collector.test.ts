@@ -11,7 +11,7 @@ import { HostCollector, HostMetricsSchema, type HostSample } from '../../../../a
 import { loadConfig } from '../../../../shared/config.ts';
 import { createLogger, silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { waitFor } from './wait.ts';
+import { waitFor } from '../../../helpers/wait.ts';
 
 const STAT_1 = `cpu  100 10 50 800 20 5 5 10 0 0
 cpu0 50 5 25 400 10 3 2 5 0 0
@@ -308,7 +308,7 @@ describe('HostCollector on a fabricated /proc', () => {
     const got: HostSample[][] = [];
     for (let round = 1; round <= 2; round++) {
       c.start((samples) => got.push(samples));
-      await waitFor(() => got.length === round, `collection ${round}`);
+      await waitFor(() => got.length === round, { what: `collection ${round}` });
       await c.stop();
     }
     expect(got[1].some((s) => s.name === 'system.load.1')).toBe(true);

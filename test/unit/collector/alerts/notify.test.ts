@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { harness, sample, waitFor, type Harness } from './harness.ts';
+import { harness, sample, type Harness } from './harness.ts';
+import { waitFor } from '../../../helpers/wait.ts';
 
 const RULES = `
 rules:
@@ -72,7 +73,7 @@ describe('webhook notifications', () => {
     h.clock.t = 75_000; // the 42 has left the 1m window
     depth(h, 1);
     h.engine.evaluate(75_000);
-    await waitFor('4 deliveries', () => r.got.length === 4);
+    await waitFor(() => r.got.length === 4, { what: '4 deliveries' });
 
     const json = r.got.filter((g) => g.path === '/json').map((g) => g.body as Record<string, unknown>);
     expect(json.map((b) => b.status)).toEqual(['firing', 'resolved']);
@@ -109,7 +110,7 @@ describe('webhook notifications', () => {
     const h = await started({ webhooks: [{ url: r.url, kind: 'json' }] });
     depth(h, 42);
     h.engine.evaluate(0);
-    await waitFor('delivery', () => r.got.length === 3);
+    await waitFor(() => r.got.length === 3, { what: 'delivery' });
     await h.engine.deliveryIdle();
     const text = await h.telemetry.metrics();
     expect(sample(text, 'plumb_alerts_notification_errors_total{kind="json",error_type="http_5xx"}')).toBe(2);
@@ -123,7 +124,7 @@ describe('webhook notifications', () => {
     const h = await started({ webhooks: [{ url: r.url, kind: 'slack' }] });
     depth(h, 42);
     h.engine.evaluate(0);
-    await waitFor('one attempt', () => r.got.length === 1);
+    await waitFor(() => r.got.length === 1, { what: 'one attempt' });
     await h.engine.deliveryIdle();
     const text = await h.telemetry.metrics();
     expect(r.got).toHaveLength(1);
@@ -142,7 +143,7 @@ describe('webhook notifications', () => {
       h.engine.evaluate(h.clock.t);
     }
     expect(h.engine.alertsJSON().data.alerts).toHaveLength(0); // the eighth evaluation ran and resolved it
-    await waitFor('the first request to hang', () => r.got.length === 1);
+    await waitFor(() => r.got.length === 1, { what: 'the first request to hang' });
     const text = await h.telemetry.metrics();
     // Evaluation is synchronous, so all eight arrive before the sender runs: two fit (the first is
     // now in flight and still counts until delivered), six are refused.
@@ -158,13 +159,13 @@ describe('lifecycle', () => {
     const h = await started({ webhooks: [{ url: r.url, kind: 'json' }] });
     depth(h, 42);
     h.engine.evaluate(0);
-    await waitFor('the firing notification', () => r.got.length === 1);
+    await waitFor(() => r.got.length === 1, { what: 'the firing notification' });
     await h.engine.stop(1000);
     await h.engine.start();
     h.clock.t = 75_000;
     depth(h, 1);
     h.engine.evaluate(75_000);
-    await waitFor('the resolved notification', () => r.got.length === 2);
+    await waitFor(() => r.got.length === 2, { what: 'the resolved notification' });
     expect(r.got.map((g) => (g.body as { status: string }).status)).toEqual(['firing', 'resolved']);
   });
 });

@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import { AlertEngine } from '../../../../collector/alerts/engine.ts';
-import { alertsConfig, waitFor } from './harness.ts';
+import { alertsConfig} from './harness.ts';
+import { waitFor } from '../../../helpers/wait.ts';
 
 const rule = (name: string) => `  - { alert: ${name}, metric: m, aggregate: max, window: 1m, op: ">", threshold: 1 }\n`;
 const names = (engine: AlertEngine) => (engine.rulesJSON().data as { groups: { rules: { name: string }[] }[] }).groups[0].rules.map((r) => r.name);
@@ -27,15 +28,15 @@ describe('rule file watching', () => {
     expect(names(engine)).toEqual(['First']);
 
     writeFileSync(file, `rules:\n${rule('First')}${rule('Second')}`);
-    await waitFor('the rewritten file', () => names(engine).length === 2);
+    await waitFor(() => names(engine).length === 2, { what: 'the rewritten file' });
 
     // Editors and Kubernetes replace the file instead of writing into it.
     writeFileSync(join(dir, 'next.yaml'), `rules:\n${rule('Replaced')}`);
     renameSync(join(dir, 'next.yaml'), file);
-    await waitFor('the replaced file', () => names(engine)[0] === 'Replaced');
+    await waitFor(() => names(engine)[0] === 'Replaced', { what: 'the replaced file' });
 
     writeFileSync(file, 'rules:\n  - alert: Broken\n');
-    await waitFor('the broken file to be read', () => !engine.lastReload.ok);
+    await waitFor(() => !engine.lastReload.ok, { what: 'the broken file to be read' });
     expect(names(engine)).toEqual(['Replaced']);
 
     await engine.stop(100);

@@ -36,15 +36,6 @@ export async function tempDir(): Promise<{ dir: string; dataDir: string; cleanup
   return { dir, dataDir: path.join(dir, 'data'), cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
-/** Waits until `cond` holds, polling; fails with `what` after `timeoutMs`. */
-export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** A consumer that keeps every batch; acknowledges each one at once unless told not to. */
 export class Collector {
   readonly batches: TailBatch[] = [];

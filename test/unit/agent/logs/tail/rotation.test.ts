@@ -3,7 +3,8 @@ import { once } from 'node:events';
 import { appendFile, copyFile, rename, stat, truncate, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { input, metric, numbered, options, range, rig, sorted, tempDir, waitFor, type Rig } from './harness.ts';
+import { input, metric, numbered, options, range, rig, sorted, tempDir, type Rig } from './harness.ts';
+import { waitFor } from '../../../../helpers/wait.ts';
 import { judgeOpen, judgeReopen, movedAwayKind } from '../../../../../agent/logs/tail/rotation.ts';
 import type { CheckpointEntry } from '../../../../../agent/logs/tail/checkpoint.ts';
 
@@ -76,26 +77,26 @@ describe('rotation with real files', () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('l', 1, 10));
     const r = await started(rig(dataDir, [input({ path: file })]));
-    await waitFor(() => r.collector.records.length >= 10, 'first lines');
+    await waitFor(() => r.collector.records.length >= 10, { what: 'first lines' });
     await rename(file, `${file}.1`);
     await appendFile(`${file}.1`, numbered('l', 11, 15));
     await writeFile(file, numbered('l', 16, 20));
-    await waitFor(() => r.collector.records.length >= 20, 'all lines');
-    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_rotations_total', { kind: 'rename' })) === 1, 'the rename counted');
+    await waitFor(() => r.collector.records.length >= 20, { what: 'all lines' });
+    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_rotations_total', { kind: 'rename' })) === 1, { what: 'the rename counted' });
     expectExactlyOnce(r, range('l', 1, 20));
     // The rotated file is closed once it stopped growing.
-    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) === 1, 'the old file closed');
+    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) === 1, { what: 'the old file closed' });
   });
 
   it('rename to a name the glob also matches: the same file, followed under its new name', async () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('m', 1, 10));
     const r = await started(rig(dataDir, [input({ path: `${file}*` })]));
-    await waitFor(() => r.collector.records.length >= 10, 'first lines');
+    await waitFor(() => r.collector.records.length >= 10, { what: 'first lines' });
     await rename(file, `${file}.1`);
     await appendFile(`${file}.1`, numbered('m', 11, 12));
     await writeFile(file, numbered('m', 13, 15));
-    await waitFor(() => r.collector.records.length >= 15, 'all lines');
+    await waitFor(() => r.collector.records.length >= 15, { what: 'all lines' });
     expectExactlyOnce(r, range('m', 1, 15));
     const idOf = (text: string) => r.collector.records.find((x) => x.text === text)?.fileId;
     expect(idOf('m 12')).toBe(idOf('m 1'));
@@ -107,11 +108,11 @@ describe('rotation with real files', () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('c', 1, 10));
     const r = await started(rig(dataDir, [input({ path: file })]));
-    await waitFor(() => r.collector.records.length >= 10, 'first lines');
+    await waitFor(() => r.collector.records.length >= 10, { what: 'first lines' });
     await copyFile(file, `${file}.1`);
     await truncate(file, 0);
     await appendFile(file, numbered('c', 11, 13));
-    await waitFor(() => r.collector.records.length >= 13, 'lines after the truncation');
+    await waitFor(() => r.collector.records.length >= 13, { what: 'lines after the truncation' });
     expectExactlyOnce(r, range('c', 1, 13));
     expect(await metric(r.telemetry, 'plumb_tail_rotations_total', { kind: 'truncate' })).toBe(1);
     const [before, after] = [r.collector.records[0], r.collector.records[10]];
@@ -125,10 +126,10 @@ describe('rotation with real files', () => {
     // Files at their end are read again only after 10 minutes, so the check on each discovery
     // (every 20ms) sees the rewrite before any read could.
     const r = await started(rig(dataDir, [input({ path: file })], options({ pollInterval: '10m' })));
-    await waitFor(() => r.collector.records.length >= 3, 'first lines');
+    await waitFor(() => r.collector.records.length >= 3, { what: 'first lines' });
     await truncate(file, 0);
     await appendFile(file, numbered('a much longer line than before', 1, 20));
-    await waitFor(() => r.collector.records.length >= 23, 'the rewritten file');
+    await waitFor(() => r.collector.records.length >= 23, { what: 'the rewritten file' });
     expectExactlyOnce(r, [...range('short', 1, 3), ...range('a much longer line than before', 1, 20)]);
     expect(await metric(r.telemetry, 'plumb_tail_rotations_total', { kind: 'truncate' })).toBe(1);
   });
@@ -137,27 +138,27 @@ describe('rotation with real files', () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('d', 1, 5));
     const r = await started(rig(dataDir, [input({ path: file })]));
-    await waitFor(() => r.collector.records.length >= 5, 'first lines');
+    await waitFor(() => r.collector.records.length >= 5, { what: 'first lines' });
     await unlink(file);
     await writeFile(file, numbered('d', 6, 10));
-    await waitFor(() => r.collector.records.length >= 10, 'the new file');
+    await waitFor(() => r.collector.records.length >= 10, { what: 'the new file' });
     expectExactlyOnce(r, range('d', 1, 10));
-    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_rotations_total', { kind: 'delete' })) === 1, 'the delete counted');
-    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) === 1, 'the deleted file released');
+    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_rotations_total', { kind: 'delete' })) === 1, { what: 'the delete counted' });
+    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) === 1, { what: 'the deleted file released' });
   });
 
   it('a file growing while it is rotated: every line of both files, once', async () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('g', 1, 5));
     const r = await started(rig(dataDir, [input({ path: file })], options({ rotateWait: '1m' })));
-    await waitFor(() => r.collector.records.length >= 5, 'the file opened');
+    await waitFor(() => r.collector.records.length >= 5, { what: 'the file opened' });
     // The writer keeps its descriptor: lines land in the renamed file before and after the new one appears.
     await rename(file, `${file}.1`);
     await appendFile(`${file}.1`, numbered('g', 6, 50));
     await writeFile(file, numbered('g', 51, 60));
     await appendFile(`${file}.1`, numbered('g', 61, 100));
     await appendFile(file, numbered('g', 101, 110));
-    await waitFor(() => r.collector.records.length >= 110, 'all lines');
+    await waitFor(() => r.collector.records.length >= 110, { what: 'all lines' });
     expectExactlyOnce(r, range('g', 1, 110));
   });
 
@@ -165,14 +166,14 @@ describe('rotation with real files', () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('old', 1, 8));
     const r = await started(rig(dataDir, [input({ path: file })], options({ closeInactive: '30ms' })));
-    await waitFor(() => r.collector.records.length >= 8, 'the old file');
+    await waitFor(() => r.collector.records.length >= 8, { what: 'the old file' });
     // Closed while idle, the inode is free to be handed out again.
-    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) === 0, 'the idle file closed');
+    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) === 0, { what: 'the idle file closed' });
     const oldIno = (await stat(file)).ino;
     await unlink(file);
     await writeFile(file, numbered('new', 1, 12));
     const reused = (await stat(file)).ino === oldIno;
-    await waitFor(() => r.collector.records.length >= 20, 'the new file');
+    await waitFor(() => r.collector.records.length >= 20, { what: 'the new file' });
     expectExactlyOnce(r, [...range('old', 1, 8), ...range('new', 1, 12)]);
     expect(r.collector.records[8].offset).toBe(0);
     expect(r.collector.records[8].fileId).not.toBe(r.collector.records[0].fileId);
@@ -184,14 +185,14 @@ describe('rotation with real files', () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('first', 1, 5));
     const first = await started(rig(dataDir, [input({ path: file })]));
-    await waitFor(() => first.collector.records.length >= 5, 'the first content');
+    await waitFor(() => first.collector.records.length >= 5, { what: 'the first content' });
     await first.tailer.stop(1000);
     const ino = (await stat(file)).ino;
     // Rewritten in place, longer than the checkpointed offset: only the fingerprint tells.
     await writeFile(file, numbered('second content', 1, 10));
     expect((await stat(file)).ino).toBe(ino);
     const second = await started(rig(dataDir, [input({ path: file })]));
-    await waitFor(() => second.collector.records.length >= 10, 'the new content');
+    await waitFor(() => second.collector.records.length >= 10, { what: 'the new content' });
     expect(second.collector.texts()).toEqual(range('second content', 1, 10));
     expect(second.collector.records[0].fileId).not.toBe(first.collector.records[0].fileId);
     expect(await metric(second.telemetry, 'plumb_tail_rotations_total', { kind: 'truncate' })).toBe(1);
@@ -201,13 +202,13 @@ describe('rotation with real files', () => {
     const file = path.join(dir, 'app.log');
     await writeFile(file, numbered('x', 1, 10));
     const first = await started(rig(dataDir, [input({ path: `${file}*` })]));
-    await waitFor(() => first.collector.records.length >= 10, 'first lines');
+    await waitFor(() => first.collector.records.length >= 10, { what: 'first lines' });
     await first.tailer.stop(1000);
     await rename(file, `${file}.1`);
     await appendFile(`${file}.1`, numbered('x', 11, 12));
     await writeFile(file, numbered('x', 13, 15));
     const second = await started(rig(dataDir, [input({ path: `${file}*` })]));
-    await waitFor(() => second.collector.records.length >= 5, 'the lines written while stopped');
+    await waitFor(() => second.collector.records.length >= 5, { what: 'the lines written while stopped' });
     expectExactlyOnce(second, range('x', 11, 15));
     const renamed = second.collector.records.find((x) => x.text === 'x 11');
     expect(renamed?.fileId).toBe(first.collector.records[0].fileId);
@@ -230,7 +231,7 @@ describe('rotation under a running writer', () => {
     const [code] = (await once(writer, 'exit')) as [number | null];
     expect(code).toBe(0);
     expect(JSON.parse(out)).toMatchObject({ written: 5000, rotations: 10 });
-    await waitFor(() => r.collector.records.length >= 5000, 'every written line');
+    await waitFor(() => r.collector.records.length >= 5000, { what: 'every written line' });
     expectExactlyOnce(r, range('line', 1, 5000));
   });
 });
