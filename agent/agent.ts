@@ -22,6 +22,7 @@ import { startZipkinReceiver, type ZipkinReceiver } from './traces/receiver.ts';
 import { SpanBatcher } from './traces/batcher.ts';
 import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
+import { LogPipeline } from './logs/pipeline.ts';
 
 /**
  * Span batches the forwarder may hold at once; more wait in the batcher (and then apps get 429).
@@ -49,6 +50,8 @@ export class PlumbAgent {
   readonly checks: ServiceChecker | null;
   /** Spans from applications, sealed into batches for the forwarder; null when the receiver is off. */
   readonly spanBatcher: SpanBatcher | null;
+  /** Tailed files → parser threads → collector; null when no log input is configured. */
+  readonly logs: LogPipeline | null;
   private zipkin: ZipkinReceiver | null = null;
   private spanForwarding: { abort: AbortController; done: Promise<void> } | null = null;
   private readonly tracing: SelfTracing;
@@ -100,12 +103,20 @@ export class PlumbAgent {
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
+    this.logs =
+      config.logs.length > 0
+        ? new LogPipeline(
+            { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: hostname },
+            { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'logs' }), forwarder: this.forwarder, tracing: this.tracing },
+          )
+        : null;
   }
 
   async start(): Promise<void> {
     this.forwarder.start();
     await this.startHttp();
     await this.startTraces();
+    await this.logs?.start();
     if (this.config.statsd.enabled) {
       await this.statsd.start();
       this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);
@@ -221,6 +232,9 @@ export class PlumbAgent {
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.stopTraces(deadline);
+    // Waits for the batches in flight to be acknowledged (the forwarder still runs), so their
+    // offsets reach the checkpoint; what is not acknowledged by then is read again next start.
+    await this.logs?.stop(Math.max(0, (deadline - Date.now()) / 2));
     await this.statsd.stop();
     await this.host?.stop();
     await this.checks?.stop();

@@ -5,6 +5,8 @@ import { LISTEN_PATTERN } from '../shared/address.ts';
 import { HostMetricsSchema, ServiceChecksSchema } from './host/config.ts';
 import { ZipkinReceiverSchema } from './traces/receiver.ts';
 import { SpanBatcherSchema } from './traces/batcher.ts';
+import { LogInputsSchema, TailerOptionsSchema } from './logs/tail/config.ts';
+import { GrokPoolSchema } from './logs/config.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -56,6 +58,9 @@ export const AgentSchema = Section({
   host: HostMetricsSchema,
   checks: ServiceChecksSchema,
   traces: AgentTracesSchema,
+  logs: LogInputsSchema,
+  tail: TailerOptionsSchema,
+  grok: GrokPoolSchema,
 });
 
 export type AgentConfig = StaticDecode<typeof AgentSchema>;

@@ -9,6 +9,7 @@ import { checkMappings } from '../collector/metrics/naming.ts';
 import { serviceCheckErrors, ServiceChecksSchema } from '../agent/host/config.ts';
 import { SelfTracingSchema } from '../shared/tracing.ts';
 import { parseListen } from '../shared/address.ts';
+import { AgentLogsSchema, logsConfigErrors } from '../agent/logs/config.ts';
 
 export const PlumbSchema = Section({
   agent: AgentSchema,
@@ -24,6 +25,7 @@ export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 /** The checks the schema cannot express, each on the part of the file it reads. */
 export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
+  { path: 'agent', schema: AgentLogsSchema, run: (a: PlumbConfig['agent']) => logsConfigErrors(a, 'agent') },
   { path: 'agent.checks', schema: ServiceChecksSchema, run: (c: PlumbConfig['agent']['checks']) => serviceCheckErrors(c, 'agent.checks') },
   {
     path: 'collector.alerts',

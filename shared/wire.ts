@@ -6,6 +6,15 @@
 
 export const METRICS_PATH = '/v1/metrics';
 
+/**
+ * Log events: NDJSON (`application/x-ndjson`, usually gzip), one event object per line, each
+ * with a string `@timestamp`, a string `message` and `event.id`. An agent's event id is the
+ * 32-hex-digit id of the file followed by the 12-hex-digit byte offset of the event in it, so a
+ * replay after a crash carries the same ids and a collector can recognise it.
+ */
+export const LOGS_PATH = '/v1/logs';
+export const LOG_EVENT_ID = /^[0-9a-f]{32}[0-9a-f]{12}$/;
+
 /** statsd types as they appear on the wire. `ms`, `h` and `d` all carry a sketch. */
 export type MetricType = 'c' | 'g' | 's' | 'ms' | 'h' | 'd';
 

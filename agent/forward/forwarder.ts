@@ -29,12 +29,16 @@ export interface ForwarderOptions {
   compress: boolean;
 }
 
+/** How a batch left the queue: acknowledged, refused for good by a collector, or dropped here. */
+export type BatchResult = 'delivered' | 'rejected' | 'dropped';
+
 interface Pending {
   path: string;
   id: string;
   body: Buffer;
+  contentType: string;
   kind: string;
-  onDone: ((delivered: boolean) => void) | undefined;
+  onDone: ((result: BatchResult) => void) | undefined;
   /** Self-tracing: the span (an agent flush) each POST of this batch is a child of. */
   parent: Context;
 }
@@ -46,6 +50,8 @@ export interface SendOptions {
    * keeps the batch and offers it again (the span batcher, whose receiver then answers 429).
    */
   whenFull?: 'drop' | 'refuse';
+  /** For a Buffer body: its media type (an object body is sent as JSON). */
+  contentType?: string;
 }
 
 export type SendOutcome = 'delivered' | 'rejected' | 'queue_full';
@@ -88,20 +94,21 @@ export class Forwarder {
   }
 
   /**
-   * Serializes and queues a batch. Resolves to 'queue_full' (counted) when it does not fit;
-   * `onDone(true)` runs once a collector acknowledged it, `onDone(false)` if it was rejected.
+   * Serializes (an object as JSON; a Buffer is sent as it is) and queues a batch. Resolves to
+   * 'queue_full' (counted) when it does not fit; `onDone` says how the batch left the queue.
    * `options.parent` makes each POST of the batch a child span of that Context (self-tracing).
    */
-  async send(kind: string, path: string, id: string, body: unknown, onDone?: (delivered: boolean) => void, options: SendOptions = {}): Promise<SendOutcome | 'queued'> {
+  async send(kind: string, path: string, id: string, body: unknown, onDone?: (result: BatchResult) => void, options: SendOptions = {}): Promise<SendOutcome | 'queued'> {
     const refuse = options.whenFull === 'refuse';
     if (refuse && this.queue.length >= this.queue.maxItems) return 'queue_full';
-    const json = Buffer.from(JSON.stringify(body));
-    const payload = this.options.compress ? await gzipAsync(json) : json;
-    if (!this.queue.push({ path, id, body: payload, kind, onDone, parent: options.parent ?? ROOT_CONTEXT }, payload.length)) {
+    const raw = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+    const contentType = Buffer.isBuffer(body) ? (options.contentType ?? 'application/octet-stream') : 'application/json';
+    const payload = this.options.compress ? await gzipAsync(raw) : raw;
+    if (!this.queue.push({ path, id, body: payload, contentType, kind, onDone, parent: options.parent ?? ROOT_CONTEXT }, payload.length)) {
       if (refuse) return 'queue_full';
       this.dropped.inc({ kind, reason: 'queue_full' });
       this.warnOnce.warn(`queue_full:${kind}`, { kind, queued: this.queue.length, bytes: this.queue.bytes }, 'forward queue is full; dropping the newest batch');
-      onDone?.(false);
+      onDone?.('dropped');
       return 'queue_full';
     }
     return 'queued';
@@ -126,7 +133,7 @@ export class Forwarder {
     for (let p = this.queue.shift(); p; p = this.queue.shift()) {
       left++;
       this.dropped.inc({ kind: p.kind, reason: 'shutdown' });
-      p.onDone?.(false);
+      p.onDone?.('dropped');
     }
     if (left > 0) this.log.warn({ batches: left }, 'forwarder stopped with undelivered batches');
     await this.dispatcher.close();
@@ -143,14 +150,14 @@ export class Forwarder {
         this.queue.shift();
         this.sent.inc({ kind: item.kind });
         attempt = 0;
-        item.onDone?.(true);
+        item.onDone?.('delivered');
       } catch (err) {
         if (err instanceof PermanentError) {
           this.queue.shift();
           this.dropped.inc({ kind: item.kind, reason: 'rejected' });
           this.warnOnce.warn(`rejected:${item.kind}`, { kind: item.kind, batch: item.id, error: err.message }, 'collector rejected a batch permanently; dropped');
           attempt = 0;
-          item.onDone?.(false);
+          item.onDone?.('rejected');
           continue;
         }
         const reason = err instanceof RetryableError ? 'status' : 'network';
@@ -188,7 +195,7 @@ export class Forwarder {
 
   private async postTraced(item: Pending, base: string, url: URL, span: Span): Promise<void> {
     const started = performance.now();
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'x-plumb-batch-id': item.id };
+    const headers: Record<string, string> = { 'content-type': item.contentType, 'x-plumb-batch-id': item.id };
     if (this.options.compress) headers['content-encoding'] = 'gzip';
     this.tracing.inject(trace.setSpan(item.parent, span), headers);
     const res = await request(url, {

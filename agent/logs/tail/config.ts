@@ -58,6 +58,10 @@ export const LogInputSchema = Section(
     }),
     multiline: Type.Optional(MultilineSchema),
     pattern: Type.Optional(OneOrMany('grok pattern(s), tried in order')),
+    definitions: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
+      default: {},
+      description: "extra grok patterns for this input, NAME → expression (Logstash's pattern_definitions)",
+    }),
     timestamp: Type.Optional(TimestampSchema),
     fields: Type.Record(Type.String({ minLength: 1 }), Type.String(), { default: {}, description: 'static fields added to every event' }),
   },

@@ -59,7 +59,7 @@ describe('forwarder', () => {
     const { f } = forwarder([c.url]);
     f.start();
     const acked: string[] = [];
-    for (let i = 1; i <= 5; i++) await f.send('metrics', '/v1/metrics', `b${i}`, { n: i }, (ok) => ok && acked.push(`b${i}`));
+    for (let i = 1; i <= 5; i++) await f.send('metrics', '/v1/metrics', `b${i}`, { n: i }, (r) => r === 'delivered' && acked.push(`b${i}`));
     await waitFor(() => acked.length === 5);
     expect(c.received.map((r) => r.id)).toEqual(['b1', 'b2', 'b3', 'b4', 'b5']);
     expect(c.received[2].body).toEqual({ n: 3 });
@@ -80,8 +80,8 @@ describe('forwarder', () => {
     const { f, telemetry } = forwarder([c.url]);
     f.start();
     const outcome: boolean[] = [];
-    await f.send('metrics', '/v1/metrics', 'bad', {}, (ok) => outcome.push(ok));
-    await f.send('metrics', '/v1/metrics', 'good', {}, (ok) => outcome.push(ok));
+    await f.send('metrics', '/v1/metrics', 'bad', {}, (r) => outcome.push(r === 'delivered'));
+    await f.send('metrics', '/v1/metrics', 'good', {}, (r) => outcome.push(r === 'delivered'));
     await waitFor(() => outcome.length === 2);
     expect(outcome).toEqual([false, true]);
     expect(await telemetry.metrics()).toContain('plumb_forward_dropped_total{kind="metrics",reason="rejected"} 1');

@@ -1,0 +1,302 @@
+/**
+ * From tailed records to events: how a batch of records travels to a parser thread (`packRecords`
+ * → one transferred buffer plus typed arrays), and how each record becomes one event, serialized
+ * as one NDJSON line (`EventBuilder`).
+ *
+ * An event, ECS-style:
+ *   { "@timestamp", "message", …parsed fields, …static fields, "stream"?, "kubernetes"?,
+ *     "host": { "name" }, "log": { "file": { "path" }, "offset", "flags"? },
+ *     "event": { "id", "original"? }, "tags"? }
+ *
+ * - Parsed fields (grok captures, or the object of a `json` line) go at the top level, as
+ *   Logstash puts them. A captured `message` replaces the line in `message`, and the line is
+ *   kept in `event.original`. Parsed `host`/`log`/`event` objects are kept, with plumb's own
+ *   keys written over theirs; parsed `tags` join plumb's.
+ * - Static fields of the input win over parsed fields of the same name: they are what the
+ *   operator said the source is.
+ * - `@timestamp`: the configured timestamp field when it parses; otherwise the container
+ *   runtime's time (cri/docker) or a json line's own `@timestamp`; otherwise the time the line
+ *   was read. A field that is there but does not parse tags the event `_dateparsefailure`.
+ * - Nothing matched: `_grokparsefailure`. Cut lines carry `log.flags: ["truncated"]`.
+ */
+import type { LogInput } from './tail/config.ts';
+import type { KubernetesMeta, Stream } from './tail/formats.ts';
+import type { TailRecord } from './tail/record.ts';
+import { eventId } from './tail/identity.ts';
+import { compileDateParser, compileGrok, PatternLibrary, type DateParser, type Grok, type GrokFields } from './grok/index.ts';
+import { inputPatterns } from './config.ts';
+
+export const TAG_GROK_FAILURE = '_grokparsefailure';
+export const TAG_GROK_TIMEOUT = '_grokparsetimeout';
+export const TAG_DATE_FAILURE = '_dateparsefailure';
+
+/** What a record carries besides its text, offset and file; rare, so kept apart. */
+export interface RecordExtra {
+  stream: Stream | undefined;
+  time: string | undefined;
+  k8s: KubernetesMeta | undefined;
+  json: Record<string, unknown> | undefined;
+  tags: readonly string[];
+}
+
+/** A batch of records as sent to a parser thread. Buffers are transferred, not copied. */
+export interface ParseTask {
+  /** UTF-8 of every record's text, back to back. */
+  text: Uint8Array;
+  /** Each text's length in UTF-16 code units (what `String#slice` counts after decoding). */
+  lengths: Uint32Array;
+  offsets: Float64Array;
+  inputs: Uint16Array;
+  /** Index into `fileIds`/`paths`. */
+  files: Uint32Array;
+  fileIds: string[];
+  paths: string[];
+  /** 1 where the record was cut. */
+  truncated: Uint8Array;
+  /** Per record, or null for all when no record has any. */
+  extras: (RecordExtra | null)[] | null;
+  /** Read time for records without a time of their own. */
+  now: number;
+  /** Parse every record as if its grok pattern had overrun (the thread replaced for it is gone). */
+  timedOut?: boolean;
+}
+
+export interface ParseResult {
+  /** One JSON object per line, each line ending in "\n". */
+  ndjson: Uint8Array;
+  events: number;
+  grokFailures: number;
+  dateFailures: number;
+  timeouts: number;
+}
+
+/** Packs records for a parser thread; returns the task and the buffers to transfer. */
+export function packRecords(records: readonly TailRecord[], now: number): { task: ParseTask; transfer: ArrayBuffer[] } {
+  const n = records.length;
+  const lengths = new Uint32Array(n);
+  const offsets = new Float64Array(n);
+  const inputs = new Uint16Array(n);
+  const files = new Uint32Array(n);
+  const truncated = new Uint8Array(n);
+  const fileIds: string[] = [];
+  const paths: string[] = [];
+  const fileIndex = new Map<string, number>();
+  let extras: (RecordExtra | null)[] | null = null;
+  const texts: string[] = new Array<string>(n);
+  for (let i = 0; i < n; i++) {
+    const r = records[i];
+    texts[i] = r.text;
+    lengths[i] = r.text.length;
+    offsets[i] = r.offset;
+    inputs[i] = r.input;
+    truncated[i] = r.truncated ? 1 : 0;
+    const key = `${r.fileId}\0${r.path}`;
+    let f = fileIndex.get(key);
+    if (f === undefined) {
+      f = fileIds.length;
+      fileIndex.set(key, f);
+      fileIds.push(r.fileId);
+      paths.push(r.path);
+    }
+    files[i] = f;
+    if (r.stream !== undefined || r.time !== undefined || r.k8s !== undefined || r.json !== undefined || r.tags.length > 0) {
+      extras ??= new Array<RecordExtra | null>(n).fill(null);
+      extras[i] = { stream: r.stream, time: r.time, k8s: r.k8s, json: r.json, tags: r.tags };
+    }
+  }
+  const text = ownedBytes(texts.join(''));
+  const task: ParseTask = { text, lengths, offsets, inputs, files, fileIds, paths, truncated, extras, now };
+  return { task, transfer: [text.buffer as ArrayBuffer, lengths.buffer, offsets.buffer, inputs.buffer, files.buffer, truncated.buffer] };
+}
+
+/**
+ * UTF-8 bytes in an ArrayBuffer of their own. A short Buffer is a slice of Node's shared pool,
+ * and transferring that pool would pull it from under every other Buffer in the thread.
+ */
+function ownedBytes(text: string): Uint8Array {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) return new Uint8Array(buf.buffer);
+  return new Uint8Array(buf);
+}
+
+/** The parts of the configuration a parser thread needs. */
+export interface ParserSetup {
+  inputs: readonly Pick<LogInput, 'pattern' | 'definitions' | 'timestamp' | 'fields' | 'format'>[];
+  patternsDirs: readonly string[];
+  hostName: string;
+}
+
+interface InputParser {
+  grok: Grok | null;
+  date: DateParser | null;
+  timestampField: string[] | null;
+  fields: Readonly<Record<string, string>>;
+  hasFields: boolean;
+}
+
+/** Reserved top-level keys that plumb itself fills. */
+const OWN_OBJECTS = new Set(['host', 'log', 'event']);
+
+/** Turns records into NDJSON events; one per parser thread, built from the validated configuration. */
+export class EventBuilder {
+  private readonly parsers: InputParser[];
+  private readonly hostName: string;
+
+  constructor(setup: ParserSetup) {
+    const library = PatternLibrary.builtin().clone();
+    for (const dir of setup.patternsDirs) library.loadPath(dir);
+    this.hostName = setup.hostName;
+    this.parsers = setup.inputs.map((input) => {
+      const patterns = inputPatterns(input as LogInput);
+      return {
+        grok: patterns.length > 0 ? compileGrok({ patterns, definitions: input.definitions, library }) : null,
+        date: input.timestamp !== undefined ? compileDateParser(input.timestamp.format, { timezone: input.timestamp.timezone }) : null,
+        timestampField: input.timestamp !== undefined ? fieldPath(input.timestamp.field) : null,
+        fields: input.fields,
+        hasFields: Object.keys(input.fields).length > 0,
+      };
+    });
+  }
+
+  /** Parses a whole task into NDJSON. */
+  parse(task: ParseTask): ParseResult {
+    const text = Buffer.from(task.text.buffer, task.text.byteOffset, task.text.byteLength).toString('utf8');
+    const now = new Date(task.now).toISOString();
+    const out: string[] = new Array<string>(task.lengths.length);
+    let pos = 0;
+    let grokFailures = 0;
+    let dateFailures = 0;
+    let timeouts = 0;
+    for (let i = 0; i < task.lengths.length; i++) {
+      const line = text.slice(pos, pos + task.lengths[i]);
+      pos += task.lengths[i];
+      const f = task.files[i];
+      const r = this.event(task.inputs[i], line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, task.extras === null ? null : task.extras[i], now, task.timedOut === true);
+      out[i] = r.json;
+      if (r.outcome & GROK_FAILED) grokFailures++;
+      if (r.outcome & DATE_FAILED) dateFailures++;
+      if (r.outcome & TIMED_OUT) timeouts++;
+    }
+    out.push('');
+    return { ndjson: ownedBytes(out.join('\n')), events: task.lengths.length, grokFailures, dateFailures, timeouts };
+  }
+
+  /** One event as a JSON line (no newline) and what went wrong with it. */
+  event(input: number, line: string, offset: number, fileId: string, path: string, truncated: boolean, extra: RecordExtra | null, now: string, timedOut: boolean): { json: string; outcome: number } {
+    const p = this.parsers[input];
+    let outcome = 0;
+    let parsed: Record<string, unknown> | null = extra?.json ?? null;
+    const tags: string[] = [];
+    if (extra !== null) for (const t of extra.tags) tags.push(t);
+    if (p.grok !== null) {
+      let subject = line;
+      if (parsed !== null && typeof parsed.message === 'string') subject = parsed.message;
+      if (timedOut) {
+        tags.push(TAG_GROK_TIMEOUT);
+        outcome |= TIMED_OUT;
+      } else {
+        const fields: GrokFields | null = p.grok.matchLine(subject);
+        if (fields === null) {
+          tags.push(TAG_GROK_FAILURE);
+          outcome |= GROK_FAILED;
+        } else {
+          parsed = parsed === null ? fields : Object.assign({}, parsed, fields);
+        }
+      }
+    }
+    let timestamp: string | undefined;
+    if (p.date !== null && parsed !== null) {
+      const raw = lookup(parsed, p.timestampField as string[]);
+      if (raw !== undefined) {
+        const ms = typeof raw === 'string' || typeof raw === 'number' ? p.date.parse(String(raw)) : undefined;
+        if (ms !== undefined) timestamp = new Date(ms).toISOString();
+        else {
+          tags.push(TAG_DATE_FAILURE);
+          outcome |= DATE_FAILED;
+        }
+      }
+    }
+    if (timestamp === undefined && parsed !== null && typeof parsed['@timestamp'] === 'string') {
+      const ms = Date.parse(parsed['@timestamp']);
+      if (!Number.isNaN(ms)) timestamp = new Date(ms).toISOString();
+    }
+    if (timestamp === undefined && extra?.time !== undefined) {
+      const ms = Date.parse(extra.time);
+      if (!Number.isNaN(ms)) timestamp = new Date(ms).toISOString();
+    }
+
+    const ev: Record<string, unknown> = { '@timestamp': timestamp ?? now, message: line };
+    let original: string | undefined;
+    let hostIn: unknown;
+    let logIn: unknown;
+    let eventIn: unknown;
+    if (parsed !== null) {
+      for (const key in parsed) {
+        const v = parsed[key];
+        if (key === 'message') {
+          if (typeof v === 'string' && v !== line) {
+            original = line;
+            ev.message = v;
+          } else if (typeof v !== 'string' && v !== undefined) ev.message_value = v;
+        } else if (key === '@timestamp') continue;
+        else if (key === 'tags') {
+          if (Array.isArray(v)) for (const t of v) tags.push(String(t));
+          else if (typeof v === 'string') tags.push(v);
+        } else if (OWN_OBJECTS.has(key)) {
+          if (key === 'host') hostIn = v;
+          else if (key === 'log') logIn = v;
+          else eventIn = v;
+        } else if (key !== '__proto__') ev[key] = v;
+      }
+    }
+    if (p.hasFields) for (const key in p.fields) ev[key] = p.fields[key];
+    if (extra !== null) {
+      if (extra.stream !== undefined) ev.stream = extra.stream;
+      if (extra.k8s !== undefined) {
+        ev.kubernetes = { pod: { name: extra.k8s.pod }, namespace: extra.k8s.namespace, container: { name: extra.k8s.container } };
+        if (extra.k8s.containerId !== undefined) ev.container = { id: extra.k8s.containerId };
+      }
+    }
+    const host = plainCopy(hostIn);
+    host.name = this.hostName;
+    ev.host = host;
+    const log = plainCopy(logIn);
+    log.file = { path };
+    log.offset = offset;
+    if (truncated) log.flags = ['truncated'];
+    ev.log = log;
+    const event = plainCopy(eventIn);
+    event.id = eventId(fileId, offset);
+    if (original !== undefined) event.original = original;
+    ev.event = event;
+    if (tags.length > 0) ev.tags = tags;
+    return { json: JSON.stringify(ev), outcome };
+  }
+}
+
+const GROK_FAILED = 1;
+const DATE_FAILED = 2;
+const TIMED_OUT = 4;
+
+function plainCopy(v: unknown): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return {};
+  const out: Record<string, unknown> = {};
+  for (const k in v as Record<string, unknown>) if (k !== '__proto__') out[k] = (v as Record<string, unknown>)[k];
+  return out;
+}
+
+/** "timestamp", "a.b" or "[a][b]" as a path. */
+function fieldPath(name: string): string[] {
+  if (name.startsWith('[')) return name.slice(1, -1).split('][');
+  return [name];
+}
+
+function lookup(obj: Record<string, unknown>, path: readonly string[]): unknown {
+  let v: unknown = obj;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<string, unknown>)[k];
+  }
+  if (path.length === 1 && v === undefined && path[0].includes('.')) return lookup(obj, path[0].split('.'));
+  return v;
+}

@@ -1,0 +1,240 @@
+/**
+ * The agent's log pipeline: tailer → parser threads (piscina) → forwarder → acknowledgement →
+ * checkpoint.
+ *
+ * Each tailer batch becomes one parse task (its records packed into transferred buffers), whose
+ * NDJSON result becomes one `POST /v1/logs`. Only when a collector acknowledged it is the batch
+ * acknowledged to the tailer, which then lets its offsets reach the checkpoint. Everything in
+ * between is bounded: at most `2 × threads` tasks are handed to the pool (the tailer waits for a
+ * slot, so reading slows to the parsing speed), and batches handed out but not acknowledged are
+ * capped by the tailer (`agent.tail.maxUnackedBatches`).
+ *
+ * A task that overruns `chunkTimeout` (a pattern backtracking without end on some line) is
+ * aborted — piscina stops that thread and starts a new one — and its records are parsed again
+ * one per task with `lineTimeout`; a record that overruns again is kept, tagged
+ * `_grokparsetimeout`, without fields.
+ */
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Piscina } from 'piscina';
+import { ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { LogOnce, type Logger } from '../../shared/log.ts';
+import { errorMessage } from '../../shared/errors.ts';
+import { backoffDelay } from '../../shared/retry.ts';
+import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../../shared/tracing.ts';
+import { LOGS_PATH } from '../../shared/wire.ts';
+import type { BatchResult, Forwarder } from '../forward/forwarder.ts';
+import { Tailer } from './tail/tailer.ts';
+import { recordId, type TailBatch, type TailRecord } from './tail/record.ts';
+import { packRecords, type ParseResult, type ParseTask, type ParserSetup } from './events.ts';
+import { patternsDirs, poolSize, type LogsConfig } from './config.ts';
+
+export interface LogPipelineConfig extends LogsConfig {
+  dataDir: string;
+  hostName: string;
+}
+
+export interface LogPipelineDeps {
+  telemetry: Telemetry;
+  log: Logger;
+  forwarder: Forwarder;
+  tracing?: SelfTracing;
+}
+
+/** How soon a batch the forwarder had no room for is offered again (its queue drains meanwhile). */
+const FORWARD_FULL_RETRY_MS = 50;
+const RETRY_BACKOFF = { initialMs: 100, maxMs: 5000 };
+
+const WORKER_FILE = fileURLToPath(new URL(`./parse-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
+
+export class LogPipeline {
+  readonly tailer: Tailer;
+  private readonly config: LogPipelineConfig;
+  private readonly deps: LogPipelineDeps;
+  private readonly tracing: SelfTracing;
+  private readonly once: LogOnce;
+  private readonly threads: number;
+  private readonly maxInFlight: number;
+  private pool: Piscina | null = null;
+  private inFlight = 0;
+  private slotWaiters: (() => void)[] = [];
+  private running = false;
+  private readonly events: { inc(labels: Record<string, string>, n?: number): void };
+  private readonly parseSeconds: { observe(v: number): void };
+  private readonly replaced: { inc(n?: number): void };
+
+  constructor(config: LogPipelineConfig, deps: LogPipelineDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.tracing = deps.tracing ?? TRACING_OFF;
+    this.once = new LogOnce(deps.log);
+    this.threads = poolSize(config.grok);
+    this.maxInFlight = this.threads * 2;
+    this.tailer = new Tailer(
+      { inputs: config.logs, options: config.tail, dataDir: config.dataDir, idSeed: config.hostName },
+      { telemetry: deps.telemetry, log: deps.log, next: (batch) => this.take(batch) },
+    );
+    const t = deps.telemetry;
+    this.events = t.counter('plumb_logs_events_total', 'log events parsed, by outcome (parsed, grok_failure, grok_timeout, date_failure)', ['outcome']);
+    this.parseSeconds = t.histogram('plumb_logs_parse_seconds', 'time to parse one chunk of lines in a parser thread, queue wait included', [], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]);
+    this.replaced = t.counter('plumb_logs_parser_timeouts_total', 'parse tasks that overran their deadline (the thread was replaced)');
+    t.gaugeFrom('plumb_logs_parse_inflight', 'chunks handed to parser threads and not yet parsed', () => this.inFlight);
+    t.gaugeFrom('plumb_logs_parser_threads', 'parser threads in the pool', () => this.pool?.threads.length ?? 0);
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    const setup: ParserSetup = {
+      inputs: this.config.logs.map((i) => ({ pattern: i.pattern, definitions: i.definitions, timestamp: i.timestamp, fields: i.fields, format: i.format })),
+      patternsDirs: patternsDirs(this.config.grok),
+      hostName: this.config.hostName,
+    };
+    this.pool = new Piscina({
+      filename: WORKER_FILE,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      idleTimeout: Number.MAX_SAFE_INTEGER,
+      workerData: setup,
+      // A thread holds compiled patterns and one chunk at a time: a small young generation
+      // keeps each thread's memory low without slowing the parse.
+      resourceLimits: { maxYoungGenerationSizeMb: 8 },
+    });
+    this.pool.on('error', (err: unknown) => this.once.warn('pool', { err: errorMessage(err) }, 'a parser thread failed; it is replaced'));
+    this.running = true;
+    await this.tailer.start();
+    this.deps.log.info({ inputs: this.config.logs.length, threads: this.threads }, 'log pipeline started');
+  }
+
+  /** Stops reading, waits for batches in flight to be acknowledged (within the deadline), stops the threads. */
+  async stop(deadlineMs = 5000): Promise<void> {
+    if (!this.running) return;
+    const deadline = Date.now() + deadlineMs;
+    await this.tailer.stop(deadlineMs);
+    this.running = false;
+    for (const w of this.slotWaiters) w();
+    this.slotWaiters = [];
+    const pool = this.pool;
+    this.pool = null;
+    if (pool !== null) await Promise.race([pool.destroy(), sleep(Math.max(0, deadline - Date.now()))]);
+  }
+
+  /** The tailer's consumer: takes a batch once a parse slot is free, then works on it apart. */
+  private async take(batch: TailBatch): Promise<void> {
+    while (this.inFlight >= this.maxInFlight && this.running) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    if (!this.running) throw new Error('log pipeline stopped');
+    this.inFlight++;
+    void this.process(batch);
+  }
+
+  private releaseSlot(): void {
+    this.inFlight--;
+    const w = this.slotWaiters.shift();
+    w?.();
+  }
+
+  private async process(batch: TailBatch): Promise<void> {
+    let result: ParseResult | undefined;
+    for (let attempt = 0; result === undefined && this.running; attempt++) {
+      try {
+        result = await this.parse(batch.records);
+      } catch (err) {
+        // Not a timeout (those are handled inside): a thread that died or failed to start.
+        this.once.warn('parse', { err: errorMessage(err), lines: batch.records.length }, 'parsing a chunk of log lines failed; retrying');
+        await sleep(backoffDelay(attempt, RETRY_BACKOFF));
+      }
+    }
+    this.releaseSlot();
+    if (result === undefined) return; // stopping: never acknowledged, read again on the next start
+    this.events.inc({ outcome: 'parsed' }, result.events);
+    if (result.grokFailures > 0) this.events.inc({ outcome: 'grok_failure' }, result.grokFailures);
+    if (result.dateFailures > 0) this.events.inc({ outcome: 'date_failure' }, result.dateFailures);
+    if (result.timeouts > 0) this.events.inc({ outcome: 'grok_timeout' }, result.timeouts);
+    await this.forward(batch, result);
+  }
+
+  private async parse(records: readonly TailRecord[]): Promise<ParseResult> {
+    const started = performance.now();
+    try {
+      return await this.runTask(records, this.config.grok.chunkTimeout);
+    } catch (err) {
+      if (!isAbort(err)) throw err;
+      this.replaced.inc();
+      this.once.warn('chunk-timeout', { lines: records.length, timeoutMs: this.config.grok.chunkTimeout, first: records[0]?.path }, 'a chunk of lines overran its parse deadline; parsing it again line by line');
+      return await this.parseLineByLine(records);
+    } finally {
+      this.parseSeconds.observe((performance.now() - started) / 1000);
+    }
+  }
+
+  private async parseLineByLine(records: readonly TailRecord[]): Promise<ParseResult> {
+    const parts: ParseResult[] = [];
+    for (const record of records) {
+      try {
+        parts.push(await this.runTask([record], this.config.grok.lineTimeout));
+      } catch (err) {
+        if (!isAbort(err)) throw err;
+        this.replaced.inc();
+        this.once.warn(`line-timeout:${record.path}`, { path: record.path, offset: record.offset, timeoutMs: this.config.grok.lineTimeout }, 'a line overran its parse deadline; kept without fields and tagged _grokparsetimeout');
+        parts.push(await this.runTask([record], this.config.grok.lineTimeout, true));
+      }
+    }
+    return concatResults(parts);
+  }
+
+  private async runTask(records: readonly TailRecord[], timeoutMs: number, timedOut = false): Promise<ParseResult> {
+    const pool = this.pool;
+    if (pool === null) throw new Error('log pipeline stopped');
+    const { task, transfer } = packRecords(records, Date.now());
+    if (timedOut) task.timedOut = true;
+    return (await pool.run(task satisfies ParseTask, { transferList: transfer, signal: AbortSignal.timeout(timeoutMs) })) as ParseResult;
+  }
+
+  /** Hands the events to the forwarder, waiting while its queue is full; acknowledges on delivery. */
+  private async forward(batch: TailBatch, result: ParseResult): Promise<void> {
+    const body = Buffer.from(result.ndjson.buffer, result.ndjson.byteOffset, result.ndjson.byteLength);
+    const id = `${recordId(batch.records[0])}+${batch.records.length}`;
+    const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { kind: SpanKind.INTERNAL, attributes: { 'plumb.kind': 'logs', 'plumb.events': result.events } });
+    const onDone = (outcome: BatchResult): void => {
+      span.end();
+      if (outcome === 'delivered') this.tailer.ack(batch);
+      else if (outcome === 'rejected') {
+        // A collector refused it for good (counted by the forwarder): sending it again cannot
+        // help, and holding it would stop the files behind it forever.
+        this.once.warn('rejected', { batch: id, lines: batch.records.length }, 'a collector refused a log batch permanently; moving past it');
+        this.tailer.ack(batch);
+      }
+      // dropped (shutting down): not acknowledged, read again on the next start
+    };
+    while (this.running) {
+      const outcome = await this.deps.forwarder.send('logs', LOGS_PATH, id, body, onDone, {
+        whenFull: 'refuse',
+        contentType: 'application/x-ndjson',
+        parent: trace.setSpan(ROOT_CONTEXT, span),
+      });
+      if (outcome !== 'queue_full') return;
+      await sleep(FORWARD_FULL_RETRY_MS);
+    }
+    span.end();
+  }
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
+}
+
+function concatResults(parts: readonly ParseResult[]): ParseResult {
+  const total = parts.reduce((n, p) => n + p.ndjson.byteLength, 0);
+  const ndjson = new Uint8Array(total);
+  let at = 0;
+  const sum: ParseResult = { ndjson, events: 0, grokFailures: 0, dateFailures: 0, timeouts: 0 };
+  for (const p of parts) {
+    ndjson.set(p.ndjson, at);
+    at += p.ndjson.byteLength;
+    sum.events += p.events;
+    sum.grokFailures += p.grokFailures;
+    sum.dateFailures += p.dateFailures;
+    sum.timeouts += p.timeouts;
+  }
+  return sum;
+}
