@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { EventBuilder, packRecords, TAG_DATE_FAILURE, TAG_GROK_FAILURE, TAG_GROK_TIMEOUT, type ParseTask, type ParserSetup } from '../../../../agent/logs/events.ts';
+import { eventId } from '../../../../agent/logs/tail/identity.ts';
+import { NO_TAGS, type TailRecord } from '../../../../agent/logs/tail/record.ts';
+
+const FILE_ID = '0123456789abcdef0123456789abcdef';
+const NOW = Date.parse('2026-11-24T12:00:00.000Z');
+
+function record(text: string, offset: number, extra: Partial<TailRecord> = {}): TailRecord {
+  return {
+    fileId: FILE_ID,
+    path: '/var/log/app/app.log',
+    input: 0,
+    offset,
+    endOffset: offset + Buffer.byteLength(text) + 1,
+    text,
+    truncated: false,
+    stream: undefined,
+    time: undefined,
+    k8s: undefined,
+    json: undefined,
+    tags: NO_TAGS,
+    fields: {},
+    ...extra,
+  };
+}
+
+type InputSetup = ParserSetup['inputs'][number];
+function builder(inputs: Partial<InputSetup>[]): EventBuilder {
+  return new EventBuilder({ inputs: inputs.map((i) => ({ definitions: {}, fields: {}, format: 'plain', ...i }) as InputSetup), patternsDirs: [], hostName: 'web-1' });
+}
+
+/** Parses records the way a parser thread does: packed, then built; returns the events. */
+function parse(b: EventBuilder, records: TailRecord[], patch: Partial<ParseTask> = {}): Record<string, unknown>[] {
+  const { task } = packRecords(records, NOW);
+  const result = b.parse({ ...task, ...patch });
+  const text = Buffer.from(result.ndjson).toString('utf8');
+  expect(text.endsWith('\n')).toBe(true);
+  const lines = text.slice(0, -1).split('\n');
+  expect(lines).toHaveLength(records.length);
+  expect(result.events).toBe(records.length);
+  return lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const APACHE = '198.51.100.7 - alice [24/Nov/2026:10:15:02 +0100] "GET /cart?id=7 HTTP/1.1" 404 512 "https://shop.example/" "curl/8.5.0"';
+
+describe('EventBuilder', () => {
+  it('turns a matched line into an ECS-style event with the captures at the top level', () => {
+    const b = builder([{ pattern: '%{COMBINEDAPACHELOG}', timestamp: { field: 'timestamp', format: 'dd/MMM/yyyy:HH:mm:ss Z' } }]);
+    const [ev] = parse(b, [record(APACHE, 4096)]);
+    expect(ev).toMatchObject({
+      '@timestamp': '2026-11-24T09:15:02.000Z',
+      message: APACHE,
+      clientip: '198.51.100.7',
+      auth: 'alice',
+      verb: 'GET',
+      request: '/cart?id=7',
+      response: '404',
+      bytes: '512',
+      host: { name: 'web-1' },
+      log: { file: { path: '/var/log/app/app.log' }, offset: 4096 },
+      event: { id: eventId(FILE_ID, 4096) },
+    });
+    expect(ev.tags).toBeUndefined();
+  });
+
+  it('keeps a line nothing matched, tagged _grokparsefailure, timed at reading', () => {
+    const b = builder([{ pattern: '%{COMBINEDAPACHELOG}' }]);
+    const [ev] = parse(b, [record('not an access log line', 0)]);
+    expect(ev).toMatchObject({ '@timestamp': new Date(NOW).toISOString(), message: 'not an access log line', tags: [TAG_GROK_FAILURE] });
+  });
+
+  it('tries several patterns in order and converts typed captures', () => {
+    const b = builder([{ pattern: ['%{INT:code:int} %{WORD:word}', '%{NUMBER:ratio:float}%'] }]);
+    const [a, c] = parse(b, [record('42 hello', 0), record('12.5%', 9)]);
+    expect(a).toMatchObject({ code: 42, word: 'hello' });
+    expect(c).toMatchObject({ ratio: 12.5 });
+  });
+
+  it('nests [a][b] names and uses inline definitions', () => {
+    const b = builder([{ pattern: '%{PID_TAG:[process][pid]:int} %{GREEDYDATA:[rest]}', definitions: { PID_TAG: '\\d+' } }]);
+    const [ev] = parse(b, [record('1234 the rest', 0)]);
+    expect(ev).toMatchObject({ process: { pid: 1234 }, rest: 'the rest' });
+  });
+
+  it('lets a captured message replace the line, keeping the line in event.original', () => {
+    const b = builder([{ pattern: '%{LOGLEVEL:level} %{GREEDYDATA:message}' }]);
+    const [ev] = parse(b, [record('ERROR disk full', 0)]);
+    expect(ev).toMatchObject({ message: 'disk full', level: 'ERROR', event: { id: eventId(FILE_ID, 0), original: 'ERROR disk full' } });
+  });
+
+  it('gives static fields the last word and never lets parsed fields replace plumb’s own', () => {
+    const b = builder([{ pattern: '%{WORD:service} %{WORD:[host][name]} %{WORD:[event][id]}', fields: { service: 'checkout', env: 'prod' } }]);
+    const [ev] = parse(b, [record('spoof evil fakeid', 10)]);
+    expect(ev).toMatchObject({ service: 'checkout', env: 'prod', host: { name: 'web-1' }, event: { id: eventId(FILE_ID, 10) } });
+  });
+
+  it('tags an event whose timestamp field does not parse, and keeps it', () => {
+    const b = builder([{ pattern: '%{NOTSPACE:ts} %{GREEDYDATA:msg}', timestamp: { field: 'ts', format: 'ISO8601' } }]);
+    const [good, bad] = parse(b, [record('2026-11-24T08:00:00Z started', 0), record('yesterday started', 30)]);
+    expect(good['@timestamp']).toBe('2026-11-24T08:00:00.000Z');
+    expect(good.tags).toBeUndefined();
+    expect(bad).toMatchObject({ '@timestamp': new Date(NOW).toISOString(), tags: [TAG_DATE_FAILURE], ts: 'yesterday' });
+  });
+
+  it('uses the container runtime’s time and Kubernetes names for cri records, and flags truncation', () => {
+    const b = builder([{ format: 'cri' }]);
+    const [ev] = parse(b, [
+      record('panic: oops', 0, {
+        stream: 'stderr',
+        time: '2026-11-24T07:59:59.123456789Z',
+        k8s: { pod: 'api-7d9', namespace: 'shop', container: 'api', containerId: 'c'.repeat(64) },
+        truncated: true,
+      }),
+    ]);
+    expect(ev).toMatchObject({
+      '@timestamp': '2026-11-24T07:59:59.123Z',
+      message: 'panic: oops',
+      stream: 'stderr',
+      kubernetes: { pod: { name: 'api-7d9' }, namespace: 'shop', container: { name: 'api' } },
+      container: { id: 'c'.repeat(64) },
+      log: { flags: ['truncated'] },
+    });
+    expect(ev.tags).toBeUndefined();
+  });
+
+  it('merges a json line’s fields, its own @timestamp and tags, and keeps plumb’s keys', () => {
+    const b = builder([{ format: 'json' }]);
+    const obj = { '@timestamp': '2026-11-24T06:00:00.5Z', message: 'user logged in', level: 'info', log: { level: 'info' }, tags: ['auth'], user: { id: 7 } };
+    const line = JSON.stringify(obj);
+    const [ev] = parse(b, [record(line, 0, { json: obj })]);
+    expect(ev).toMatchObject({
+      '@timestamp': '2026-11-24T06:00:00.500Z',
+      message: 'user logged in',
+      level: 'info',
+      user: { id: 7 },
+      log: { level: 'info', offset: 0, file: { path: '/var/log/app/app.log' } },
+      tags: ['auth'],
+      event: { original: line },
+    });
+  });
+
+  it('keeps the problems the tailer found as tags', () => {
+    const b = builder([{ format: 'json' }]);
+    const [ev] = parse(b, [record('{not json', 0, { tags: ['json_invalid'] })]);
+    expect(ev).toMatchObject({ message: '{not json', tags: ['json_invalid'] });
+  });
+
+  it('marks every record of a task parsed after a timeout with _grokparsetimeout, without fields', () => {
+    const b = builder([{ pattern: '%{WORD:w}' }]);
+    const [ev] = parse(b, [record('hello', 0)], { timedOut: true });
+    expect(ev).toMatchObject({ message: 'hello', tags: [TAG_GROK_TIMEOUT] });
+    expect(ev.w).toBeUndefined();
+  });
+
+  it('carries multi-byte text and many records through one packed buffer unchanged', () => {
+    const texts = ['grüße 👋', '', 'plain', '日本語のログ', 'x'.repeat(5000)];
+    const b = builder([{}]);
+    const events = parse(b, texts.map((t, i) => record(t, i * 10_000)));
+    expect(events.map((e) => e.message)).toEqual(texts);
+    expect(events.map((e) => (e.log as { offset: number }).offset)).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
+  });
+
+  it('never throws and always yields one valid JSON line per record, whatever the text', () => {
+    const b = builder([{ pattern: ['%{COMBINEDAPACHELOG}', '%{SYSLOGLINE}'], timestamp: { field: 'timestamp', format: 'dd/MMM/yyyy:HH:mm:ss Z' } }]);
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'grapheme', maxLength: 300 }), { minLength: 1, maxLength: 20 }), (texts) => {
+        const events = parse(b, texts.map((t, i) => record(t.replace(/\n/g, ' '), i * 1000)));
+        expect(events.map((e) => e.message)).toEqual(texts.map((t) => t.replace(/\n/g, ' ')));
+      }),
+      { numRuns: 200 },
+    );
+  });
+});

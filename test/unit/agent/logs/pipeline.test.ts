@@ -1,0 +1,175 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import { gunzipSync } from 'node:zlib';
+import { appendFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { Value } from '@sinclair/typebox/value';
+import { Forwarder } from '../../../../agent/forward/forwarder.ts';
+import { LogPipeline } from '../../../../agent/logs/pipeline.ts';
+import { GrokPoolSchema } from '../../../../agent/logs/config.ts';
+import { Telemetry } from '../../../../shared/telemetry.ts';
+import { silentLogger } from '../../../../shared/log.ts';
+import { waitFor } from '../../../helpers/wait.ts';
+import { input, metric, options, tempDir, numbered, range } from './tail/harness.ts';
+
+type Answer = { status: number; headers?: Record<string, string> } | 'hang';
+
+/** A collector stand-in: real HTTP, answers scripted per request, keeps the events of 2xx answers. */
+async function collectorServer(answer: (n: number) => Answer = () => ({ status: 200 })) {
+  const events: Record<string, unknown>[] = [];
+  const contentTypes: string[] = [];
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const a = answer(requests++);
+      if (a === 'hang') return;
+      if (a.status < 300) {
+        const raw = Buffer.concat(chunks);
+        const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+        contentTypes.push(String(req.headers['content-type']));
+        for (const line of text.split('\n')) if (line !== '') events.push(JSON.parse(line) as Record<string, unknown>);
+      }
+      res.writeHead(a.status, a.headers).end('{}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  servers.push(server);
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events, contentTypes, requests: () => requests };
+}
+
+const servers: http.Server[] = [];
+const stops: (() => Promise<void>)[] = [];
+let dir: string;
+let dataDir: string;
+let cleanup: () => Promise<void>;
+
+beforeEach(async () => {
+  ({ dir, dataDir, cleanup } = await tempDir());
+});
+
+afterEach(async () => {
+  for (const s of stops.splice(0).reverse()) await s();
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    await new Promise((r) => s.close(r));
+  }
+  await cleanup();
+});
+
+function pipeline(url: string, logs: Record<string, unknown>[], grok: Record<string, unknown> = {}, tail: Record<string, unknown> = {}) {
+  const telemetry = new Telemetry();
+  const log = silentLogger();
+  const forwarder = new Forwarder(
+    { collectors: [url], timeoutMs: 5000, maxQueueBytes: 16 << 20, maxQueueBatches: 100, backoff: { initialMs: 10, maxMs: 50 }, compress: true },
+    { telemetry, log },
+  );
+  const p = new LogPipeline(
+    {
+      logs: logs.map(input),
+      tail: options(tail),
+      grok: Value.Decode(GrokPoolSchema, Value.Default(GrokPoolSchema, { workers: 1, ...grok })),
+      dataDir,
+      hostName: 'web-1',
+    },
+    { telemetry, log, forwarder },
+  );
+  forwarder.start();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await p.stop(2000);
+    await forwarder.stop(500);
+  };
+  stops.push(stop);
+  return { p, telemetry, forwarder, stop };
+}
+
+const messages = (events: Record<string, unknown>[]) => events.map((e) => e.message as string);
+
+describe('LogPipeline', () => {
+  it('delivers every line once as a parsed event, and a restart after acknowledgement sends nothing again', async () => {
+    const c = await collectorServer();
+    const file = path.join(dir, 'app.log');
+    await writeFile(file, numbered('INFO request', 1, 3000));
+    const first = pipeline(c.url, [{ path: path.join(dir, '*.log'), pattern: '%{LOGLEVEL:level} %{WORD:what} %{INT:n:int}' }]);
+    await first.p.start();
+    await waitFor(() => c.events.length >= 3000, { what: '3000 events' });
+    expect(messages(c.events).sort()).toEqual(range('INFO request', 1, 3000).sort());
+    expect(c.events.every((e) => e.level === 'INFO' && typeof e.n === 'number')).toBe(true);
+    expect(new Set(c.events.map((e) => (e.event as { id: string }).id)).size).toBe(3000);
+    expect(c.contentTypes.every((t) => t === 'application/x-ndjson')).toBe(true);
+    await first.stop();
+
+    await appendFile(file, numbered('INFO request', 3001, 3100));
+    const second = pipeline(c.url, [{ path: path.join(dir, '*.log'), pattern: '%{LOGLEVEL:level} %{WORD:what} %{INT:n:int}' }]);
+    await second.p.start();
+    await waitFor(() => c.events.length >= 3100, { what: '100 more events' });
+    await second.stop();
+    expect(messages(c.events).sort()).toEqual(range('INFO request', 1, 3100).sort());
+  });
+
+  it('does not checkpoint what the collector did not acknowledge: a restart sends it again', async () => {
+    let accept = false;
+    const c = await collectorServer(() => (accept ? { status: 200 } : { status: 503 }));
+    await writeFile(path.join(dir, 'a.log'), numbered('line', 1, 50));
+    const first = pipeline(c.url, [{ path: path.join(dir, 'a.log') }]);
+    await first.p.start();
+    await waitFor(() => c.requests() >= 3, { what: 'retried sends' });
+    await first.stop();
+    expect(c.events).toHaveLength(0);
+
+    accept = true;
+    const second = pipeline(c.url, [{ path: path.join(dir, 'a.log') }]);
+    await second.p.start();
+    await waitFor(() => c.events.length >= 50, { what: '50 events after restart' });
+    await second.stop();
+    expect(messages(c.events)).toEqual(range('line', 1, 50));
+  });
+
+  it('survives a pattern that backtracks without end: the line is kept and tagged, the rest parse, the pipeline goes on', async () => {
+    const c = await collectorServer();
+    const file = path.join(dir, 'evil.log');
+    const evil = 'a'.repeat(48) + '!';
+    await writeFile(file, ['aaaa', evil, 'aa', 'b'].join('\n') + '\n');
+    const { p, telemetry } = pipeline(c.url, [{ path: file, pattern: '^(a|aa)+$' }], { chunkTimeout: '400ms', lineTimeout: '300ms' });
+    await p.start();
+    await waitFor(() => c.events.length >= 4, { what: 'all four lines', timeoutMs: 20_000 });
+    const byMessage = new Map(c.events.map((e) => [e.message as string, e]));
+    expect(byMessage.get(evil)?.tags).toEqual(['_grokparsetimeout']);
+    expect(byMessage.get('aaaa')?.tags).toBeUndefined();
+    expect(byMessage.get('b')?.tags).toEqual(['_grokparsefailure']);
+    expect(await metric(telemetry, 'plumb_logs_parser_timeouts_total')).toBeGreaterThanOrEqual(2);
+    // the replaced thread parses what comes next
+    await appendFile(file, 'aaa\n');
+    await waitFor(() => c.events.some((e) => e.message === 'aaa'), { what: 'a line after the timeout' });
+    expect(c.events.find((e) => e.message === 'aaa')?.tags).toBeUndefined();
+  }, 30_000);
+
+  it('moves past a batch the collector refuses for good, and counts it', async () => {
+    const c = await collectorServer((n) => (n === 0 ? { status: 400 } : { status: 200 }));
+    const file = path.join(dir, 'a.log');
+    await writeFile(file, numbered('first', 1, 10));
+    const { p, telemetry } = pipeline(c.url, [{ path: file }]);
+    await p.start();
+    await waitFor(async () => (await metric(telemetry, 'plumb_forward_dropped_total', { kind: 'logs', reason: 'rejected' })) === 1, { what: 'rejection counted' });
+    await appendFile(file, numbered('second', 1, 10));
+    await waitFor(() => c.events.length >= 10, { what: 'later lines' });
+    expect(messages(c.events)).toEqual(range('second', 1, 10));
+  });
+
+  it('stops reading while the collector does not answer: batches in flight stay within the limit', async () => {
+    const c = await collectorServer(() => 'hang');
+    const file = path.join(dir, 'big.log');
+    await writeFile(file, numbered('line', 1, 20_000));
+    const { p, telemetry } = pipeline(c.url, [{ path: file }], {}, { batchMaxRecords: 100, maxUnackedBatches: 4 });
+    await p.start();
+    await waitFor(async () => (await metric(telemetry, 'plumb_tail_unacked_batches')) === 4, { what: 'unacked batches at the limit' });
+    const read = await metric(telemetry, 'plumb_tail_lines_total');
+    expect(read).toBeLessThan(20_000);
+    expect(p.tailer.unackedBatches).toBe(4);
+  });
+});
