@@ -1,0 +1,326 @@
+/**
+ * `npm run bench:logs`: how fast the agent tails and parses a web server log, against the
+ * ceiling of its own regular expression.
+ *
+ * 1. Generates an nginx/apache "combined" access log (5M lines, about 1 GiB, by default) under
+ *    bench/.work/, once; later runs reuse it.
+ * 2. Ceiling: the compiled %{COMBINEDAPACHELOG} regular expression alone, `exec` in a tight
+ *    loop over the first 200 000 lines held in memory (best of 3).
+ * 3. Parser thread work: what one thread does per chunk — unpack 1000 lines, match, build each
+ *    event, serialise it as NDJSON — in this thread over the same lines (best of 3).
+ * 4. End to end, with 1 and then 2 parser threads: a real `plumb agent` process tails the whole
+ *    file from the beginning, parses it and forwards it (no compression) to a null collector in
+ *    this process, which acknowledges each batch and checks the events: the count, the sum and
+ *    a hash of their `log.offset` must equal the file's, so a lost or doubled line is caught.
+ *    Agent CPU from /proc/<pid>/stat, peak RSS sampled from /proc/<pid>/status every 100 ms.
+ *
+ * Prints JSON and, with --write, appends a section to bench/RESULTS.md.
+ * Options: --lines N (default 5000000), --write.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync, createWriteStream, statSync, appendFileSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { compileGrok } from '../agent/logs/grok/index.ts';
+import { EventBuilder, packRecords } from '../agent/logs/events.ts';
+import type { TailRecord } from '../agent/logs/tail/record.ts';
+import { NO_TAGS } from '../agent/logs/tail/record.ts';
+import { processCpuSeconds, machineInfo } from './statsd/procfs.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const WORK = join(ROOT, 'bench', '.work');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const PATTERN = '%{COMBINEDAPACHELOG}';
+const SAMPLE_LINES = 200_000;
+const CHUNK = 1000;
+
+interface FileFacts {
+  path: string;
+  lines: number;
+  bytes: number;
+  offsetSum: number;
+  offsetHash: number;
+}
+
+function args(): { lines: number; write: boolean } {
+  const a = process.argv.slice(2);
+  const i = a.indexOf('--lines');
+  return { lines: i >= 0 ? Number(a[i + 1]) : 5_000_000, write: a.includes('--write') };
+}
+
+/** One offset's contribution to the order-independent hash of a set of offsets. */
+function mix(offset: number): number {
+  return Math.imul((offset % 4294967296) ^ Math.floor(offset / 4294967296), 2654435761) >>> 0;
+}
+
+const IPS = Array.from({ length: 997 }, (_, i) => (i % 11 === 0 ? `2001:db8::${(i * 13).toString(16)}` : `${10 + (i % 200)}.${(i * 7) % 256}.${(i * 13) % 256}.${(i * 31) % 256}`));
+const PATHS = ['/', '/index.html', '/api/v1/users/12345', '/static/app.3f9a1c.js', '/cart?id=7&ref=home', '/images/logo.png', '/search?q=blue+shoes&page=2', '/api/v1/orders/998877/items'];
+const AGENTS = [
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+  'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
+  'curl/8.5.0',
+  'Googlebot/2.1 (+http://www.google.com/bot.html)',
+];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+function accessLine(i: number): string {
+  const t = new Date(Date.UTC(2026, 10, 24) + i * 7);
+  const p2 = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${p2(t.getUTCDate())}/${MONTHS[t.getUTCMonth()]}/${t.getUTCFullYear()}:${p2(t.getUTCHours())}:${p2(t.getUTCMinutes())}:${p2(t.getUTCSeconds())} +0000`;
+  const user = i % 17 === 0 ? `user${i % 1000}` : '-';
+  const method = i % 10 === 0 ? 'POST' : 'GET';
+  const status = [200, 200, 200, 200, 304, 301, 404, 500][i % 8];
+  const referrer = i % 3 === 0 ? '-' : `https://shop.example${PATHS[(i >> 2) % PATHS.length]}`;
+  return `${IPS[i % IPS.length]} - ${user} [${stamp}] "${method} ${PATHS[i % PATHS.length]} HTTP/1.1" ${status} ${(i * 37) % 50_000} "${referrer}" "${AGENTS[i % AGENTS.length]}"\n`;
+}
+
+async function generate(lines: number): Promise<FileFacts> {
+  mkdirSync(WORK, { recursive: true });
+  const path = join(WORK, `access-${lines}.log`);
+  const factsPath = `${path}.json`;
+  if (existsSync(path) && existsSync(factsPath)) {
+    const facts = JSON.parse(readFileSync(factsPath, 'utf8')) as FileFacts;
+    if (statSync(path).size === facts.bytes) return facts;
+  }
+  process.stderr.write(`generating ${lines} lines into ${path}\n`);
+  const out = createWriteStream(path);
+  let offset = 0;
+  let offsetSum = 0;
+  let offsetHash = 0;
+  let buf = '';
+  for (let i = 0; i < lines; i++) {
+    const line = accessLine(i);
+    offsetSum += offset;
+    offsetHash ^= mix(offset);
+    offset += Buffer.byteLength(line);
+    buf += line;
+    if (buf.length > 1 << 20) {
+      if (!out.write(buf)) await once(out, 'drain');
+      buf = '';
+    }
+  }
+  out.end(buf);
+  await once(out, 'finish');
+  const facts: FileFacts = { path, lines, bytes: offset, offsetSum, offsetHash };
+  writeFileSync(factsPath, JSON.stringify(facts));
+  return facts;
+}
+
+async function sampleLines(path: string, n: number): Promise<string[]> {
+  const lines: string[] = [];
+  let rest = '';
+  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 })) {
+    const parts = (rest + (chunk as string)).split('\n');
+    rest = parts.pop() ?? '';
+    for (const p of parts) {
+      lines.push(p);
+      if (lines.length >= n) return lines;
+    }
+  }
+  return lines;
+}
+
+function bestOf3(run: () => number): number {
+  let best = 0;
+  for (let i = 0; i < 3; i++) best = Math.max(best, run());
+  return best;
+}
+
+function ceiling(lines: readonly string[]): { linesPerSecond: number; matched: number } {
+  const re = compileGrok({ patterns: PATTERN }).regexes[0];
+  let matched = 0;
+  const rate = bestOf3(() => {
+    matched = 0;
+    const t = performance.now();
+    for (let i = 0; i < lines.length; i++) if (re.exec(lines[i]) !== null) matched++;
+    return lines.length / ((performance.now() - t) / 1000);
+  });
+  return { linesPerSecond: rate, matched };
+}
+
+function threadWork(lines: readonly string[]): number {
+  const builder = new EventBuilder({ inputs: [{ pattern: PATTERN, definitions: {}, fields: {}, format: 'plain' }], patternsDirs: [], hostName: 'bench' });
+  const records: TailRecord[] = lines.map((text, i) => ({ fileId: 'f'.repeat(32), path: '/var/log/nginx/access.log', input: 0, offset: i * 200, endOffset: i * 200 + 199, text, truncated: false, stream: undefined, time: undefined, k8s: undefined, json: undefined, tags: NO_TAGS, fields: {} }));
+  const tasks = [];
+  for (let i = 0; i < records.length; i += CHUNK) tasks.push(records.slice(i, i + CHUNK));
+  return bestOf3(() => {
+    // packing happens on the agent's main thread; only the thread's share is timed
+    const packed = tasks.map((t) => packRecords(t, Date.now()).task);
+    const t = performance.now();
+    for (const task of packed) builder.parse(task);
+    return records.length / ((performance.now() - t) / 1000);
+  });
+}
+
+interface EndToEnd {
+  threads: number;
+  seconds: number;
+  linesPerSecond: number;
+  mibPerSecond: number;
+  agentCpuCores: number;
+  peakRssMiB: number;
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  offsetsMatch: boolean;
+}
+
+async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
+  let events = 0;
+  let offsetSum = 0;
+  let offsetHash = 0;
+  const key = Buffer.from('"offset":');
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      if (req.url === '/v1/logs') {
+        for (let at = body.indexOf(key); at !== -1; at = body.indexOf(key, at + 1)) {
+          let n = 0;
+          let p = at + key.length;
+          while (body[p] >= 0x30 && body[p] <= 0x39) n = n * 10 + (body[p++] - 0x30);
+          events++;
+          offsetSum += n;
+          offsetHash ^= mix(n);
+        }
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dataDir = join(WORK, `agent-data-${threads}`);
+  rmSync(dataDir, { recursive: true, force: true });
+  const agent: ChildProcess = spawn(NODE, [join(ROOT, 'cli', 'main.ts'), 'agent'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      PATH: process.env.PATH,
+      PLUMB_LOG__LEVEL: 'warn',
+      PLUMB_AGENT__DATA_DIR: dataDir,
+      PLUMB_AGENT__HTTP__LISTEN: '127.0.0.1:0',
+      PLUMB_AGENT__STATSD__ENABLED: 'false',
+      PLUMB_AGENT__HOST__ENABLED: 'false',
+      PLUMB_AGENT__TRACES__ZIPKIN__ENABLED: 'false',
+      PLUMB_AGENT__FORWARD__COLLECTORS: `["${url}"]`,
+      PLUMB_AGENT__FORWARD__COMPRESS: 'false',
+      PLUMB_AGENT__GROK__WORKERS: String(threads),
+      PLUMB_AGENT__LOGS: JSON.stringify([{ path: facts.path, pattern: PATTERN }]),
+    },
+  });
+  const pid = agent.pid as number;
+  let peakRss = 0;
+  const t0 = performance.now();
+  let cpu = 0;
+  try {
+    while (events < facts.lines) {
+      if (agent.exitCode !== null) throw new Error(`agent exited with ${agent.exitCode}`);
+      peakRss = Math.max(peakRss, rssMiB(pid));
+      cpu = processCpuSeconds(pid);
+      if (performance.now() - t0 > 600_000) throw new Error(`timed out with ${events} of ${facts.lines} events`);
+      await sleep(100);
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    cpu = processCpuSeconds(pid);
+    // anything sent twice would arrive after the last line: give it a moment to show up
+    await sleep(1000);
+    return {
+      threads,
+      seconds: round(seconds, 2),
+      linesPerSecond: Math.round(facts.lines / seconds),
+      mibPerSecond: round(facts.bytes / 2 ** 20 / seconds, 1),
+      agentCpuCores: round(cpu / seconds, 2),
+      peakRssMiB: Math.round(peakRss),
+      delivered: events,
+      lost: Math.max(0, facts.lines - events),
+      duplicated: Math.max(0, events - facts.lines),
+      offsetsMatch: offsetSum === facts.offsetSum && offsetHash === facts.offsetHash,
+    };
+  } finally {
+    agent.kill('SIGTERM');
+    if (agent.exitCode === null) await once(agent, 'exit');
+    server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function round(n: number, digits: number): number {
+  return Number(n.toFixed(digits));
+}
+
+async function main(): Promise<void> {
+  const o = args();
+  const facts = await generate(o.lines);
+  const lines = await sampleLines(facts.path, SAMPLE_LINES);
+  const raw = ceiling(lines);
+  const thread = threadWork(lines);
+  const one = await endToEnd(facts, 1);
+  const two = await endToEnd(facts, 2);
+  const m = machineInfo();
+  const result = {
+    date: new Date().toISOString().slice(0, 10),
+    machine: m,
+    file: { lines: facts.lines, mib: round(facts.bytes / 2 ** 20, 1), avgLineBytes: Math.round(facts.bytes / facts.lines) },
+    rawRegexLinesPerSecond: Math.round(raw.linesPerSecond),
+    rawRegexMatched: `${raw.matched}/${lines.length}`,
+    threadWorkLinesPerSecond: Math.round(thread),
+    threadWorkToCeiling: round(thread / raw.linesPerSecond, 2),
+    endToEnd: [one, two],
+    perThreadToCeiling: round(one.linesPerSecond / raw.linesPerSecond, 2),
+    twoThreadsToOne: round(two.linesPerSecond / one.linesPerSecond, 2),
+  };
+  process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  if (o.write) appendFileSync(join(ROOT, 'bench', 'RESULTS.md'), render(result));
+  if (one.lost + one.duplicated + two.lost + two.duplicated > 0 || !one.offsetsMatch || !two.offsetsMatch) process.exitCode = 1;
+}
+
+function render(r: {
+  date: string;
+  machine: unknown;
+  file: { lines: number; mib: number; avgLineBytes: number };
+  rawRegexLinesPerSecond: number;
+  threadWorkLinesPerSecond: number;
+  threadWorkToCeiling: number;
+  endToEnd: EndToEnd[];
+  perThreadToCeiling: number;
+  twoThreadsToOne: number;
+}): string {
+  const rows = r.endToEnd
+    .map((e) => `| ${e.threads} | ${e.linesPerSecond.toLocaleString('en-US')} | ${e.mibPerSecond} | ${e.seconds} | ${e.agentCpuCores} | ${e.peakRssMiB} | ${e.delivered.toLocaleString('en-US')} | ${e.lost} / ${e.duplicated} | ${e.offsetsMatch ? 'yes' : 'NO'} |`)
+    .join('\n');
+  return `
+## Logs: tail → grok → forward (\`bench/logs.ts\`)
+
+**Date** ${r.date}. **Machine** ${JSON.stringify(r.machine)}.
+
+**Method** \`npm run bench:logs -- --write\`: ${r.file.lines.toLocaleString('en-US')} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line). Ceiling = the compiled \`%{COMBINEDAPACHELOG}\` regex alone in a tight loop over 200 000 of the lines (best of 3); thread work = what one parser thread does per chunk (match, build the event, serialise NDJSON) over the same lines (best of 3); end to end = a \`plumb agent\` process tailing the whole file into a null collector that acknowledges and checks every event's offset.
+
+| measure | lines/s | ratio |
+|---|---|---|
+| raw regex ceiling (1 thread) | ${r.rawRegexLinesPerSecond.toLocaleString('en-US')} | 1 |
+| parser thread work (1 thread) | ${r.threadWorkLinesPerSecond.toLocaleString('en-US')} | ${r.threadWorkToCeiling} of the ceiling |
+| end to end, 1 parser thread | ${r.endToEnd[0].linesPerSecond.toLocaleString('en-US')} | ${r.perThreadToCeiling} of the ceiling |
+| end to end, 2 parser threads | ${r.endToEnd[1].linesPerSecond.toLocaleString('en-US')} | ${r.twoThreadsToOne} × one thread |
+
+| parser threads | lines/s | MiB/s | seconds | agent CPU (cores) | peak RSS MiB | delivered | lost / doubled | offsets match |
+|---|---|---|---|---|---|---|---|---|
+${rows}
+`;
+}
+
+await main();
