@@ -24,7 +24,6 @@ import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { compileGrok } from '../agent/logs/grok/index.ts';
 import { EventBuilder, packRecords } from '../agent/logs/events.ts';
@@ -217,17 +216,15 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
   const pid = agent.pid as number;
   let peakRss = 0;
   const t0 = performance.now();
-  let cpu = 0;
   try {
     while (events < facts.lines) {
       if (agent.exitCode !== null) throw new Error(`agent exited with ${agent.exitCode}`);
       peakRss = Math.max(peakRss, rssMiB(pid));
-      cpu = processCpuSeconds(pid);
       if (performance.now() - t0 > 600_000) throw new Error(`timed out with ${events} of ${facts.lines} events`);
       await sleep(100);
     }
     const seconds = (performance.now() - t0) / 1000;
-    cpu = processCpuSeconds(pid);
+    const cpu = processCpuSeconds(pid);
     // anything sent twice would arrive after the last line: give it a moment to show up
     await sleep(1000);
     return {
