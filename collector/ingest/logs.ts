@@ -1,0 +1,279 @@
+/**
+ * `POST /v1/logs`: log events from agents, NDJSON (see shared/wire.ts LOGS_PATH). Each line is
+ * checked (a JSON object with a string `@timestamp` that parses, a string `message` and a string
+ * `event.id`); one bad line refuses the whole batch with 400 naming the line, so a sender never
+ * has half a batch accepted without knowing which half.
+ *
+ * Replays: an agent that crashed after sending and before checkpointing sends the same events
+ * again, with the same ids. Events whose id was accepted recently are acknowledged and not
+ * passed on again (`SeenEvents`), so the sinks see each event once.
+ *
+ * The batch is acknowledged (200) only once the log router has it durably in every sink's
+ * queue; a full queue answers 429 with Retry-After and nothing of the batch is kept, so the
+ * agent sends the same batch again later.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Counter } from 'prom-client';
+import type { Context } from '@opentelemetry/api';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { LogOnce, type Logger } from '../../shared/log.ts';
+import { RetryableError, errorMessage } from '../../shared/errors.ts';
+import { LOGS_PATH, LOG_EVENT_ID } from '../../shared/wire.ts';
+import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
+
+/** The batch handed to the log router: validated NDJSON, each line ending in "\n". */
+export interface AcceptedLogBatch {
+  id: string;
+  ndjson: Buffer;
+  count: number;
+}
+
+/** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
+export interface LogBatchSink {
+  accept(batch: AcceptedLogBatch, parent?: Context): Promise<void>;
+}
+
+/** Sees every accepted event (the alert engine's log rules). */
+export interface LogObserver {
+  readonly observesLogs: boolean;
+  observeLog(event: Record<string, unknown>, now: number): void;
+}
+
+export interface LogsIngestOptions {
+  sink: LogBatchSink;
+  observer: LogObserver | null;
+  seen: SeenEvents;
+  maxEventsPerBatch: number;
+  retryAfterMs: number;
+  telemetry: Telemetry;
+  tracing: SelfTracing;
+  log: Logger;
+}
+
+const MAX_ID_LENGTH = 512;
+
+export async function logsIngestPlugin(app: FastifyInstance, options: LogsIngestOptions): Promise<void> {
+  const handler = new LogsIngest(options);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/x-ndjson', 'application/jsonl', 'application/json'], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.post(LOGS_PATH, (request, reply) => handler.handle(request, reply));
+}
+
+type Checked = { events: Record<string, unknown>[]; lines: Buffer[]; ids: string[] } | { error: string; reason: string };
+
+class LogsIngest {
+  private readonly o: LogsIngestOptions;
+  private readonly retryAfterSeconds: string;
+  private readonly once: LogOnce;
+  private readonly batches: Counter<'kind' | 'outcome'>;
+  private readonly events: Counter<'outcome'>;
+  private readonly invalid: Counter<'reason'>;
+
+  constructor(options: LogsIngestOptions) {
+    this.o = options;
+    this.retryAfterSeconds = String(Math.max(1, Math.ceil(options.retryAfterMs / 1000)));
+    this.once = new LogOnce(options.log);
+    const t = options.telemetry;
+    this.batches = t.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
+    this.events = t.counter('plumb_ingest_log_events_total', 'log events received, by outcome (accepted, duplicate)', ['outcome']);
+    this.invalid = t.counter('plumb_ingest_invalid_logs_total', 'log batches refused as invalid, by reason', ['reason']);
+  }
+
+  async handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const checked = checkBatch(request.body as Buffer, this.o.maxEventsPerBatch);
+    if ('error' in checked) {
+      this.batches.inc({ kind: 'logs', outcome: 'invalid' });
+      this.invalid.inc({ reason: checked.reason });
+      this.once.warn(`invalid:${checked.reason}`, { batch: request.headers['x-plumb-batch-id'], error: checked.error }, 'log batch refused');
+      return reply.code(400).send({ error: 'PLUMB_ERR_INGEST_BODY', message: checked.error });
+    }
+    const batchId = String(request.headers['x-plumb-batch-id'] ?? '');
+    const fresh: number[] = [];
+    for (let i = 0; i < checked.ids.length; i++) if (!this.o.seen.has(checked.ids[i])) fresh.push(i);
+    const duplicates = checked.ids.length - fresh.length;
+    if (duplicates > 0) this.events.inc({ outcome: 'duplicate' }, duplicates);
+    if (fresh.length === 0) {
+      this.batches.inc({ kind: 'logs', outcome: 'duplicate' });
+      return reply.code(200).send({ accepted: 0, duplicate: duplicates });
+    }
+    const parts: Buffer[] = [];
+    for (const i of fresh) parts.push(checked.lines[i], NEWLINE);
+    try {
+      await this.o.sink.accept({ id: batchId, ndjson: Buffer.concat(parts), count: fresh.length }, this.o.tracing.enabled ? requestContext(request) : undefined);
+    } catch (err) {
+      if (err instanceof RetryableError) {
+        this.batches.inc({ kind: 'logs', outcome: 'backpressure' });
+        return reply.code(429).header('retry-after', this.retryAfterSeconds).send({ error: 'PLUMB_ERR_INGEST_BACKPRESSURE', message: `log sinks are full, retry later (${err.message})` });
+      }
+      this.o.log.error({ err: errorMessage(err), batch: batchId }, 'log batch could not be queued');
+      return reply.code(503).send({ error: 'PLUMB_ERR_INGEST_UNAVAILABLE', message: 'log sinks cannot take the batch now; retry later' });
+    }
+    for (const i of fresh) this.o.seen.add(checked.ids[i]);
+    this.batches.inc({ kind: 'logs', outcome: duplicates > 0 ? 'partial_duplicate' : 'accepted' });
+    this.events.inc({ outcome: 'accepted' }, fresh.length);
+    const observer = this.o.observer;
+    if (observer !== null && observer.observesLogs) {
+      const now = Date.now();
+      for (const i of fresh) observer.observeLog(checked.events[i], now);
+    }
+    return reply.code(200).send({ accepted: fresh.length, duplicate: duplicates });
+  }
+}
+
+const NEWLINE = Buffer.from('\n');
+
+/** Splits and checks a body; every problem names its line (1-based). */
+export function checkBatch(body: Buffer, maxEvents: number): Checked {
+  if (!Buffer.isBuffer(body) || body.length === 0) return { error: 'the body is empty; send one JSON object per line', reason: 'empty' };
+  const events: Record<string, unknown>[] = [];
+  const lines: Buffer[] = [];
+  const ids: string[] = [];
+  let pos = 0;
+  let lineNo = 0;
+  while (pos < body.length) {
+    let nl = body.indexOf(0x0a, pos);
+    if (nl === -1) nl = body.length;
+    let end = nl;
+    if (end > pos && body[end - 1] === 0x0d) end--;
+    lineNo++;
+    const line = body.subarray(pos, end);
+    pos = nl + 1;
+    if (line.length === 0) continue;
+    if (events.length >= maxEvents) return { error: `more than ${maxEvents} events in one batch (collector.logs limit maxEventsPerBatch); send smaller batches`, reason: 'too_many' };
+    let doc: unknown;
+    try {
+      doc = JSON.parse(line.toString('utf8'));
+    } catch (err) {
+      return { error: `line ${lineNo}: not valid JSON (${(err as Error).message})`, reason: 'json' };
+    }
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return { error: `line ${lineNo}: expected a JSON object`, reason: 'not_object' };
+    const ev = doc as Record<string, unknown>;
+    const ts = ev['@timestamp'];
+    if (typeof ts !== 'string' || Number.isNaN(Date.parse(ts))) return { error: `line ${lineNo}: "@timestamp" must be a date-time string (RFC 3339), got ${JSON.stringify(ts)?.slice(0, 60)}`, reason: 'timestamp' };
+    if (typeof ev.message !== 'string') return { error: `line ${lineNo}: "message" must be a string`, reason: 'message' };
+    const event = ev.event;
+    const id = event !== null && typeof event === 'object' ? (event as Record<string, unknown>).id : undefined;
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) return { error: `line ${lineNo}: "event.id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, reason: 'event_id' };
+    events.push(ev);
+    lines.push(line);
+    ids.push(id);
+  }
+  if (events.length === 0) return { error: 'the body holds no events; send one JSON object per line', reason: 'empty' };
+  return { events, lines, ids };
+}
+
+/**
+ * Event ids accepted recently, bounded by `capacity` ids. Agent ids (a file id and an offset)
+ * are kept per file as sorted offsets — 8 bytes each, and a replay is found by binary search;
+ * other ids are kept as they are. The files touched longest ago are forgotten first.
+ */
+export class SeenEvents {
+  private readonly capacity: number;
+  private readonly files = new Map<string, Offsets>();
+  private readonly other = new Set<string>();
+  private total = 0;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.total;
+  }
+
+  has(id: string): boolean {
+    if (this.capacity === 0) return false;
+    if (!LOG_EVENT_ID.test(id)) return this.other.has(id);
+    const f = this.files.get(id.slice(0, 32));
+    return f !== undefined && f.has(parseInt(id.slice(32), 16));
+  }
+
+  add(id: string): void {
+    if (this.capacity === 0) return;
+    if (!LOG_EVENT_ID.test(id)) {
+      if (this.other.has(id)) return;
+      this.other.add(id);
+      this.total++;
+    } else {
+      const key = id.slice(0, 32);
+      let f = this.files.get(key);
+      if (f === undefined) f = new Offsets();
+      else this.files.delete(key);
+      this.files.set(key, f); // most recently touched last
+      if (f.add(parseInt(id.slice(32), 16))) this.total++;
+    }
+    while (this.total > this.capacity) this.evict();
+  }
+
+  private evict(): void {
+    const oldestFile = this.files.entries().next();
+    const otherOldest = this.other.values().next();
+    if (!otherOldest.done && (oldestFile.done || this.other.size * 2 > this.total)) {
+      this.other.delete(otherOldest.value);
+      this.total--;
+      return;
+    }
+    if (oldestFile.done) return;
+    const [key, f] = oldestFile.value;
+    // Drop the file's older half (at least one): a replay is of its latest events.
+    const drop = Math.max(1, Math.min(f.length, this.total - this.capacity, Math.ceil(f.length / 2)));
+    f.dropOldest(drop);
+    this.total -= drop;
+    if (f.length === 0) this.files.delete(key);
+  }
+}
+
+/** A growing sorted list of offsets; appends in order are the common case. */
+class Offsets {
+  private values = new Float64Array(16);
+  private start = 0;
+  length = 0;
+
+  has(v: number): boolean {
+    const a = this.values;
+    let lo = this.start;
+    let hi = this.start + this.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] === v) return true;
+      if (a[mid] < v) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
+  /** False when already there. */
+  add(v: number): boolean {
+    const end = this.start + this.length;
+    if (end === this.values.length) this.grow();
+    const a = this.values;
+    const last = this.start + this.length;
+    if (this.length === 0 || a[last - 1] < v) {
+      a[last] = v;
+      this.length++;
+      return true;
+    }
+    if (this.has(v)) return false;
+    let i = last;
+    while (i > this.start && a[i - 1] > v) {
+      a[i] = a[i - 1];
+      i--;
+    }
+    a[i] = v;
+    this.length++;
+    return true;
+  }
+
+  dropOldest(n: number): void {
+    this.start += n;
+    this.length -= n;
+  }
+
+  private grow(): void {
+    const next = new Float64Array(Math.max(16, this.length * 2));
+    next.set(this.values.subarray(this.start, this.start + this.length));
+    this.values = next;
+    this.start = 0;
+  }
+}
+

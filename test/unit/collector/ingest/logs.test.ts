@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { checkBatch, SeenEvents } from '../../../../collector/ingest/logs.ts';
+
+const FILE_A = 'a'.repeat(32);
+const FILE_B = 'b'.repeat(32);
+const id = (file: string, offset: number) => file + offset.toString(16).padStart(12, '0');
+const event = (over: Record<string, unknown> = {}) => ({ '@timestamp': '2026-11-24T10:00:00.000Z', message: 'hello', event: { id: id(FILE_A, 0) }, ...over });
+const ndjson = (...events: unknown[]) => Buffer.from(events.map((e) => (typeof e === 'string' ? e : JSON.stringify(e))).join('\n') + '\n');
+
+describe('checkBatch', () => {
+  it('accepts one object per line, keeping each line’s bytes and id, and skipping blank lines', () => {
+    const r = checkBatch(Buffer.from(`${JSON.stringify(event())}\r\n\n${JSON.stringify(event({ event: { id: 'other' } }))}`), 10);
+    expect('error' in r).toBe(false);
+    if ('error' in r) return;
+    expect(r.ids).toEqual([id(FILE_A, 0), 'other']);
+    expect(r.lines.map((l) => JSON.parse(l.toString()))).toEqual([event(), event({ event: { id: 'other' } })]);
+  });
+
+  it.each([
+    ['not JSON', ndjson(event(), '{"broken"'), /line 2: not valid JSON/, 'json'],
+    ['an array', ndjson('[1,2]'), /line 1: expected a JSON object/, 'not_object'],
+    ['no timestamp', ndjson(event({ '@timestamp': undefined })), /line 1: "@timestamp" must be a date-time/, 'timestamp'],
+    ['a bad timestamp', ndjson(event({ '@timestamp': 'yesterday' })), /"@timestamp" must be a date-time string.*"yesterday"/, 'timestamp'],
+    ['a numeric message', ndjson(event({ message: 5 })), /line 1: "message" must be a string/, 'message'],
+    ['no event id', ndjson(event(), event({ event: {} })), /line 2: "event.id" must be a non-empty string/, 'event_id'],
+    ['an empty body', Buffer.from('\n\n'), /holds no events/, 'empty'],
+  ])('refuses a batch with %s, naming the line', (_name, body, message, reason) => {
+    const r = checkBatch(body, 10);
+    expect(r).toMatchObject({ reason });
+    expect('error' in r && r.error).toMatch(message);
+  });
+
+  it('refuses more events than the limit', () => {
+    expect(checkBatch(ndjson(event(), event(), event()), 2)).toMatchObject({ reason: 'too_many' });
+  });
+
+  it('never throws, whatever the bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), (bytes) => {
+        checkBatch(Buffer.from(bytes), 100);
+      }),
+    );
+  });
+});
+
+describe('SeenEvents', () => {
+  it('recognises agent ids by file and offset, in any order, and other ids as they are', () => {
+    const seen = new SeenEvents(1000);
+    for (const o of [0, 120, 60, 300, 240]) seen.add(id(FILE_A, o));
+    seen.add(id(FILE_B, 60));
+    seen.add('custom-1');
+    for (const o of [0, 60, 120, 240, 300]) expect(seen.has(id(FILE_A, o))).toBe(true);
+    expect(seen.has(id(FILE_A, 180))).toBe(false);
+    expect(seen.has(id(FILE_B, 60))).toBe(true);
+    expect(seen.has(id(FILE_B, 0))).toBe(false);
+    expect(seen.has('custom-1')).toBe(true);
+    expect(seen.has('custom-2')).toBe(false);
+    seen.add(id(FILE_A, 60));
+    expect(seen.size).toBe(7);
+  });
+
+  it('stays within its capacity, forgetting the files touched longest ago and their oldest offsets first', () => {
+    const seen = new SeenEvents(100);
+    for (let o = 0; o < 80; o++) seen.add(id(FILE_A, o * 10));
+    for (let o = 0; o < 80; o++) seen.add(id(FILE_B, o * 10));
+    expect(seen.size).toBeLessThanOrEqual(100);
+    expect(seen.has(id(FILE_B, 790))).toBe(true);
+    expect(seen.has(id(FILE_B, 0))).toBe(true);
+    expect(seen.has(id(FILE_A, 0))).toBe(false);
+  });
+
+  it('matches a plain set of ids while within capacity (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.constantFrom(FILE_A, FILE_B), fc.nat(5000)), { maxLength: 300 }), fc.array(fc.tuple(fc.constantFrom(FILE_A, FILE_B), fc.nat(5000)), { maxLength: 50 }), (adds, probes) => {
+        const seen = new SeenEvents(10_000);
+        const model = new Set<string>();
+        for (const [f, o] of adds) {
+          seen.add(id(f, o));
+          model.add(id(f, o));
+        }
+        expect(seen.size).toBe(model.size);
+        for (const [f, o] of [...adds, ...probes]) expect(seen.has(id(f, o))).toBe(model.has(id(f, o)));
+      }),
+    );
+  });
+
+  it('remembers nothing with a capacity of 0', () => {
+    const seen = new SeenEvents(0);
+    seen.add(id(FILE_A, 1));
+    expect(seen.has(id(FILE_A, 1))).toBe(false);
+  });
+});
