@@ -1,0 +1,36 @@
+/**
+ * What a sink runner needs from its disk queue: accepted batches (NDJSON) in order, read ahead
+ * of what is acknowledged, acknowledged once delivered, and everything not acknowledged read
+ * again after a restart. The disk implementation is in spool-queue.ts.
+ */
+
+/** One accepted batch as stored in the queue. */
+export interface QueuedBatch {
+  /** NDJSON, '\n'-terminated lines. */
+  readonly data: Buffer;
+  /** Events (lines) in `data`. */
+  readonly events: number;
+}
+
+export interface SinkQueue {
+  /** Bytes and events stored and not yet acknowledged. */
+  readonly bytes: number;
+  readonly events: number;
+  readonly maxBytes: number;
+  /** Whether `bytes` more would fit now. */
+  hasRoom(bytes: number): boolean;
+  /** Stores a batch durably; resolves once it would survive a crash. */
+  append(data: Buffer, events: number): Promise<void>;
+  /**
+   * The next batches not read yet, oldest first, up to about `maxBytes` (at least one when any is
+   * waiting); empty when none is.
+   */
+  read(maxBytes: number): Promise<QueuedBatch[]>;
+  /** Acknowledges every batch read so far up to and including `through`: they are gone for good. */
+  ack(through: QueuedBatch): Promise<void>;
+  /** Reading starts again after the last acknowledged batch. */
+  rewind(): Promise<void>;
+  /** Resolves when something is waiting to be read, or `signal` aborts. */
+  waitForData(signal: AbortSignal): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,166 @@
+/**
+ * The log router: the collector's `POST /v1/logs` ingest hands it validated batches; it stores
+ * each batch in every sink's own disk queue and only then lets the ingest acknowledge the agent.
+ * Each sink drains its own queue (runner.ts), so a slow or dead sink holds back nothing but its
+ * own queue. When any queue is full, accept() refuses the whole batch with a 429 RetryableError
+ * (Retry-After from collector.logs.queue.retryAfter) and the agent keeps the data.
+ *
+ * On disk, under <collector.dataDir>/log-sinks/<sink>/: `queue/` (the disk queue) and
+ * `dead-letter.ndjson` (events the sink refused for good, with reasons).
+ */
+import { join, resolve } from 'node:path';
+import { RetryableError, errorMessage } from '../../shared/errors.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import type { SelfTracing } from '../../shared/tracing.ts';
+import { Value } from '@sinclair/typebox/value';
+import { FileSinkSchema, type CollectorLogsConfig } from './config.ts';
+import { DeadLetterFile } from './dead-letter.ts';
+import { FileSink } from './file-sink.ts';
+import { SinkMetrics } from './metrics.ts';
+import type { SinkQueue } from './queue.ts';
+import { SinkRunner, type SinkStatus } from './runner.ts';
+import type { LogSink } from './sink.ts';
+
+export type { SinkStatus } from './runner.ts';
+
+export interface AcceptedLogBatch {
+  /** Batch id from the agent (x-plumb-batch-id), for logs and tracing only. */
+  id: string;
+  /** Validated NDJSON: one JSON object per '\n'-terminated line. */
+  ndjson: Buffer;
+  /** Events (lines) in the batch. */
+  count: number;
+}
+
+export interface LogRouterContext {
+  telemetry: Telemetry;
+  log: Logger;
+  /** collector.dataDir: queues, dead-letter files and the default file sink live under it. */
+  dataDir: string;
+  tracing?: SelfTracing;
+}
+
+/** Opens the disk queue of one sink. */
+export type QueueOpener = (dir: string, options: { maxBytes: number; sink: string; log: Logger }) => Promise<SinkQueue>;
+
+export interface LogRouterOptions {
+  /** Replaces the disk queue (tests). */
+  openQueue?: QueueOpener;
+  /** Replaces the sinks built from config (tests). */
+  sinks?: LogSink[];
+}
+
+/** Where the file sink writes when its `dir` is not set, and the only sink when none is configured. */
+export function defaultLogsDir(dataDir: string): string {
+  return join(dataDir, 'logs');
+}
+
+export class LogRouter {
+  private readonly runners: SinkRunner[];
+  private readonly retryAfterMs: number;
+  private readonly log: Logger;
+  private readonly stopTimeoutMs: number;
+  private closed = false;
+
+  private constructor(runners: SinkRunner[], config: CollectorLogsConfig, log: Logger) {
+    this.runners = runners;
+    this.retryAfterMs = config.queue.retryAfter;
+    this.stopTimeoutMs = config.stopTimeout;
+    this.log = log;
+  }
+
+  /**
+   * Builds the sinks from config (the file sink under <dataDir>/logs when none is configured)
+   * and opens their queues. Does not contact any destination: each sink checks its own at
+   * start() and keeps buffering while it is unreachable.
+   */
+  static async create(config: CollectorLogsConfig, ctx: LogRouterContext, options: LogRouterOptions = {}): Promise<LogRouter> {
+    const log = ctx.log.child({ component: 'log-router' });
+    const metrics = new SinkMetrics(ctx.telemetry);
+    const sinks = options.sinks ?? (await buildSinks(config, ctx));
+    const openQueue = options.openQueue ?? (await defaultQueueOpener());
+    const runners: SinkRunner[] = [];
+    try {
+      for (const sink of sinks) {
+        const base = join(resolve(ctx.dataDir), 'log-sinks', sink.name);
+        const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, sink: sink.name, log });
+        const deadLetter = new DeadLetterFile({ file: join(base, 'dead-letter.ndjson'), maxBytes: config.deadLetter.maxBytes, sink: sink.name, metrics, log });
+        runners.push(new SinkRunner({ sink, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
+      }
+    } catch (err) {
+      await Promise.all(runners.map((r) => r.queue.close().catch(() => undefined)));
+      throw err;
+    }
+    log.info({ sinks: runners.map((r) => r.name) }, 'log sinks ready');
+    return new LogRouter(runners, config, log);
+  }
+
+  /**
+   * Stores the batch in every sink's queue; resolves once it is durable in all of them. Throws a
+   * RetryableError with status 429 and retryAfterMs when any queue is full (nothing was stored),
+   * or with status 503 when a queue could not store it or the router is stopped.
+   */
+  async accept(batch: AcceptedLogBatch): Promise<void> {
+    if (this.closed) throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', 'the log router is stopped', { status: 503, retryAfterMs: this.retryAfterMs });
+    const bytes = batch.ndjson.length;
+    const full = this.runners.filter((r) => !r.queue.hasRoom(bytes));
+    if (full.length > 0) {
+      for (const r of full) r.refused(batch.count);
+      throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `log sink queue full (${full.map((r) => r.name).join(', ')}); try again later`, {
+        status: 429,
+        retryAfterMs: this.retryAfterMs,
+      });
+    }
+    try {
+      await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count)));
+    } catch (err) {
+      this.log.error({ batch: batch.id, err: errorMessage(err) }, 'a log sink queue could not store a batch; the agent will send it again');
+      throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `a log sink queue could not store the batch: ${errorMessage(err)}`, { status: 503, retryAfterMs: this.retryAfterMs, cause: err });
+    } finally {
+      for (const r of this.runners) r.updateDepth();
+    }
+  }
+
+  /** Starts draining every queue into its sink. Start before the ingest route opens. */
+  start(): void {
+    for (const r of this.runners) r.start();
+  }
+
+  /**
+   * Drains the sinks until the deadline, then closes the queues; what is left stays on disk for
+   * the next start. `deadlineMs` is a Unix time in milliseconds (like ZipkinExporter.stop); a
+   * value below 10^12 is taken as a duration from now. Without one, collector.logs.stopTimeout.
+   */
+  async stop(deadlineMs?: number): Promise<void> {
+    const deadline = deadlineMs === undefined ? Date.now() + this.stopTimeoutMs : deadlineMs < 1e12 ? Date.now() + deadlineMs : deadlineMs;
+    await Promise.all(this.runners.map((r) => r.stop(deadline)));
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.runners.map((r) => r.queue.close().catch((err: unknown) => this.log.warn({ sink: r.name, err: errorMessage(err) }, 'log sink queue did not close cleanly'))));
+  }
+
+  status(): SinkStatus[] {
+    return this.runners.map((r) => r.status());
+  }
+
+  /** Names of the sinks, in order. */
+  get sinks(): string[] {
+    return this.runners.map((r) => r.name);
+  }
+}
+
+async function buildSinks(config: CollectorLogsConfig, ctx: LogRouterContext): Promise<LogSink[]> {
+  const s = config.sinks;
+  const sinks: LogSink[] = [];
+  const none = s.file === undefined && s.elasticsearch === undefined && s.s3 === undefined;
+  if (s.file !== undefined || none) {
+    const file = s.file ?? Value.Decode(FileSinkSchema, Value.Default(FileSinkSchema, {}));
+    sinks.push(new FileSink(file, resolve(file.dir ?? defaultLogsDir(ctx.dataDir))));
+  }
+  return sinks;
+}
+
+async function defaultQueueOpener(): Promise<QueueOpener> {
+  throw new Error('the disk queue is not available yet');
+}
