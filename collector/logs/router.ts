@@ -158,6 +158,11 @@ async function buildSinks(config: CollectorLogsConfig, ctx: LogRouterContext): P
     const file = s.file ?? Value.Decode(FileSinkSchema, Value.Default(FileSinkSchema, {}));
     sinks.push(new FileSink(file, resolve(file.dir ?? defaultLogsDir(ctx.dataDir))));
   }
+  // loaded only when configured: a collector without them never loads their client libraries
+  if (s.elasticsearch !== undefined) {
+    const { ElasticsearchSink } = await import('./elasticsearch.ts');
+    sinks.push(new ElasticsearchSink(s.elasticsearch, { log: ctx.log }));
+  }
   return sinks;
 }
 
