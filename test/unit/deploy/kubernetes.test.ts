@@ -18,7 +18,12 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const MANIFESTS = join(ROOT, 'deploy', 'kubernetes');
 const CHART = join(ROOT, 'deploy', 'helm', 'plumb');
 
-type Obj = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
+type Obj = Record<string, unknown> & {
+  apiVersion: string;
+  kind: string;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } };
 type Container = {
   name: string;
   args?: string[];
@@ -56,7 +61,7 @@ function portOf(listen: string): number {
 
 /** The plumb configuration a ConfigMap carries, validated as plumb validates it at start-up. */
 function plumbConfigIn(configMap: Obj, env: Record<string, string> = {}): PlumbConfig {
-  const text = (configMap as { data: Record<string, string> }).data['plumb.yaml'];
+  const text = configMap.data?.['plumb.yaml'];
   expect(text, `${configMap.metadata.name} has a plumb.yaml key`).toBeTypeOf('string');
   return loadPlumbConfig({ text, file: `ConfigMap ${configMap.metadata.name}`, env });
 }
@@ -259,11 +264,11 @@ describe('deploy/helm/plumb', () => {
       // Helm adds its own labels; the plain manifests carry the selector labels
       expect(c.metadata.labels, what).toMatchObject(p.metadata.labels ?? {});
       if (p.kind === 'ConfigMap') {
-        const data = (o: Obj) => YAML.parse((o as { data: Record<string, string> }).data['plumb.yaml']) as unknown;
+        const data = (o: Obj) => YAML.parse(o.data?.['plumb.yaml'] ?? '') as unknown;
         expect(data(c), what).toEqual(data(p));
       } else if (p.kind === 'Secret') {
-        const token = Buffer.from((c as { data: { token: string } }).data.token, 'base64').toString();
-        expect(token).toBe((p as { stringData: { token: string } }).stringData.token);
+        const token = Buffer.from(c.data?.token ?? '', 'base64').toString();
+        expect(token).toBe(p.stringData?.token);
       } else if ('spec' in p) {
         const spec = structuredClone(c.spec) as { template?: { metadata: { annotations?: Record<string, string> } } };
         // the checksum makes pods restart when their ConfigMap changes; only Helm can compute it
