@@ -96,6 +96,7 @@ export const S3SinkSchema = Section(
     concurrency: Type.Integer({ minimum: 1, maximum: 16, default: 4, description: 'Parts uploaded at once.' }),
     storageClass: Type.Optional(Type.String({ minLength: 1, description: 'S3 storage class, e.g. STANDARD_IA.' })),
     timeout: Duration('2m', { description: 'Longest wait for one request.' }),
+    maxAttempts: Type.Integer({ minimum: 1, maximum: 10, default: 3, description: 'Tries of one request (a part) by the AWS SDK before the whole upload is retried with backoff.' }),
     retryInitial: Duration('1s', { description: 'First retry delay; doubles per attempt, with jitter.' }),
     retryMax: Duration('2m', { description: 'Longest retry delay.' }),
   },

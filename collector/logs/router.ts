@@ -163,6 +163,10 @@ async function buildSinks(config: CollectorLogsConfig, ctx: LogRouterContext): P
     const { ElasticsearchSink } = await import('./elasticsearch.ts');
     sinks.push(new ElasticsearchSink(s.elasticsearch, { log: ctx.log }));
   }
+  if (s.s3 !== undefined) {
+    const { S3Sink } = await import('./s3.ts');
+    sinks.push(new S3Sink(s.s3, { log: ctx.log }));
+  }
   return sinks;
 }
 
