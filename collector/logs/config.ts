@@ -107,6 +107,11 @@ export const QueueSchema = Section(
   {
     maxBytes: Size('1gb', { description: 'Disk taken by one sink\'s queue; when any queue is full, POST /v1/logs answers 429 and agents keep the data.' }),
     retryAfter: Duration('5s', { description: 'Retry-After sent with that 429.' }),
+    fsync: Type.Union([Type.Literal('batch'), Type.Literal('interval'), Type.Literal('never')], {
+      default: 'batch',
+      errorMessage: '"batch", "interval" or "never"',
+      description: 'batch: each accepted batch is synced to disk before the agent is acknowledged (survives power loss); interval: synced every second; never: left to the OS.',
+    }),
   },
   { description: 'Per-sink disk queues under <collector.dataDir>/log-sinks/<sink>/queue.' },
 );

@@ -34,3 +34,11 @@ export interface SinkQueue {
   waitForData(signal: AbortSignal): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The queue had no room for a batch (it filled up between the check and the append). */
+export class QueueFullError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QueueFullError';
+  }
+}

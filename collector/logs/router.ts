@@ -18,7 +18,8 @@ import { FileSinkSchema, type CollectorLogsConfig } from './config.ts';
 import { DeadLetterFile } from './dead-letter.ts';
 import { FileSink } from './file-sink.ts';
 import { SinkMetrics } from './metrics.ts';
-import type { SinkQueue } from './queue.ts';
+import { QueueFullError, type SinkQueue } from './queue.ts';
+import { SpoolQueue } from './spool-queue.ts';
 import { SinkRunner, type SinkStatus } from './runner.ts';
 import type { LogSink } from './sink.ts';
 
@@ -42,7 +43,7 @@ export interface LogRouterContext {
 }
 
 /** Opens the disk queue of one sink. */
-export type QueueOpener = (dir: string, options: { maxBytes: number; sink: string; log: Logger }) => Promise<SinkQueue>;
+export type QueueOpener = (dir: string, options: { maxBytes: number; sink: string; log: Logger; telemetry: Telemetry }) => Promise<SinkQueue>;
 
 export interface LogRouterOptions {
   /** Replaces the disk queue (tests). */
@@ -79,12 +80,12 @@ export class LogRouter {
     const log = ctx.log.child({ component: 'log-router' });
     const metrics = new SinkMetrics(ctx.telemetry);
     const sinks = options.sinks ?? (await buildSinks(config, ctx));
-    const openQueue = options.openQueue ?? (await defaultQueueOpener());
+    const openQueue = options.openQueue ?? ((dir, o) => SpoolQueue.open({ dir, fsync: config.queue.fsync, ...o }));
     const runners: SinkRunner[] = [];
     try {
       for (const sink of sinks) {
         const base = join(resolve(ctx.dataDir), 'log-sinks', sink.name);
-        const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, sink: sink.name, log });
+        const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, sink: sink.name, log, telemetry: ctx.telemetry });
         const deadLetter = new DeadLetterFile({ file: join(base, 'dead-letter.ndjson'), maxBytes: config.deadLetter.maxBytes, sink: sink.name, metrics, log });
         runners.push(new SinkRunner({ sink, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
       }
@@ -115,6 +116,12 @@ export class LogRouter {
     try {
       await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count)));
     } catch (err) {
+      if (err instanceof QueueFullError) {
+        // filled up meanwhile (or the disk did). Queues that took the batch get it again with the
+        // agent's retry: Elasticsearch and S3 absorb that, the file sink may hold those lines twice.
+        for (const r of this.runners) if (!r.queue.hasRoom(bytes)) r.refused(batch.count);
+        throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `log sink queue full: ${err.message}; try again later`, { status: 429, retryAfterMs: this.retryAfterMs });
+      }
       this.log.error({ batch: batch.id, err: errorMessage(err) }, 'a log sink queue could not store a batch; the agent will send it again');
       throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `a log sink queue could not store the batch: ${errorMessage(err)}`, { status: 503, retryAfterMs: this.retryAfterMs, cause: err });
     } finally {
@@ -168,8 +175,4 @@ async function buildSinks(config: CollectorLogsConfig, ctx: LogRouterContext): P
     sinks.push(new S3Sink(s.s3, { log: ctx.log }));
   }
   return sinks;
-}
-
-async function defaultQueueOpener(): Promise<QueueOpener> {
-  throw new Error('the disk queue is not available yet');
 }

@@ -1,0 +1,147 @@
+/**
+ * A sink's disk queue on shared/spool.ts: each accepted batch is one spool record (its NDJSON as
+ * received), appended with an fsync before the agent is acknowledged (fsync "batch"), read ahead
+ * by the runner, acknowledged once delivered, read again after a restart when it was not.
+ *
+ * Depth in events and bytes counts what is not acknowledged; after a restart it is counted once
+ * by reading the backlog through (a second of disk reading per gigabyte). Room is judged on the
+ * spool's disk use (which can include up to one segment of delivered records until that segment
+ * is rolled) plus the appends under way, so parallel accepts cannot overfill it.
+ */
+import { Spool, SPOOL_FRAME_BYTES, type SpoolFsync, type SpoolPosition } from '../../shared/spool.ts';
+import type { Logger } from '../../shared/log.ts';
+import type { Telemetry } from '../../shared/telemetry.ts';
+import { countEvents } from './event.ts';
+import { QueueFullError, type QueuedBatch, type SinkQueue } from './queue.ts';
+
+const MAX_SEGMENT_BYTES = 32 * 1024 * 1024;
+const READ_RECORDS = 1024;
+const SCAN_BYTES = 16 * 1024 * 1024;
+
+interface SpoolBatch extends QueuedBatch {
+  readonly position: SpoolPosition;
+}
+
+export interface SpoolQueueOptions {
+  dir: string;
+  /** The sink's name: the spool is "sink_<name>" in plumb_spool_* metrics. */
+  sink: string;
+  maxBytes: number;
+  fsync?: SpoolFsync;
+  telemetry: Telemetry;
+  log: Logger;
+}
+
+export class SpoolQueue implements SinkQueue {
+  readonly maxBytes: number;
+  private readonly spool: Spool;
+  private unackedEvents = 0;
+  private unackedBytes = 0;
+  /** Read and not yet acknowledged, oldest first. */
+  private inflight: SpoolBatch[] = [];
+  /** Disk bytes of appends under way. */
+  private reserved = 0;
+
+  private constructor(spool: Spool, maxBytes: number) {
+    this.spool = spool;
+    this.maxBytes = maxBytes;
+  }
+
+  static async open(o: SpoolQueueOptions): Promise<SpoolQueue> {
+    const segmentBytes = Math.max(1024, Math.min(MAX_SEGMENT_BYTES, Math.floor(o.maxBytes / 4)));
+    const spool = await Spool.open(
+      {
+        dir: o.dir,
+        name: `sink_${o.sink}`,
+        maxBytes: o.maxBytes,
+        segmentBytes: Math.min(segmentBytes, o.maxBytes),
+        maxRecordBytes: Math.min(o.maxBytes - SPOOL_FRAME_BYTES, 0x7fff_ffff),
+        fsync: o.fsync ?? 'batch',
+      },
+      { telemetry: o.telemetry, log: o.log },
+    );
+    const q = new SpoolQueue(spool, o.maxBytes);
+    try {
+      await q.countBacklog();
+    } catch (err) {
+      await spool.close().catch(() => undefined);
+      throw err;
+    }
+    if (q.unackedEvents > 0) o.log.info({ sink: o.sink, events: q.unackedEvents, bytes: q.unackedBytes }, 'log sink queue holds events from before the restart');
+    return q;
+  }
+
+  get events(): number {
+    return this.unackedEvents;
+  }
+
+  get bytes(): number {
+    return this.unackedBytes;
+  }
+
+  hasRoom(bytes: number): boolean {
+    return this.spool.bytes + this.reserved + bytes + SPOOL_FRAME_BYTES <= this.maxBytes;
+  }
+
+  async append(data: Buffer, events: number): Promise<void> {
+    const size = data.length + SPOOL_FRAME_BYTES;
+    this.reserved += size;
+    let ok: boolean;
+    try {
+      ok = await this.spool.append([data]);
+    } finally {
+      this.reserved -= size;
+    }
+    if (!ok) throw new QueueFullError(`the disk queue of sink ${this.spool.name} is full (${this.spool.bytes} of ${this.maxBytes} bytes) or the disk is`);
+    this.unackedEvents += events;
+    this.unackedBytes += data.length;
+  }
+
+  async read(maxBytes: number): Promise<QueuedBatch[]> {
+    const records = await this.spool.read({ maxRecords: READ_RECORDS, maxBytes });
+    const out: SpoolBatch[] = new Array(records.length);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      out[i] = { data: r.data, events: countEvents(r.data), position: r.position };
+    }
+    for (const b of out) this.inflight.push(b);
+    return out;
+  }
+
+  async ack(through: QueuedBatch): Promise<void> {
+    const b = through as SpoolBatch;
+    await this.spool.ack(b.position);
+    const i = this.inflight.indexOf(b);
+    for (const done of this.inflight.splice(0, i + 1)) {
+      this.unackedEvents -= done.events;
+      this.unackedBytes -= done.data.length;
+    }
+  }
+
+  async rewind(): Promise<void> {
+    this.inflight = [];
+    this.spool.rewind();
+  }
+
+  waitForData(signal: AbortSignal): Promise<void> {
+    return this.spool.waitForData(signal);
+  }
+
+  close(): Promise<void> {
+    return this.spool.close();
+  }
+
+  /** Counts what a previous run left unacknowledged, then puts the reader back at its start. */
+  private async countBacklog(): Promise<void> {
+    if (this.spool.records === 0) return;
+    for (;;) {
+      const records = await this.spool.read({ maxRecords: READ_RECORDS, maxBytes: SCAN_BYTES });
+      if (records.length === 0) break;
+      for (const r of records) {
+        this.unackedEvents += countEvents(r.data);
+        this.unackedBytes += r.data.length;
+      }
+    }
+    this.spool.rewind();
+  }
+}

@@ -1,0 +1,76 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { silentLogger } from '../../../../shared/log.ts';
+import { Telemetry } from '../../../../shared/telemetry.ts';
+import { QueueFullError } from '../../../../collector/logs/queue.ts';
+import { SpoolQueue } from '../../../../collector/logs/spool-queue.ts';
+import { ndjson } from './fake-sink.ts';
+
+let dir: string;
+const open: SpoolQueue[] = [];
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'plumb-spool-queue-'));
+});
+afterEach(async () => {
+  for (const q of open.splice(0)) await q.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function queue(maxBytes = 1 << 20): Promise<SpoolQueue> {
+  const q = await SpoolQueue.open({ dir, sink: 'file', maxBytes, fsync: 'never', telemetry: new Telemetry(), log: silentLogger() });
+  open.push(q);
+  return q;
+}
+
+async function close(q: SpoolQueue): Promise<void> {
+  await q.close();
+  open.splice(open.indexOf(q), 1);
+}
+
+describe('spool queue', () => {
+  it('hands batches out in order, counts what is not acknowledged, and forgets what is', async () => {
+    const q = await queue();
+    await q.append(ndjson('a', 0, 3), 3);
+    await q.append(ndjson('b', 0, 2), 2);
+    expect([q.events, q.bytes]).toEqual([5, ndjson('a', 0, 3).length + ndjson('b', 0, 2).length]);
+    const read = await q.read(1 << 20);
+    expect(read.map((b) => [b.events, b.data.toString()])).toEqual([
+      [3, ndjson('a', 0, 3).toString()],
+      [2, ndjson('b', 0, 2).toString()],
+    ]);
+    await q.ack(read[0]);
+    expect(q.events).toBe(2);
+    await q.rewind();
+    const again = await q.read(1 << 20);
+    expect(again.map((b) => b.events)).toEqual([2]);
+    await q.ack(again[0]);
+    expect([q.events, q.bytes]).toEqual([0, 0]);
+  });
+
+  it('keeps what was not acknowledged across a restart, counted again', async () => {
+    let q = await queue();
+    await q.append(ndjson('a', 0, 3), 3);
+    await q.append(ndjson('b', 0, 4), 4);
+    const [first] = await q.read(1);
+    await q.ack(first);
+    await q.read(1 << 20);
+    await close(q);
+    q = await queue();
+    expect(q.events).toBe(4);
+    const read = await q.read(1 << 20);
+    expect(read.map((b) => b.data.toString())).toEqual([ndjson('b', 0, 4).toString()]);
+  });
+
+  it('says when a batch does not fit, and refuses it', async () => {
+    const one = ndjson('c', 0, 10);
+    const q = await queue(one.length * 2 + 64);
+    expect(q.hasRoom(one.length)).toBe(true);
+    await q.append(one, 10);
+    await q.append(one, 10);
+    expect(q.hasRoom(one.length)).toBe(false);
+    await expect(q.append(one, 10)).rejects.toBeInstanceOf(QueueFullError);
+    expect(q.events).toBe(20);
+  });
+});
