@@ -8,7 +8,8 @@
  *    loop over the first 200 000 lines held in memory (best of 3).
  * 3. Parser thread work: what one thread does per chunk — unpack 1000 lines, match, build each
  *    event, serialise it as NDJSON — in this thread over the same lines (best of 3).
- * 4. End to end, with 1 and then 2 parser threads: a real `plumb agent` process tails the whole
+ * 4. End to end, with 1 and then 2 parser threads: a real `plumb agent` process (built to dist/ first,
+ *    as installed) tails the whole
  *    file from the beginning, parses it and forwards it (no compression) to a null collector in
  *    this process, which acknowledges each batch and checks the events: the count, the sum and
  *    a hash of their `log.offset` must equal the file's, so a lost or doubled line is caught.
@@ -21,7 +22,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createReadStream, existsSync, mkdirSync, readFileSync, writeFileSync, createWriteStream, statSync, appendFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -197,13 +198,16 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const dataDir = join(WORK, `agent-data-${threads}`);
   rmSync(dataDir, { recursive: true, force: true });
-  const agent: ChildProcess = spawn(NODE, [join(ROOT, 'cli', 'main.ts'), 'agent'], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+  // AGENT_NODE_FLAGS, e.g. "--max-semi-space-size=2": to see what a V8 flag does to the agent
+  const flags = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  const agent: ChildProcess = spawn(NODE, [...flags, join(ROOT, 'dist', 'cli', 'main.js'), 'agent'], {
+    stdio: ['ignore', process.env.AGENT_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH,
+      ...(process.env.MALLOC_ARENA_MAX !== undefined ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
       PLUMB_LOG__LEVEL: 'warn',
       PLUMB_AGENT__DATA_DIR: dataDir,
-      PLUMB_AGENT__HTTP__LISTEN: '127.0.0.1:0',
+      PLUMB_AGENT__HTTP__LISTEN: process.env.AGENT_HTTP ?? '127.0.0.1:0',
       PLUMB_AGENT__STATSD__ENABLED: 'false',
       PLUMB_AGENT__HOST__ENABLED: 'false',
       PLUMB_AGENT__TRACES__ZIPKIN__ENABLED: 'false',
@@ -262,6 +266,8 @@ function round(n: number, digits: number): number {
 
 async function main(): Promise<void> {
   const o = args();
+  // the agent runs as installed: compiled JavaScript (dist/), as the plumb command and the image run it
+  execFileSync(NODE, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
   const facts = await generate(o.lines);
   const lines = await sampleLines(facts.path, SAMPLE_LINES);
   const raw = ceiling(lines);

@@ -23,8 +23,9 @@ import type { LogInput } from './tail/config.ts';
 import type { KubernetesMeta, Stream } from './tail/formats.ts';
 import type { TailRecord } from './tail/record.ts';
 import { eventId } from './tail/identity.ts';
-import { compileDateParser, compileGrok, PatternLibrary, type DateParser, type Grok, type GrokFields } from './grok/index.ts';
-import { inputPatterns } from './config.ts';
+import { compileGrok, type Grok, type GrokFields } from './grok/grok.ts';
+import { PatternLibrary } from './grok/library.ts';
+import { compileDateParser, type DateParser } from './grok/date.ts';
 
 export const TAG_GROK_FAILURE = '_grokparsefailure';
 export const TAG_GROK_TIMEOUT = '_grokparsetimeout';
@@ -147,7 +148,7 @@ export class EventBuilder {
     for (const dir of setup.patternsDirs) library.loadPath(dir);
     this.hostName = setup.hostName;
     this.parsers = setup.inputs.map((input) => {
-      const patterns = inputPatterns(input as LogInput);
+      const patterns = input.pattern === undefined ? [] : typeof input.pattern === 'string' ? [input.pattern] : input.pattern;
       return {
         grok: patterns.length > 0 ? compileGrok({ patterns, definitions: input.definitions, library }) : null,
         date: input.timestamp !== undefined ? compileDateParser(input.timestamp.format, { timezone: input.timestamp.timezone }) : null,
