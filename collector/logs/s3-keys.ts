@@ -35,12 +35,18 @@ function idSegment(id: string): string {
   return id === '' ? 'noid' : id.replace(/[^A-Za-z0-9_.]/g, '_').slice(0, 64);
 }
 
-/** The UTC hour an archive key belongs to (start of the hour, Unix ms), or undefined for a key that is not one. */
-export function keyHour(prefix: string, key: string): number | undefined {
-  if (!key.startsWith(prefix) || !key.endsWith(OBJECT_SUFFIX)) return undefined;
-  const m = /^(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\//.exec(key.slice(prefix.length));
+const KEY_TAIL = /(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\/[^/]+\/[^/]+\.ndjson\.gz$/;
+
+/**
+ * The UTC hour an archive key belongs to (start of the hour, Unix ms), read from its
+ * `yyyy/MM/dd/HH/<host>/<name>.ndjson.gz` tail; undefined for a key that is not an archive object.
+ */
+export function keyHour(key: string): number | undefined {
+  const m = KEY_TAIL.exec(key);
   if (!m) return undefined;
-  return Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]));
+  const [y, mo, d, h] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23) return undefined;
+  return Date.UTC(y, mo - 1, d, h);
 }
 
 /** Groups events by UTC hour and host, keeping their order within each group. */

@@ -55,7 +55,7 @@ describe('s3 sink', () => {
     expect(keys[2]).toMatch(new RegExp(`^${prefix}2026/11/24/11/web-1/a3-a3-`));
     expect(await s3.text(keys[0])).toBe(`${lines[0]}\n${lines[2]}\n`);
     expect(await s3.text(keys[2])).toBe(`${lines[3]}\n`);
-    expect(keyHour(prefix, keys[2])).toBe(Date.UTC(2026, 10, 24, 11));
+    expect(keyHour(keys[2])).toBe(Date.UTC(2026, 10, 24, 11));
 
     // the same events again land on the same keys: no copy
     await s.write(splitEvents(Buffer.from(lines.join('\n') + '\n')), signal, span);
@@ -114,9 +114,11 @@ describe('s3 keys', () => {
     expect(hostSegment('a/b c')).toBe('a_b_c');
     expect(hostSegment('')).toBe('_unknown');
     expect(hostSegment('..')).toBe('__');
-    expect(keyHour('p/', 'p/2026/01/02/03/h/x.ndjson.gz')).toBe(Date.UTC(2026, 0, 2, 3));
-    expect(keyHour('p/', 'q/2026/01/02/03/h/x.ndjson.gz')).toBeUndefined();
-    expect(keyHour('p/', 'p/2026/01/02/03/h/x.json')).toBeUndefined();
+    expect(keyHour('p/2026/01/02/03/h/x.ndjson.gz')).toBe(Date.UTC(2026, 0, 2, 3));
+    expect(keyHour('2026/01/02/03/h/x.ndjson.gz')).toBe(Date.UTC(2026, 0, 2, 3));
+    expect(keyHour('plumb-2026/01/02/03/h/x.ndjson.gz')).toBe(Date.UTC(2026, 0, 2, 3));
+    expect(keyHour('p/2026/13/02/03/h/x.ndjson.gz')).toBeUndefined();
+    expect(keyHour('p/2026/01/02/03/h/x.json')).toBeUndefined();
   });
 
   it('gives different keys to different events with the same first and last ids', () => {
