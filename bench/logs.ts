@@ -144,9 +144,9 @@ function ceiling(lines: readonly string[]): { linesPerSecond: number; matched: n
 }
 
 function threadWork(lines: readonly string[]): number {
-  const builder = new EventBuilder({ inputs: [{ pattern: PATTERN, definitions: {}, fields: {}, format: 'plain' }], patternsDirs: [], hostName: 'bench' });
+  const builder = new EventBuilder({ inputs: [{ pattern: PATTERN, definitions: {}, fields: {} }], patternsDirs: [], hostName: 'bench' });
   const records: TailRecord[] = lines.map((text, i) => ({ fileId: 'f'.repeat(32), path: '/var/log/nginx/access.log', input: 0, offset: i * 200, endOffset: i * 200 + 199, text, truncated: false, stream: undefined, time: undefined, k8s: undefined, json: undefined, tags: NO_TAGS, fields: {} }));
-  const tasks = [];
+  const tasks: TailRecord[][] = [];
   for (let i = 0; i < records.length; i += CHUNK) tasks.push(records.slice(i, i + CHUNK));
   return bestOf3(() => {
     // packing happens on the agent's main thread; only the thread's share is timed

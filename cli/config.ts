@@ -10,6 +10,7 @@ import { serviceCheckErrors, ServiceChecksSchema } from '../agent/host/config.ts
 import { SelfTracingSchema } from '../shared/tracing.ts';
 import { parseListen } from '../shared/address.ts';
 import { AgentLogsSchema, logsConfigErrors } from '../agent/logs/config.ts';
+import { CollectorLogsSchema, checkLogsConfig } from '../collector/logs/config.ts';
 
 export const PlumbSchema = Section({
   agent: AgentSchema,
@@ -26,6 +27,7 @@ export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
   { path: 'agent', schema: AgentLogsSchema, run: (a: PlumbConfig['agent']) => logsConfigErrors(a, 'agent') },
+  { path: 'collector.logs', schema: CollectorLogsSchema, run: (c: PlumbConfig['collector']['logs']) => checkLogsConfig(c, 'collector.logs') },
   { path: 'agent.checks', schema: ServiceChecksSchema, run: (c: PlumbConfig['agent']['checks']) => serviceCheckErrors(c, 'agent.checks') },
   {
     path: 'collector.alerts',

@@ -18,7 +18,9 @@ import { ZipkinExporter } from './traces/zipkin-exporter.ts';
 import { SpanMetrics } from './traces/spanmetrics.ts';
 import { TRACING_OFF, SPAN_INGEST, traceRoutes, type SelfTracing } from '../shared/tracing.ts';
 import { TRACES_PATH } from '../shared/zipkin.ts';
-import { METRICS_PATH } from '../shared/wire.ts';
+import { LOGS_PATH, METRICS_PATH } from '../shared/wire.ts';
+import { LogRouter } from './logs/router.ts';
+import { logsIngestPlugin, SeenEvents } from './ingest/logs.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -35,6 +37,8 @@ export class PlumbCollector {
   readonly zipkinExporter: ZipkinExporter | null;
   readonly spanMetrics: SpanMetrics | null;
   readonly alerts: AlertEngine;
+  /** Log sinks and their disk queues; opened by start(). */
+  logs: LogRouter | null = null;
   private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -83,9 +87,12 @@ export class PlumbCollector {
     // sinks before the listener: the exporter takes spans as soon as agents can post
     this.zipkinExporter?.start();
     await this.alerts.start();
+    this.logs = await LogRouter.create(this.config.logs, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
+    this.logs.start();
+    const logs = this.logs;
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
     installBodyHandling(app, this.ctx.telemetry);
-    traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH]);
+    traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
     registerMetricsIngest(app, this.store, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, dedupeWindow: this.config.dedupeWindow }, this.ctx.telemetry);
     await app.register(tracesIngestPlugin, {
       recent: new RecentIds(this.config.dedupeWindow),
@@ -96,6 +103,18 @@ export class PlumbCollector {
       telemetry: this.ctx.telemetry,
       tracing: this.tracing,
     });
+    const alerts = this.alerts;
+    await app.register(logsIngestPlugin, {
+      sink: logs,
+      observer: { get observesLogs() { return alerts.observesLogs; }, observeLog: (event, now) => alerts.observeLog(event, now) },
+      seen: new SeenEvents(this.config.logDedupeWindow),
+      maxEventsPerBatch: this.config.maxEventsPerBatch,
+      retryAfterMs: this.config.logs.queue.retryAfter,
+      telemetry: this.ctx.telemetry,
+      tracing: this.tracing,
+      log: this.ctx.log.child({ component: 'logs-ingest' }),
+    });
+    app.get('/api/v1/sinks', async () => ({ sinks: logs.status() }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
@@ -126,6 +145,8 @@ export class PlumbCollector {
     await this.app?.close();
     this.app = null;
     await this.zipkinExporter?.stop(deadline);
+    await this.logs?.stop(deadline);
+    this.logs = null;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));
   }
 }

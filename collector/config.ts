@@ -6,6 +6,7 @@ import { MappingSchema } from './metrics/naming.ts';
 import { AlertsConfigSchema } from './alerts/config.ts';
 import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
 import { SpanMetricsSchema } from './traces/spanmetrics.ts';
+import { CollectorLogsSchema } from './logs/config.ts';
 
 export const CollectorMetricsSchema = Section({
   quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
@@ -45,9 +46,12 @@ export const CollectorSchema = Section({
   maxBodyBytes: Size('64mb', { description: 'largest request body after decompression' }),
   maxMetricsPerBatch: Type.Integer({ minimum: 1, default: 1_000_000 }),
   dedupeWindow: Type.Integer({ minimum: 0, default: 100_000, description: 'recent batch ids remembered to drop replays' }),
+  maxEventsPerBatch: Type.Integer({ minimum: 1, default: 100_000, description: 'most log events one POST /v1/logs may carry; more get 400' }),
+  logDedupeWindow: Type.Integer({ minimum: 0, default: 2_000_000, description: 'recent log event ids remembered (8 bytes each for agent ids) so a replayed event reaches the sinks once' }),
   metrics: CollectorMetricsSchema,
   alerts: AlertsConfigSchema,
   traces: CollectorTracesSchema,
+  logs: CollectorLogsSchema,
 });
 
 export type CollectorConfig = StaticDecode<typeof CollectorSchema>;

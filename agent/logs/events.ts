@@ -19,7 +19,6 @@
  *   was read. A field that is there but does not parse tags the event `_dateparsefailure`.
  * - Nothing matched: `_grokparsefailure`. Cut lines carry `log.flags: ["truncated"]`.
  */
-import type { LogInput } from './tail/config.ts';
 import type { KubernetesMeta, Stream } from './tail/formats.ts';
 import type { TailRecord } from './tail/record.ts';
 import { eventId } from './tail/identity.ts';
@@ -121,8 +120,15 @@ function ownedBytes(text: string): Uint8Array {
 }
 
 /** The parts of the configuration a parser thread needs. */
+export interface ParserInput {
+  pattern?: string | readonly string[];
+  definitions: Readonly<Record<string, string>>;
+  timestamp?: { field: string; format: string; timezone?: string };
+  fields: Readonly<Record<string, string>>;
+}
+
 export interface ParserSetup {
-  inputs: readonly Pick<LogInput, 'pattern' | 'definitions' | 'timestamp' | 'fields' | 'format'>[];
+  inputs: readonly ParserInput[];
   patternsDirs: readonly string[];
   hostName: string;
 }

@@ -86,7 +86,7 @@ export class LogPipeline {
   async start(): Promise<void> {
     if (this.running) return;
     const setup: ParserSetup = {
-      inputs: this.config.logs.map((i) => ({ pattern: i.pattern, definitions: i.definitions, timestamp: i.timestamp, fields: i.fields, format: i.format })),
+      inputs: this.config.logs.map((i) => ({ pattern: i.pattern, definitions: i.definitions, timestamp: i.timestamp, fields: i.fields })),
       patternsDirs: patternsDirs(this.config.grok),
       hostName: this.config.hostName,
     };

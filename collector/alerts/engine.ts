@@ -500,6 +500,11 @@ export class AlertEngine {
     if (second !== undefined) for (const s of second) if (first === undefined || !first.includes(s)) s.observeCumulative(o, now);
   }
 
+  /** Some rule counts log events: the ingest only hands events over when one does. */
+  get observesLogs(): boolean {
+    return this.installed.logStores.length > 0;
+  }
+
   /** A log event seen by the collector (fields such as level, message, host). */
   observeLog(event: Record<string, unknown>, now: number): void {
     const stores = this.installed.logStores;

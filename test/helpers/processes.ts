@@ -9,6 +9,8 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import YAML from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
 import { PlumbAgent } from '../../agent/agent.ts';
@@ -83,7 +85,22 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 
 /** Starts `plumb <args>` from the sources; it keeps running until stopped. */
 export function startPlumb(args: string[], options: { env?: Record<string, string> } = {}): TrackedProcess {
-  return spawnTracked(NODE_BIN, [CLI_ENTRY, ...args], { cwd: REPO_ROOT, env: cleanEnv(options.env) });
+  return spawnTracked(NODE_BIN, [CLI_ENTRY, ...args], { cwd: REPO_ROOT, env: cleanEnv({ ...privateDataDirs(args), ...options.env }) });
+}
+
+/** A fresh directory under the system temp dir. */
+export function tempDataDir(prefix = 'plumb-data-'): string {
+  return mkdtempSync(join(os.tmpdir(), prefix));
+}
+
+/**
+ * Roles keep queues, checkpoints and log files under their data directories; a test process
+ * gets directories of its own (unless the test sets them), so parallel tests never share one.
+ */
+function privateDataDirs(args: string[]): Record<string, string> {
+  if (!['agent', 'collector', 'all'].includes(args[0])) return {};
+  const dir = tempDataDir();
+  return { PLUMB_AGENT__DATA_DIR: join(dir, 'agent'), PLUMB_COLLECTOR__DATA_DIR: join(dir, 'collector') };
 }
 
 export interface RunResult extends Exit {
@@ -144,6 +161,8 @@ export interface CollectorUnderTest {
 /** Starts a collector from the `collector:` section in `yaml` (say `listen: "127.0.0.1:0"` for a free port). */
 export async function startCollector(yaml: string): Promise<CollectorUnderTest> {
   const config = plumbConfig(yaml);
+  const raw = (YAML.parse(yaml) ?? {}) as { collector?: Record<string, unknown> };
+  if (raw.collector?.dataDir === undefined) config.collector.dataDir = tempDataDir();
   const telemetry = new Telemetry();
   const collector = new PlumbCollector(config.collector, { telemetry, log: silentLogger() });
   await collector.start();
@@ -182,6 +201,7 @@ export function configHasKey(path: string[]): boolean {
 export async function startAgent(yaml: string): Promise<AgentUnderTest> {
   const config = plumbConfig(yaml);
   const raw = (YAML.parse(yaml) ?? {}) as { agent?: Record<string, unknown> };
+  if (raw.agent?.dataDir === undefined) config.agent.dataDir = tempDataDir();
   if (configHasKey(['agent', 'traces', 'zipkin', 'enabled']) && raw.agent?.traces === undefined) {
     (config.agent as unknown as { traces: { zipkin: { enabled: boolean } } }).traces.zipkin.enabled = false;
   }

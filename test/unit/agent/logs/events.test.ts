@@ -28,7 +28,7 @@ function record(text: string, offset: number, extra: Partial<TailRecord> = {}): 
 
 type InputSetup = ParserSetup['inputs'][number];
 function builder(inputs: Partial<InputSetup>[]): EventBuilder {
-  return new EventBuilder({ inputs: inputs.map((i) => ({ definitions: {}, fields: {}, format: 'plain', ...i }) as InputSetup), patternsDirs: [], hostName: 'web-1' });
+  return new EventBuilder({ inputs: inputs.map((i) => ({ definitions: {}, fields: {}, ...i })), patternsDirs: [], hostName: 'web-1' });
 }
 
 /** Parses records the way a parser thread does: packed, then built; returns the events. */
@@ -105,7 +105,7 @@ describe('EventBuilder', () => {
   });
 
   it('uses the container runtime’s time and Kubernetes names for cri records, and flags truncation', () => {
-    const b = builder([{ format: 'cri' }]);
+    const b = builder([{}]);
     const [ev] = parse(b, [
       record('panic: oops', 0, {
         stream: 'stderr',
@@ -126,7 +126,7 @@ describe('EventBuilder', () => {
   });
 
   it('merges a json line’s fields, its own @timestamp and tags, and keeps plumb’s keys', () => {
-    const b = builder([{ format: 'json' }]);
+    const b = builder([{}]);
     const obj = { '@timestamp': '2026-11-24T06:00:00.5Z', message: 'user logged in', level: 'info', log: { level: 'info' }, tags: ['auth'], user: { id: 7 } };
     const line = JSON.stringify(obj);
     const [ev] = parse(b, [record(line, 0, { json: obj })]);
@@ -142,7 +142,7 @@ describe('EventBuilder', () => {
   });
 
   it('keeps the problems the tailer found as tags', () => {
-    const b = builder([{ format: 'json' }]);
+    const b = builder([{}]);
     const [ev] = parse(b, [record('{not json', 0, { tags: ['json_invalid'] })]);
     expect(ev).toMatchObject({ message: '{not json', tags: ['json_invalid'] });
   });

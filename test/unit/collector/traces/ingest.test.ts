@@ -5,6 +5,7 @@
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadPlumbConfig } from '../../../../cli/config.ts';
+import { tempDataDir } from '../../../helpers/processes.ts';
 import { PlumbCollector } from '../../../../collector/collector.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
@@ -28,6 +29,7 @@ async function zipkinServer(): Promise<ZipkinTestServer> {
 
 async function collector(tracesYaml: string): Promise<{ collector: PlumbCollector; telemetry: Telemetry; url: string }> {
   const config = loadPlumbConfig({ text: `collector:\n  listen: "127.0.0.1:0"\n  traces:\n${tracesYaml}`, env: {} });
+  config.collector.dataDir = tempDataDir();
   const telemetry = new Telemetry();
   const c = new PlumbCollector(config.collector, { telemetry, log: silentLogger() });
   cleanup.push(() => c.stop(2000));
