@@ -7,7 +7,7 @@
  * exposes, and (with Prometheus installed) every dashboard panel is checked to show data.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -208,6 +208,49 @@ describe.skipIf(KUBECTL === null)('kubectl', () => {
       'ServiceAccount/plumb-agent',
       'ServiceAccount/plumb-collector',
     ]);
+  });
+});
+
+describe('the image\'s runtime layout, without Docker', () => {
+  it('dist/ + config/ + package.json run as the image runs them, importing production dependencies only', async () => {
+    // What the runtime stage holds: the build's dist/ (emitted here without type checking,
+    // which `npm run build` and `npm run typecheck` do), config/, package.json, node_modules.
+    const app = join(tmp, 'app');
+    const tsc = await run(NODE_BIN, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', join(app, 'dist'), '--noCheck', '--sourceMap', 'false']);
+    expect(tsc.code, tsc.output).toBe(0);
+    await cp(join(REPO_ROOT, 'config'), join(app, 'config'), { recursive: true });
+    await cp(join(REPO_ROOT, 'package.json'), join(app, 'package.json'));
+    await symlink(join(REPO_ROOT, 'node_modules'), join(app, 'node_modules'));
+
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string; bin: { plumb: string }; dependencies: Record<string, string> };
+    const entry = join(app, pkg.bin.plumb);
+    const version = await run(NODE_BIN, [entry, '--version'], tmp);
+    expect(version.output).toBe(`plumb ${pkg.version}`);
+    const check = await run(NODE_BIN, [entry, 'check-config', join(DEPLOY, 'docker', 'plumb.yaml')], tmp);
+    expect(check.code, check.output).toBe(0);
+    // the grok pattern library is found from dist/ (config/patterns beside it)
+    const grok = spawnTracked(NODE_BIN, [entry, 'grok', '--pattern', '%{IPV4:ip} %{WORD:verb}'], { cwd: tmp });
+    grok.child.stdin?.end('10.0.0.1 GET\n');
+    expect((await grok.exited).code, grok.stderr()).toBe(0);
+    expect(JSON.parse(grok.stdout())).toEqual({ match: true, fields: { ip: '10.0.0.1', verb: 'GET' } });
+
+    // every package dist/ imports is a production dependency (the image has no others)
+    const imported = new Set<string>();
+    const walk = async (dir: string): Promise<void> => {
+      for (const e of await readdir(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) await walk(p);
+        else if (e.name.endsWith('.js')) {
+          for (const m of (await readFile(p, 'utf8')).matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)['"]((?:@[\w.-]+\/)?[\w-][\w.-]*(?:\/[\w./-]+)?|node:[\w/]+)['"]/g)) {
+            if (m[1].startsWith('node:')) continue;
+            imported.add(m[1].startsWith('@') ? m[1].split('/').slice(0, 2).join('/') : m[1].split('/')[0]);
+          }
+        }
+      }
+    };
+    await walk(join(app, 'dist'));
+    expect(imported.size).toBeGreaterThan(5);
+    expect([...imported].filter((i) => !(i in pkg.dependencies))).toEqual([]);
   });
 });
 
