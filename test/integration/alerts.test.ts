@@ -77,6 +77,52 @@ describe('alerts in the collector', () => {
     await waitFor(async () => !(await alerts(url)).some((a) => a.state === 'firing'), { what: 'the alert resolved' });
   });
 
+  it('counts log events the agent tailed and fires a log rule once the pattern spikes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plumb-alerts-logs-'));
+    const rulesFile = join(dir, 'rules.yaml');
+    await writeFile(
+      rulesFile,
+      `
+rules:
+  - alert: PanicsInLogs
+    logs: { where: { level: "ERROR" }, match: "panic" }
+    aggregate: count
+    window: 1m
+    op: ">="
+    threshold: 5
+    labels: { severity: page }
+`,
+    );
+    const { url } = await startCollector(`
+collector:
+  listen: "127.0.0.1:0"
+  alerts: { rulesFile: ${JSON.stringify(rulesFile)}, evaluationInterval: 100ms, watch: false }
+`);
+    const logFile = join(dir, 'app.log');
+    await writeFile(logFile, 'INFO all good\nERROR panic: nil map\nWARN panic averted\n');
+    await startAgent(`
+agent:
+  statsd: { enabled: false }
+  http: { listen: "127.0.0.1:0" }
+  forward: { collectors: ["${url}"] }
+  host: { enabled: false }
+  grok: { workers: 1 }
+  tail: { discoverInterval: 50ms, pollInterval: 20ms }
+  logs:
+    - path: ${JSON.stringify(logFile)}
+      pattern: "%{LOGLEVEL:level} %{GREEDYDATA:msg}"
+`);
+    const sample = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
+    await waitFor(async () => (await sample('plumb_ingest_log_events_total\\{outcome="accepted"\\}')) === 3, { what: 'the first three events at the collector' });
+    // a few evaluation rounds with only one matching event in the window
+    const rounds = await sample('plumb_alerts_evaluations_total');
+    await waitFor(async () => (await sample('plumb_alerts_evaluations_total')) >= rounds + 3, { what: 'three more evaluations' });
+    expect((await alerts(url)).some((a) => a.labels.alertname === 'PanicsInLogs')).toBe(false);
+    await writeFile(logFile, 'ERROR panic: a\nERROR panic: b\nERROR all fine\nERROR panic: c\nERROR panic: d\n', { flag: 'a' });
+    const firing = await waitFor(async () => (await alerts(url)).find((a) => a.labels.alertname === 'PanicsInLogs' && a.state === 'firing'), { what: 'the log rule firing' });
+    expect(firing.labels).toMatchObject({ severity: 'page' });
+  });
+
   it('keeps the running rules when a reload finds a broken file, and takes a good one', async () => {
     const { collector, url, rulesFile } = await setup(RULES);
     const rules = async () => ((await (await fetch(`${url}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string }[] }[] } }).data.groups.flatMap((g) => g.rules.map((r) => r.name));
