@@ -62,6 +62,7 @@ export const ElasticsearchSinkSchema = Section(
     }),
     flushBytes: Size('5mb', { description: 'Largest bulk request body.' }),
     flushInterval: Duration('1s', { description: 'Longest wait for more events before a bulk request.' }),
+    concurrency: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Bulk requests in flight at once.' }),
     timeout: Duration('30s', { description: 'Longest wait for one request.' }),
     compression: Type.Boolean({ default: false, description: 'gzip request bodies.' }),
     retryInitial: Duration('500ms', { description: 'First retry delay; doubles per attempt, with jitter.' }),
@@ -198,7 +199,7 @@ export function checkLogsConfig(config: CollectorLogsConfig, path: string): stri
     }
     if (s3.retryMax < s3.retryInitial) errors.push(`${at}.retryMax: must not be below retryInitial`);
   }
-  const largestBatch = Math.max(config.sinks.file?.flushBytes ?? 0, es?.flushBytes ?? 0, s3?.rollover.bytes ?? 0);
+  const largestBatch = Math.max(config.sinks.file?.flushBytes ?? 0, es ? es.flushBytes * es.concurrency : 0, s3?.rollover.bytes ?? 0);
   if (config.queue.maxBytes < largestBatch) errors.push(`${path}.queue.maxBytes: smaller than a sink's batch (${largestBatch} bytes); raise it or lower flushBytes/rollover.bytes`);
   return errors;
 }

@@ -90,7 +90,8 @@ export class ElasticsearchSink implements LogSink {
     this.config = config;
     this.log = options.log.child({ sink: 'elasticsearch' });
     this.logOnce = new LogOnce(this.log);
-    this.batch = { maxBytes: config.flushBytes, maxWaitMs: config.flushInterval };
+    // enough for `concurrency` requests of flushBytes per write
+    this.batch = { maxBytes: config.flushBytes * config.concurrency, maxWaitMs: config.flushInterval };
     this.backoff = { initialMs: config.retryInitial, maxMs: config.retryMax };
     if (config.dataStream === undefined) {
       const parsed = parseIndexPattern(config.index);
@@ -171,36 +172,40 @@ export class ElasticsearchSink implements LogSink {
     let failure: unknown;
     let settled = result.rejected.length;
     let requests = 0;
-    while (chunks.length > 0) {
-      const c = chunks.shift() as Chunk;
-      if (failure !== undefined) {
-        for (const e of c.events) result.retry.push(e);
-        continue;
-      }
-      let items: BulkItem[];
-      try {
-        requests++;
-        items = await this.bulk(body(c), signal);
-      } catch (err) {
-        const e = this.explain(err, 'POST /_bulk');
-        if (e.status === 413 && c.events.length > 1) {
-          // a proxy (or http.max_content_length) takes less than flushBytes: send halves
-          this.logOnce.warn('413', { bytes: c.bytes, events: c.events.length }, 'elasticsearch: a bulk request was too large; sending it in halves (lower flushBytes)');
-          chunks.unshift(...split(c));
+    // up to `concurrency` requests at once; after a failed one, no new request starts
+    const worker = async (): Promise<void> => {
+      while (chunks.length > 0) {
+        const c = chunks.shift() as Chunk;
+        if (failure !== undefined) {
+          for (const e of c.events) result.retry.push(e);
           continue;
         }
-        if (e instanceof PermanentError) {
-          for (let i = 0; i < c.events.length; i++) result.rejected.push({ event: c.events[i], status: e.status, reason: e.message, target: c.targets[i] });
-          settled += c.events.length;
+        let items: BulkItem[];
+        try {
+          requests++;
+          items = await this.bulk(body(c), signal);
+        } catch (err) {
+          const e = this.explain(err, 'POST /_bulk');
+          if (e.status === 413 && c.events.length > 1) {
+            // a proxy (or http.max_content_length) takes less than flushBytes: send halves
+            this.logOnce.warn('413', { bytes: c.bytes, events: c.events.length }, 'elasticsearch: a bulk request was too large; sending it in halves (lower flushBytes)');
+            chunks.unshift(...split(c));
+            continue;
+          }
+          if (e instanceof PermanentError) {
+            for (let i = 0; i < c.events.length; i++) result.rejected.push({ event: c.events[i], status: e.status, reason: e.message, target: c.targets[i] });
+            settled += c.events.length;
+            continue;
+          }
+          failure = e;
+          for (const ev of c.events) result.retry.push(ev);
           continue;
         }
-        failure = e;
-        for (const ev of c.events) result.retry.push(ev);
-        continue;
+        settled += c.events.length;
+        this.settle(c.events, c.targets, items, result);
       }
-      settled += c.events.length;
-      this.settle(c.events, c.targets, items, result);
-    }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.config.concurrency, chunks.length) }, worker));
     span.setAttribute('plumb.es.requests', requests);
     // Nothing went through: let the runner count the failure by its cause.
     if (failure !== undefined && settled === 0) throw failure;

@@ -20,6 +20,9 @@ import { retryReason, type RetryReason, type SinkMetrics } from './metrics.ts';
 import type { QueuedBatch, SinkQueue } from './queue.ts';
 import type { LogSink, RejectedEvent, WriteResult } from './sink.ts';
 
+/** Batches up to this size are read ahead while the previous one is written. */
+const READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024;
+
 export type SinkState = 'starting' | 'ready' | 'retrying' | 'unavailable' | 'stopped';
 
 /** One sink as the status API shows it. Never holds secrets. */
@@ -143,24 +146,37 @@ export class SinkRunner {
   private async run(): Promise<void> {
     await this.queue.rewind();
     if (!(await this.openSink())) return;
-    for (let failures = 0; !this.abort.signal.aborted; ) {
-      try {
-        const batch = await this.gather();
-        if (batch === undefined) return;
-        // false: aborted at the deadline; nothing after the last acknowledgement is lost, only read again
-        if (!(await this.deliver(batch.events))) return;
-        await this.queue.ack(batch.last);
-        this.updateDepth();
-        failures = 0;
-      } catch (err) {
-        // the queue or the dead-letter file failed (a full disk): read again from the last acknowledgement
-        if (this.abort.signal.aborted) return;
-        this.noteError(err);
-        const delay = backoffDelay(failures++, this.sink.backoff);
-        this.logOnce.warn('queue', { err: errorMessage(err), retryInMs: delay }, 'log sink runner could not read, acknowledge or dead-letter; retrying from the last acknowledged batch');
-        if (!(await this.pause(delay, false))) return;
-        await this.queue.rewind().catch(() => undefined);
+    // While a batch is being written the next one is read and split, when batches are small
+    // enough to hold two (not S3's rollover-sized ones).
+    const readAhead = this.sink.batch.maxBytes <= READ_AHEAD_MAX_BYTES;
+    let next: Promise<Gathered | undefined> | undefined;
+    try {
+      for (let failures = 0; !this.abort.signal.aborted; ) {
+        try {
+          const batch = await (next ?? this.gather());
+          next = undefined;
+          if (batch === undefined) return;
+          if (readAhead) next = this.gather();
+          // false: aborted at the deadline; nothing after the last acknowledgement is lost, only read again
+          if (!(await this.deliver(batch.events))) return;
+          await this.queue.ack(batch.last);
+          this.updateDepth();
+          failures = 0;
+        } catch (err) {
+          // the queue or the dead-letter file failed (a full disk): read again from the last acknowledgement
+          if (next !== undefined) await next.catch(() => undefined);
+          next = undefined;
+          if (this.abort.signal.aborted) return;
+          this.noteError(err);
+          const delay = backoffDelay(failures++, this.sink.backoff);
+          this.logOnce.warn('queue', { err: errorMessage(err), retryInMs: delay }, 'log sink runner could not read, acknowledge or dead-letter; retrying from the last acknowledged batch');
+          if (!(await this.pause(delay, false))) return;
+          await this.queue.rewind().catch(() => undefined);
+        }
       }
+    } finally {
+      // a read under way finishes before the queue may close
+      if (next !== undefined) await next.catch(() => undefined);
     }
   }
 

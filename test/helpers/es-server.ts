@@ -38,6 +38,11 @@ export interface EsTestServerOptions {
   mappingErrorType?: string;
   /** Shared between restarts so documents stay. */
   store?: EsStore;
+  /**
+   * False keeps only the ids (for benchmarks): sources are neither parsed (only checked to be
+   * objects) nor held, and the numericField and data stream checks are off.
+   */
+  keepSources?: boolean;
 }
 
 export interface EsStore {
@@ -55,7 +60,9 @@ export interface EsTestServer {
   /** Bulk requests seen (including refused ones), and the actions they carried. */
   bulkRequests: number;
   bulkActions: number;
-  /** Request headers of each bulk request. */
+  /** Bytes of bulk request bodies (as sent, before gunzip). */
+  bulkBytes: number;
+  /** Request headers of the first 1000 bulk requests. */
   bulkHeaders: IncomingMessage['headers'][];
   /** Answers the next `n` bulk requests with `status` (and an Elasticsearch error body) without storing anything. */
   failNextBulk(n: number, status?: number): void;
@@ -81,6 +88,8 @@ class HttpError extends Error {
     this.extra = extra;
   }
 }
+
+const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 function errorBody(status: number, type: string, reason: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const cause = { type, reason, ...extra };
@@ -110,6 +119,7 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
     store,
     bulkRequests: 0,
     bulkActions: 0,
+    bulkBytes: 0,
     bulkHeaders: [],
     delayMs: 0,
     failNextBulk(n, status = 503) {
@@ -226,7 +236,12 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
       try {
         let source: Record<string, unknown>;
         try {
-          source = JSON.parse(raw);
+          if (options.keepSources === false) {
+            if (raw === undefined || raw[0] !== '{' || raw[raw.length - 1] !== '}') throw new Error('not a JSON object');
+            source = EMPTY;
+          } else {
+            source = JSON.parse(raw);
+          }
         } catch (err) {
           throw new HttpError(400, options.mappingErrorType ?? 'mapper_parsing_exception', `failed to parse`, { caused_by: { type: 'x_content_parse_exception', reason: (err as Error).message } });
         }
@@ -234,7 +249,7 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
           throttleItems--;
           throw new HttpError(429, 'es_rejected_execution_exception', 'rejected execution of coordinating operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1024, max_coordinating_and_primary_bytes=1024]');
         }
-        const index = writeIndex(target, op, source);
+        const index = options.keepSources === false ? target : writeIndex(target, op, source);
         const field = options.numericField;
         if (field !== undefined && source[field] !== undefined && typeof source[field] !== 'number' && !/^-?\d+$/.test(String(source[field]))) {
           const preview = String(source[field]);
@@ -248,7 +263,7 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
           throw new HttpError(409, 'version_conflict_engine_exception', `[${id}]: version conflict, document already exists (current version [1])`, { index_uuid: uuid(index), shard: '0', index });
         }
         const existed = docs.has(id);
-        docs.set(id, source);
+        docs.set(id, options.keepSources === false ? EMPTY : source);
         item = { _index: index, _id: id, _version: 1, result: existed ? 'updated' : 'created', _shards: { total: 2, successful: 1, failed: 0 }, _seq_no: docs.size - 1, _primary_term: 1, status: existed ? 200 : 201 };
       } catch (err) {
         if (!(err instanceof HttpError)) throw err;
@@ -266,6 +281,7 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
     const path = url.pathname;
     const method = req.method ?? 'GET';
     let body = await readBody(req);
+    const wireBytes = body.length;
     if (/gzip/i.test(req.headers['content-encoding'] ?? '')) body = gunzipSync(body);
     checkAuth(req, path);
     const parts = path.split('/').filter(Boolean).map(decodeURIComponent);
@@ -282,7 +298,8 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
     }
     if (parts[parts.length - 1] === '_bulk' && (method === 'POST' || method === 'PUT') && parts.length <= 2) {
       state.bulkRequests++;
-      state.bulkHeaders.push(req.headers);
+      state.bulkBytes += wireBytes;
+      if (state.bulkHeaders.length < 1000) state.bulkHeaders.push(req.headers);
       if (state.delayMs > 0) await new Promise((r) => setTimeout(r, state.delayMs));
       if (failBulk.left > 0) {
         failBulk.left--;
@@ -290,7 +307,9 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
         if (s === 429) throw new HttpError(429, 'es_rejected_execution_exception', 'rejected execution of coordinating operation');
         throw new HttpError(s, s === 503 ? 'cluster_block_exception' : 'internal_server_error', s === 503 ? 'blocked by: [SERVICE_UNAVAILABLE/2/no master];' : 'simulated failure');
       }
-      return send(res, 200, bulk(body, parts.length === 2 ? parts[0] : undefined));
+      const answer = bulk(body, parts.length === 2 ? parts[0] : undefined);
+      const filter = url.searchParams.get('filter_path');
+      return send(res, 200, filter ? filterPath(answer, filter.split(',')) : answer);
     }
     if (parts[0] === '_index_template' && parts.length === 2) {
       const name = parts[1];
@@ -357,6 +376,30 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
       server.closeAllConnections();
     });
   return state;
+}
+
+/**
+ * Elasticsearch's filter_path for the forms clients use ("errors", "items.*.status"): keeps the
+ * named paths, `*` matching any key, arrays walked through.
+ */
+function filterPath(value: unknown, paths: string[]): unknown {
+  const keep = (v: unknown, segments: string[][]): unknown => {
+    if (segments.some((s) => s.length === 0)) return v;
+    if (Array.isArray(v)) {
+      const out = v.map((x) => keep(x, segments)).filter((x) => x !== undefined);
+      return out.length > 0 ? out : undefined;
+    }
+    if (v === null || typeof v !== 'object') return undefined;
+    const out: Record<string, unknown> = {};
+    for (const [k, child] of Object.entries(v)) {
+      const next = segments.filter((s) => s[0] === '*' || s[0] === k).map((s) => s.slice(1));
+      if (next.length === 0) continue;
+      const kept = keep(child, next);
+      if (kept !== undefined) out[k] = kept;
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
+  };
+  return keep(value, paths.map((p) => p.split('.'))) ?? {};
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
