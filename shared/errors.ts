@@ -14,6 +14,8 @@ export const ErrorCodes = {
   PLUMB_ERR_GROK_PATTERN: 'a grok pattern or pattern file is invalid',
   PLUMB_ERR_SINK_PERMANENT: 'a downstream system refused data permanently',
   PLUMB_ERR_SINK_RETRYABLE: 'a downstream system could not take data now',
+  PLUMB_ERR_SPOOL_DIR: 'a disk queue directory cannot be created, read or written',
+  PLUMB_ERR_SPOOL_IO: 'reading or writing a disk queue segment failed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

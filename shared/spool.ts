@@ -25,9 +25,9 @@ import { LogOnce, type Logger } from './log.ts';
 import type { Telemetry } from './telemetry.ts';
 
 /** The spool directory cannot be created, read or written (the message names it and the fix). */
-export const PLUMB_ERR_SPOOL_DIR = 'PLUMB_ERR_SPOOL_DIR';
+export const PLUMB_ERR_SPOOL_DIR = 'PLUMB_ERR_SPOOL_DIR' satisfies ErrorCode;
 /** Reading or writing a segment failed after the spool was opened. */
-export const PLUMB_ERR_SPOOL_IO = 'PLUMB_ERR_SPOOL_IO';
+export const PLUMB_ERR_SPOOL_IO = 'PLUMB_ERR_SPOOL_IO' satisfies ErrorCode;
 
 /** Bytes each record takes on disk beyond its payload. */
 export const SPOOL_FRAME_BYTES = 12;
@@ -137,9 +137,8 @@ function errCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | undefined)?.code ?? (err instanceof Error ? err.message : String(err));
 }
 
-function spoolError(code: string, message: string, cause?: unknown): PlumbError {
-  // The codes are spool-local until shared/errors.ts registers them.
-  return new PlumbError(code as string as ErrorCode, message, cause === undefined ? undefined : { cause });
+function spoolError(code: ErrorCode, message: string, cause?: unknown): PlumbError {
+  return new PlumbError(code, message, cause === undefined ? undefined : { cause });
 }
 
 function dirError(name: string, dir: string, what: string, cause?: unknown): PlumbError {
