@@ -7,7 +7,7 @@
  * exposes, and (with Prometheus installed) every dashboard panel is checked to show data.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -319,7 +319,15 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
     await waitForHealthy(collectorUrl).catch((err: Error) => {
       throw new Error(`${err.message}\ncollector stderr:\n${collector.stderr()}`);
     });
-    const agent = startPlumb(['agent', '--config', join(DEPLOY, 'compose', 'plumb', 'agent.yaml')], {
+    // the shipped agent file with its log input pointed at where the demo app writes here
+    const logDir = join(tmp, 'shop-logs');
+    await mkdir(logDir);
+    const agentYaml = YAML.parseDocument(readFileSync(join(DEPLOY, 'compose', 'plumb', 'agent.yaml'), 'utf8'));
+    expect(agentYaml.getIn(['agent', 'logs', 0, 'path'])).toBe('/var/log/shop/*.log');
+    agentYaml.setIn(['agent', 'logs', 0, 'path'], join(logDir, '*.log'));
+    const agentFile = join(tmp, 'compose-agent.yaml');
+    await writeFile(agentFile, agentYaml.toString());
+    const agent = startPlumb(['agent', '--config', agentFile], {
       env: {
         PLUMB_AGENT__HOSTNAME: 'deploy-test-host',
         PLUMB_AGENT__DATA_DIR: join(tmp, 'agent'),
@@ -339,16 +347,18 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
     });
     demo = spawnTracked(NODE_BIN, [join(DEPLOY, 'compose', 'demo', 'app.ts')], {
       cwd: tmp,
-      env: cleanEnv({ STATSD_HOST: '127.0.0.1', STATSD_PORT: String(statsdPort), ZIPKIN_URL: `http://127.0.0.1:${agentZipkinPort}/api/v2/spans` }),
+      env: cleanEnv({ STATSD_HOST: '127.0.0.1', STATSD_PORT: String(statsdPort), ZIPKIN_URL: `http://127.0.0.1:${agentZipkinPort}/api/v2/spans`, LOG_DIR: logDir }),
     });
     // until the demo's metrics, its spans' RED metrics, a service check, delta host metrics
-    // (second collection) and the Zipkin sink's counters have all reached the collector
-    const wanted = [`${DEMO.counter}`, DEMO.timer, DEMO.gauge, 'service_check_status', 'traces_spanmetrics_calls_total', 'system_cpu_user', 'system_net_packets_in_error_total', 'plumb_sink_events_total'];
+    // (second collection), the Zipkin sink's counters and its parsed log events have all
+    // reached the collector
+    const wanted = [`${DEMO.counter}`, DEMO.timer, DEMO.gauge, 'service_check_status', 'traces_spanmetrics_calls_total', 'system_cpu_user', 'system_net_packets_in_error_total', 'plumb_sink_events_total', 'plumb_ingest_log_events_total'];
     await waitFor(
       async () => {
         if (demo.exit) throw new Error(`demo app exited: ${demo.stderr()}`);
         const names = exposedNames(await scrapeText(collectorUrl)).samples;
-        const missing = wanted.filter((n) => !names.has(n));
+        for (const n of exposedNames(await scrapeText(agentUrl)).samples) if (n === 'plumb_logs_events_total') names.add(n);
+        const missing = [...wanted, 'plumb_logs_events_total'].filter((n) => !names.has(n));
         if (missing.length > 0) throw new Error(`not yet on the collector: ${missing.join(', ')}`);
         return true;
       },
@@ -440,6 +450,7 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
       'plumb-pipeline.json/Drops',
       'plumb-pipeline.json/Requests refused',
       'plumb-pipeline.json/Sink retries',
+      'plumb-pipeline.json/Log problems',
       'plumb-statsd.json/Errors by service',
       'plumb-statsd.json/Metrics refused by the collector',
       'plumb-statsd.json/Series limit drops (agent)',

@@ -154,6 +154,15 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
     expect(mount(logs), `${logs} mounted`).toMatchObject({ readOnly: true });
     expect(volume(mount(logs)!.name).hostPath?.path).toBe(logs);
   }
+  // every log input reads below a read-only mount of the same host directory
+  expect(agentConfig.agent.logs.length).toBeGreaterThan(0);
+  for (const input of agentConfig.agent.logs) {
+    for (const p of typeof input.path === 'string' ? [input.path] : input.path) {
+      const m = agent.volumeMounts.find((v) => p.startsWith(`${v.mountPath}/`));
+      expect(m, `${p} is mounted`).toMatchObject({ readOnly: true });
+      expect(volume(m!.name).hostPath?.path).toBe(m!.mountPath);
+    }
+  }
   expect(mount(agentConfig.agent.host.hostProc), 'host /proc where agent.host.hostProc says').toMatchObject({ readOnly: true });
   expect(volume(mount(agentConfig.agent.host.hostProc)!.name).hostPath?.path).toBe('/proc');
   expect(volume(mount(agentConfig.agent.host.hostRoot!)!.name).hostPath?.path).toBe('/');
