@@ -2,7 +2,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { silentLogger } from '../../../../shared/log.ts';
+import { SPAN_SINK_WRITE, TRACING_OFF, type SelfTracing } from '../../../../shared/tracing.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import { DeadLetterFile } from '../../../../collector/logs/dead-letter.ts';
 import { SinkMetrics } from '../../../../collector/logs/metrics.ts';
@@ -22,11 +25,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function runner(sink: FakeSink, queue = new MemoryQueue()) {
+function runner(sink: FakeSink, queue = new MemoryQueue(), tracing?: SelfTracing) {
   const telemetry = new Telemetry();
   const metrics = new SinkMetrics(telemetry);
   const deadLetter = new DeadLetterFile({ file: join(dir, sink.name, 'dead-letter.ndjson'), maxBytes: 1 << 20, sink: sink.name, metrics, log: silentLogger() });
-  const r = new SinkRunner({ sink, queue, deadLetter, metrics, log: silentLogger() });
+  const r = new SinkRunner({ sink, queue, deadLetter, metrics, log: silentLogger(), tracing });
   running.push(r);
   const metric = (name: string, labels: Record<string, string> = {}) => metricValue(telemetry.registry, name, { sink: sink.name, ...labels });
   return { r, queue, metric, deadLetter };
@@ -151,5 +154,41 @@ describe('sink runner', () => {
     await r.stop(Date.now() + 5000);
     expect(sink.stored).toEqual(['h0', 'h1', 'h2']);
     expect(queue.events).toBe(0);
+  });
+
+  it('traces each batch written as a plumb.sink.write span, with its retries', async () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: memory })] });
+    const tracing: SelfTracing = { ...TRACING_OFF, enabled: true, tracer: provider.getTracer('test'), extract: () => ROOT_CONTEXT };
+    const sink = new FakeSink('elasticsearch');
+    sink.failWrites = 2;
+    const { r, queue } = runner(sink, new MemoryQueue(), tracing);
+    await queue.append(ndjson('t', 0, 7), 7);
+    r.start();
+    await waitFor(() => queue.events === 0);
+    await waitFor(() => memory.getFinishedSpans().length === 1);
+    const [span] = memory.getFinishedSpans();
+    expect(span.name).toBe(SPAN_SINK_WRITE);
+    expect(span.attributes).toMatchObject({ 'plumb.sink': 'elasticsearch', 'plumb.events': 7 });
+    expect(span.events.map((e) => [e.name, e.attributes?.reason])).toEqual([
+      ['retry', 'unavailable'],
+      ['retry', 'unavailable'],
+    ]);
+    await provider.shutdown();
+  });
+
+  it('starts again after a stop and keeps delivering', async () => {
+    const sink = new FakeSink();
+    const { r, queue } = runner(sink);
+    r.start();
+    await queue.append(ndjson('s', 0, 2), 2);
+    await waitFor(() => queue.events === 0);
+    await r.stop(Date.now() + 1000);
+    expect(r.status().state).toBe('stopped');
+    await queue.append(ndjson('s', 2, 2), 2);
+    r.start();
+    await waitFor(() => queue.events === 0);
+    expect(sink.stored).toEqual(['s0', 's1', 's2', 's3']);
+    expect(sink.opened).toBe(2);
   });
 });
