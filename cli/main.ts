@@ -7,6 +7,8 @@
  *   plumb all --config F          both in one process (the single-machine setup)
  *   plumb check-config F          validate a config file; every error with its key path
  *   plumb statsd-parse            statsd lines on stdin → one JSON object per line on stdout
+ *   plumb grok --pattern P        log lines on stdin → one JSON match result per line
+ *   plumb replay --from s3://…    archived log objects back into Elasticsearch
  */
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
@@ -32,6 +34,9 @@ Commands:
   statsd-parse               read statsd lines on stdin, write one JSON result per line
   grok --pattern P [--patterns-dir D]
                              match lines on stdin against a grok pattern, one JSON result per line
+  replay --from s3://BUCKET/PREFIX --to elasticsearch --config FILE [--since T] [--until T] [--restart]
+                             stream archived log objects back into Elasticsearch (same _ids: idempotent,
+                             resumable); T is ISO 8601 or a duration back from now ("24h")
 
 Options:
   --config FILE   configuration file (YAML); also PLUMB_CONFIG
@@ -185,6 +190,38 @@ async function main(argv: string[]): Promise<number> {
       const dir = args.flags.get('patterns-dir');
       const { runGrokCli } = await import('../agent/logs/grok/cli.ts');
       return runGrokCli({ pattern, patternsDir: typeof dir === 'string' ? dir : undefined }, process.stdin, process.stdout);
+    }
+    case 'replay': {
+      const from = args.flags.get('from');
+      const to = args.flags.get('to') ?? 'elasticsearch';
+      if (typeof from !== 'string' || !from.startsWith('s3://')) {
+        process.stderr.write('plumb replay: --from s3://bucket/prefix is required\n');
+        return 2;
+      }
+      if (to !== 'elasticsearch') {
+        process.stderr.write(`plumb replay: --to ${String(to)}: only "elasticsearch" is supported\n`);
+        return 2;
+      }
+      const config = load(args);
+      const { runReplay } = await import('../collector/logs/replay.ts');
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      process.once('SIGTERM', () => abort.abort());
+      const since = args.flags.get('since');
+      const until = args.flags.get('until');
+      const summary = await runReplay(
+        {
+          from,
+          to: 'elasticsearch',
+          ...(typeof since === 'string' ? { since } : {}),
+          ...(typeof until === 'string' ? { until } : {}),
+          logs: config.collector.logs,
+          dataDir: config.collector.dataDir,
+          restart: args.flags.has('restart'),
+        },
+        { out: process.stderr, isTTY: process.stderr.isTTY === true, signal: abort.signal, log: createLogger({ level: config.log.level, name: 'plumb' }) },
+      );
+      return summary.exitCode;
     }
     case 'agent':
     case 'collector':

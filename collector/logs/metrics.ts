@@ -36,8 +36,6 @@ export class SinkMetrics {
   readonly deadLetter: Counter<'sink'>;
   readonly deadLetterDiscarded: Counter<'sink'>;
   readonly writeSeconds: Histogram<'sink'>;
-  /** False when another sink declared plumb_sink_retries_total without the reason label first. */
-  private readonly retriesHaveReason: boolean;
 
   constructor(t: Telemetry) {
     this.events = t.counter('plumb_sink_events_total', 'Events handled by sinks, by outcome (delivered, duplicate, dead_letter; the Zipkin sink: sent, rejected, dropped, refused).', ['sink', 'outcome']);
@@ -48,12 +46,10 @@ export class SinkMetrics {
     this.deadLetter = t.counter('plumb_sink_dead_letter_total', 'Events a sink refused permanently, written to its dead-letter file with the reason.', ['sink']);
     this.deadLetterDiscarded = t.counter('plumb_sink_dead_letter_discarded_total', 'Dead-letter events removed when the older dead-letter file was rotated away.', ['sink']);
     this.writeSeconds = t.histogram('plumb_sink_write_seconds', 'Duration of one write (request, upload, file append) to a log sink.', ['sink'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]);
-    this.retriesHaveReason = (this.retries as unknown as { labelNames?: string[] }).labelNames?.includes('reason') ?? true;
   }
 
   retry(sink: string, reason: RetryReason, n = 1): void {
-    if (this.retriesHaveReason) this.retries.inc({ sink, reason }, n);
-    else (this.retries as unknown as Counter<'sink'>).inc({ sink }, n);
+    this.retries.inc({ sink, reason }, n);
   }
 
   /** Makes every series of a sink visible at 0 before anything happened. */

@@ -18,6 +18,7 @@ import type { Counter, Gauge } from 'prom-client';
 import { Agent, request } from 'undici';
 import { Section, Size, Duration } from '../../shared/config.ts';
 import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
+import { retryReason } from '../logs/metrics.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
 import { httpStatusError, retry, SINK_CODES } from '../../shared/retry.ts';
@@ -78,7 +79,7 @@ export class ZipkinExporter {
   private readonly tracing: SelfTracing;
   private readonly queue: BoundedQueue<QueuedSpan>;
   private readonly events: Counter<'sink' | 'outcome'>;
-  private readonly retries: Counter<'sink'>;
+  private readonly retries: Counter<'sink' | 'reason'>;
   private readonly depth: Gauge<'sink'>;
   private readonly depthBytes: Gauge<'sink'>;
   private dispatcher: Agent | undefined;
@@ -101,7 +102,7 @@ export class ZipkinExporter {
     this.queue = new BoundedQueue<QueuedSpan>({ maxItems: config.maxQueuedSpans, maxBytes: config.maxQueuedBytes });
     const t = ctx.telemetry;
     this.events = t.counter('plumb_sink_events_total', 'Events handled by sinks, by outcome (sent, rejected, dropped, refused).', ['sink', 'outcome']);
-    this.retries = t.counter('plumb_sink_retries_total', 'Sink requests retried after a retryable failure.', ['sink']);
+    this.retries = t.counter('plumb_sink_retries_total', 'Sink writes retried, by reason (unavailable, throttled, server_error, auth, item_throttled, item_server_error, other).', ['sink', 'reason']);
     this.depth = t.gauge('plumb_sink_queue_depth', 'Events waiting in a sink queue.', ['sink']);
     this.depthBytes = t.gauge('plumb_sink_queue_bytes', 'Bytes waiting in a sink queue.', ['sink']);
   }
@@ -214,7 +215,7 @@ export class ZipkinExporter {
         maxMs: this.config.retryMax,
         signal: this.abort.signal,
         onRetry: (err, attempt, delayMs) => {
-          this.retries.inc({ sink: SINK });
+          this.retries.inc({ sink: SINK, reason: retryReason(err) });
           span.addEvent('retry', { attempt, delayMs, error: errorMessage(err) });
           this.logOnce.warn('retry', { attempt, delayMs, err: errorMessage(err), endpoint: this.endpoint }, 'zipkin exporter retrying a request');
         },
@@ -285,3 +286,4 @@ function lowercaseKeys(headers: Record<string, string>): Record<string, string> 
   for (const [k, v] of Object.entries(headers)) out[k.toLowerCase()] = v;
   return out;
 }
+

@@ -36,7 +36,7 @@ describe('plumb --help, --version', () => {
   it('--help prints the commands and exits 0', async () => {
     const r = await runPlumb(['--help']);
     expect(r.code).toBe(0);
-    for (const command of ['agent', 'collector', 'all', 'check-config', 'statsd-parse']) expect(r.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
+    for (const command of ['agent', 'collector', 'all', 'check-config', 'statsd-parse', 'grok', 'replay']) expect(r.stdout).toMatch(new RegExp(`^\\s+${command}\\b`, 'm'));
     expect(r.stdout).toContain('PLUMB_');
   });
 
@@ -51,6 +51,18 @@ describe('plumb --help, --version', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('unknown command "frobnicate"');
     expect(r.stderr).toContain('Usage: plumb');
+  });
+});
+
+describe('plumb replay', () => {
+  it('says what is missing: the source, or an Elasticsearch sink to replay into', async () => {
+    const noFrom = await runPlumb(['replay', '--to', 'elasticsearch']);
+    expect(noFrom.code).toBe(2);
+    expect(noFrom.stderr).toContain('--from s3://bucket/prefix is required');
+    const config = await file('no-es.yaml', 'collector:\n  logs: { sinks: { file: {} } }\n');
+    const noEs = await runPlumb(['replay', '--from', 's3://archive/plumb/', '--config', config]);
+    expect(noEs.code).toBe(1);
+    expect(noEs.stderr).toContain('collector.logs.sinks.elasticsearch is not configured');
   });
 });
 
