@@ -30,6 +30,12 @@ export interface MetricStoreOptions {
 /** Names the collector's own exposition uses; an application metric may not take them. */
 export const RESERVED_PREFIXES: readonly string[] = ['plumb_', 'traces_spanmetrics_', 'ALERTS'];
 
+/**
+ * Reserved names that agents do send: their service checks (`plumb.check.up`, …) arrive as
+ * metrics and are exposed as `plumb_check_*`; the collector has no self-metric of that prefix.
+ */
+export const AGENT_PREFIXES: readonly string[] = ['plumb_check_'];
+
 type FamilyType = 'counter' | 'gauge' | 'summary' | 'histogram';
 /** Which statsd kind fed a family, so a set and a gauge of one name don't merge. */
 type Origin = 'c' | 'g' | 's' | 'sketch' | 'check';
@@ -210,7 +216,7 @@ export class MetricStore {
     let family = this.families.get(name);
     if (family === undefined) {
       for (const prefix of this.options.reservedPrefixes ?? RESERVED_PREFIXES) {
-        if (name.startsWith(prefix)) {
+        if (name.startsWith(prefix) && !AGENT_PREFIXES.some((p) => name.startsWith(p))) {
           this.refused.name_collision++;
           return null;
         }
