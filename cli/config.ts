@@ -2,7 +2,7 @@
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
-import { CollectorSchema, CollectorMetricsSchema } from '../collector/config.ts';
+import { CollectorSchema, CollectorMetricsSchema, CollectorTracesSchema } from '../collector/config.ts';
 import { AlertsConfigSchema } from '../collector/alerts/config.ts';
 import { checkRulesFile } from '../collector/alerts/rules.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
@@ -11,6 +11,7 @@ import { SelfTracingSchema } from '../shared/tracing.ts';
 import { parseListen } from '../shared/address.ts';
 import { AgentLogsSchema, logsConfigErrors } from '../agent/logs/config.ts';
 import { CollectorLogsSchema, checkLogsConfig } from '../collector/logs/config.ts';
+import { checkSpanIndexConfig } from '../collector/traces/span-index.ts';
 
 export const PlumbSchema = Section({
   agent: AgentSchema,
@@ -28,6 +29,11 @@ export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
   { path: 'agent', schema: AgentLogsSchema, run: (a: PlumbConfig['agent']) => logsConfigErrors(a, 'agent') },
   { path: 'collector.logs', schema: CollectorLogsSchema, run: (c: PlumbConfig['collector']['logs']) => checkLogsConfig(c, 'collector.logs') },
+  {
+    path: 'collector.traces',
+    schema: CollectorTracesSchema,
+    run: (t: PlumbConfig['collector']['traces']) => (t.elasticsearch === undefined ? [] : checkSpanIndexConfig(t.elasticsearch, 'collector.traces.elasticsearch')),
+  },
   { path: 'agent.checks', schema: ServiceChecksSchema, run: (c: PlumbConfig['agent']['checks']) => serviceCheckErrors(c, 'agent.checks') },
   {
     path: 'collector.alerts',

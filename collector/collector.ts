@@ -21,6 +21,7 @@ import { TRACES_PATH } from '../shared/zipkin.ts';
 import { LOGS_PATH, METRICS_PATH } from '../shared/wire.ts';
 import { LogRouter } from './logs/router.ts';
 import { logsIngestPlugin, SeenEvents } from './ingest/logs.ts';
+import { SpanIndex } from './traces/span-index.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -39,6 +40,8 @@ export class PlumbCollector {
   readonly alerts: AlertEngine;
   /** Log sinks and their disk queues; opened by start(). */
   logs: LogRouter | null = null;
+  /** Spans in Elasticsearch; null unless collector.traces.elasticsearch is configured. Opened by start(). */
+  spanIndex: SpanIndex | null = null;
   private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -90,6 +93,11 @@ export class PlumbCollector {
     this.logs = await LogRouter.create(this.config.logs, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
     this.logs.start();
     const logs = this.logs;
+    const es = this.config.traces.elasticsearch;
+    if (es !== undefined) {
+      this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
+      this.spanIndex.start();
+    }
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
     installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
@@ -97,6 +105,7 @@ export class PlumbCollector {
     await app.register(tracesIngestPlugin, {
       recent: new RecentIds(this.config.dedupeWindow),
       sink: this.zipkinExporter,
+      index: this.spanIndex,
       spanMetrics: this.spanMetrics,
       maxSpansPerBatch: this.config.traces.maxSpansPerBatch,
       retryAfterMs: this.config.traces.retryAfter,
@@ -114,7 +123,8 @@ export class PlumbCollector {
       tracing: this.tracing,
       log: this.ctx.log.child({ component: 'logs-ingest' }),
     });
-    app.get('/api/v1/sinks', async () => ({ sinks: logs.status() }));
+    const spanIndex = this.spanIndex;
+    app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanIndex?.status() ?? [] }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
@@ -147,6 +157,8 @@ export class PlumbCollector {
     await this.zipkinExporter?.stop(deadline);
     await this.logs?.stop(deadline);
     this.logs = null;
+    await this.spanIndex?.stop(deadline);
+    this.spanIndex = null;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));
   }
 }

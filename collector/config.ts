@@ -7,6 +7,7 @@ import { AlertsConfigSchema } from './alerts/config.ts';
 import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
 import { SpanMetricsSchema } from './traces/spanmetrics.ts';
 import { CollectorLogsSchema } from './logs/config.ts';
+import { SpanIndexSchema } from './traces/span-index.ts';
 
 export const CollectorMetricsSchema = Section({
   quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
@@ -33,6 +34,7 @@ const ZipkinSinkSchema = Type.Optional(
 export const CollectorTracesSchema = Section(
   {
     zipkin: ZipkinSinkSchema,
+    elasticsearch: SpanIndexSchema,
     spanMetrics: SpanMetricsSchema,
     maxSpansPerBatch: Type.Integer({ minimum: 1, default: 50_000, description: 'most spans one agent batch may carry; more get 400' }),
     retryAfter: Duration('1s', { description: 'Retry-After sent with 429 when the Zipkin sink queue is full' }),

@@ -20,10 +20,17 @@ export interface SpanSink {
   write(spans: readonly ZipkinSpan[], parent?: Context): boolean;
 }
 
+/** A durable store of spans (the Elasticsearch span index): resolves false when its queue is full. */
+export interface DurableSpanSink {
+  write(spans: readonly ZipkinSpan[], parent?: Context): Promise<boolean>;
+}
+
 export interface TracesIngestOptions {
   /** Remembered batch ids; may be the same store the metrics route uses (the ids differ). */
   recent: RecentIds;
   sink: SpanSink | null;
+  /** Written first: a batch it cannot take is refused before anything else sees it. */
+  index: DurableSpanSink | null;
   spanMetrics: { observe(spans: readonly ZipkinSpan[]): void } | null;
   maxSpansPerBatch: number;
   retryAfterMs: number;
@@ -73,7 +80,7 @@ class TracesIngest {
     this.invalid = t.counter('plumb_ingest_invalid_spans_total', 'span batches refused as invalid, by reason', ['reason']);
   }
 
-  handle(request: FastifyRequest, reply: FastifyReply): void {
+  async handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const result = validateSpanBatch(request.body, this.limits);
     if ('error' in result) {
       this.batches.inc({ kind: 'traces', outcome: 'invalid' });
@@ -82,13 +89,23 @@ class TracesIngest {
       return;
     }
     const batch = result.batch;
-    const { recent, sink, spanMetrics, tracing } = this.options;
+    const { recent, sink, index, spanMetrics, tracing } = this.options;
     if (recent.has(batch.id)) {
       this.batches.inc({ kind: 'traces', outcome: 'duplicate' });
       reply.send({ accepted: 0, duplicate: true });
       return;
     }
-    if (sink !== null && !sink.write(batch.spans, tracing.enabled ? requestContext(request) : undefined)) {
+    const parent = tracing.enabled ? requestContext(request) : undefined;
+    // A resend after a refusal further down writes the same span ids again: the index keeps one.
+    if (index !== null && !(await index.write(batch.spans, parent))) {
+      this.batches.inc({ kind: 'traces', outcome: 'refused' });
+      reply
+        .code(429)
+        .header('retry-after', this.retryAfterSeconds)
+        .send({ error: 'PLUMB_ERR_SINK_RETRYABLE', message: 'the Elasticsearch span queue is full (collector.logs.queue.maxBytes); retry later' });
+      return;
+    }
+    if (sink !== null && !sink.write(batch.spans, parent)) {
       this.batches.inc({ kind: 'traces', outcome: 'refused' });
       reply
         .code(429)

@@ -70,10 +70,12 @@ interface BulkItem {
 
 export interface ElasticsearchSinkOptions {
   log: Logger;
+  /** Default "elasticsearch"; the span index is "elasticsearch_spans". */
+  name?: 'elasticsearch' | 'elasticsearch_spans';
 }
 
 export class ElasticsearchSink implements LogSink {
-  readonly name = 'elasticsearch' as const;
+  readonly name: 'elasticsearch' | 'elasticsearch_spans';
   readonly batch: { maxBytes: number; maxWaitMs: number };
   readonly backoff: { initialMs: number; maxMs: number };
   readonly secrets: readonly string[];
@@ -88,7 +90,8 @@ export class ElasticsearchSink implements LogSink {
 
   constructor(config: ElasticsearchSinkConfig, options: ElasticsearchSinkOptions) {
     this.config = config;
-    this.log = options.log.child({ sink: 'elasticsearch' });
+    this.name = options.name ?? 'elasticsearch';
+    this.log = options.log.child({ sink: this.name });
     this.logOnce = new LogOnce(this.log);
     // enough for `concurrency` requests of flushBytes per write
     this.batch = { maxBytes: config.flushBytes * config.concurrency, maxWaitMs: config.flushInterval };

@@ -9,7 +9,8 @@ import type { BackoffOptions } from '../../shared/retry.ts';
 import type { LogEvent } from './event.ts';
 import type { RetryReason } from './metrics.ts';
 
-export type SinkName = 'file' | 'elasticsearch' | 's3';
+/** The sink's name in metrics, status and its queue directory; `elasticsearch_spans` is the span index. */
+export type SinkName = 'file' | 'elasticsearch' | 's3' | 'elasticsearch_spans';
 
 /** An event the sink refused for good, and why (written to the dead-letter file). */
 export interface RejectedEvent {
