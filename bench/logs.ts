@@ -30,7 +30,7 @@ import { compileGrok } from '../agent/logs/grok/index.ts';
 import { EventBuilder, packRecords } from '../agent/logs/events.ts';
 import type { TailRecord } from '../agent/logs/tail/record.ts';
 import { NO_TAGS } from '../agent/logs/tail/record.ts';
-import { processCpuSeconds, machineInfo } from './statsd/procfs.ts';
+import { processCpuSeconds, processMemory, machineInfo } from './statsd/procfs.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', '.work');
@@ -223,7 +223,7 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
   try {
     while (events < facts.lines) {
       if (agent.exitCode !== null) throw new Error(`agent exited with ${agent.exitCode}`);
-      peakRss = Math.max(peakRss, rssMiB(pid));
+      peakRss = Math.max(peakRss, rssOf(pid) / 2 ** 20);
       if (performance.now() - t0 > 600_000) throw new Error(`timed out with ${events} of ${facts.lines} events`);
       await sleep(100);
     }
@@ -251,10 +251,10 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
   }
 }
 
-function rssMiB(pid: number): number {
+/** RSS in bytes; 0 once the process is gone. */
+function rssOf(pid: number): number {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
+    return processMemory(pid).rssBytes;
   } catch {
     return 0;
   }

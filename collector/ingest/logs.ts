@@ -20,13 +20,7 @@ import { LogOnce, type Logger } from '../../shared/log.ts';
 import { RetryableError, errorMessage } from '../../shared/errors.ts';
 import { LOGS_PATH, LOG_EVENT_ID } from '../../shared/wire.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
-
-/** The batch handed to the log router: validated NDJSON, each line ending in "\n". */
-export interface AcceptedLogBatch {
-  id: string;
-  ndjson: Buffer;
-  count: number;
-}
+import type { AcceptedLogBatch } from '../logs/router.ts';
 
 /** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
 export interface LogBatchSink {

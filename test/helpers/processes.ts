@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import YAML from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
@@ -88,9 +88,17 @@ export function startPlumb(args: string[], options: { env?: Record<string, strin
   return spawnTracked(NODE_BIN, [CLI_ENTRY, ...args], { cwd: REPO_ROOT, env: cleanEnv({ ...privateDataDirs(args), ...options.env }) });
 }
 
-/** A fresh directory under the system temp dir. */
+/** A fresh directory under the system temp dir; the caller removes it. */
 export function tempDataDir(prefix = 'plumb-data-'): string {
   return mkdtempSync(join(os.tmpdir(), prefix));
+}
+
+/** Data directories made here for child processes and for in-process roles, removed once those stop. */
+const childDirs: string[] = [];
+const inProcessDirs: string[] = [];
+
+function removeDirs(dirs: string[]): void {
+  for (let d = dirs.pop(); d !== undefined; d = dirs.pop()) rmSync(d, { recursive: true, force: true });
 }
 
 /**
@@ -100,6 +108,7 @@ export function tempDataDir(prefix = 'plumb-data-'): string {
 function privateDataDirs(args: string[]): Record<string, string> {
   if (!['agent', 'collector', 'all'].includes(args[0])) return {};
   const dir = tempDataDir();
+  childDirs.push(dir);
   return { PLUMB_AGENT__DATA_DIR: join(dir, 'agent'), PLUMB_COLLECTOR__DATA_DIR: join(dir, 'collector') };
 }
 
@@ -139,6 +148,7 @@ export async function stopProcess(p: TrackedProcess, signal: NodeJS.Signals = 'S
 /** Ends every child this module started that is still running. */
 export async function stopAllProcesses(): Promise<void> {
   await Promise.all([...running].map((p) => stopProcess(p, 'SIGTERM', 5000)));
+  removeDirs(childDirs);
 }
 
 // ---- roles in this process ----
@@ -162,7 +172,7 @@ export interface CollectorUnderTest {
 export async function startCollector(yaml: string): Promise<CollectorUnderTest> {
   const config = plumbConfig(yaml);
   const raw = (YAML.parse(yaml) ?? {}) as { collector?: Record<string, unknown> };
-  if (raw.collector?.dataDir === undefined) config.collector.dataDir = tempDataDir();
+  if (raw.collector?.dataDir === undefined) inProcessDirs.push((config.collector.dataDir = tempDataDir()));
   const telemetry = new Telemetry();
   const collector = new PlumbCollector(config.collector, { telemetry, log: silentLogger() });
   await collector.start();
@@ -201,7 +211,7 @@ export function configHasKey(path: string[]): boolean {
 export async function startAgent(yaml: string): Promise<AgentUnderTest> {
   const config = plumbConfig(yaml);
   const raw = (YAML.parse(yaml) ?? {}) as { agent?: Record<string, unknown> };
-  if (raw.agent?.dataDir === undefined) config.agent.dataDir = tempDataDir();
+  if (raw.agent?.dataDir === undefined) inProcessDirs.push((config.agent.dataDir = tempDataDir()));
   if (configHasKey(['agent', 'traces', 'zipkin', 'enabled']) && raw.agent?.traces === undefined) {
     (config.agent as unknown as { traces: { zipkin: { enabled: boolean } } }).traces.zipkin.enabled = false;
   }
@@ -224,6 +234,7 @@ export async function stopAllInProcess(): Promise<void> {
       errors.push(err);
     }
   }
+  removeDirs(inProcessDirs);
   if (errors.length > 0) throw new AggregateError(errors, 'stopping in-process roles failed');
 }
 

@@ -107,7 +107,8 @@ function parseSampleLine(line: string, lineNo: number): Sample {
 }
 
 function parseValue(text: string): number | undefined {
-  if (text === 'NaN') return NaN;
+  // prom-client writes "Nan"; Prometheus reads NaN in any case
+  if (text.toLowerCase() === 'nan') return NaN;
   if (text === '+Inf') return Infinity;
   if (text === '-Inf') return -Infinity;
   if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) return undefined;

@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAgent, startCollector, stopAllInProcess, runPlumb } from '../helpers/processes.ts';
-import { PROMTOOL, promtoolCheckMetrics } from '../helpers/prometheus.ts';
+import { PROMTOOL, promtoolCheckMetrics, scrape, valueOf } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 afterEach(async () => {
@@ -112,8 +112,8 @@ agent:
     - path: ${JSON.stringify(logFile)}
       pattern: "%{LOGLEVEL:level} %{GREEDYDATA:msg}"
 `);
-    const sample = async (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
-    await waitFor(async () => (await sample('plumb_ingest_log_events_total\\{outcome="accepted"\\}')) === 3, { what: 'the first three events at the collector' });
+    const sample = async (name: string, labels: Record<string, string> = {}) => valueOf(await scrape(url), name, labels) ?? 0;
+    await waitFor(async () => (await sample('plumb_ingest_log_events_total', { outcome: 'accepted' })) === 3, { what: 'the first three events at the collector' });
     // a few evaluation rounds with only one matching event in the window
     const rounds = await sample('plumb_alerts_evaluations_total');
     await waitFor(async () => (await sample('plumb_alerts_evaluations_total')) >= rounds + 3, { what: 'three more evaluations' });

@@ -1,46 +1,25 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import http from 'node:http';
-import { gunzipSync } from 'node:zlib';
-import type { AddressInfo } from 'node:net';
 import { Forwarder, type ForwarderOptions } from '../../../../agent/forward/forwarder.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { waitFor } from '../../../helpers/wait.ts';
+import { startScriptedCollector, stopScriptedCollectors, type ScriptedAnswer } from '../../../helpers/scripted-collector.ts';
 
-interface Received {
-  id: string;
-  body: unknown;
+/** The scripted collector's acknowledged JSON bodies, with their batch ids. */
+async function collectorServer(answer: (n: number) => ScriptedAnswer) {
+  const c = await startScriptedCollector(answer);
+  return {
+    ...c,
+    get received() {
+      return c.acknowledged.map((r) => ({ id: r.batchId, body: JSON.parse(r.text) as unknown }));
+    },
+  };
 }
 
-/** A collector stand-in whose answers the test scripts: a real HTTP server on a free port. */
-async function collectorServer(answer: (n: number) => { status: number; headers?: Record<string, string> }) {
-  const received: Received[] = [];
-  let requests = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const n = requests++;
-      const { status, headers } = answer(n);
-      if (status < 300) {
-        const raw = Buffer.concat(chunks);
-        const text = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw).toString() : raw.toString();
-        received.push({ id: String(req.headers['x-plumb-batch-id']), body: JSON.parse(text) });
-      }
-      res.writeHead(status, headers).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  servers.push(server);
-  return { url, received, requests: () => requests };
-}
-
-const servers: http.Server[] = [];
 const forwarders: Forwarder[] = [];
 afterEach(async () => {
   for (const f of forwarders.splice(0)) await f.stop(100);
-  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  await stopScriptedCollectors();
 });
 
 function forwarder(collectors: string[], over: Partial<ForwarderOptions> = {}) {
@@ -89,7 +68,7 @@ describe('forwarder', () => {
 
   it('fails over to the next collector when one is down', async () => {
     const down = await collectorServer(() => ({ status: 200 }));
-    await new Promise((r) => servers.pop()!.close(r));
+    await down.close();
     const up = await collectorServer(() => ({ status: 200 }));
     const { f } = forwarder([down.url, up.url]);
     f.start();

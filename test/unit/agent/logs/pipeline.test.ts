@@ -1,9 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import http from 'node:http';
-import { gunzipSync } from 'node:zlib';
 import { appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
 import { Forwarder } from '../../../../agent/forward/forwarder.ts';
 import { LogPipeline } from '../../../../agent/logs/pipeline.ts';
@@ -11,36 +8,23 @@ import { GrokPoolSchema } from '../../../../agent/logs/config.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { waitFor } from '../../../helpers/wait.ts';
+import { startScriptedCollector, stopScriptedCollectors, type ScriptedAnswer } from '../../../helpers/scripted-collector.ts';
 import { input, metric, options, tempDir, numbered, range } from './tail/harness.ts';
 
-type Answer = { status: number; headers?: Record<string, string> } | 'hang';
-
-/** A collector stand-in: real HTTP, answers scripted per request, keeps the events of 2xx answers. */
-async function collectorServer(answer: (n: number) => Answer = () => ({ status: 200 })) {
-  const events: Record<string, unknown>[] = [];
-  const contentTypes: string[] = [];
-  let requests = 0;
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const a = answer(requests++);
-      if (a === 'hang') return;
-      if (a.status < 300) {
-        const raw = Buffer.concat(chunks);
-        const text = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
-        contentTypes.push(String(req.headers['content-type']));
-        for (const line of text.split('\n')) if (line !== '') events.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      res.writeHead(a.status, a.headers).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  servers.push(server);
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events, contentTypes, requests: () => requests };
+/** The scripted collector with the events of the batches it acknowledged. */
+async function collectorServer(answer?: (n: number) => ScriptedAnswer) {
+  const c = await startScriptedCollector(answer);
+  return {
+    ...c,
+    get events() {
+      return c.acknowledged.flatMap((r) => r.text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>));
+    },
+    get contentTypes() {
+      return c.acknowledged.map((r) => r.contentType);
+    },
+  };
 }
 
-const servers: http.Server[] = [];
 const stops: (() => Promise<void>)[] = [];
 let dir: string;
 let dataDir: string;
@@ -52,10 +36,7 @@ beforeEach(async () => {
 
 afterEach(async () => {
   for (const s of stops.splice(0).reverse()) await s();
-  for (const s of servers.splice(0)) {
-    s.closeAllConnections();
-    await new Promise((r) => s.close(r));
-  }
+  await stopScriptedCollectors();
   await cleanup();
 });
 

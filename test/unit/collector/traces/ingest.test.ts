@@ -3,6 +3,7 @@
  * (including a full sink answered with 429), span metrics on /metrics, and draining on stop.
  */
 import { gzipSync } from 'node:zlib';
+import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadPlumbConfig } from '../../../../cli/config.ts';
 import { tempDataDir } from '../../../helpers/processes.ts';
@@ -29,7 +30,8 @@ async function zipkinServer(): Promise<ZipkinTestServer> {
 
 async function collector(tracesYaml: string): Promise<{ collector: PlumbCollector; telemetry: Telemetry; url: string }> {
   const config = loadPlumbConfig({ text: `collector:\n  listen: "127.0.0.1:0"\n  traces:\n${tracesYaml}`, env: {} });
-  config.collector.dataDir = tempDataDir();
+  const dataDir = (config.collector.dataDir = tempDataDir());
+  cleanup.push(() => rm(dataDir, { recursive: true, force: true }));
   const telemetry = new Telemetry();
   const c = new PlumbCollector(config.collector, { telemetry, log: silentLogger() });
   cleanup.push(() => c.stop(2000));
