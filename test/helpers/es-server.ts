@@ -17,7 +17,9 @@
  * - `GET /{index}/_count`, `GET /{index}/_doc/{id}`, `POST /{index}/_refresh`, `GET /_cat/indices`.
  *
  * Failures to inject: the next N bulk requests answered with a status, the next N items
- * throttled, a delay per bulk request, and a restart on the same port with the same documents.
+ * throttled, a share of items throttled for as long as it is switched on (chosen by a seeded
+ * generator, so a run is reproducible), a delay per bulk request, and a restart on the same port
+ * with the same documents.
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -68,6 +70,14 @@ export interface EsTestServer {
   failNextBulk(n: number, status?: number): void;
   /** The next `n` create/index items get 429 es_rejected_execution_exception. */
   throttleNextItems(n: number): void;
+  /**
+   * Until called again with 0, each create/index item gets 429 es_rejected_execution_exception
+   * with probability `ratio` (0..1). The choice comes from a generator seeded with `seed`: the
+   * same items in the same order are refused the same way in every run.
+   */
+  throttleItemRatio(ratio: number, seed?: number): void;
+  /** Items answered 429 so far, by throttleNextItems and throttleItemRatio. */
+  throttledItems: number;
   /** Every bulk request waits this long before it is handled. */
   delayMs: number;
   /** Documents in an index, a data stream, or across indices matching a `*` pattern. */
@@ -112,6 +122,8 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
   const uuids = new Map<string, string>();
   let failBulk = { left: 0, status: 503 };
   let throttleItems = 0;
+  let throttleRatio = 0;
+  let throttleRandom = seededRandom(1);
 
   const state: EsTestServer = {
     url: '',
@@ -128,6 +140,12 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
     throttleNextItems(n) {
       throttleItems = n;
     },
+    throttleItemRatio(ratio, seed = 1) {
+      if (!(ratio >= 0 && ratio <= 1)) throw new RangeError(`throttleItemRatio: ratio must be within 0..1, got ${ratio}`);
+      throttleRatio = ratio;
+      throttleRandom = seededRandom(seed);
+    },
+    throttledItems: 0,
     count(target = '*') {
       return resolveTargets(target).reduce((n, i) => n + (store.indices.get(i)?.size ?? 0), 0);
     },
@@ -245,8 +263,15 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
         } catch (err) {
           throw new HttpError(400, options.mappingErrorType ?? 'mapper_parsing_exception', `failed to parse`, { caused_by: { type: 'x_content_parse_exception', reason: (err as Error).message } });
         }
+        let throttled = false;
         if (throttleItems > 0) {
           throttleItems--;
+          throttled = true;
+        } else if (throttleRatio > 0) {
+          throttled = throttleRandom() < throttleRatio;
+        }
+        if (throttled) {
+          state.throttledItems++;
           throw new HttpError(429, 'es_rejected_execution_exception', 'rejected execution of coordinating operation [coordinating_and_primary_bytes=0, replica_bytes=0, all_bytes=0, coordinating_operation_bytes=1024, max_coordinating_and_primary_bytes=1024]');
         }
         const index = options.keepSources === false ? target : writeIndex(target, op, source);
@@ -376,6 +401,18 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
       server.closeAllConnections();
     });
   return state;
+}
+
+/** mulberry32: a small generator of numbers in [0, 1) that repeats its sequence for a seed. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /**
