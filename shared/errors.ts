@@ -16,6 +16,9 @@ export const ErrorCodes = {
   PLUMB_ERR_SINK_RETRYABLE: 'a downstream system could not take data now',
   PLUMB_ERR_SPOOL_DIR: 'a disk queue directory cannot be created, read or written',
   PLUMB_ERR_SPOOL_IO: 'reading or writing a disk queue segment failed',
+  PLUMB_ERR_JOURNAL_DIR: 'a state journal directory cannot be created, read or written',
+  PLUMB_ERR_JOURNAL_IO: 'writing the state journal failed, so the batch was not applied',
+  PLUMB_ERR_INGEST_OVERLOADED: 'the collector is above its memory limit and refuses ingest for now',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

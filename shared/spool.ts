@@ -129,6 +129,61 @@ const MAX_RECORD_LIMIT = 0x7fff_ffff;
 /** Directories opened by a Spool in this process: two writers in one directory would interleave frames. */
 const openDirs = new Set<string>();
 
+/** Writes the frame header of `payload` (magic, length, CRC) into `h` (SPOOL_FRAME_BYTES long). */
+function writeFrameHeader(h: Buffer, payload: Buffer): Buffer {
+  MAGIC.copy(h, 0);
+  h.writeUInt32LE(payload.length, 4);
+  h.writeUInt32LE(crc32(payload, crc32(h.subarray(4, 8))), 8);
+  return h;
+}
+
+/** The spool's frame header for `payload`, for other files that share its framing (shared/journal.ts). */
+export function frameHeader(payload: Buffer): Buffer {
+  return writeFrameHeader(Buffer.allocUnsafe(HEADER), payload);
+}
+
+export interface ScannedFrames {
+  payloads: Buffer[];
+  /** Damaged stretches skipped, with why (see plumb_spool_corrupt_total for the reasons). */
+  problems: { offset: number; reason: 'torn' | 'checksum' | 'length'; bytes: number }[];
+  /** Where the last valid frame ends. */
+  validEnd: number;
+}
+
+function frameAt(buf: Buffer, pos: number): number | CorruptReason {
+  if (pos + HEADER > buf.length) return 'torn';
+  if (buf[pos] !== MAGIC[0] || buf[pos + 1] !== MAGIC[1] || buf[pos + 2] !== MAGIC[2] || buf[pos + 3] !== MAGIC[3]) return 'checksum';
+  const len = buf.readUInt32LE(pos + 4);
+  if (pos + HEADER + len > buf.length) return 'torn';
+  const crc = crc32(buf.subarray(pos + HEADER, pos + HEADER + len), crc32(buf.subarray(pos + 4, pos + 8)));
+  return crc === buf.readUInt32LE(pos + 8) ? len : 'checksum';
+}
+
+/** The frames of a file read into memory, jumping over damaged stretches like a spool open does. */
+export function scanFrames(buf: Buffer): ScannedFrames {
+  const out: ScannedFrames = { payloads: [], problems: [], validEnd: 0 };
+  let pos = 0;
+  while (pos < buf.length) {
+    const r = frameAt(buf, pos);
+    if (typeof r === 'number') {
+      out.payloads.push(buf.subarray(pos + HEADER, pos + HEADER + r));
+      pos += HEADER + r;
+      out.validEnd = pos;
+      continue;
+    }
+    let next = buf.length;
+    for (let i = buf.indexOf(MAGIC, pos + 1); i >= 0; i = buf.indexOf(MAGIC, i + 1)) {
+      if (typeof frameAt(buf, i) === 'number') {
+        next = i;
+        break;
+      }
+    }
+    out.problems.push({ offset: pos, reason: r === 'torn' && next < buf.length ? 'length' : r, bytes: next - pos });
+    pos = next;
+  }
+  return out;
+}
+
 function segmentName(id: number): string {
   return `${String(id).padStart(20, '0')}.seg`;
 }
@@ -668,10 +723,7 @@ export class Spool {
     parts.push(part);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
-      const h = headers.subarray(i * HEADER, (i + 1) * HEADER);
-      MAGIC.copy(h, 0);
-      h.writeUInt32LE(r.length, 4);
-      h.writeUInt32LE(crc32(r, crc32(h.subarray(4, 8))), 8);
+      const h = writeFrameHeader(headers.subarray(i * HEADER, (i + 1) * HEADER), r);
       const size = part.start + part.bytes;
       if (size > 0 && size + HEADER + r.length > this.segmentBytes) {
         part = { seg: null, start: 0, bytes: 0, count: 0, bufs: [] };
