@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startEsServer } from '../helpers/es-server.ts';
-import { agentRole, collectorRole, deadLetters, esEvents, faultRun, holdFault, lineNumbers, report, since, tally, waitFor, writeLog, type FaultRun } from './harness.ts';
+import { agentRole, awaitDelivery, collectorRole, deadLetters, esEvents, faultRun, holdFault, lineNumbers, report, since, waitFor, writeLog, type FaultRun } from './harness.ts';
 
 const LINES = 50_000;
 const RATE = 2500; // lines/s: the file grows for the whole fault window
@@ -39,16 +39,15 @@ describe('fault: Elasticsearch answers 429 to 30% of bulk items for 20 s', () =>
     const throttled = es.throttledItems;
 
     expect((await writer.done()).written).toBe(LINES);
-    await waitFor(() => es.count() >= LINES, { what: `${LINES} documents in Elasticsearch (have ${es.count()})`, timeoutMs: 30_000, intervalMs: 100 });
-    const recoveryMs = since(cleared);
+    const delivery = await awaitDelivery(LINES, () => lineNumbers(esEvents(es)), { ready: () => es.count() >= LINES, timeoutMs: 30_000, intervalMs: 100 });
+    const recoveryMs = since(cleared, delivery.at);
 
-    const docs = esEvents(es);
-    const t = tally(LINES, lineNumbers(docs));
     const retries = await collector.counter('plumb_sink_retries_total', { sink: 'elasticsearch' });
     const itemRetries = await collector.counter('plumb_sink_retries_total', { sink: 'elasticsearch', reason: 'item_throttled' });
-    report({ scenario: 'elasticsearch-429', sent: LINES, delivered: t.delivered, lost: t.lost, duplicated: t.duplicated, recoveryMs, notes: { throttledItems: throttled, retries } });
+    report({ scenario: 'elasticsearch-429', sent: LINES, delivered: delivery.delivered, lost: delivery.lost, duplicated: delivery.duplicated, recoveryMs, notes: { throttledItems: throttled, retries } });
 
-    expect(t, `lines in Elasticsearch; collector output:\n${collector.output().slice(-3000)}`).toMatchObject({ delivered: LINES, lost: 0, duplicated: 0, unexpected: 0 });
+    expect(delivery, `lines in Elasticsearch; collector output:\n${collector.output().slice(-3000)}`).toMatchObject({ complete: true, delivered: LINES, lost: 0, duplicated: 0, unexpected: 0 });
+    const docs = esEvents(es);
     expect(docs).toHaveLength(LINES);
     // the document id is the event's own id: a line written again would have met a 409
     expect(docs.every((d) => d._id === (d.event as { id?: string } | undefined)?.id)).toBe(true);

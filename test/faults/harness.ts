@@ -359,6 +359,33 @@ export function tally(sent: number, arrived: readonly number[]): Tally {
   return { sent, delivered, lost: sent - delivered, duplicated, unexpected, examples };
 }
 
+export interface Delivery extends Tally {
+  /** Whether every sent line arrived before the deadline. */
+  complete: boolean;
+  /** When the last read-back began (performance.now()): the moment it was complete, if it was. */
+  at: number;
+}
+
+/**
+ * Polls until every line `1 … sent` has arrived (`arrived()` reads the sink back, `ready()` is
+ * a cheap check run first, e.g. a document count) or the deadline passes. Never throws on the
+ * deadline: it returns the last tally, so a scenario reports its numbers and then asserts them.
+ */
+export async function awaitDelivery(sent: number, arrived: () => Promise<readonly number[]> | readonly number[], options: { ready?: () => Promise<boolean> | boolean; timeoutMs?: number; intervalMs?: number } = {}): Promise<Delivery> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  let last: Tally = tally(sent, []);
+  while (true) {
+    const ready = options.ready ? await options.ready() : true;
+    if (ready || Date.now() >= deadline) {
+      const polled = performance.now();
+      last = tally(sent, await arrived());
+      if (last.lost === 0) return { ...last, complete: true, at: polled };
+    }
+    if (Date.now() >= deadline) return { ...last, complete: false, at: performance.now() };
+    await sleep(options.intervalMs ?? 200);
+  }
+}
+
 /** Same, for counter totals: what was sent against what the sink counted. */
 export function counterTally(sent: number, counted: number): Tally {
   const lost = Math.max(0, sent - counted);
@@ -409,9 +436,9 @@ export async function holdFault(ms: number, clear: () => Promise<unknown> | unkn
   return performance.now();
 }
 
-/** Milliseconds since `since` (a performance.now() value). */
-export function since(t: number): number {
-  return Math.round(performance.now() - t);
+/** Milliseconds from `t` to `until` (performance.now() values; until defaults to now). */
+export function since(t: number, until = performance.now()): number {
+  return Math.max(0, Math.round(until - t));
 }
 
 /**
