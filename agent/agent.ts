@@ -3,12 +3,14 @@
  * Sinks start before sources and sources stop before sinks, so nothing accepted is left behind.
  */
 import os from 'node:os';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AgentConfig } from './config.ts';
 import { Aggregator } from './statsd/aggregator.ts';
 import { StatsdServer } from './statsd/server.ts';
 import { Forwarder } from './forward/forwarder.ts';
+import { shardInterval } from './forward/shard.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseListen, formatAddress } from '../shared/address.ts';
@@ -25,9 +27,9 @@ import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/traci
 import { LogPipeline } from './logs/pipeline.ts';
 
 /**
- * Span batches the forwarder may hold at once; more wait in the batcher (and then apps get 429).
- * The forwarder's queue is shared with metrics: without this cap a burst of spans could fill it
- * up to agent.forward.maxQueueBytes and hold each metrics interval behind it.
+ * Span batches the forwarder's traces lane may hold at once (memory and spool); more wait in the
+ * batcher, and then apps get 429: a collector outage pushes back on span senders instead of
+ * filling the disk with spans.
  */
 const SPAN_BATCHES_IN_FORWARDER = 4;
 /** How soon a span batch the forwarder had no room for is offered again. */
@@ -96,6 +98,12 @@ export class PlumbAgent {
         maxQueueBatches: f.maxQueueBatches,
         backoff: { initialMs: f.retryInitial, maxMs: f.retryMax },
         compress: f.compress,
+        healthCheckIntervalMs: Math.max(100, f.healthCheckInterval),
+        spool: f.spool.enabled
+          ? { dir: join(config.dataDir, 'spool'), maxBytes: f.spool.maxBytes, segmentBytes: f.spool.segmentBytes, fsync: f.spool.fsync, fsyncIntervalMs: f.spool.fsyncInterval }
+          : undefined,
+        auth: f.auth,
+        tls: f.tls,
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
@@ -113,7 +121,7 @@ export class PlumbAgent {
   }
 
   async start(): Promise<void> {
-    this.forwarder.start();
+    await this.forwarder.start();
     await this.startHttp();
     await this.startTraces();
     await this.logs?.start();
@@ -136,20 +144,31 @@ export class PlumbAgent {
     this.ready = true;
   }
 
-  /** Ends the current interval and queues it for the collector. */
+  /**
+   * Ends the current interval and queues it for the collectors: each series goes to the healthy
+   * collector with the highest rendezvous weight, one batch per collector with id
+   * `${instance}:${seq}:${collector index}`. Resolves once the batches are queued (with the
+   * spool on: on disk).
+   */
   async flush(): Promise<void> {
     const err = this.aggregator.lastError;
     const interval = await this.aggregator.flushAsync();
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
     if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) return;
     const seq = ++this.seq;
-    const batch: MetricBatch = { id: `${this.instance}:${seq}`, agent: this.instance, seq, ...interval };
-    const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'metrics', 'plumb.batch.id': batch.id, 'plumb.metrics': batch.metrics.length } }, ROOT_CONTEXT);
-    try {
-      await this.forwarder.send('metrics', METRICS_PATH, batch.id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span) });
-    } finally {
-      span.end();
+    const targets = this.forwarder.shardTargets();
+    const parts = shardInterval(interval, targets);
+    const sends: Promise<unknown>[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      const part = parts[i];
+      if (part.metrics.length === 0 && part.events.length === 0 && part.serviceChecks.length === 0) continue;
+      const collector = targets[i];
+      const id = `${this.instance}:${seq}:${this.forwarder.collectorIndex(collector)}`;
+      const batch: MetricBatch = { id, agent: this.instance, seq, start: interval.start, end: interval.end, ...part };
+      const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'metrics', 'plumb.batch.id': id, 'plumb.metrics': batch.metrics.length } }, ROOT_CONTEXT);
+      sends.push(this.forwarder.send('metrics', METRICS_PATH, id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector }).finally(() => span.end()));
     }
+    await Promise.all(sends);
   }
 
   /** host:port the Zipkin receiver is bound to ('' when it is off or not started). */
@@ -172,7 +191,7 @@ export class PlumbAgent {
    * the batch stays with the batcher, its queue fills and applications are answered 429.
    */
   private async forwardSpans(batch: SpanBatch): Promise<boolean> {
-    if (this.forwarder.queuedBatches >= SPAN_BATCHES_IN_FORWARDER) return false;
+    if (this.forwarder.laneBatches('traces') >= SPAN_BATCHES_IN_FORWARDER) return false;
     const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'traces', 'plumb.batch.id': batch.id, 'plumb.spans': batch.spans.length } }, ROOT_CONTEXT);
     try {
       const outcome = await this.forwarder.send('traces', TRACES_PATH, batch.id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), whenFull: 'refuse' });
@@ -225,7 +244,10 @@ export class PlumbAgent {
     this.http = app;
   }
 
-  /** Stop intake, flush the interval in hand, drain the forwarder within the deadline. */
+  /**
+   * Stop intake, flush the interval in hand, drain the forwarder within the deadline; with the
+   * spool on, what is not delivered by then stays on disk for the next start.
+   */
   async stop(deadlineMs = 10_000): Promise<void> {
     const deadline = Date.now() + deadlineMs;
     this.ready = false;

@@ -30,14 +30,50 @@ export const StatsdSchema = Section({
   tags: Type.Array(Type.String(), { default: [], description: 'tags added to every metric, e.g. ["env:prod"]' }),
 });
 
+export const ForwardSpoolSchema = Section(
+  {
+    enabled: Type.Boolean({ default: true, description: 'write metric and span batches to disk before they count as queued (survives a crash or kill -9)' }),
+    maxBytes: Size('1gb', { description: 'disk for all lanes together, split evenly between the metrics lane of each collector and the traces lane; a batch that does not fit is dropped and counted' }),
+    segmentBytes: Size('16mb', { description: 'size of one segment file' }),
+    fsync: Type.Union([Type.Literal('batch'), Type.Literal('interval'), Type.Literal('never')], {
+      default: 'batch',
+      description: 'batch: each batch is synced to disk before it counts as queued; interval: synced every fsyncInterval; never: left to the OS',
+    }),
+    fsyncInterval: Duration('1s'),
+  },
+  { description: 'Disk spool under <agent.dataDir>/spool/<lane>.' },
+);
+
+export const ForwardAuthSchema = Section(
+  {
+    token: Type.Optional(Type.String({ minLength: 1, description: 'bearer token sent to the collectors (prefer tokenFile)' })),
+    tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'file holding the bearer token, read at start' })),
+  },
+  { description: 'Authorization: Bearer <token> on every request to a collector.' },
+);
+
+export const ForwardTlsSchema = Section(
+  {
+    ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA that signed the collector certificates (default: system CAs)' })),
+    cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate, for collectors that require one' })),
+    key: Type.Optional(Type.String({ minLength: 1, description: 'PEM key of the client certificate' })),
+    serverName: Type.Optional(Type.String({ minLength: 1, description: 'name the collector certificate must carry, when not the URL host' })),
+  },
+  { description: 'TLS for https:// collectors; the server certificate is always verified.' },
+);
+
 export const ForwardSchema = Section({
   collectors: Type.Array(Type.String({ pattern: '^https?://' }), { default: ['http://127.0.0.1:9102'], minItems: 1 }),
   timeout: Duration('10s'),
-  maxQueueBytes: Size('256mb'),
-  maxQueueBatches: Type.Integer({ minimum: 1, default: 10_000 }),
+  maxQueueBytes: Size('256mb', { description: 'memory queue of each lane' }),
+  maxQueueBatches: Type.Integer({ minimum: 1, default: 10_000, description: 'memory queue of each lane' }),
   retryInitial: Duration('200ms'),
   retryMax: Duration('30s'),
   compress: Type.Boolean({ default: true }),
+  healthCheckInterval: Duration('5s', { description: 'how often each collector\'s /readyz is probed to bring it back after a failure' }),
+  spool: ForwardSpoolSchema,
+  auth: ForwardAuthSchema,
+  tls: ForwardTlsSchema,
 });
 
 export const AgentTracesSchema = Section(

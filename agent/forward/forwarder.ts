@@ -1,217 +1,356 @@
 /**
- * Agent → collector delivery: a bounded queue of serialized, gzip-compressed batches sent one at
- * a time over HTTP, retried with backoff and jitter (honouring Retry-After), failing over across
- * the configured collectors. A batch is acknowledged only by a 2xx; a 4xx other than 408/429 is
- * permanent (the batch is dropped, counted and logged: resending cannot fix it).
+ * Agent → collector delivery, in lanes that send side by side:
+ *
+ * - one metrics lane per configured collector: the agent shards each interval by series
+ *   (shard.ts) and addresses one batch to each collector; a batch waits for its collector and is
+ *   never re-routed, because a collector that died may have applied it already;
+ * - a traces lane and a logs lane, sending to any healthy collector;
+ * - metrics lanes found in the spool directory for collectors no longer configured: their
+ *   batches go to any healthy collector, then the lane and its directory are removed.
+ *
+ * Each lane is a bounded memory queue; with agent.forward.spool.enabled the metrics and traces
+ * lanes write every batch through to a disk spool before it counts as queued, so a crash or a
+ * kill loses nothing that was queued. Logs stay in memory: the tailed file is their buffer.
+ * A batch is acknowledged only by a 2xx; a 4xx other than 408/429 is permanent (dropped,
+ * counted, logged: resending cannot fix it); anything else is retried with backoff and jitter,
+ * honouring Retry-After.
  */
+import { createHash } from 'node:crypto';
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
-import { BoundedQueue } from '../../shared/queue.ts';
-import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
-import { httpStatusError, retryDelay, type BackoffOptions } from '../../shared/retry.ts';
+import { PlumbError, errorMessage } from '../../shared/errors.ts';
+import { Spool, SPOOL_FRAME_BYTES, type SpoolFsync } from '../../shared/spool.ts';
+import type { BackoffOptions } from '../../shared/retry.ts';
+import { TRACING_OFF, type SelfTracing } from '../../shared/tracing.ts';
+import { Connection, type ForwardAuthOptions, type ForwardTlsOptions } from './connection.ts';
+import { CollectorHealth } from './health.ts';
+import { Lane, type BatchResult, type ForwardInstruments, type LaneContext } from './lane.ts';
+import { ownerOf } from './shard.ts';
 
-const FORWARD_CODES = { retryable: 'PLUMB_ERR_FORWARD_RETRYABLE', permanent: 'PLUMB_ERR_FORWARD_PERMANENT' } as const;
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import { TRACING_OFF, SPAN_FORWARD, failSpan, type SelfTracing } from '../../shared/tracing.ts';
+export type { BatchResult } from './lane.ts';
 
 const gzipAsync = promisify(gzip);
+
+export interface ForwardSpoolOptions {
+  /** Parent directory: each lane spools into <dir>/<lane>. */
+  dir: string;
+  /** Total for all lanes, split evenly between the metrics lanes and the traces lane. */
+  maxBytes: number;
+  segmentBytes: number;
+  fsync: SpoolFsync;
+  fsyncIntervalMs?: number;
+}
 
 export interface ForwarderOptions {
   collectors: string[];
   timeoutMs: number;
+  /** Limits of each lane's memory queue. */
   maxQueueBytes: number;
   maxQueueBatches: number;
   backoff: BackoffOptions;
   compress: boolean;
-}
-
-/** How a batch left the queue: acknowledged, refused for good by a collector, or dropped here. */
-export type BatchResult = 'delivered' | 'rejected' | 'dropped';
-
-interface Pending {
-  path: string;
-  id: string;
-  body: Buffer;
-  contentType: string;
-  kind: string;
-  onDone: ((result: BatchResult) => void) | undefined;
-  /** Self-tracing: the span (an agent flush) each POST of this batch is a child of. */
-  parent: Context;
+  /** How often every collector's /readyz is probed (default 5 s). */
+  healthCheckIntervalMs?: number;
+  /** Off when absent. */
+  spool?: ForwardSpoolOptions;
+  auth?: ForwardAuthOptions;
+  tls?: ForwardTlsOptions;
 }
 
 export interface SendOptions {
   parent?: Context;
   /**
-   * 'refuse': a full queue returns 'queue_full' without counting a drop, because the caller
-   * keeps the batch and offers it again (the span batcher, whose receiver then answers 429).
+   * 'refuse': a full lane returns 'queue_full' (or 'spool_full') without counting a drop,
+   * because the caller keeps the batch and offers it again (the span batcher, the log pipeline).
    */
   whenFull?: 'drop' | 'refuse';
   /** For a Buffer body: its media type (an object body is sent as JSON). */
   contentType?: string;
+  /** Metrics: the collector the batch is addressed to (default: the owner of its id among the healthy ones). */
+  collector?: string;
 }
 
-export type SendOutcome = 'delivered' | 'rejected' | 'queue_full';
+export type SendOutcome = 'queued' | 'queue_full' | 'spool_full';
+
+/** The lane name of a collector's metrics: a short hash of its URL, stable across restarts. */
+export function metricsLaneName(collector: string): string {
+  return `metrics-${createHash('sha256').update(collector).digest('hex').slice(0, 8)}`;
+}
+
+const TRACES_LANE = 'traces';
+const LOGS_LANE = 'logs';
 
 export class Forwarder {
   private readonly options: ForwarderOptions;
   private readonly log: Logger;
-  private readonly tracing: SelfTracing;
-  private readonly warnOnce: LogOnce;
-  private readonly queue: BoundedQueue<Pending>;
-  private readonly dispatcher: Agent;
+  private readonly telemetry: Telemetry;
+  private readonly health: CollectorHealth;
+  private readonly ctx: LaneContext;
+  private readonly metricsLanes = new Map<string, Lane>();
+  private tracesLane: Lane;
+  private readonly logsLane: Lane;
+  /** Lanes of collectors no longer configured, found at start. */
+  private retiring: Lane[] = [];
+  private connectionClosed = false;
   private running = false;
-  private loop: Promise<void> | null = null;
-  private abort = new AbortController();
-  private collectorIndex = 0;
-  private readonly sent: { inc: (labels: Record<string, string>, n?: number) => void };
-  private readonly dropped: { inc: (labels: Record<string, string>, n?: number) => void };
-  private readonly retries: { inc: (labels: Record<string, string>, n?: number) => void };
-  private readonly latency: { observe: (labels: Record<string, string>, v: number) => void };
+  private starting: Promise<void> | null = null;
 
   constructor(options: ForwarderOptions, ctx: { telemetry: Telemetry; log: Logger; tracing?: SelfTracing }) {
     if (options.collectors.length === 0) throw new Error('agent.forward.collectors: at least one collector URL is needed');
     this.options = options;
     this.log = ctx.log;
-    this.tracing = ctx.tracing ?? TRACING_OFF;
-    this.warnOnce = new LogOnce(ctx.log);
-    this.queue = new BoundedQueue({ maxItems: options.maxQueueBatches, maxBytes: options.maxQueueBytes });
-    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
+    this.telemetry = ctx.telemetry;
     const t = ctx.telemetry;
-    this.sent = t.counter('plumb_forward_batches_total', 'batches acknowledged by a collector', ['kind']);
-    this.dropped = t.counter('plumb_forward_dropped_total', 'batches dropped by the forwarder, by reason', ['kind', 'reason']);
-    this.retries = t.counter('plumb_forward_retries_total', 'failed sends that will be retried, by reason', ['kind', 'reason']);
-    this.latency = t.histogram('plumb_forward_request_seconds', 'collector request latency', ['kind'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
-    t.gaugeFrom('plumb_forward_queue_batches', 'batches waiting to be sent', () => this.queue.length);
-    t.gaugeFrom('plumb_forward_queue_bytes', 'compressed bytes waiting to be sent', () => this.queue.bytes);
+    const instruments: ForwardInstruments = {
+      sent: t.counter('plumb_forward_batches_total', 'batches acknowledged by a collector', ['kind']),
+      dropped: t.counter('plumb_forward_dropped_total', 'batches dropped by the forwarder, by reason (queue_full, spool_full, rejected, invalid, shutdown)', ['kind', 'reason']),
+      retries: t.counter('plumb_forward_retries_total', 'failed sends that will be retried, by reason', ['kind', 'reason']),
+      latency: t.histogram('plumb_forward_request_seconds', 'collector request latency', ['kind'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
+    };
+    this.health = new CollectorHealth(options.collectors, ctx);
+    const connection = new Connection({ auth: options.auth, tls: options.tls });
+    for (const c of options.collectors) {
+      if (connection.hasToken && c.startsWith('http://')) {
+        this.log.warn({ collector: c }, 'agent.forward.auth is set but this collector is plain http: the token travels unencrypted');
+      }
+    }
+    this.ctx = {
+      connection,
+      health: this.health,
+      timeoutMs: options.timeoutMs,
+      backoff: options.backoff,
+      instruments,
+      log: ctx.log,
+      warnOnce: new LogOnce(ctx.log),
+      tracing: ctx.tracing ?? TRACING_OFF,
+    };
+    const limits = { maxQueueBatches: options.maxQueueBatches, maxQueueBytes: options.maxQueueBytes, spool: null };
+    for (const c of options.collectors) this.metricsLanes.set(c, new Lane({ name: metricsLaneName(c), target: c, ...limits }, this.ctx));
+    this.tracesLane = new Lane({ name: TRACES_LANE, target: null, ...limits }, this.ctx);
+    this.logsLane = new Lane({ name: LOGS_LANE, target: null, ...limits }, this.ctx);
+    this.health.onUp((c) => {
+      this.metricsLanes.get(c)?.wake();
+      for (const l of [this.tracesLane, this.logsLane, ...this.retiring]) l.wake();
+    });
+
+    const lanes = (): Lane[] => this.lanes();
+    t.gaugeFrom('plumb_forward_queue_batches', 'batches waiting to be sent, in memory and in the spool, all lanes', () => this.queuedBatches);
+    t.gaugeFrom('plumb_forward_queue_bytes', 'bytes waiting to be sent, in memory and in the spool, all lanes', () => this.lanes().reduce((n, l) => n + l.bytes, 0));
+    t.gauge('plumb_forward_lane_queue_batches', 'batches in a lane\'s memory queue (spooled ones: plumb_spool_records{spool="forward_<lane>"})', ['lane'], function () {
+      for (const l of lanes()) this.set({ lane: l.name }, l.memoryBatches);
+    });
+    t.gauge('plumb_forward_lane_queue_bytes', 'bytes in a lane\'s memory queue', ['lane'], function () {
+      for (const l of lanes()) this.set({ lane: l.name }, l.memoryBytes);
+    });
   }
 
+  private lanes(): Lane[] {
+    return [...this.metricsLanes.values(), this.tracesLane, this.logsLane, ...this.retiring];
+  }
+
+  /** Batches not yet acknowledged, in memory and in the spool, all lanes. */
   get queuedBatches(): number {
-    return this.queue.length;
+    return this.lanes().reduce((n, l) => n + l.batches, 0);
+  }
+
+  /** Batches not yet acknowledged in the lane that carries `kind`. */
+  laneBatches(kind: 'traces' | 'logs'): number {
+    return (kind === 'traces' ? this.tracesLane : this.logsLane).batches;
+  }
+
+  /** The collectors new metric intervals are sharded across: the healthy ones (all, when none is). */
+  shardTargets(): string[] {
+    return this.health.healthy();
+  }
+
+  /** Position of `collector` in agent.forward.collectors (part of a sharded batch's id). */
+  collectorIndex(collector: string): number {
+    return this.options.collectors.indexOf(collector);
   }
 
   /**
-   * Serializes (an object as JSON; a Buffer is sent as it is) and queues a batch. Resolves to
-   * 'queue_full' (counted) when it does not fit; `onDone` says how the batch left the queue.
-   * `options.parent` makes each POST of the batch a child span of that Context (self-tracing).
+   * Serializes (an object as JSON; a Buffer is sent as it is) and queues a batch in its lane.
+   * Resolves once it is queued (with a spool: written to it), or to why it was not (counted as a
+   * drop unless `whenFull: 'refuse'`). `onDone` says how the batch left the lane.
    */
-  async send(kind: string, path: string, id: string, body: unknown, onDone?: (result: BatchResult) => void, options: SendOptions = {}): Promise<SendOutcome | 'queued'> {
+  async send(kind: string, path: string, id: string, body: unknown, onDone?: (result: BatchResult) => void, options: SendOptions = {}): Promise<SendOutcome> {
+    if (this.starting) await this.starting;
+    const lane = this.laneFor(kind, id, options.collector);
     const refuse = options.whenFull === 'refuse';
-    if (refuse && this.queue.length >= this.queue.maxItems) return 'queue_full';
+    if (refuse && lane.memoryBatches >= this.options.maxQueueBatches) return 'queue_full';
     const raw = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const contentType = Buffer.isBuffer(body) ? (options.contentType ?? 'application/octet-stream') : 'application/json';
     const payload = this.options.compress ? await gzipAsync(raw) : raw;
-    if (!this.queue.push({ path, id, body: payload, contentType, kind, onDone, parent: options.parent ?? ROOT_CONTEXT }, payload.length)) {
-      if (refuse) return 'queue_full';
-      this.dropped.inc({ kind, reason: 'queue_full' });
-      this.warnOnce.warn(`queue_full:${kind}`, { kind, queued: this.queue.length, bytes: this.queue.bytes }, 'forward queue is full; dropping the newest batch');
-      onDone?.('dropped');
-      return 'queue_full';
-    }
-    return 'queued';
+    return lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
   }
 
-  start(): void {
-    if (this.running) return;
+  private laneFor(kind: string, id: string, collector: string | undefined): Lane {
+    if (kind === 'logs') return this.logsLane;
+    if (kind !== 'metrics') return this.tracesLane;
+    const target = collector ?? ownerOf(id, this.health.healthy());
+    const lane = this.metricsLanes.get(target);
+    if (!lane) throw new Error(`metrics batch ${id} addressed to ${target}, which is not in agent.forward.collectors`);
+    return lane;
+  }
+
+  /** Opens the spools (re-routing lanes of collectors no longer configured) and starts every lane. */
+  start(): Promise<void> {
+    if (this.running) return this.starting ?? Promise.resolve();
     this.running = true;
-    this.abort = new AbortController();
-    this.loop = this.run();
-  }
-
-  /** Stops after the queue drains or the deadline passes; what is left is counted as dropped. */
-  async stop(deadlineMs = 5000): Promise<void> {
-    if (!this.running) return;
-    const deadline = Date.now() + deadlineMs;
-    while (this.queue.length > 0 && Date.now() < deadline) await sleep(20);
-    this.running = false;
-    this.abort.abort();
-    await this.loop;
-    let left = 0;
-    for (let p = this.queue.shift(); p; p = this.queue.shift()) {
-      left++;
-      this.dropped.inc({ kind: p.kind, reason: 'shutdown' });
-      p.onDone?.('dropped');
+    if (this.connectionClosed) {
+      this.ctx.connection = new Connection({ auth: this.options.auth, tls: this.options.tls });
+      this.connectionClosed = false;
     }
-    if (left > 0) this.log.warn({ batches: left }, 'forwarder stopped with undelivered batches');
-    await this.dispatcher.close();
+    const starting = this.openSpools().then(
+      () => {
+        this.health.start(this.ctx.connection, this.options.healthCheckIntervalMs ?? 5000, this.options.timeoutMs);
+        for (const l of this.lanes()) l.start();
+        for (const l of this.retiring) void l.finished().then(() => this.retireDrained());
+      },
+      (err: unknown) => {
+        this.running = false;
+        throw err;
+      },
+    );
+    this.starting = starting;
+    void starting.then(
+      () => {
+        if (this.starting === starting) this.starting = null;
+      },
+      () => undefined,
+    );
+    return starting;
   }
 
-  private async run(): Promise<void> {
-    let attempt = 0;
-    while (this.running) {
-      await this.queue.waitForItem(this.abort.signal);
-      const item = this.queue.peek();
-      if (!item || !this.running) continue;
-      try {
-        await this.post(item);
-        this.queue.shift();
-        this.sent.inc({ kind: item.kind });
-        attempt = 0;
-        item.onDone?.('delivered');
-      } catch (err) {
-        if (err instanceof PermanentError) {
-          this.queue.shift();
-          this.dropped.inc({ kind: item.kind, reason: 'rejected' });
-          this.warnOnce.warn(`rejected:${item.kind}`, { kind: item.kind, batch: item.id, error: err.message }, 'collector rejected a batch permanently; dropped');
-          attempt = 0;
-          item.onDone?.('rejected');
+  private async openSpools(): Promise<void> {
+    const s = this.options.spool;
+    if (!s) return;
+    // Split evenly, so one dead collector's backlog cannot take the room of the others.
+    const share = Math.floor(s.maxBytes / (this.metricsLanes.size + 1));
+    const open = async (name: string): Promise<Spool> => {
+      const maxBytes = Math.max(share, SPOOL_FRAME_BYTES + 1);
+      return Spool.open(
+        {
+          dir: join(s.dir, name),
+          name: `forward_${name}`,
+          maxBytes,
+          segmentBytes: Math.min(s.segmentBytes, maxBytes),
+          maxRecordBytes: maxBytes - SPOOL_FRAME_BYTES,
+          fsync: s.fsync,
+          fsyncIntervalMs: s.fsyncIntervalMs,
+        },
+        { telemetry: this.telemetry, log: this.log },
+      );
+    };
+    const opened: Spool[] = [];
+    try {
+      for (const [c, lane] of this.metricsLanes) {
+        const spool = await open(lane.name);
+        opened.push(spool);
+        this.metricsLanes.set(c, this.respool(lane, spool));
+      }
+      const traces = await open(TRACES_LANE);
+      opened.push(traces);
+      this.tracesLane = this.respool(this.tracesLane, traces);
+      const current = new Set([...this.metricsLanes.values()].map((l) => l.name));
+      for (const name of await this.leftoverLanes(s.dir, current)) {
+        const spool = await open(name);
+        opened.push(spool);
+        if (spool.records === 0) {
+          await this.removeLane(name, spool);
           continue;
         }
-        const reason = err instanceof RetryableError ? 'status' : 'network';
-        this.retries.inc({ kind: item.kind, reason });
-        this.warnOnce.warn(`retry:${item.kind}:${reason}`, { kind: item.kind, batch: item.id, error: errorMessage(err) }, 'send to collector failed; will retry');
-        // Try the next collector on the next attempt.
-        this.collectorIndex = (this.collectorIndex + 1) % this.options.collectors.length;
-        const delay = retryDelay(err, attempt++, this.options.backoff);
-        try {
-          await sleep(delay, undefined, { signal: this.abort.signal });
-        } catch {
-          // aborted: stop() is draining
-        }
+        this.log.info({ lane: name, batches: spool.records }, 'spooled metrics of a collector no longer configured; sending them to the current collectors');
+        this.retiring.push(new Lane({ name, target: null, maxQueueBatches: 1, maxQueueBytes: 0, spool, retire: true }, this.ctx));
       }
-    }
-  }
-
-  private async post(item: Pending): Promise<void> {
-    const base = this.options.collectors[this.collectorIndex];
-    const url = new URL(item.path, base);
-    const span = this.tracing.tracer.startSpan(
-      SPAN_FORWARD,
-      { kind: SpanKind.CLIENT, attributes: { 'plumb.kind': item.kind, 'plumb.batch.id': item.id, 'http.request.method': 'POST', 'url.full': url.href } },
-      item.parent,
-    );
-    try {
-      await this.postTraced(item, base, url, span);
     } catch (err) {
-      failSpan(span, err);
+      for (const sp of opened) await sp.close().catch(() => undefined);
       throw err;
-    } finally {
-      span.end();
     }
   }
 
-  private async postTraced(item: Pending, base: string, url: URL, span: Span): Promise<void> {
-    const started = performance.now();
-    const headers: Record<string, string> = { 'content-type': item.contentType, 'x-plumb-batch-id': item.id };
-    if (this.options.compress) headers['content-encoding'] = 'gzip';
-    this.tracing.inject(trace.setSpan(item.parent, span), headers);
-    const res = await request(url, {
-      method: 'POST',
-      body: item.body,
-      headers,
-      dispatcher: this.dispatcher,
-      headersTimeout: this.options.timeoutMs,
-      bodyTimeout: this.options.timeoutMs,
-    });
-    const text = await res.body.text();
-    this.latency.observe({ kind: item.kind }, (performance.now() - started) / 1000);
-    span.setAttribute('http.response.status_code', res.statusCode);
-    if (res.statusCode >= 200 && res.statusCode < 300) return;
-    span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${res.statusCode}` });
-    const detail = `${base}${item.path} answered ${res.statusCode}: ${text.slice(0, 300)}`;
-    throw httpStatusError(res.statusCode, detail, res.headers['retry-after'], FORWARD_CODES);
+  /** The same lane, writing through to `spool` (nothing was queued in memory before start). */
+  private respool(lane: Lane, spool: Spool): Lane {
+    return new Lane(
+      { name: lane.name, target: lane.target, maxQueueBatches: this.options.maxQueueBatches, maxQueueBytes: this.options.maxQueueBytes, spool },
+      this.ctx,
+    );
+  }
+
+  private async leftoverLanes(dir: string, current: Set<string>): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new PlumbError('PLUMB_ERR_SPOOL_DIR', `agent.forward.spool: ${dir} cannot be listed (${errorMessage(err)}); make it readable and writable by the user plumb runs as`, { cause: err });
+    }
+    return names.filter((n) => /^metrics-[0-9a-f]{8}$/.test(n) && !current.has(n)).sort();
+  }
+
+  private async removeLane(name: string, spool: Spool): Promise<void> {
+    await spool.close();
+    await rm(spool.dir, { recursive: true, force: true }).catch((err: unknown) => this.log.warn({ lane: name, error: errorMessage(err) }, 'could not remove an empty spool directory'));
+  }
+
+  /**
+   * Keeps sending until every lane is drained (or waits only for collectors that are down, with
+   * its batches safe on disk) or the deadline passes, then stops. Spooled batches stay for the
+   * next start; batches only in memory are counted as dropped (logs excepted: they are read
+   * again from their files).
+   */
+  async stop(deadlineMs = 5000): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    if (!this.running) return;
+    const deadline = Date.now() + deadlineMs;
+    while (Date.now() < deadline && !this.lanes().every((l) => l.batches === 0 || l.stuck)) {
+      await this.retireDrained();
+      await sleep(20);
+    }
+    this.running = false;
+    await this.health.stop();
+    const lanes = this.lanes();
+    await Promise.all(lanes.map((l) => l.stop()));
+    await this.retireDrained();
+    let dropped = 0;
+    const spooled: Record<string, number> = {};
+    for (const lane of this.lanes()) {
+      for (const p of lane.takeMemory()) {
+        if (p.batch.kind !== 'logs') {
+          dropped++;
+          this.ctx.instruments.dropped.inc({ kind: p.batch.kind, reason: 'shutdown' });
+        }
+        p.onDone?.('dropped');
+      }
+      if (lane.spooled > 0) spooled[lane.name] = lane.spooled;
+      await lane.detachSpool()?.close();
+    }
+    const left = Object.values(spooled).reduce((a, b) => a + b, 0);
+    if (left > 0) this.log.warn({ spooled, batches: left }, 'forwarder stopped with undelivered batches; they are in the spool and are sent after the next start');
+    if (dropped > 0) this.log.warn({ batches: dropped }, 'forwarder stopped with undelivered batches held in memory only (spool off); dropped');
+    // The next start opens the spools again.
+    const limits = { maxQueueBatches: this.options.maxQueueBatches, maxQueueBytes: this.options.maxQueueBytes, spool: null };
+    for (const [c, lane] of this.metricsLanes) this.metricsLanes.set(c, new Lane({ name: lane.name, target: c, ...limits }, this.ctx));
+    this.tracesLane = new Lane({ name: TRACES_LANE, target: null, ...limits }, this.ctx);
+    this.retiring = [];
+    await this.ctx.connection.close();
+    this.connectionClosed = true;
+  }
+
+  /** Closes and removes retiring lanes that have sent everything. */
+  private async retireDrained(): Promise<void> {
+    for (const lane of this.retiring.filter((l) => l.retired)) {
+      this.retiring = this.retiring.filter((l) => l !== lane);
+      await lane.stop();
+      const spool = lane.detachSpool();
+      if (spool) await this.removeLane(lane.name, spool);
+      this.log.info({ lane: lane.name }, 'spooled metrics of a removed collector delivered; lane removed');
+    }
   }
 }

@@ -1,0 +1,129 @@
+/**
+ * How the agent talks to collectors: one undici connection pool carrying the TLS settings
+ * (agent.forward.tls; the server certificate is always verified) and the bearer token
+ * (agent.forward.auth). Credentials are read once, at start; the token is never logged.
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, request, type Dispatcher } from 'undici';
+import { PlumbError, errorMessage } from '../../shared/errors.ts';
+
+export interface ForwardAuthOptions {
+  token?: string;
+  tokenFile?: string;
+}
+
+export interface ForwardTlsOptions {
+  /** PEM file of the CA that signed the collectors' certificates (default: the system's CAs). */
+  ca?: string;
+  /** PEM client certificate and key, for collectors that require one (mTLS). */
+  cert?: string;
+  key?: string;
+  /** Name to verify the server certificate against, when it differs from the URL's host. */
+  serverName?: string;
+}
+
+export interface ConnectionOptions {
+  auth?: ForwardAuthOptions;
+  tls?: ForwardTlsOptions;
+  /** Connections kept per collector. */
+  connections?: number;
+}
+
+function configError(key: string, message: string, cause?: unknown): PlumbError {
+  return new PlumbError('PLUMB_ERR_CONFIG_INVALID', `agent.forward.${key}: ${message}`, cause === undefined ? undefined : { cause });
+}
+
+function readPem(key: string, path: string): Buffer {
+  try {
+    const pem = readFileSync(path);
+    if (pem.length === 0) throw configError(key, `${path} is empty; give a PEM file`);
+    return pem;
+  } catch (err) {
+    if (err instanceof PlumbError) throw err;
+    throw configError(key, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give a readable PEM file`, err);
+  }
+}
+
+/** The bearer token from agent.forward.auth, or undefined when none is configured. */
+export function loadToken(auth: ForwardAuthOptions | undefined): string | undefined {
+  if (!auth) return undefined;
+  if (auth.token !== undefined && auth.tokenFile !== undefined) throw configError('auth', 'set token or tokenFile, not both');
+  if (auth.token !== undefined) {
+    const t = auth.token.trim();
+    if (t === '') throw configError('auth.token', 'is empty');
+    return t;
+  }
+  if (auth.tokenFile === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(auth.tokenFile, 'utf8');
+  } catch (err) {
+    throw configError('auth.tokenFile', `cannot read ${auth.tokenFile} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give a file readable by the user plumb runs as`, err);
+  }
+  const t = text.trim();
+  if (t === '') throw configError('auth.tokenFile', `${auth.tokenFile} is empty; write the token into it`);
+  if (/\s/.test(t)) throw configError('auth.tokenFile', `${auth.tokenFile} holds more than one word; it must contain only the token`);
+  return t;
+}
+
+export interface PostResult {
+  status: number;
+  retryAfter: string | string[] | undefined;
+  text: string;
+}
+
+export class Connection {
+  private readonly dispatcher: Agent;
+  private readonly authorization: string | undefined;
+
+  constructor(options: ConnectionOptions = {}) {
+    const token = loadToken(options.auth);
+    this.authorization = token === undefined ? undefined : `Bearer ${token}`;
+    const tls = options.tls ?? {};
+    if ((tls.cert === undefined) !== (tls.key === undefined)) throw configError(tls.cert === undefined ? 'tls.cert' : 'tls.key', 'a client certificate needs both tls.cert and tls.key');
+    const connect: Record<string, unknown> = { rejectUnauthorized: true };
+    if (tls.ca !== undefined) connect.ca = readPem('tls.ca', tls.ca);
+    if (tls.cert !== undefined && tls.key !== undefined) {
+      connect.cert = readPem('tls.cert', tls.cert);
+      connect.key = readPem('tls.key', tls.key);
+    }
+    if (tls.serverName !== undefined) connect.servername = tls.serverName;
+    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: options.connections ?? 4, connect });
+  }
+
+  /** Whether requests carry a bearer token (for a warning about plain http, never the token). */
+  get hasToken(): boolean {
+    return this.authorization !== undefined;
+  }
+
+  async post(url: URL, body: Buffer, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<PostResult> {
+    if (this.authorization !== undefined) headers.authorization = this.authorization;
+    const res = await request(url, { method: 'POST', body, headers, dispatcher: this.dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal });
+    const text = await res.body.text();
+    return { status: res.statusCode, retryAfter: res.headers['retry-after'], text };
+  }
+
+  /** GET <base>/readyz: true when the collector answers 2xx within the timeout. */
+  async ready(base: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    const headers: Record<string, string> = {};
+    if (this.authorization !== undefined) headers.authorization = this.authorization;
+    try {
+      const res: Dispatcher.ResponseData = await request(new URL('/readyz', base), {
+        method: 'GET',
+        headers,
+        dispatcher: this.dispatcher,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+      });
+      await res.body.dump();
+      return res.statusCode >= 200 && res.statusCode < 300;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): Promise<void> {
+    return this.dispatcher.close();
+  }
+}
