@@ -454,7 +454,7 @@ export function watchHealth(url: string, intervalMs = 250): { stop(): Promise<{ 
     while (!stopping) {
       probes++;
       try {
-        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(5000) });
         if (!res.ok) failures.push(`${clock()} ms: ${res.status}`);
       } catch (err) {
         failures.push(`${clock()} ms: ${(err as Error).message}`);
