@@ -62,6 +62,7 @@ export class PlumbAgent {
   /** `${id}@${start}-${random}`: neither a restarted agent nor a twin with the same host name reuses batch ids. */
   readonly instance: string;
   private seq = 0;
+  private readonly flushes: { inc(): void };
   httpAddress = '';
   private ready = false;
 
@@ -107,6 +108,7 @@ export class PlumbAgent {
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
+    this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
     this.spanBatcher = config.traces.zipkin.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
@@ -154,7 +156,10 @@ export class PlumbAgent {
     const err = this.aggregator.lastError;
     const interval = await this.aggregator.flushAsync();
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
-    if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) return;
+    if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) {
+      this.flushes.inc();
+      return;
+    }
     const seq = ++this.seq;
     const targets = this.forwarder.shardTargets();
     const parts = shardInterval(interval, targets);
@@ -169,6 +174,7 @@ export class PlumbAgent {
       sends.push(this.forwarder.send('metrics', METRICS_PATH, id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector }).finally(() => span.end()));
     }
     await Promise.all(sends);
+    this.flushes.inc();
   }
 
   /** host:port the Zipkin receiver is bound to ('' when it is off or not started). */
