@@ -107,7 +107,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
   if (roles.includes('collector')) {
     // Each role is loaded only when it runs: an agent-only host does not carry the collector.
     const { PlumbCollector } = await import('../collector/collector.ts');
-    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing });
+    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env });
     await collector.start();
   }
   if (roles.includes('agent')) {

@@ -22,12 +22,15 @@ import { LOGS_PATH, METRICS_PATH } from '../shared/wire.ts';
 import { LogRouter } from './logs/router.ts';
 import { logsIngestPlugin, SeenEvents } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
+import { resolveSecurity, installAuth } from './security.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
   log: Logger;
   /** plumb's own traces; off when absent. */
   tracing?: SelfTracing;
+  /** Where collector.auth.tokensEnv is looked up (the CLI passes process.env). */
+  env?: Record<string, string | undefined>;
 }
 
 export class PlumbCollector {
@@ -83,10 +86,12 @@ export class PlumbCollector {
 
   /** Base URL agents post to. */
   get url(): string {
-    return `http://${this.address}`;
+    return `${this.config.tls ? 'https' : 'http'}://${this.address}`;
   }
 
   async start(): Promise<void> {
+    // tokens, certificates and the loopback rule first: a collector that would start open fails before opening anything
+    const security = resolveSecurity(this.config, this.ctx.env ?? {}, this.ctx.log);
     // sinks before the listener: the exporter takes spans as soon as agents can post
     this.zipkinExporter?.start();
     await this.alerts.start();
@@ -98,7 +103,8 @@ export class PlumbCollector {
       this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
       this.spanIndex.start();
     }
-    const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes });
+    const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
+    installAuth(app, security, this.ctx.telemetry);
     installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
     registerMetricsIngest(app, this.store, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, dedupeWindow: this.config.dedupeWindow }, this.ctx.telemetry);

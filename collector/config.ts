@@ -8,6 +8,7 @@ import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
 import { SpanMetricsSchema } from './traces/spanmetrics.ts';
 import { CollectorLogsSchema } from './logs/config.ts';
 import { SpanIndexSchema } from './traces/span-index.ts';
+import { CollectorSecuritySchema } from './security.ts';
 
 export const CollectorMetricsSchema = Section({
   quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
@@ -44,6 +45,7 @@ export const CollectorTracesSchema = Section(
 
 export const CollectorSchema = Section({
   listen: Type.String({ pattern: LISTEN_PATTERN, default: '127.0.0.1:9102', errorMessage: 'host:port, e.g. "127.0.0.1:9102"' }),
+  ...CollectorSecuritySchema,
   dataDir: Type.String({ default: './data/collector' }),
   maxBodyBytes: Size('64mb', { description: 'largest request body after decompression' }),
   maxMetricsPerBatch: Type.Integer({ minimum: 1, default: 1_000_000 }),

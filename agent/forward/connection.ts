@@ -4,6 +4,8 @@
  * (agent.forward.auth). Credentials are read once, at start; the token is never logged.
  */
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { Agent, request, type Dispatcher } from 'undici';
 import { PlumbError, errorMessage } from '../../shared/errors.ts';
 
@@ -33,14 +35,19 @@ function configError(key: string, message: string, cause?: unknown): PlumbError 
   return new PlumbError('PLUMB_ERR_CONFIG_INVALID', `agent.forward.${key}: ${message}`, cause === undefined ? undefined : { cause });
 }
 
+/** A credential file that cannot be read or holds nothing usable; never quotes its content. */
+function secretError(key: string, message: string, cause?: unknown): PlumbError {
+  return new PlumbError('PLUMB_ERR_SECRET_READ', `agent.forward.${key}: ${message}`, cause === undefined ? undefined : { cause });
+}
+
 function readPem(key: string, path: string): Buffer {
   try {
     const pem = readFileSync(path);
-    if (pem.length === 0) throw configError(key, `${path} is empty; give a PEM file`);
+    if (pem.length === 0) throw secretError(key, `${path} is empty; give a PEM file`);
     return pem;
   } catch (err) {
     if (err instanceof PlumbError) throw err;
-    throw configError(key, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give a readable PEM file`, err);
+    throw secretError(key, `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give a readable PEM file`, err);
   }
 }
 
@@ -58,11 +65,11 @@ export function loadToken(auth: ForwardAuthOptions | undefined): string | undefi
   try {
     text = readFileSync(auth.tokenFile, 'utf8');
   } catch (err) {
-    throw configError('auth.tokenFile', `cannot read ${auth.tokenFile} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give a file readable by the user plumb runs as`, err);
+    throw secretError('auth.tokenFile', `cannot read ${auth.tokenFile} (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give a file readable by the user plumb runs as`, err);
   }
   const t = text.trim();
-  if (t === '') throw configError('auth.tokenFile', `${auth.tokenFile} is empty; write the token into it`);
-  if (/\s/.test(t)) throw configError('auth.tokenFile', `${auth.tokenFile} holds more than one word; it must contain only the token`);
+  if (t === '') throw secretError('auth.tokenFile', `${auth.tokenFile} is empty; write the token into it`);
+  if (/\s/.test(t)) throw secretError('auth.tokenFile', `${auth.tokenFile} holds more than one word; it must contain only the token`);
   return t;
 }
 
@@ -88,6 +95,15 @@ export class Connection {
       connect.key = readPem('tls.key', tls.key);
     }
     if (tls.serverName !== undefined) connect.servername = tls.serverName;
+    if (connect.ca !== undefined || connect.cert !== undefined) {
+      // Fail at start on a file that is not PEM (or a key that does not match), not at the first send.
+      try {
+        if (connect.ca !== undefined) new X509Certificate(connect.ca as Buffer);
+        createSecureContext({ ca: connect.ca as Buffer | undefined, cert: connect.cert as Buffer | undefined, key: connect.key as Buffer | undefined });
+      } catch (err) {
+        throw secretError('tls', `the CA, certificate or key cannot be used (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}); give PEM files, the key matching the certificate`, err);
+      }
+    }
     this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: options.connections ?? 4, connect });
   }
 

@@ -310,6 +310,8 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
         PLUMB_COLLECTOR__LISTEN: collectorAddress,
         PLUMB_COLLECTOR__DATA_DIR: join(tmp, 'collector'),
         PLUMB_COLLECTOR__ALERTS__RULES_FILE: composeMount('collector', '/etc/plumb/rules.yaml'),
+        // the demo token, read where the container sees it; the agent below sends the same file
+        PLUMB_COLLECTOR__AUTH__TOKEN_FILE: composeMount('collector', '/etc/plumb-secrets/token'),
         PLUMB_COLLECTOR__ALERTS__ALERTMANAGER__URLS: `["http://127.0.0.1:${closedPort}"]`,
         PLUMB_COLLECTOR__TRACES__ZIPKIN__URL: zipkin.url,
         PLUMB_TELEMETRY__TRACING__ZIPKIN: zipkin.url,
@@ -336,6 +338,7 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
         PLUMB_AGENT__HTTP__LISTEN: agentAddress,
         PLUMB_AGENT__TRACES__ZIPKIN__LISTEN: `127.0.0.1:${agentZipkinPort}`,
         PLUMB_AGENT__FORWARD__COLLECTORS: `["${collectorUrl}"]`,
+        PLUMB_AGENT__FORWARD__AUTH__TOKEN_FILE: composeMount('agent', '/etc/plumb-secrets/token'),
         PLUMB_AGENT__HOST__HOST_PROC: '/proc',
         PLUMB_AGENT__HOST__INTERVAL: '1s',
         PLUMB_TELEMETRY__TRACING__ZIPKIN: zipkin.url,
@@ -378,6 +381,8 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
     for (const base of [agentUrl, collectorUrl]) {
       for (const path of ['/healthz', '/readyz', '/metrics']) expect((await fetch(`${base}${path}`)).status, `${base}${path}`).toBe(200);
     }
+    // while ingest needs the demo token the agent sends
+    expect((await fetch(`${collectorUrl}/v1/metrics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(401);
   });
 
   it('every metric a dashboard queries is one plumb exposes', () => {

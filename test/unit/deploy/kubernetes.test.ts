@@ -180,6 +180,15 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   expect(selects(service.spec.selector, deploy.spec.template.metadata.labels)).toBe(true);
   expect(selects(service.spec.selector, ds.spec.template.metadata.labels), 'the Service does not select agents').toBe(false);
   expect(service.spec.ports).toEqual([{ name: 'http', port: DEFAULT_PORTS.collector, targetPort: 'http', protocol: 'TCP' }]);
+  // the agents send the token the collectors accept: the same Secret, where each role mounts it
+  for (const [w, file] of [
+    [ds, agentConfig.agent.forward.auth?.tokenFile],
+    [deploy, collectorConfig.collector.auth.tokenFile],
+  ] as const) {
+    const secret = w.spec.template.spec.volumes.find((v) => v.secret)!;
+    const m = w.spec.template.spec.containers[0].volumeMounts.find((v) => v.name === secret.name)!;
+    expect(file, `${w.kind} reads the token Secret`).toBe(`${m.mountPath}/token`);
+  }
   const target = new URL(agentConfig.agent.forward.collectors[0]);
   expect(target.hostname).toBe(`${service.metadata.name}.${opts.namespace}.svc`);
   expect(Number(target.port)).toBe(service.spec.ports[0].port);

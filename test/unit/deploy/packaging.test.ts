@@ -214,6 +214,10 @@ describe('deploy/compose', () => {
     expect(published).toContain(`${port(agent.config.agent.traces.zipkin.listen)}:${port(agent.config.agent.traces.zipkin.listen)}`);
     expect(services.collector.ports).toContain(`${port(collector.config.collector.listen)}:${port(collector.config.collector.listen)}`);
     expect(agent.config.agent.forward.collectors).toEqual([`http://collector:${port(collector.config.collector.listen)}`]);
+    // the agent sends the token file the collector accepts
+    const collectorToken = mounts('collector').get(collector.config.collector.auth.tokenFile!);
+    expect(collectorToken).toBeDefined();
+    expect(mounts('agent').get(agent.config.agent.forward.auth!.tokenFile!)).toBe(collectorToken);
     expect(collector.rulesFile).toBeDefined();
     expect(collector.config.collector.alerts.alertmanager.urls).toEqual(['http://alertmanager:9093']);
     expect(collector.config.collector.traces.zipkin?.url).toBe('http://zipkin:9411');
@@ -295,6 +299,10 @@ describe('deploy/systemd', () => {
       const state = one('Service.StateDirectory')!;
       const config = loadPlumbConfig({ text: read('systemd', `${role}.yaml`), env: {} });
       expect(config[role].dataDir).toBe(`/var/lib/${state}`);
+      // the token reaches the service as a systemd credential, where the config reads it
+      expect(one('Service.LoadCredential')).toBe('token:/etc/plumb/token');
+      const tokenFile = role === 'agent' ? config.agent.forward.auth?.tokenFile : config.collector.auth.tokenFile;
+      expect(tokenFile).toBe(`/run/credentials/plumb-${role}.service/token`);
     });
   }
 

@@ -129,6 +129,21 @@ describe('forwarder credentials', () => {
     expect(message).not.toContain('secret-part');
   });
 
+  it('reports credential files with PLUMB_ERR_SECRET_READ, and a file that is not PEM at start', () => {
+    const codeOf = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return (err as { code?: string }).code;
+      }
+      return undefined;
+    };
+    expect(codeOf(() => loadToken({ tokenFile: join(dir, 'no-such-token') }))).toBe('PLUMB_ERR_SECRET_READ');
+    writeFileSync(file('not-pem.pem'), 'hello\n');
+    expect(() => new Connection({ tls: { ca: file('not-pem.pem') } })).toThrow(/agent\.forward\.tls: the CA, certificate or key cannot be used/);
+    expect(codeOf(() => new Connection({ tls: { ca: file('not-pem.pem') } }))).toBe('PLUMB_ERR_SECRET_READ');
+  });
+
   it('names the key of a TLS file that cannot be read, and wants cert and key together', () => {
     expect(() => new Connection({ tls: { ca: join(dir, 'missing-ca.pem') } })).toThrow(/agent\.forward\.tls\.ca: cannot read .*missing-ca\.pem \(ENOENT\)/);
     expect(() => new Connection({ tls: { cert: join(dir, 'x.pem') } })).toThrow(/agent\.forward\.tls\.key: a client certificate needs both tls\.cert and tls\.key/);
