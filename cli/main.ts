@@ -44,7 +44,7 @@ Options:
   --version       print the version
 
 Environment: PLUMB_<SECTION>__<KEY>=value overrides a key, e.g.
-  PLUMB_AGENT__STATSD__MAX_SERIES=50000 PLUMB_COLLECTOR__LISTEN=0.0.0.0:9102
+  PLUMB_AGENT__STATSD__MAX_SERIES=50000 PLUMB_COLLECTOR__AUTH__TOKEN_FILE=/etc/plumb/tokens
 `;
 
 function version(): string {
