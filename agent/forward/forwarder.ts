@@ -253,11 +253,11 @@ export class Forwarder {
       for (const [c, lane] of this.metricsLanes) {
         const spool = await open(lane.name);
         opened.push(spool);
-        this.metricsLanes.set(c, this.respool(lane, spool));
+        this.metricsLanes.set(c, await this.respool(lane, spool));
       }
       const traces = await open(TRACES_LANE);
       opened.push(traces);
-      this.tracesLane = this.respool(this.tracesLane, traces);
+      this.tracesLane = await this.respool(this.tracesLane, traces);
       const current = new Set([...this.metricsLanes.values()].map((l) => l.name));
       for (const name of await this.leftoverLanes(s.dir, current)) {
         const spool = await open(name);
@@ -275,12 +275,14 @@ export class Forwarder {
     }
   }
 
-  /** The same lane, writing through to `spool` (nothing was queued in memory before start). */
-  private respool(lane: Lane, spool: Spool): Lane {
-    return new Lane(
+  /** The same lane, writing through to `spool`; batches queued in memory before start move to it. */
+  private async respool(lane: Lane, spool: Spool): Promise<Lane> {
+    const next = new Lane(
       { name: lane.name, target: lane.target, maxQueueBatches: this.options.maxQueueBatches, maxQueueBytes: this.options.maxQueueBytes, spool },
       this.ctx,
     );
+    for (const p of lane.takeMemory()) await next.enqueue(p.batch, { onDone: p.onDone, parent: p.parent }, false);
+    return next;
   }
 
   private async leftoverLanes(dir: string, current: Set<string>): Promise<string[]> {

@@ -15,7 +15,8 @@ import { PlumbCollector } from '../../collector/collector.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { Telemetry } from '../../shared/telemetry.ts';
 import { SPAN_AGENT_FLUSH, SPAN_FORWARD, SPAN_INGEST, SPAN_SINK_WRITE, startSelfTracing, type SelfTracing } from '../../shared/tracing.ts';
-import { plumbConfig, runPlumb, startPlumb, stopAllProcesses, stopProcess, waitForHealthy } from '../helpers/processes.ts';
+import { rmSync } from 'node:fs';
+import { plumbConfig, runPlumb, startPlumb, stopAllProcesses, stopProcess, tempDataDir, waitForHealthy } from '../helpers/processes.ts';
 import { freeTcpPorts, freeUdpPort } from '../helpers/ports.ts';
 import { scrape, valueOf } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -32,9 +33,15 @@ let collectorTelemetry: Telemetry;
 let agent: PlumbAgent;
 let agentTelemetry: Telemetry;
 
+/** Each agent's own data directory (its spool lives there), removed after all tests. */
+const agentDirs: string[] = [];
+
 function agentYaml(collectorUrl: string): string {
+  const dataDir = tempDataDir();
+  agentDirs.push(dataDir);
   return `
 agent:
+  dataDir: ${JSON.stringify(dataDir)}
   http: { listen: "127.0.0.1:0" }
   statsd: { listen: "127.0.0.1:0", flushInterval: 1h }
   host: { enabled: false }
@@ -66,6 +73,7 @@ afterAll(async () => {
   await collectorTracing?.shutdown();
   await zipkin?.stop();
   await selfZipkin?.stop();
+  for (const d of agentDirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** plumb's own spans stored so far, by id. */

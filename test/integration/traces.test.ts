@@ -13,7 +13,8 @@ import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { PlumbAgent } from '../../agent/agent.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { Telemetry } from '../../shared/telemetry.ts';
-import { startAgent, startCollector, stopAllInProcess, plumbConfig, type AgentUnderTest, type CollectorUnderTest } from '../helpers/processes.ts';
+import { rmSync } from 'node:fs';
+import { startAgent, startCollector, stopAllInProcess, plumbConfig, tempDataDir, type AgentUnderTest, type CollectorUnderTest } from '../helpers/processes.ts';
 import { PROMTOOL, promtoolCheckMetrics, scrape, scrapeText, valueOf } from '../helpers/prometheus.ts';
 import { freeTcpPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -132,15 +133,20 @@ agent:
 describe('delivery', () => {
   const agents: PlumbAgent[] = [];
   const zipkins: ZipkinTestServer[] = [];
+  const dataDirs: string[] = [];
   // agents first, then the collectors they feed, then Zipkin
   afterEach(async () => {
     for (let a = agents.pop(); a; a = agents.pop()) await a.stop(2000);
     await stopAllInProcess();
     for (let z = zipkins.pop(); z; z = zipkins.pop()) await z.stop();
+    for (let d = dataDirs.pop(); d !== undefined; d = dataDirs.pop()) rmSync(d, { recursive: true, force: true });
   });
 
   async function agentFor(yaml: string): Promise<PlumbAgent> {
-    const agent = new PlumbAgent(plumbConfig(yaml).agent, { telemetry: new Telemetry(), log: silentLogger() });
+    const config = plumbConfig(yaml).agent;
+    // a data directory of its own: the agent spools undelivered batches there
+    dataDirs.push((config.dataDir = tempDataDir()));
+    const agent = new PlumbAgent(config, { telemetry: new Telemetry(), log: silentLogger() });
     agents.push(agent);
     await agent.start();
     return agent;

@@ -189,6 +189,15 @@ describe('forwarder spool', () => {
     await back.close();
   });
 
+  it('moves batches queued before start into the spool, and delivers them', async () => {
+    const c = await collectorServer();
+    const { f } = forwarder([c.url], { spool: spoolOptions() });
+    expect(await f.send('metrics', '/v1/metrics', 'early', { early: true })).toBe('queued');
+    await f.start();
+    await waitFor(() => c.received.length === 1);
+    expect(c.received[0]).toEqual({ id: 'early', body: { early: true } });
+  });
+
   it('drops and counts a batch that does not fit in the spool, and keeps delivering the rest', async () => {
     let answer = 503;
     const c = await collectorServer(() => ({ status: answer }));
