@@ -13,14 +13,15 @@ import { AlertEngine, alertRoutes } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
 import { tracesIngestPlugin } from './ingest/traces.ts';
-import { RecentIds } from './ingest/dedupe.ts';
+import { IngestState } from './ingest/state.ts';
+import { HeapGuard } from './ingest/limits.ts';
 import { ZipkinExporter } from './traces/zipkin-exporter.ts';
 import { SpanMetrics } from './traces/spanmetrics.ts';
 import { TRACING_OFF, SPAN_INGEST, traceRoutes, type SelfTracing } from '../shared/tracing.ts';
 import { TRACES_PATH } from '../shared/zipkin.ts';
 import { LOGS_PATH, METRICS_PATH } from '../shared/wire.ts';
 import { LogRouter } from './logs/router.ts';
-import { logsIngestPlugin, SeenEvents } from './ingest/logs.ts';
+import { logsIngestPlugin } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
 import { resolveSecurity, installAuth } from './security.ts';
 
@@ -48,6 +49,11 @@ export class PlumbCollector {
   private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
+  /** Journaled counters and replay ids; restored by start() before the listener opens. */
+  state: IngestState | null = null;
+  private heapGuard: HeapGuard | null = null;
+  /** What GET /readyz says: 503 unless 'ready'. */
+  private phase: 'starting' | 'ready' | 'stopping' = 'starting';
   address = '';
 
   constructor(config: CollectorConfig, ctx: CollectorContext) {
@@ -64,6 +70,9 @@ export class PlumbCollector {
         maxSetMembers: m.maxSetMembers,
         relativeAccuracy: m.relativeAccuracy,
         maxEvents: m.maxEvents,
+        maxSeriesPerAgent: config.limits.maxSeriesPerAgent,
+        maxLabels: config.limits.maxLabels,
+        maxLabelLength: config.limits.maxLabelLength,
       },
       ctx.telemetry,
     );
@@ -90,6 +99,7 @@ export class PlumbCollector {
   }
 
   async start(): Promise<void> {
+    this.phase = 'starting';
     // tokens, certificates and the loopback rule first: a collector that would start open fails before opening anything
     const security = resolveSecurity(this.config, this.ctx.env ?? {}, this.ctx.log);
     // sinks before the listener: the exporter takes spans as soon as agents can post
@@ -103,13 +113,18 @@ export class PlumbCollector {
       this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
       this.spanIndex.start();
     }
+    const stateCtx = { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'ingest-state' }) };
+    const state = (this.state = await IngestState.open(this.store, this.config, stateCtx));
+    this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
+    this.heapGuard.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
     installAuth(app, security, this.ctx.telemetry);
+    this.heapGuard.install(app);
     installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
-    registerMetricsIngest(app, this.store, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, dedupeWindow: this.config.dedupeWindow }, this.ctx.telemetry);
+    registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
     await app.register(tracesIngestPlugin, {
-      recent: new RecentIds(this.config.dedupeWindow),
+      recent: state.traceIds,
       sink: this.zipkinExporter,
       index: this.spanIndex,
       spanMetrics: this.spanMetrics,
@@ -122,7 +137,7 @@ export class PlumbCollector {
     await app.register(logsIngestPlugin, {
       sink: logs,
       observer: { get observesLogs() { return alerts.observesLogs; }, observeLog: (event, now) => alerts.observeLog(event, now) },
-      seen: new SeenEvents(this.config.logDedupeWindow),
+      seen: state.logIds,
       maxEventsPerBatch: this.config.maxEventsPerBatch,
       retryAfterMs: this.config.logs.queue.retryAfter,
       telemetry: this.ctx.telemetry,
@@ -136,7 +151,7 @@ export class PlumbCollector {
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
-    app.get('/readyz', async () => ({ status: 'ready' }));
+    app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
     await app.register(alertRoutes(this.alerts));
     const addr = parseListen(this.config.listen);
@@ -150,16 +165,22 @@ export class PlumbCollector {
     this.app = app;
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
+    if (this.phase === 'starting') this.phase = 'ready';
     this.ctx.log.info({ listen: this.address }, 'collector listening');
   }
 
   /** Closes the listener (requests in flight finish), then drains the sinks until the deadline. */
   async stop(deadlineMs = 10_000): Promise<void> {
     const deadline = Date.now() + deadlineMs;
+    this.phase = 'stopping';
     if (this.expireTimer) clearInterval(this.expireTimer);
     this.expireTimer = null;
+    this.heapGuard?.stop();
     await this.app?.close();
     this.app = null;
+    // no request is in flight now: a last checkpoint, so the next start replays nothing
+    await this.state?.close();
+    this.state = null;
     await this.zipkinExporter?.stop(deadline);
     await this.logs?.stop(deadline);
     this.logs = null;

@@ -8,6 +8,8 @@ import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
 import { SpanMetricsSchema } from './traces/spanmetrics.ts';
 import { CollectorLogsSchema } from './logs/config.ts';
 import { SpanIndexSchema } from './traces/span-index.ts';
+import { JournalSchema } from './ingest/state.ts';
+import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
 
 export const CollectorMetricsSchema = Section({
@@ -56,6 +58,8 @@ export const CollectorSchema = Section({
   alerts: AlertsConfigSchema,
   traces: CollectorTracesSchema,
   logs: CollectorLogsSchema,
+  journal: JournalSchema,
+  limits: LimitsSchema,
 });
 
 export type CollectorConfig = StaticDecode<typeof CollectorSchema>;

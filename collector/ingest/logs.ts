@@ -6,7 +6,7 @@
  *
  * Replays: an agent that crashed after sending and before checkpointing sends the same events
  * again, with the same ids. Events whose id was accepted recently are acknowledged and not
- * passed on again (`SeenEvents`), so the sinks see each event once.
+ * passed on again (`SeenEvents`, journaled so it outlives a restart), so the sinks see each event once.
  *
  * The batch is acknowledged (200) only once the log router has it durably in every sink's
  * queue; a full queue answers 429 with Retry-After and nothing of the batch is kept, so the
@@ -21,6 +21,7 @@ import { RetryableError, errorMessage } from '../../shared/errors.ts';
 import { LOGS_PATH, LOG_EVENT_ID } from '../../shared/wire.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import type { AcceptedLogBatch } from '../logs/router.ts';
+import type { IdWindow, ReplayIds } from './dedupe.ts';
 
 /** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
 export interface LogBatchSink {
@@ -36,7 +37,8 @@ export interface LogObserver {
 export interface LogsIngestOptions {
   sink: LogBatchSink;
   observer: LogObserver | null;
-  seen: SeenEvents;
+  /** Ids of events accepted recently (a DurableIds over SeenEvents in the collector). */
+  seen: ReplayIds;
   maxEventsPerBatch: number;
   retryAfterMs: number;
   telemetry: Telemetry;
@@ -102,7 +104,11 @@ class LogsIngest {
       this.o.log.error({ err: errorMessage(err), batch: batchId }, 'log batch could not be queued');
       return reply.code(503).send({ error: 'PLUMB_ERR_INGEST_UNAVAILABLE', message: 'log sinks cannot take the batch now; retry later' });
     }
-    for (const i of fresh) this.o.seen.add(checked.ids[i]);
+    // The ids are journaled after the queues have the events and before the 2xx. A crash between
+    // the queue's fsync and the journal's forgets these ids while the queues keep the events: the
+    // agent sends the batch again and every sink gets it twice. Elasticsearch absorbs that (same
+    // _id); the file sink may then hold those lines twice.
+    const recorded = this.o.seen.record(fresh.map((i) => checked.ids[i]));
     this.batches.inc({ kind: 'logs', outcome: duplicates > 0 ? 'partial_duplicate' : 'accepted' });
     this.events.inc({ outcome: 'accepted' }, fresh.length);
     const observer = this.o.observer;
@@ -110,6 +116,7 @@ class LogsIngest {
       const now = Date.now();
       for (const i of fresh) observer.observeLog(checked.events[i], now);
     }
+    await recorded;
     return reply.code(200).send({ accepted: fresh.length, duplicate: duplicates });
   }
 }
@@ -161,7 +168,7 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
  * are kept per file as sorted offsets — 8 bytes each, and a replay is found by binary search;
  * other ids are kept as they are. The files touched longest ago are forgotten first.
  */
-export class SeenEvents {
+export class SeenEvents implements IdWindow {
   private readonly capacity: number;
   private readonly files = new Map<string, Offsets>();
   private readonly other = new Set<string>();
@@ -195,6 +202,42 @@ export class SeenEvents {
       else this.files.delete(key);
       this.files.set(key, f); // most recently touched last
       if (f.add(parseInt(id.slice(32), 16))) this.total++;
+    }
+    while (this.total > this.capacity) this.evict();
+  }
+
+  /**
+   * Snapshot chunks, least recently touched first: per file "F" + its 32-character key + the
+   * offsets as f64 LE, oldest first; other ids as "O" + a JSON array.
+   */
+  snapshot(): Buffer[] {
+    const chunks: Buffer[] = [];
+    for (const [key, f] of this.files) {
+      const values = f.oldestFirst();
+      const buf = Buffer.allocUnsafe(33 + values.length * 8);
+      buf.write('F', 0, 'latin1');
+      buf.write(key, 1, 'latin1');
+      for (let i = 0; i < values.length; i++) buf.writeDoubleLE(values[i], 33 + i * 8);
+      chunks.push(buf);
+    }
+    if (this.other.size > 0) chunks.push(Buffer.from(`O${JSON.stringify([...this.other])}`));
+    return chunks;
+  }
+
+  restore(chunks: readonly Buffer[]): void {
+    if (this.capacity === 0) return;
+    for (const c of chunks) {
+      if (c[0] === 0x4f /* O */) {
+        for (const id of JSON.parse(c.subarray(1).toString('utf8')) as string[]) this.add(id);
+        continue;
+      }
+      if (c[0] !== 0x46 /* F */ || c.length < 33 || (c.length - 33) % 8 !== 0) continue;
+      const key = c.toString('latin1', 1, 33);
+      let f = this.files.get(key);
+      if (f === undefined) f = new Offsets();
+      else this.files.delete(key);
+      this.files.set(key, f);
+      for (let p = 33; p < c.length; p += 8) if (f.add(c.readDoubleLE(p))) this.total++;
     }
     while (this.total > this.capacity) this.evict();
   }
@@ -256,6 +299,10 @@ class Offsets {
     a[i] = v;
     this.length++;
     return true;
+  }
+
+  oldestFirst(): Float64Array {
+    return this.values.subarray(this.start, this.start + this.length);
   }
 
   dropOldest(n: number): void {

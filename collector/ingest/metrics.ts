@@ -1,26 +1,155 @@
-/** `POST /v1/metrics`: agent intervals into the metric store, each batch applied once. */
+/**
+ * `POST /v1/metrics`: agent intervals into the metric store, each batch applied once, and durably.
+ *
+ * A new batch is written to the metrics journal (shared/journal.ts) before it is applied and
+ * acknowledged; the journal's snapshot holds the whole store and the window of batch ids. After
+ * a kill -9 the collector restores the snapshot and replays the journal, so its counters go on
+ * from where they were and a batch the agent re-sends is still recognised as applied.
+ */
 import type { FastifyInstance } from 'fastify';
 import type { Telemetry } from '../../shared/telemetry.ts';
+import { Journal, PLUMB_ERR_JOURNAL_IO, type JournalOptions } from '../../shared/journal.ts';
+import { LogOnce, type Logger } from '../../shared/log.ts';
+import { PlumbError, errorMessage } from '../../shared/errors.ts';
 import { METRICS_PATH, type MetricBatch } from '../../shared/wire.ts';
-import type { MetricStore } from '../metrics/store.ts';
+import type { MetricStore, RefusalReason } from '../metrics/store.ts';
 import { RecentIds } from './dedupe.ts';
 import { metricBatchSchema } from './schemas.ts';
 
-export function registerMetricsIngest(app: FastifyInstance, store: MetricStore, options: { maxMetricsPerBatch: number; dedupeWindow: number }, telemetry: Telemetry): void {
-  const recent = new RecentIds(options.dedupeWindow);
+export interface AcceptResult {
+  refused: number;
+  duplicate: boolean;
+}
+
+/** A journal record: the batch and the time it was applied at (lastSeen, window slots). */
+interface BatchRecord {
+  t: number;
+  b: MetricBatch;
+}
+
+const IDS_CHUNK_PREFIX = '{"k":"ids"';
+
+export interface MetricIntakeContext {
+  telemetry: Telemetry;
+  log: Logger;
+}
+
+/** The metric store behind its journal and its window of applied batch ids. */
+export class MetricIntake {
+  readonly store: MetricStore;
+  readonly recent: RecentIds;
+  private journal: Journal | null = null;
+  /** Batches being journaled, so a copy arriving meanwhile waits for the outcome of the first. */
+  private readonly inflight = new Map<string, Promise<AcceptResult>>();
+  /** Journal records skipped at open because their batch id was already in the restored window. */
+  skippedReplays = 0;
+
+  private constructor(store: MetricStore, dedupeWindow: number) {
+    this.store = store;
+    this.recent = new RecentIds(dedupeWindow);
+  }
+
+  /**
+   * Restores the store and the id window from `options.dir`. The store's observer (alert rules)
+   * is not told of replayed samples: they were observed when they first arrived.
+   */
+  static async open(store: MetricStore, options: JournalOptions & { dedupeWindow: number }, ctx: MetricIntakeContext): Promise<MetricIntake> {
+    const intake = new MetricIntake(store, options.dedupeWindow);
+    const observer = store.observer;
+    const onRefused = store.onRefused;
+    store.observer = null;
+    store.onRefused = null;
+    try {
+      intake.journal = await Journal.open(options, intake, ctx);
+    } finally {
+      store.observer = observer;
+      store.onRefused = onRefused;
+    }
+    if (intake.skippedReplays > 0) ctx.log.info({ skipped: intake.skippedReplays }, 'metrics journal: records of batches already in the snapshot were skipped');
+    return intake;
+  }
+
+  // ---- JournalHandler ----
+
+  restore(chunks: Buffer[]): void {
+    const storeChunks: Buffer[] = [];
+    for (const c of chunks) {
+      if (c.subarray(0, IDS_CHUNK_PREFIX.length).toString('latin1') === IDS_CHUNK_PREFIX) {
+        for (const id of (JSON.parse(c.toString('utf8')) as { ids: string[] }).ids) this.recent.add(id);
+      } else {
+        storeChunks.push(c);
+      }
+    }
+    this.store.restore(storeChunks);
+  }
+
+  replay(record: Buffer): void {
+    const { t, b } = JSON.parse(record.toString('utf8')) as BatchRecord;
+    if (this.recent.has(b.id)) {
+      this.skippedReplays++;
+      return;
+    }
+    this.store.apply(b, t);
+    this.recent.add(b.id);
+  }
+
+  snapshot(): Buffer[] {
+    const ids = this.recent.snapshot().map((c) => Buffer.from(`${IDS_CHUNK_PREFIX},"ids":${c.toString('utf8')}}`));
+    return [...ids, ...this.store.snapshot()];
+  }
+
+  // ---- intake ----
+
+  /** Journals the batch, then applies it; a batch id seen before is acknowledged as a duplicate. */
+  accept(batch: MetricBatch): Promise<AcceptResult> {
+    if (this.recent.has(batch.id)) return Promise.resolve({ refused: 0, duplicate: true });
+    const first = this.inflight.get(batch.id);
+    if (first !== undefined) return first.then(() => ({ refused: 0, duplicate: true }));
+    const journal = this.journal;
+    if (journal === null) return Promise.reject(new PlumbError(PLUMB_ERR_JOURNAL_IO, 'the metrics journal is not open'));
+    const t = Date.now();
+    const run = journal
+      .append(Buffer.from(JSON.stringify({ t, b: batch } satisfies BatchRecord)), () => {
+        const refused = this.store.apply(batch, t);
+        this.recent.add(batch.id);
+        return { refused, duplicate: false };
+      })
+      .finally(() => this.inflight.delete(batch.id));
+    this.inflight.set(batch.id, run);
+    return run;
+  }
+
+  /** Writes a last snapshot when asked (a graceful stop) and closes the journal. */
+  async close(options: { checkpoint?: boolean } = {}): Promise<void> {
+    await this.journal?.close(options);
+    this.journal = null;
+  }
+}
+
+export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake, options: { maxMetricsPerBatch: number }, telemetry: Telemetry, log: Logger): void {
   const batches = telemetry.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
   const samples = telemetry.counter('plumb_ingest_metrics_total', 'metric samples received from agents');
-  telemetry.gaugeFrom('plumb_ingest_dedupe_ids', 'batch ids remembered for replay detection', () => recent.size);
-  app.post<{ Body: MetricBatch }>(METRICS_PATH, { schema: { body: metricBatchSchema(options.maxMetricsPerBatch) } }, async (request) => {
+  telemetry.gaugeFrom('plumb_ingest_dedupe_ids', 'batch ids remembered for replay detection', () => intake.recent.size);
+  const once = new LogOnce(log);
+  intake.store.onRefused = (reason: RefusalReason, metric, agent) => {
+    once.warn(`refused:${reason}`, { reason, agent, metric: metric.name, tags: metric.tags.length }, 'metric refused (counted in plumb_metrics_refused_total)');
+  };
+  app.post<{ Body: MetricBatch }>(METRICS_PATH, { schema: { body: metricBatchSchema(options.maxMetricsPerBatch) } }, async (request, reply) => {
     const batch = request.body;
-    if (recent.has(batch.id)) {
+    let result: AcceptResult;
+    try {
+      result = await intake.accept(batch);
+    } catch (err) {
+      batches.inc({ kind: 'metrics', outcome: 'failed' });
+      once.warn('journal', { batch: batch.id, err: errorMessage(err) }, 'a metric batch could not be journaled; the agent will send it again');
+      return reply.code(503).header('retry-after', '1').send({ error: PLUMB_ERR_JOURNAL_IO, message: 'the collector cannot make the batch durable now; retry later' });
+    }
+    if (result.duplicate) {
       batches.inc({ kind: 'metrics', outcome: 'duplicate' });
       return { accepted: 0, refused: 0, duplicate: true };
     }
-    const refused = store.apply(batch);
-    recent.add(batch.id);
     batches.inc({ kind: 'metrics', outcome: 'applied' });
     samples.inc(batch.metrics.length);
-    return { accepted: batch.metrics.length - refused, refused, duplicate: false };
+    return { accepted: batch.metrics.length - result.refused, refused: result.refused, duplicate: false };
   });
 }

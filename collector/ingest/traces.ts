@@ -13,7 +13,7 @@ import type { Context } from '@opentelemetry/api';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import { TRACES_PATH, validateSpanBatch, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
-import type { RecentIds } from './dedupe.ts';
+import type { ReplayIds } from './dedupe.ts';
 
 /** Where accepted spans go: all or none; false means "full, ask the agent to retry". */
 export interface SpanSink {
@@ -26,8 +26,8 @@ export interface DurableSpanSink {
 }
 
 export interface TracesIngestOptions {
-  /** Remembered batch ids; may be the same store the metrics route uses (the ids differ). */
-  recent: RecentIds;
+  /** Batch ids applied recently (a DurableIds over RecentIds in the collector). */
+  recent: ReplayIds;
   sink: SpanSink | null;
   /** Written first: a batch it cannot take is refused before anything else sees it. */
   index: DurableSpanSink | null;
@@ -113,8 +113,10 @@ class TracesIngest {
         .send({ error: 'PLUMB_ERR_SINK_RETRYABLE', message: 'the Zipkin sink queue is full (collector.traces.zipkin.maxQueuedSpans); retry later' });
       return;
     }
-    recent.add(batch.id);
     spanMetrics?.observe(batch.spans);
+    // Journaled after the sinks took the spans and before the 2xx: a crash between the two sends
+    // the batch to the sinks again after the agent retries (the span index keeps one per span id).
+    await recent.record([batch.id]);
     this.batches.inc({ kind: 'traces', outcome: 'applied' });
     this.spans.inc(batch.spans.length);
     reply.send({ accepted: batch.spans.length, duplicate: false });

@@ -10,7 +10,7 @@
  * exposed, or whose labels clash, is refused and counted — the first one keeps its place.
  */
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
+import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, encodeSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
 import type { MetricBatch, WireMetric, StatsdEvent } from '../../shared/wire.ts';
 import { Mapper, sanitizeLabelName, type Mapping } from './naming.ts';
 
@@ -25,6 +25,12 @@ export interface MetricStoreOptions {
   maxEvents: number;
   /** Name prefixes other parts of /metrics own (plumb's self-metrics, span metrics, ALERTS). */
   reservedPrefixes?: readonly string[];
+  /** Metrics of one agent batch beyond this many are refused (max_series_per_agent). Default: no limit. */
+  maxSeriesPerAgent?: number;
+  /** A metric with more tags than this is refused (too_many_labels). Default: no limit. */
+  maxLabels?: number;
+  /** A metric with a tag name or value longer than this is refused (label_too_long). Default: no limit. */
+  maxLabelLength?: number;
 }
 
 /** Names the collector's own exposition uses; an application metric may not take them. */
@@ -40,7 +46,19 @@ type FamilyType = 'counter' | 'gauge' | 'summary' | 'histogram';
 /** Which statsd kind fed a family, so a set and a gauge of one name don't merge. */
 type Origin = 'c' | 'g' | 's' | 'sketch' | 'check';
 
-export const REFUSAL_REASONS = ['type_conflict', 'name_collision', 'label_clash', 'reserved_label', 'max_series', 'bad_sketch', 'accuracy_mismatch', 'dropped_by_mapping'] as const;
+export const REFUSAL_REASONS = [
+  'type_conflict',
+  'name_collision',
+  'label_clash',
+  'reserved_label',
+  'max_series',
+  'bad_sketch',
+  'accuracy_mismatch',
+  'dropped_by_mapping',
+  'max_series_per_agent',
+  'too_many_labels',
+  'label_too_long',
+] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 const WINDOW_SLOTS = 6;
@@ -90,11 +108,15 @@ export class MetricStore {
   /** sample name → family that owns it, so no two families ever emit the same sample name */
   private readonly sampleOwners = new Map<string, string>();
   private seriesCount = 0;
+  private current: WireMetric | null = null;
+  private currentAgent = '';
   private readonly events: StatsdEvent[] = [];
   readonly refused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   expired = 0;
   /** Told of every sample applied that it wants; the alert engine listens here. */
   observer: MetricObserver | null = null;
+  /** Told of every metric refused (the ingest logs them, once per reason and minute). */
+  onRefused: ((reason: RefusalReason, metric: WireMetric, agent: string) => void) | null = null;
 
   constructor(options: MetricStoreOptions, telemetry?: Telemetry) {
     this.options = options;
@@ -119,7 +141,16 @@ export class MetricStore {
   apply(batch: MetricBatch, now = Date.now()): number {
     let refusedBefore = 0;
     for (const r of REFUSAL_REASONS) refusedBefore += this.refused[r];
-    for (const m of batch.metrics) this.applyMetric(m, batch.agent, now);
+    const metrics = batch.metrics;
+    const perBatch = Math.min(metrics.length, this.options.maxSeriesPerAgent ?? Infinity);
+    for (let i = 0; i < perBatch; i++) {
+      const m = metrics[i];
+      const limit = this.checkLabels(m);
+      if (limit === null) this.applyMetric(m, batch.agent, now);
+      else this.refuse(limit, m, batch.agent);
+    }
+    // An agent sends its series of one interval in one batch: the rest is over its share.
+    for (let i = perBatch; i < metrics.length; i++) this.refuse('max_series_per_agent', metrics[i], batch.agent);
     for (const c of batch.serviceChecks) {
       const tags = c.hostname ? [...c.tags, `host:${c.hostname}`] : c.tags;
       this.applyValue('service_check_status', 'gauge', 'check', `service check status (0 ok, 1 warning, 2 critical, 3 unknown)`, { check: c.name }, tags, now, (s) => {
@@ -135,10 +166,44 @@ export class MetricStore {
     return refusedAfter - refusedBefore;
   }
 
+  /** The limit a metric's tags break, if any. */
+  private checkLabels(m: WireMetric): RefusalReason | null {
+    const tags = m.tags;
+    if (tags.length > (this.options.maxLabels ?? Infinity)) return 'too_many_labels';
+    const max = this.options.maxLabelLength ?? Infinity;
+    for (const tag of tags) {
+      if (tag.length <= max) continue; // name and value together fit, so each does
+      const colon = tag.indexOf(':');
+      if (colon < 0 || colon > max || tag.length - colon - 1 > max) return 'label_too_long';
+    }
+    return null;
+  }
+
+  private refuse(reason: RefusalReason, m: WireMetric, agent: string): void {
+    this.refused[reason]++;
+    this.onRefused?.(reason, m, agent);
+  }
+
+  /** A refusal inside applyValue, on behalf of the metric being applied (service checks have none). */
+  private refuseCurrent(reason: RefusalReason): void {
+    if (this.current === null) this.refused[reason]++;
+    else this.refuse(reason, this.current, this.currentAgent);
+  }
+
   private applyMetric(m: WireMetric, agent: string, now: number): void {
+    this.current = m;
+    this.currentAgent = agent;
+    try {
+      this.applyMapped(m, agent, now);
+    } finally {
+      this.current = null;
+    }
+  }
+
+  private applyMapped(m: WireMetric, agent: string, now: number): void {
     const mapped = this.mapper.map(m.name);
     if (mapped === null) {
-      this.refused.dropped_by_mapping++;
+      this.refuse('dropped_by_mapping', m, agent);
       return;
     }
     const help = mapped.help ?? `statsd ${m.type} ${m.name}`;
@@ -172,12 +237,12 @@ export class MetricStore {
         try {
           sketch = decodeSketch(m.sketch, m);
         } catch {
-          this.refused.bad_sketch++;
+          this.refuse('bad_sketch', m, agent);
           return;
         }
         // Sketches only merge with equal relative accuracy: agents and collector must agree.
         if (relativeAccuracyOf(sketch) !== this.options.relativeAccuracy) {
-          this.refused.accuracy_mismatch++;
+          this.refuse('accuracy_mismatch', m, agent);
           return;
         }
         const buckets = mapped.buckets;
@@ -217,31 +282,31 @@ export class MetricStore {
     if (family === undefined) {
       for (const prefix of this.options.reservedPrefixes ?? RESERVED_PREFIXES) {
         if (name.startsWith(prefix) && !AGENT_PREFIXES.some((p) => name.startsWith(p))) {
-          this.refused.name_collision++;
+          this.refuseCurrent('name_collision');
           return null;
         }
       }
       const candidate = new Family(name, type, origin, help, buckets);
       for (const sample of candidate.sampleNames) {
         if (this.sampleOwners.has(sample)) {
-          this.refused.name_collision++;
+          this.refuseCurrent('name_collision');
           return null;
         }
       }
       family = candidate;
     } else if (family.type !== type || family.origin !== origin) {
-      this.refused.type_conflict++;
+      this.refuseCurrent('type_conflict');
       return null;
     }
     const labels = labelKey(ruleLabels, tags, type);
     if (typeof labels !== 'string') {
-      this.refused[labels.refused]++;
+      this.refuseCurrent(labels.refused);
       return null;
     }
     let series = family.series.get(labels);
     if (series === undefined) {
       if (this.seriesCount >= this.options.maxSeries) {
-        this.refused.max_series++;
+        this.refuseCurrent('max_series');
         return null;
       }
       if (!this.families.has(name)) {
@@ -283,6 +348,84 @@ export class MetricStore {
       mergeSketch(merged, s);
     }
     return merged;
+  }
+
+  /**
+   * The whole state as JSON chunks (one per family, or per SNAPSHOT_SERIES series of a large
+   * one, plus the recent events), for the ingest's journal. Sketches travel in their wire form.
+   */
+  snapshot(): Buffer[] {
+    const chunks: Buffer[] = [];
+    for (const f of this.families.values()) {
+      let series: SeriesState[] = [];
+      const flush = (): void => {
+        const chunk: FamilyChunk = { k: 'family', name: f.name, type: f.type, origin: f.origin, help: f.help, buckets: f.buckets ?? null, series };
+        chunks.push(Buffer.from(JSON.stringify(chunk)));
+        series = [];
+      };
+      for (const s of f.series.values()) {
+        series.push(seriesState(s));
+        if (series.length >= SNAPSHOT_SERIES) flush();
+      }
+      if (series.length > 0) flush();
+    }
+    if (this.events.length > 0) chunks.push(Buffer.from(JSON.stringify({ k: 'events', events: this.events } satisfies EventsChunk)));
+    return chunks;
+  }
+
+  /**
+   * Replaces the state with what snapshot() took. A chunk it cannot read is skipped and
+   * counted in the returned number (the journal has already verified each chunk's checksum).
+   */
+  restore(chunks: readonly Buffer[]): number {
+    this.families.clear();
+    this.sampleOwners.clear();
+    this.seriesCount = 0;
+    this.events.length = 0;
+    let bad = 0;
+    for (const buf of chunks) {
+      let chunk: FamilyChunk | EventsChunk;
+      try {
+        chunk = JSON.parse(buf.toString('utf8')) as FamilyChunk | EventsChunk;
+        if (chunk.k === 'events') {
+          for (const e of chunk.events) this.events.push(e);
+          continue;
+        }
+        let family = this.families.get(chunk.name);
+        if (family === undefined) {
+          family = new Family(chunk.name, chunk.type, chunk.origin, chunk.help, chunk.buckets ?? undefined);
+          this.families.set(chunk.name, family);
+          for (const sample of family.sampleNames) this.sampleOwners.set(sample, chunk.name);
+        }
+        for (const st of chunk.series) {
+          if (!family.series.has(st.l)) this.seriesCount++;
+          family.series.set(st.l, this.restoreSeries(st));
+        }
+      } catch {
+        bad++;
+      }
+    }
+    while (this.events.length > this.options.maxEvents) this.events.shift();
+    return bad;
+  }
+
+  private restoreSeries(st: SeriesState): Series {
+    const s = new Series(st.l, st.t);
+    s.value = st.v;
+    s.sum = st.s;
+    s.count = st.c;
+    if (st.b) s.buckets = st.b;
+    if (st.m) s.setMembers = new Map(st.m.map(([agent, members]) => [agent, new Set(members)]));
+    if (st.w) {
+      s.slots = new Array(WINDOW_SLOTS).fill(null);
+      s.slotIndex = new Array(WINDOW_SLOTS).fill(-1);
+      for (const [index, sketch, count, sum, min, max] of st.w) {
+        const i = index % WINDOW_SLOTS;
+        s.slots[i] = decodeSketch(sketch, { count, sum, min, max });
+        s.slotIndex[i] = index;
+      }
+    }
+    return s;
   }
 
   /** Drops series not updated within seriesTtl, and families left empty. */
@@ -343,6 +486,50 @@ export class MetricStore {
     out.push('');
     return out.join('\n');
   }
+}
+
+/** Series per snapshot chunk: a family of a million series becomes many chunks, not one huge string. */
+const SNAPSHOT_SERIES = 10_000;
+
+interface FamilyChunk {
+  k: 'family';
+  name: string;
+  type: FamilyType;
+  origin: Origin;
+  help: string;
+  buckets: number[] | null;
+  series: SeriesState[];
+}
+
+interface EventsChunk {
+  k: 'events';
+  events: StatsdEvent[];
+}
+
+/** A series in a snapshot; window slots as [slot index, sketch, count, sum, min, max]. */
+interface SeriesState {
+  l: string;
+  t: number;
+  v: number;
+  s: number;
+  c: number;
+  b?: number[];
+  m?: [string, string[]][];
+  w?: [number, string, number, number, number, number][];
+}
+
+function seriesState(s: Series): SeriesState {
+  const st: SeriesState = { l: s.labels, t: s.lastSeen, v: s.value, s: s.sum, c: s.count };
+  if (s.buckets) st.b = s.buckets;
+  if (s.setMembers) st.m = [...s.setMembers].map(([agent, members]) => [agent, [...members]]);
+  if (s.slots && s.slotIndex) {
+    st.w = [];
+    for (let i = 0; i < WINDOW_SLOTS; i++) {
+      const sk = s.slots[i];
+      if (sk !== null && sk.count > 0) st.w.push([s.slotIndex[i], encodeSketch(sk), sk.count, sk.sum, sk.min, sk.max]);
+    }
+  }
+  return st;
 }
 
 export interface MetricObserver {
