@@ -212,6 +212,7 @@ export class PlumbAgent {
    * Receiver first (no new spans; requests in flight finish), then the batcher seals its open
    * batch and keeps handing batches to the forwarder until none is left or the deadline passes.
    * Batches still held then go to the forwarder's queue if it has room, else counted as dropped.
+   * With the spool on they all go to it at once: it keeps them across the restart.
    */
   private async stopTraces(deadline: number): Promise<void> {
     const batcher = this.spanBatcher;
@@ -222,7 +223,7 @@ export class PlumbAgent {
     const forwarding = this.spanForwarding;
     this.spanForwarding = null;
     if (forwarding === null) return;
-    while (batcher.queued > 0 && Date.now() < deadline) await sleep(10);
+    while (batcher.queued > 0 && Date.now() < deadline && !this.forwarder.spooling) await sleep(10);
     forwarding.abort.abort();
     await forwarding.done;
     for (const batch of batcher.drain()) await this.forwarder.send('traces', TRACES_PATH, batch.id, batch);

@@ -154,6 +154,11 @@ export class Forwarder {
     return [...this.metricsLanes.values(), this.tracesLane, this.logsLane, ...this.retiring];
   }
 
+  /** Whether metric and span batches are written through to disk. */
+  get spooling(): boolean {
+    return this.options.spool !== undefined;
+  }
+
   /** Batches not yet acknowledged, in memory and in the spool, all lanes. */
   get queuedBatches(): number {
     return this.lanes().reduce((n, l) => n + l.batches, 0);

@@ -9,8 +9,9 @@ import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCollector, startAgent, startPlumb, stopAllInProcess, stopAllProcesses, stopProcess, tempDataDir, waitForHealthy, type TrackedProcess } from '../helpers/processes.ts';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.ts';
-import { scrape, samplesOf, valueOf, type Exposition } from '../helpers/prometheus.ts';
+import { parseExposition, scrape, samplesOf, valueOf, type Exposition } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { startZipkinServer } from '../helpers/zipkin-server.ts';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -138,6 +139,50 @@ describe('agent spool', () => {
     await waitFor(async () => (await collectorTotal(collector.url, 'spool_stop_count_total')) === 50, { what: 'the counter total at the collector' });
     expect((await stopProcess(second)).code).toBe(0);
     expect(await collectorTotal(collector.url, 'spool_stop_count_total')).toBe(50);
+  });
+
+  it('hands the spans an agent holds to the spool when it stops with the collector down; the next start delivers them', async () => {
+    const collectorPort = await freeTcpPort();
+    const dataDir = tempDataDir('plumb-spool-spans-');
+    dirs.push(dataDir);
+    const yaml = `
+agent:
+  dataDir: ${JSON.stringify(dataDir)}
+  http: { listen: "127.0.0.1:0" }
+  statsd: { enabled: false }
+  host: { enabled: false }
+  forward: { collectors: ["http://127.0.0.1:${collectorPort}"], retryInitial: 50ms, retryMax: 200ms, healthCheckInterval: 100ms }
+  traces:
+    zipkin: { listen: "127.0.0.1:0" }
+    batch: { flushInterval: 1h, maxBatchSpans: 1, maxQueuedBatches: 50 }
+`;
+    const first = await startAgent(yaml);
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const id = (0x2000 + i).toString(16).padStart(16, '0');
+      const res = await fetch(`http://${first.agent.zipkinAddress}/api/v2/spans`, {
+        method: 'POST',
+        body: JSON.stringify([{ traceId: '5b4c3d2e1f0a9b8c', id, name: 'op', timestamp: 1_700_000_000_000_000 + i, duration: 10, localEndpoint: { serviceName: 'app' } }]),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.status).toBe(202);
+      ids.push(id);
+    }
+    // more than the traces lane takes while running (4): the rest wait in the batcher until stop
+    await first.agent.stop(30_000);
+    const left = parseExposition(await first.telemetry.metrics());
+    expect(valueOf(left, 'plumb_forward_dropped_total', { kind: 'traces', reason: 'shutdown' }) ?? 0).toBe(0);
+    expect(valueOf(left, 'plumb_spool_records', { spool: 'forward_traces' })).toBe(10);
+
+    const zipkin = await startZipkinServer();
+    try {
+      await startCollector(`collector: { listen: "127.0.0.1:${collectorPort}", traces: { zipkin: { url: "${zipkin.url}" } } }`);
+      await startAgent(yaml);
+      await waitFor(() => zipkin.spans.length === 10, { what: 'the spooled spans exported' });
+      expect(zipkin.spans.map((x) => x.id).sort()).toEqual(ids);
+    } finally {
+      await zipkin.stop();
+    }
   });
 
   it('drops and counts intervals that do not fit in a full spool, stays healthy, and delivers again once the collector is back', async () => {
