@@ -20,7 +20,7 @@ import { LogOnce, type Logger } from '../../shared/log.ts';
 import { RetryableError, errorMessage } from '../../shared/errors.ts';
 import { LOGS_PATH, LOG_EVENT_ID } from '../../shared/wire.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
-import type { AcceptedLogBatch } from '../logs/router.ts';
+import { QueueBusyError, type AcceptedLogBatch } from '../logs/router.ts';
 import type { IdWindow, ReplayIds } from './dedupe.ts';
 
 /** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
@@ -64,6 +64,7 @@ class LogsIngest {
   private readonly batches: Counter<'kind' | 'outcome'>;
   private readonly events: Counter<'outcome'>;
   private readonly invalid: Counter<'reason'>;
+  private readonly backpressure: Counter<'kind' | 'reason'>;
 
   constructor(options: LogsIngestOptions) {
     this.o = options;
@@ -73,6 +74,7 @@ class LogsIngest {
     this.batches = t.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
     this.events = t.counter('plumb_ingest_log_events_total', 'log events received, by outcome (accepted, duplicate)', ['outcome']);
     this.invalid = t.counter('plumb_ingest_invalid_logs_total', 'log batches refused as invalid, by reason', ['reason']);
+    this.backpressure = t.counter('plumb_ingest_backpressure_total', 'batches answered 429 because a queue was full or above its high-water mark, by kind and reason', ['kind', 'reason']);
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -98,7 +100,10 @@ class LogsIngest {
       await this.o.sink.accept({ id: batchId, ndjson: Buffer.concat(parts), count: fresh.length }, this.o.tracing.enabled ? requestContext(request) : undefined);
     } catch (err) {
       if (err instanceof RetryableError) {
+        const reason = err instanceof QueueBusyError ? err.reason : 'queue_full';
         this.batches.inc({ kind: 'logs', outcome: 'backpressure' });
+        this.backpressure.inc({ kind: 'logs', reason });
+        this.once.warn(`backpressure:${reason}`, { batch: batchId, reason, events: fresh.length, error: err.message }, 'log batch answered 429 (counted in plumb_ingest_backpressure_total)');
         return reply.code(429).header('retry-after', this.retryAfterSeconds).send({ error: 'PLUMB_ERR_INGEST_BACKPRESSURE', message: `log sinks are full, retry later (${err.message})` });
       }
       this.o.log.error({ err: errorMessage(err), batch: batchId }, 'log batch could not be queued');

@@ -69,6 +69,7 @@ class TracesIngest {
   private readonly batches: Counter<'kind' | 'outcome'>;
   private readonly spans: Counter;
   private readonly invalid: Counter<'reason'>;
+  private readonly backpressure: Counter<'kind' | 'reason'>;
 
   constructor(options: TracesIngestOptions) {
     this.options = options;
@@ -78,6 +79,7 @@ class TracesIngest {
     this.batches = t.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
     this.spans = t.counter('plumb_ingest_spans_total', 'spans received from agents and applied');
     this.invalid = t.counter('plumb_ingest_invalid_spans_total', 'span batches refused as invalid, by reason', ['reason']);
+    this.backpressure = t.counter('plumb_ingest_backpressure_total', 'batches answered 429 because a queue was full or above its high-water mark, by kind and reason', ['kind', 'reason']);
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -99,6 +101,7 @@ class TracesIngest {
     // A resend after a refusal further down writes the same span ids again: the index keeps one.
     if (index !== null && !(await index.write(batch.spans, parent))) {
       this.batches.inc({ kind: 'traces', outcome: 'refused' });
+      this.backpressure.inc({ kind: 'traces', reason: 'queue_full' });
       reply
         .code(429)
         .header('retry-after', this.retryAfterSeconds)
@@ -107,6 +110,7 @@ class TracesIngest {
     }
     if (sink !== null && !sink.write(batch.spans, parent)) {
       this.batches.inc({ kind: 'traces', outcome: 'refused' });
+      this.backpressure.inc({ kind: 'traces', reason: 'zipkin_queue_full' });
       reply
         .code(429)
         .header('retry-after', this.retryAfterSeconds)

@@ -107,6 +107,12 @@ export const S3SinkSchema = Section(
 export const QueueSchema = Section(
   {
     maxBytes: Size('1gb', { description: 'Disk taken by one sink\'s queue; when any queue is full, POST /v1/logs answers 429 and agents keep the data.' }),
+    highWater: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 1,
+      default: 0.9,
+      description: 'Fraction of maxBytes: while any queue holds more, POST /v1/logs answers 429, leaving room for the batches already under way.',
+    }),
     retryAfter: Duration('5s', { description: 'Retry-After sent with that 429.' }),
     fsync: Type.Union([Type.Literal('batch'), Type.Literal('interval'), Type.Literal('never')], {
       default: 'batch',

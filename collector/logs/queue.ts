@@ -17,8 +17,10 @@ export interface SinkQueue {
   readonly bytes: number;
   readonly events: number;
   readonly maxBytes: number;
-  /** Whether `bytes` more would fit now. */
+  /** Whether `bytes` more would fit now (false also while the queue is above its high-water mark). */
   hasRoom(bytes: number): boolean;
+  /** Whether the queue holds more than its high-water mark (collector.logs.queue.highWater). */
+  aboveHighWater?(): boolean;
   /** Stores a batch durably; resolves once it would survive a crash. */
   append(data: Buffer, events: number): Promise<void>;
   /**

@@ -2,8 +2,10 @@
  * The log router: the collector's `POST /v1/logs` ingest hands it validated batches; it stores
  * each batch in every sink's own disk queue and only then lets the ingest acknowledge the agent.
  * Each sink drains its own queue (runner.ts), so a slow or dead sink holds back nothing but its
- * own queue. When any queue is full, accept() refuses the whole batch with a 429 RetryableError
- * (Retry-After from collector.logs.queue.retryAfter) and the agent keeps the data.
+ * own queue. When any queue is full, or above its high-water mark (collector.logs.queue.highWater,
+ * 90% of maxBytes by default, so batches under way still fit), accept() refuses the whole batch
+ * with a 429 QueueBusyError (Retry-After from collector.logs.queue.retryAfter) and the agent keeps
+ * the data.
  *
  * On disk, under <collector.dataDir>/log-sinks/<sink>/: `queue/` (the disk queue) and
  * `dead-letter.ndjson` (events the sink refused for good, with reasons).
@@ -43,7 +45,20 @@ export interface LogRouterContext {
 }
 
 /** Opens the disk queue of one sink. */
-export type QueueOpener = (dir: string, options: { maxBytes: number; sink: string; log: Logger; telemetry: Telemetry }) => Promise<SinkQueue>;
+export type QueueOpener = (dir: string, options: { maxBytes: number; highWater: number; sink: string; log: Logger; telemetry: Telemetry }) => Promise<SinkQueue>;
+
+/** Why accept() refused a batch with 429. */
+export type QueueRefusal = 'queue_full' | 'queue_high_water';
+
+/** accept()'s 429: a queue is full or above its high-water mark; `reason` says which. */
+export class QueueBusyError extends RetryableError {
+  readonly reason: QueueRefusal;
+  constructor(message: string, reason: QueueRefusal, retryAfterMs: number) {
+    super('PLUMB_ERR_SINK_RETRYABLE', message, { status: 429, retryAfterMs });
+    this.name = 'QueueBusyError';
+    this.reason = reason;
+  }
+}
 
 export interface LogRouterOptions {
   /** Replaces the disk queue (tests). */
@@ -85,7 +100,7 @@ export class LogRouter {
     try {
       for (const sink of sinks) {
         const base = join(resolve(ctx.dataDir), 'log-sinks', sink.name);
-        const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, sink: sink.name, log, telemetry: ctx.telemetry });
+        const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, highWater: config.queue.highWater, sink: sink.name, log, telemetry: ctx.telemetry });
         const deadLetter = new DeadLetterFile({ file: join(base, 'dead-letter.ndjson'), maxBytes: config.deadLetter.maxBytes, sink: sink.name, metrics, log });
         runners.push(new SinkRunner({ sink, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
       }
@@ -108,10 +123,11 @@ export class LogRouter {
     const full = this.runners.filter((r) => !r.queue.hasRoom(bytes));
     if (full.length > 0) {
       for (const r of full) r.refused(batch.count);
-      throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `log sink queue full (${full.map((r) => r.name).join(', ')}); try again later`, {
-        status: 429,
-        retryAfterMs: this.retryAfterMs,
-      });
+      const high = full.filter((r) => r.queue.aboveHighWater?.() === true);
+      if (high.length === full.length) {
+        throw new QueueBusyError(`log sink queue above its high-water mark (${high.map((r) => r.name).join(', ')}; collector.logs.queue.highWater); try again later`, 'queue_high_water', this.retryAfterMs);
+      }
+      throw new QueueBusyError(`log sink queue full (${full.map((r) => r.name).join(', ')}); try again later`, 'queue_full', this.retryAfterMs);
     }
     try {
       await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count)));
@@ -120,7 +136,7 @@ export class LogRouter {
         // filled up meanwhile (or the disk did). Queues that took the batch get it again with the
         // agent's retry: Elasticsearch and S3 absorb that, the file sink may hold those lines twice.
         for (const r of this.runners) if (!r.queue.hasRoom(bytes)) r.refused(batch.count);
-        throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `log sink queue full: ${err.message}; try again later`, { status: 429, retryAfterMs: this.retryAfterMs });
+        throw new QueueBusyError(`log sink queue full: ${err.message}; try again later`, 'queue_full', this.retryAfterMs);
       }
       this.log.error({ batch: batch.id, err: errorMessage(err) }, 'a log sink queue could not store a batch; the agent will send it again');
       throw new RetryableError('PLUMB_ERR_SINK_RETRYABLE', `a log sink queue could not store the batch: ${errorMessage(err)}`, { status: 503, retryAfterMs: this.retryAfterMs, cause: err });

@@ -27,6 +27,8 @@ export interface SpoolQueueOptions {
   /** The sink's name: the spool is "sink_<name>" in plumb_spool_* metrics. */
   sink: string;
   maxBytes: number;
+  /** Fraction of maxBytes above which hasRoom() says no (default 1: only when full). */
+  highWater?: number;
   fsync?: SpoolFsync;
   telemetry: Telemetry;
   log: Logger;
@@ -41,10 +43,12 @@ export class SpoolQueue implements SinkQueue {
   private inflight: SpoolBatch[] = [];
   /** Disk bytes of appends under way. */
   private reserved = 0;
+  private readonly highWaterBytes: number;
 
-  private constructor(spool: Spool, maxBytes: number) {
+  private constructor(spool: Spool, maxBytes: number, highWater: number) {
     this.spool = spool;
     this.maxBytes = maxBytes;
+    this.highWaterBytes = Math.floor(maxBytes * highWater);
   }
 
   static async open(o: SpoolQueueOptions): Promise<SpoolQueue> {
@@ -60,7 +64,7 @@ export class SpoolQueue implements SinkQueue {
       },
       { telemetry: o.telemetry, log: o.log },
     );
-    const q = new SpoolQueue(spool, o.maxBytes);
+    const q = new SpoolQueue(spool, o.maxBytes, o.highWater ?? 1);
     try {
       await q.countBacklog();
     } catch (err) {
@@ -79,8 +83,14 @@ export class SpoolQueue implements SinkQueue {
     return this.unackedBytes;
   }
 
+  /** A batch is taken while the queue is at or below its high-water mark and the batch fits in maxBytes. */
   hasRoom(bytes: number): boolean {
-    return this.spool.bytes + this.reserved + bytes + SPOOL_FRAME_BYTES <= this.maxBytes;
+    const used = this.spool.bytes + this.reserved;
+    return used <= this.highWaterBytes && used + bytes + SPOOL_FRAME_BYTES <= this.maxBytes;
+  }
+
+  aboveHighWater(): boolean {
+    return this.spool.bytes + this.reserved > this.highWaterBytes;
   }
 
   async append(data: Buffer, events: number): Promise<void> {
