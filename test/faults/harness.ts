@@ -9,9 +9,11 @@
  * afterEach) ends it, newest first, and removes the run's directory.
  */
 import { appendFileSync, existsSync, readFileSync, statSync } from 'node:fs';
+import http from 'node:http';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { gunzipSync } from 'node:zlib';
 import YAML from 'yaml';
 import { StatsD } from 'hot-shots';
 import { NODE_BIN, REPO_ROOT, spawnTracked, startPlumb, stopProcess, tempDataDir, waitForHealthy, type Exit, type TrackedProcess } from '../helpers/processes.ts';
@@ -20,6 +22,9 @@ import { samplesOf, scrape } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { EsTestServer } from '../helpers/es-server.ts';
 import type { S3TestServer } from '../helpers/s3-server.ts';
+import { scanFrames, SPOOL_FRAME_BYTES } from '../../shared/spool.ts';
+import { decodeBatch, type OutgoingBatch } from '../../agent/forward/record.ts';
+import { metricsLaneName } from '../../agent/forward/forwarder.ts';
 
 export { waitFor };
 
@@ -498,4 +503,186 @@ export async function sendCounter(port: number, name: string, options: { increme
   }
   if (errors.length > 0) throw new AggregateError(errors, `sending ${name} failed`);
   return { total: options.increments * value, lines: options.increments };
+}
+
+// ---- an HTTP proxy in front of a collector that can withhold its answers ----
+
+/** One request the proxy passed upstream and whose answer it then kept from the client. */
+export interface SwallowedRequest {
+  path: string;
+  /** The agent's x-plumb-batch-id header ('' when absent). */
+  batchId: string;
+  /** What the collector answered (the client never saw it). */
+  status: number;
+}
+
+export interface FaultProxy {
+  /** Base URL to give the agent instead of the collector's. */
+  url: string;
+  /**
+   * Requests whose path starts with `prefix` are still handed to the collector, which applies
+   * them, but its answer is withheld: the client waits until its timeout or until it dies.
+   * null: everything passes both ways again (requests already held stay held).
+   */
+  swallow(prefix: string | null): void;
+  /** Requests answered upstream whose answer was withheld, oldest first. */
+  readonly swallowed: readonly SwallowedRequest[];
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer']);
+
+/**
+ * An HTTP proxy on 127.0.0.1 forwarding every request to `target` (a collector). It makes "the
+ * collector applied the batch but the agent never heard back" happen on purpose: the window in
+ * which a kill -9 leaves a delivered batch unacknowledged in the agent's spool. A request the
+ * target cannot take (refused, reset) is answered by resetting the client's connection.
+ */
+export async function faultProxy(run: FaultRun, target: string, options: { port?: number } = {}): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  const keepAlive = new http.Agent({ keepAlive: true });
+  let swallowPrefix: string | null = null;
+  const swallowed: SwallowedRequest[] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', () => undefined);
+    req.on('end', () => {
+      const path = req.url ?? '/';
+      const body = Buffer.concat(chunks);
+      const headers: http.OutgoingHttpHeaders = {};
+      for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && k !== 'host' && k !== 'content-length') headers[k] = v;
+      headers['content-length'] = body.length;
+      const up = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers, agent: keepAlive }, (answer) => {
+        const parts: Buffer[] = [];
+        answer.on('data', (c: Buffer) => parts.push(c));
+        answer.on('error', () => res.destroy());
+        answer.on('end', () => {
+          const status = answer.statusCode ?? 502;
+          if (swallowPrefix !== null && path.startsWith(swallowPrefix)) {
+            const id = req.headers['x-plumb-batch-id'];
+            swallowed.push({ path, batchId: typeof id === 'string' ? id : '', status });
+            return; // the client is left waiting; its connection stays open until it gives up
+          }
+          const back: http.OutgoingHttpHeaders = {};
+          for (const [k, v] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(k) && k !== 'content-length') back[k] = v;
+          const text = Buffer.concat(parts);
+          back['content-length'] = text.length;
+          res.writeHead(status, back);
+          res.end(text);
+        });
+      });
+      up.on('error', () => res.destroy());
+      up.end(body);
+    });
+  });
+  const port = options.port ?? (await freeTcpPort());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  run.defer(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    keepAlive.destroy();
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    swallow(prefix) {
+      swallowPrefix = prefix;
+    },
+    swallowed,
+  };
+}
+
+// ---- an agent's spool on disk ----
+
+/** The directory of one of an agent's forward lanes (`metricsLaneName(collectorUrl)`, `traces`). */
+export function spoolDir(agent: Role, lane: string): string {
+  return path.join(agent.dataDir, 'spool', lane);
+}
+
+export { metricsLaneName };
+
+/** One record of a spool segment file, decoded as the forwarder wrote it. */
+export interface SpooledBatch {
+  /** The segment file and the record's place in it: frame header at `offset`, payload after. */
+  file: string;
+  offset: number;
+  payloadOffset: number;
+  payloadBytes: number;
+  batch: OutgoingBatch;
+  /** The body, gunzipped when it was compressed, parsed as JSON (a MetricBatch for metrics). */
+  body: unknown;
+}
+
+/**
+ * Every valid record in the segment files of a spool directory, oldest first, decoded (frame
+ * by shared/spool.ts, record by agent/forward/record.ts). Read from disk with the agent
+ * stopped; acknowledged records not yet deleted are included (the cursor is not consulted).
+ */
+export async function spooledBatches(dir: string): Promise<SpooledBatch[]> {
+  const out: SpooledBatch[] = [];
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => /^\d{20}\.seg$/.test(n)).sort();
+  for (const name of names) {
+    const file = path.join(dir, name);
+    const buf = await readFile(file);
+    for (const payload of scanFrames(buf).payloads) {
+      const payloadOffset = payload.byteOffset - buf.byteOffset;
+      const batch = decodeBatch(payload);
+      if ('error' in batch) throw new Error(`${file} at ${payloadOffset}: ${batch.error}`);
+      const raw = batch.gzip ? gunzipSync(batch.body) : batch.body;
+      out.push({ file, offset: payloadOffset - SPOOL_FRAME_BYTES, payloadOffset, payloadBytes: payload.length, batch, body: JSON.parse(raw.toString('utf8')) as unknown });
+    }
+  }
+  return out;
+}
+
+/** name → sum over its label sets, of every sample in `role`'s /metrics whose name starts with `prefix`. */
+export async function samplesByName(role: Role, prefix: string): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const s of (await scrape(role.url)).samples) if (s.name.startsWith(prefix)) out.set(s.name, (out.get(s.name) ?? 0) + s.value);
+  return out;
+}
+
+/**
+ * Sends one statsd line per step and waits until `settled(step)` holds (e.g. the agent's spool
+ * and drop counters account for it) before the next, so each step ends up in an interval of its
+ * own: one batch whose content is known. `line(step)` gives the step's counter name and value.
+ */
+export async function counterSteps(
+  port: number,
+  range: { from: number; to: number },
+  line: (step: number) => { name: string; value: number },
+  settled: (step: number) => Promise<boolean>,
+  options: { timeoutMs?: number; until?: () => Promise<boolean> } = {},
+): Promise<{ sent: Map<string, number>; steps: number }> {
+  const sent = new Map<string, number>();
+  let done = 0;
+  for (let k = range.from; k <= range.to; k++) {
+    if (options.until && (await options.until())) break;
+    const { name, value } = line(k);
+    await sendCounter(port, name, { increments: 1, value });
+    sent.set(name, (sent.get(name) ?? 0) + value);
+    done++;
+    await waitFor(() => settled(k), { what: `statsd step ${k} (${name}) to settle in the agent`, timeoutMs: options.timeoutMs ?? 10_000, intervalMs: 20 });
+  }
+  return { sent, steps: done };
+}
+
+/**
+ * Waits until `role` answers GET /readyz with 200. Role.start() waits for /healthz, which the
+ * agent answers before its statsd socket is bound; datagrams sent in between are lost (nothing
+ * listens yet), so a scenario that needs an exact statsd total waits for this first.
+ */
+export async function waitReady(role: Role, timeoutMs = 20_000): Promise<void> {
+  await waitFor(
+    async () => {
+      try {
+        return (await fetch(`${role.url}/readyz`, { signal: AbortSignal.timeout(2000) })).ok;
+      } catch {
+        return false;
+      }
+    },
+    { what: `${role.name} to answer /readyz`, timeoutMs, intervalMs: 50 },
+  );
 }
