@@ -5,6 +5,8 @@
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCollector, startAgent, startPlumb, stopAllInProcess, stopAllProcesses, stopProcess, tempDataDir, waitForHealthy, type TrackedProcess } from '../helpers/processes.ts';
@@ -14,7 +16,9 @@ import { waitFor } from '../helpers/wait.ts';
 import { startZipkinServer } from '../helpers/zipkin-server.ts';
 
 const dirs: string[] = [];
+const heldPorts: { release(): Promise<void> }[] = [];
 afterEach(async () => {
+  for (let h = heldPorts.pop(); h; h = heldPorts.pop()) await h.release();
   await stopAllProcesses();
   await stopAllInProcess();
 });
@@ -22,10 +26,40 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/**
+ * The collector's address while it is down: held by a server answering 503 to everything, so no
+ * other test's server can take the port meanwhile. release() frees it for the real collector.
+ */
+async function downCollector(): Promise<{ port: number; release(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(503).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const held = {
+    port,
+    release: () =>
+      new Promise<void>((r) => {
+        if (!server.listening) return r();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+  heldPorts.push(held);
+  return held;
+}
+
+/** Starts the real collector on the held address. */
+async function collectorOn(held: { port: number; release(): Promise<void> }, extra = '') {
+  await held.release();
+  return startCollector(`collector: { listen: "127.0.0.1:${held.port}"${extra} }`);
+}
+
 interface Setup {
   dataDir: string;
   configFile: string;
-  collectorPort: number;
+  collector: { port: number; release(): Promise<void> };
   statsdPort: number;
   agentUrl: string;
 }
@@ -33,7 +67,8 @@ interface Setup {
 async function setup(): Promise<Setup> {
   const dataDir = tempDataDir('plumb-spool-');
   dirs.push(dataDir);
-  const collectorPort = await freeTcpPort();
+  const collector = await downCollector();
+  const collectorPort = collector.port;
   const statsdPort = await freeUdpPort();
   const httpPort = await freeTcpPort();
   const configFile = join(dataDir, 'plumb.yaml');
@@ -53,7 +88,7 @@ agent:
 log: { level: info }
 `,
   );
-  return { dataDir, configFile, collectorPort, statsdPort, agentUrl: `http://127.0.0.1:${httpPort}` };
+  return { dataDir, configFile, collector, statsdPort, agentUrl: `http://127.0.0.1:${httpPort}` };
 }
 
 function startAgentProcess(s: Setup): TrackedProcess {
@@ -103,11 +138,11 @@ describe('agent spool', () => {
     await sendCounters(s.statsdPort, 'spool.kill.count', 120, 3);
     await sendCounters(s.statsdPort, 'spool.kill.count', 80, 2);
     const before = await waitUntilSpooled(s.agentUrl, 200);
-    expect(valueOf(before, 'plumb_forward_collector_up', { collector: `http://127.0.0.1:${s.collectorPort}` })).toBe(0);
+    expect(valueOf(before, 'plumb_forward_collector_up', { collector: `http://127.0.0.1:${s.collector.port}` })).toBe(0);
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
 
-    const collector = await startCollector(`collector: { listen: "127.0.0.1:${s.collectorPort}" }`);
+    const collector = await collectorOn(s.collector);
     const second = startAgentProcess(s);
     await waitForHealthy(s.agentUrl);
     await waitFor(async () => (await collectorTotal(collector.url, 'spool_kill_count_total')) === 120 * 3 + 80 * 2, { what: 'the counter total at the collector' });
@@ -133,7 +168,7 @@ describe('agent spool', () => {
     const lanes = readdirSync(spoolDir);
     expect(lanes.some((l) => /^metrics-[0-9a-f]{8}$/.test(l))).toBe(true);
 
-    const collector = await startCollector(`collector: { listen: "127.0.0.1:${s.collectorPort}" }`);
+    const collector = await collectorOn(s.collector);
     const second = startAgentProcess(s);
     await waitForHealthy(s.agentUrl);
     await waitFor(async () => (await collectorTotal(collector.url, 'spool_stop_count_total')) === 50, { what: 'the counter total at the collector' });
@@ -142,7 +177,8 @@ describe('agent spool', () => {
   });
 
   it('hands the spans an agent holds to the spool when it stops with the collector down; the next start delivers them', async () => {
-    const collectorPort = await freeTcpPort();
+    const held = await downCollector();
+    const collectorPort = held.port;
     const dataDir = tempDataDir('plumb-spool-spans-');
     dirs.push(dataDir);
     const yaml = `
@@ -176,7 +212,7 @@ agent:
 
     const zipkin = await startZipkinServer();
     try {
-      await startCollector(`collector: { listen: "127.0.0.1:${collectorPort}", traces: { zipkin: { url: "${zipkin.url}" } } }`);
+      await collectorOn(held, `, traces: { zipkin: { url: "${zipkin.url}" } }`);
       await startAgent(yaml);
       await waitFor(() => zipkin.spans.length === 10, { what: 'the spooled spans exported' });
       expect(zipkin.spans.map((x) => x.id).sort()).toEqual(ids);
@@ -186,7 +222,8 @@ agent:
   });
 
   it('drops and counts intervals that do not fit in a full spool, stays healthy, and delivers again once the collector is back', async () => {
-    const collectorPort = await freeTcpPort();
+    const held = await downCollector();
+    const collectorPort = held.port;
     const a = await startAgent(`
 agent:
   http: { listen: "127.0.0.1:0" }
@@ -219,7 +256,7 @@ agent:
     expect(health.status).toBe(200);
     expect(valueOf(await scrape(a.url), 'plumb_spool_refused_total', { spool: samplesOf(await scrape(a.url), 'plumb_spool_records').find((x) => x.labels.spool?.startsWith('forward_metrics-'))?.labels.spool ?? '', reason: 'full' })).toBe(full);
 
-    const collector = await startCollector(`collector: { listen: "127.0.0.1:${collectorPort}" }`);
+    const collector = await collectorOn(held);
     await waitFor(async () => (await collectorTotal(collector.url, 'spool_full_count_total')) === rounds - full, { what: 'the spooled intervals delivered' });
     await round();
     await waitFor(async () => (await collectorTotal(collector.url, 'spool_full_count_total')) === rounds - full, { what: 'a new interval delivered' });
