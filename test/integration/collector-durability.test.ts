@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startPlumb, stopAllProcesses, stopProcess, type TrackedProcess } from '../helpers/processes.ts';
+import { startCollector, startPlumb, stopAllInProcess, stopAllProcesses, stopProcess, type TrackedProcess } from '../helpers/processes.ts';
 import { freeTcpPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { scrape, valueOf } from '../helpers/prometheus.ts';
@@ -17,6 +17,7 @@ const dirs: string[] = [];
 
 afterEach(async () => {
   await stopAllProcesses();
+  await stopAllInProcess();
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
@@ -89,6 +90,13 @@ async function post(url: string, batch: MetricBatch): Promise<{ accepted: number
 }
 
 
+async function postSpans(url: string, seq: number): Promise<{ accepted: number; duplicate: boolean }> {
+  const span = { traceId: seq.toString(16).padStart(32, '0'), id: seq.toString(16).padStart(16, '0'), name: 'GET /', timestamp: 1_714_557_600_000_000 + seq, duration: 1000, localEndpoint: { serviceName: 'shop' } };
+  const res = await fetch(`${url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: `spans:${seq}`, agent: 'a', seq, spans: [span] }) });
+  expect(res.status, await res.clone().text()).toBe(200);
+  return (await res.json()) as { accepted: number; duplicate: boolean };
+}
+
 describe('collector durability across kill -9', () => {
   it('keeps counter totals and recognises replayed metric batches after a restart', async () => {
     const dir = await tempDir();
@@ -96,6 +104,7 @@ describe('collector durability across kill -9', () => {
     let c = await startCollectorProcess(dir, port);
     // two agents; batches 1..6 from each acknowledged before the kill
     for (let seq = 1; seq <= 6; seq++) for (const agent of ['a', 'b']) expect((await post(c.url, metricBatch(agent, seq))).duplicate).toBe(false);
+    for (let seq = 1; seq <= 3; seq++) expect((await postSpans(c.url, seq)).duplicate).toBe(false);
     const before = await scrape(c.url);
     expect(valueOf(before, 'orders_total', { shop: 'eu' })).toBe(2 * 21);
     await kill9(c);
@@ -119,6 +128,9 @@ describe('collector durability across kill -9', () => {
       for (const agent of ['a', 'b']) if ((await post(c.url, metricBatch(agent, seq))).duplicate) duplicates++;
     }
     expect(duplicates).toBe(6);
+    // span batch ids are remembered too
+    expect(await postSpans(c.url, 3)).toEqual({ accepted: 0, duplicate: true });
+    expect((await postSpans(c.url, 4)).duplicate).toBe(false);
     const final = await scrape(c.url);
     expect(valueOf(final, 'orders_total', { shop: 'eu' })).toBe(2 * 36);
     expect(valueOf(final, 'checkout_count', {})).toBe(2 * 2 * 8);
@@ -133,6 +145,15 @@ describe('collector durability across kill -9', () => {
     expect(valueOf(again, 'orders_total', { shop: 'eu' })).toBe(2 * 36);
     expect(valueOf(again, 'plumb_journal_replayed_records', { journal: 'metrics' })).toBe(0);
     expect((await post(c.url, metricBatch('a', 8))).duplicate).toBe(true);
+  });
+
+  it('applies a batch sent several times at once exactly once', async () => {
+    const { url } = await startCollector('collector:\n  listen: "127.0.0.1:0"\n');
+    const results = await Promise.all(Array.from({ length: 8 }, () => post(url, metricBatch('a', 7))));
+    expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+    const m = await scrape(url);
+    expect(valueOf(m, 'orders_total', { shop: 'eu' })).toBe(7);
+    expect(valueOf(m, 'plumb_ingest_batches_total', { kind: 'metrics', outcome: 'duplicate' })).toBe(7);
   });
 
   it('writes replayed log events to the file sink once across a kill -9', async () => {
