@@ -59,7 +59,10 @@ beforeAll(async () => {
   collectorTelemetry = new Telemetry();
   agentTracing = await startSelfTracing({ zipkin: selfZipkin.url, serviceName: 'plumb-agent', sampleRatio: 1 }, { telemetry: agentTelemetry, log: silentLogger() });
   collectorTracing = await startSelfTracing({ zipkin: selfZipkin.url, serviceName: 'plumb-collector', sampleRatio: 1 }, { telemetry: collectorTelemetry, log: silentLogger() });
-  const collectorConfig = plumbConfig(`collector: { listen: "127.0.0.1:0", traces: { zipkin: { url: "${zipkin.url}" } } }`).collector;
+  const collectorDir = tempDataDir();
+  agentDirs.push(collectorDir);
+  // a private data directory: the collector keeps its counters there across restarts
+  const collectorConfig = plumbConfig(`collector: { listen: "127.0.0.1:0", dataDir: ${JSON.stringify(collectorDir)}, traces: { zipkin: { url: "${zipkin.url}" } } }`).collector;
   collector = new PlumbCollector(collectorConfig, { telemetry: collectorTelemetry, log: silentLogger(), tracing: collectorTracing });
   await collector.start();
   agent = new PlumbAgent(plumbConfig(agentYaml(collector.url)).agent, { telemetry: agentTelemetry, log: silentLogger(), tracing: agentTracing });
