@@ -75,12 +75,12 @@ collector:
   it('applies PLUMB_ environment overrides with types, and refuses unknown ones', () => {
     const c = load('agent: { statsd: { maxSeries: 5 } }', {
       PLUMB_AGENT__STATSD__MAX_SERIES: '50000',
-      PLUMB_COLLECTOR__LISTEN: '0.0.0.0:9999',
+      PLUMB_COLLECTOR__LISTEN: '127.0.0.2:9999',
       PLUMB_AGENT__FORWARD__COLLECTORS: '["http://a:1", "http://b:2"]',
       PLUMB_AGENT__STATSD__FLUSH_INTERVAL: '2s',
     });
     expect(c.agent.statsd.maxSeries).toBe(50_000);
-    expect(c.collector.listen).toBe('0.0.0.0:9999');
+    expect(c.collector.listen).toBe('127.0.0.2:9999');
     expect(c.agent.forward.collectors).toEqual(['http://a:1', 'http://b:2']);
     expect(c.agent.statsd.flushInterval).toBe(2000);
     expect(errorsOf('', { PLUMB_AGENT__STATSD__NOPE: '1' })).toEqual([expect.stringMatching(/^PLUMB_AGENT__STATSD__NOPE: environment override names no configuration key/)]);
