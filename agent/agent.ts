@@ -101,7 +101,7 @@ export class PlumbAgent {
         compress: f.compress,
         healthCheckIntervalMs: Math.max(100, f.healthCheckInterval),
         spool: f.spool.enabled
-          ? { dir: join(config.dataDir, 'spool'), maxBytes: f.spool.maxBytes, segmentBytes: f.spool.segmentBytes, fsync: f.spool.fsync, fsyncIntervalMs: f.spool.fsyncInterval }
+          ? { dir: join(config.dataDir, 'spool'), traces: config.traces.zipkin.enabled, maxBytes: f.spool.maxBytes, segmentBytes: f.spool.segmentBytes, fsync: f.spool.fsync, fsyncIntervalMs: f.spool.fsyncInterval }
           : undefined,
         auth: f.auth,
         tls: f.tls,

@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { readdir, rm } from 'node:fs/promises';
+import { access, readdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
 import type { Telemetry } from '../../shared/telemetry.ts';
@@ -40,8 +40,13 @@ const gzipAsync = promisify(gzip);
 export interface ForwardSpoolOptions {
   /** Parent directory: each lane spools into <dir>/<lane>. */
   dir: string;
-  /** Total for all lanes, split evenly between the metrics lanes and the traces lane. */
+  /** Total for all lanes, split evenly between the metrics lanes and (when spans are received) the traces lane. */
   maxBytes: number;
+  /**
+   * Whether the agent receives spans (default true). Without them the traces lane gets no share; a traces spool
+   * left by an earlier run is still opened (with one share) so its batches are sent.
+   */
+  traces?: boolean;
   segmentBytes: number;
   fsync: SpoolFsync;
   fsyncIntervalMs?: number;
@@ -237,7 +242,7 @@ export class Forwarder {
     const s = this.options.spool;
     if (!s) return;
     // Split evenly, so one dead collector's backlog cannot take the room of the others.
-    const share = Math.floor(s.maxBytes / (this.metricsLanes.size + 1));
+    const share = Math.floor(s.maxBytes / (this.metricsLanes.size + (s.traces === false ? 0 : 1)));
     const open = async (name: string): Promise<Spool> => {
       const maxBytes = Math.max(share, SPOOL_FRAME_BYTES + 1);
       return Spool.open(
@@ -260,9 +265,11 @@ export class Forwarder {
         opened.push(spool);
         this.metricsLanes.set(c, await this.respool(lane, spool));
       }
-      const traces = await open(TRACES_LANE);
-      opened.push(traces);
-      this.tracesLane = await this.respool(this.tracesLane, traces);
+      if (s.traces !== false || (await exists(join(s.dir, TRACES_LANE)))) {
+        const traces = await open(TRACES_LANE);
+        opened.push(traces);
+        this.tracesLane = await this.respool(this.tracesLane, traces);
+      }
       const current = new Set([...this.metricsLanes.values()].map((l) => l.name));
       for (const name of await this.leftoverLanes(s.dir, current)) {
         const spool = await open(name);
@@ -359,5 +366,14 @@ export class Forwarder {
       if (spool) await this.removeLane(lane.name, spool);
       this.log.info({ lane: lane.name }, 'spooled metrics of a removed collector delivered; lane removed');
     }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
   }
 }
