@@ -99,9 +99,11 @@ describe('webhook notifications', () => {
 
     const slack = r.got.filter((g) => g.path === '/slack').map((g) => g.body);
     expect(slack).toEqual([{ text: '[FIRING] QueueDeep (queue=jobs severity=page) — jobs holds 42' }, { text: '[RESOLVED] QueueDeep (queue=jobs severity=page) — jobs holds 42' }]);
-    const text = await h.telemetry.metrics();
-    expect(sample(text, 'plumb_alerts_notifications_sent_total{kind="json"}')).toBe(2);
-    expect(sample(text, 'plumb_alerts_notifications_sent_total{kind="slack"}')).toBe(2);
+    // The receiver records a request before the engine has read its answer and counted it.
+    const sent = async (kind: string) => sample(await h.telemetry.metrics(), `plumb_alerts_notifications_sent_total{kind="${kind}"}`);
+    await waitFor(async () => (await sent('json')) === 2 && (await sent('slack')) === 2, { what: 'both deliveries of each kind counted' });
+    expect(await sent('json')).toBe(2);
+    expect(await sent('slack')).toBe(2);
   });
 
   it('retries 5xx answers with backoff and counts each failed attempt', async () => {
