@@ -118,7 +118,7 @@ export class PlumbCollector {
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
     this.heapGuard.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
-    installAuth(app, security, this.ctx.telemetry);
+    installAuth(app, security);
     this.heapGuard.install(app);
     installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);

@@ -18,7 +18,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Section } from '../shared/config.ts';
 import { parseListen } from '../shared/address.ts';
 import { PlumbError } from '../shared/errors.ts';
-import type { Telemetry } from '../shared/telemetry.ts';
 import type { Logger } from '../shared/log.ts';
 
 const CLIENT_AUTH = ['none', 'request', 'require'] as const;
@@ -214,13 +213,11 @@ function verifiedClient(request: FastifyRequest): boolean {
  * Installs the credential check on every route except the open ones. Nothing is installed when
  * neither tokens nor client certificates are configured.
  */
-export function installAuth(app: FastifyInstance, security: Security, telemetry: Telemetry): void {
+export function installAuth(app: FastifyInstance, security: Security): void {
   const digests = security.tokenDigests;
   const mode = security.clientAuth;
   if (digests.length === 0 && mode !== 'require') return;
-  const rejected = telemetry.counter('plumb_ingest_rejected_total', 'requests the collector refused, by HTTP status', ['status']);
   const refuse = (reply: FastifyReply, message: string): FastifyReply => {
-    rejected.inc({ status: '401' });
     if (digests.length > 0) void reply.header('www-authenticate', 'Bearer realm="plumb"');
     return reply.code(401).send({ error: 'PLUMB_ERR_UNAUTHORIZED', message });
   };

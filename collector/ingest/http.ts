@@ -9,7 +9,18 @@ import type { Transform } from 'node:stream';
 import type { Telemetry } from '../../shared/telemetry.ts';
 
 export function installBodyHandling(app: FastifyInstance, telemetry: Telemetry): void {
+  // Every refusal, whoever answered it (auth, the heap guard, a route, the error handler below),
+  // is counted here once. The probe and scrape paths are not ingest: a 503 from /readyz is not.
   const rejected = telemetry.counter('plumb_ingest_rejected_total', 'requests the collector refused, by HTTP status', ['status']);
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode < 400) return;
+    const path = request.url.split('?', 1)[0];
+    if (path === '/readyz' || path === '/healthz' || path === '/metrics') return;
+    rejected.inc({ status: String(reply.statusCode) });
+  });
+  // Every body the collector takes is JSON or NDJSON; without this, fastify's built-in text
+  // parser would let a text/plain body through to schema validation (a 400 instead of a 415).
+  app.removeContentTypeParser('text/plain');
   app.addHook('preParsing', async (request, _reply, payload) => {
     const encoding = request.headers['content-encoding'];
     if (encoding === undefined || encoding === 'identity') return payload;
@@ -50,7 +61,6 @@ export function installBodyHandling(app: FastifyInstance, telemetry: Telemetry):
       code = 'PLUMB_ERR_INTERNAL';
       message = 'internal error';
     }
-    rejected.inc({ status: String(status) });
     void reply.code(status).send({ error: code, message });
   });
 }

@@ -6,7 +6,7 @@
 import { getHeapStatistics } from 'node:v8';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import type { Counter, Gauge } from 'prom-client';
+import type { Gauge } from 'prom-client';
 import { Duration, Section, Size } from '../../shared/config.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
@@ -40,7 +40,6 @@ export class HeapGuard {
   readonly maxHeapBytes: number;
   private readonly retryAfterSeconds: string;
   private readonly log: Logger;
-  private readonly rejected: Counter<'status'>;
   private readonly overloadedGauge: Gauge;
   private overloaded = false;
   private timer: NodeJS.Timeout | undefined;
@@ -49,7 +48,6 @@ export class HeapGuard {
     this.maxHeapBytes = limits.maxHeapBytes ?? defaultMaxHeapBytes();
     this.retryAfterSeconds = String(Math.max(1, Math.ceil(limits.retryAfter / 1000)));
     this.log = log;
-    this.rejected = telemetry.counter('plumb_ingest_rejected_total', 'requests the collector refused, by HTTP status', ['status']);
     this.overloadedGauge = telemetry.gauge('plumb_ingest_overloaded', '1 while the heap in use is above collector.limits.maxHeapBytes and ingest answers 429.');
     this.overloadedGauge.set(0);
   }
@@ -73,7 +71,6 @@ export class HeapGuard {
   install(app: FastifyInstance): void {
     app.addHook('onRequest', async (request, reply) => {
       if (!this.overloaded || request.method !== 'POST' || !request.url.startsWith(INGEST_PREFIX)) return;
-      this.rejected.inc({ status: '429' });
       return reply
         .code(429)
         .header('retry-after', this.retryAfterSeconds)

@@ -83,14 +83,18 @@ export class SpoolQueue implements SinkQueue {
     return this.unackedBytes;
   }
 
-  /** A batch is taken while the queue is at or below its high-water mark and the batch fits in maxBytes. */
+  /**
+   * A batch is taken while what waits for the sink is at or below the high-water mark and the
+   * batch fits in maxBytes of disk. The mark is judged on unacknowledged bytes, not on disk use:
+   * delivered records stay on disk until an append rolls their segment, and judging on disk use
+   * could refuse every append, and so that roll, for good.
+   */
   hasRoom(bytes: number): boolean {
-    const used = this.spool.bytes + this.reserved;
-    return used <= this.highWaterBytes && used + bytes + SPOOL_FRAME_BYTES <= this.maxBytes;
+    return !this.aboveHighWater() && this.spool.bytes + this.reserved + bytes + SPOOL_FRAME_BYTES <= this.maxBytes;
   }
 
   aboveHighWater(): boolean {
-    return this.spool.bytes + this.reserved > this.highWaterBytes;
+    return this.unackedBytes + this.reserved > this.highWaterBytes;
   }
 
   async append(data: Buffer, events: number): Promise<void> {

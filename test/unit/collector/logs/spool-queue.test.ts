@@ -18,8 +18,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function queue(maxBytes = 1 << 20): Promise<SpoolQueue> {
-  const q = await SpoolQueue.open({ dir, sink: 'file', maxBytes, fsync: 'never', telemetry: new Telemetry(), log: silentLogger() });
+async function queue(maxBytes = 1 << 20, highWater?: number): Promise<SpoolQueue> {
+  const q = await SpoolQueue.open({ dir, sink: 'file', maxBytes, highWater, fsync: 'never', telemetry: new Telemetry(), log: silentLogger() });
   open.push(q);
   return q;
 }
@@ -72,5 +72,26 @@ describe('spool queue', () => {
     expect(q.hasRoom(one.length)).toBe(false);
     await expect(q.append(one, 10)).rejects.toBeInstanceOf(QueueFullError);
     expect(q.events).toBe(20);
+  });
+
+  it('takes batches again once what waits is back under the high-water mark, however much delivered data is still on disk', async () => {
+    // A low mark (20% of 4 MiB) is below one segment (1 MiB): delivered records that still sit
+    // in the open segment must not count, or no append would ever roll that segment away.
+    const q = await queue(4 << 20, 0.2);
+    const batch = ndjson('d', 0, 1000);
+    let appended = 0;
+    for (let round = 0; round < 40; round++) {
+      expect(q.hasRoom(batch.length), `round ${round}`).toBe(true);
+      await q.append(batch, 1000);
+      appended++;
+      const read = await q.read(1 << 30);
+      await q.ack(read[read.length - 1]);
+    }
+    expect(appended * batch.length).toBeGreaterThan(4 << 20);
+    expect([q.events, q.bytes]).toEqual([0, 0]);
+    // Waiting data does count: past the mark, no more.
+    while (q.hasRoom(batch.length)) await q.append(batch, 1000);
+    expect(q.bytes).toBeGreaterThan(0.2 * (4 << 20));
+    expect(q.aboveHighWater()).toBe(true);
   });
 });
