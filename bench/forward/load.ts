@@ -86,7 +86,16 @@ export class SpanLoad {
   /** Paced mode: requests that are due and not yet answered 202 (the application's backlog). */
   get backlogRequests(): number {
     if (this.o.rate === 0) return 0;
+    this.dropOverflow(this.due());
     return Math.max(0, this.due() - this.issued) + this.inFlight;
+  }
+
+  /** Drops the due requests beyond the application's backlog, oldest first. */
+  private dropOverflow(due: number): void {
+    if (due - this.issued > this.o.maxBacklogRequests) {
+      this.skippedSpans += (due - this.issued - this.o.maxBacklogRequests) * this.o.spansPerRequest;
+      this.issued = due - this.o.maxBacklogRequests;
+    }
   }
 
   private inFlight = 0;
@@ -101,10 +110,7 @@ export class SpanLoad {
     for (;;) {
       if (!this.running) return null;
       const due = this.due();
-      if (due - this.issued > this.o.maxBacklogRequests) {
-        this.skippedSpans += (due - this.issued - this.o.maxBacklogRequests) * this.o.spansPerRequest;
-        this.issued = due - this.o.maxBacklogRequests;
-      }
+      this.dropOverflow(due);
       if (this.issued < due) break;
       const nextDueMs = (((this.issued + 1) * this.o.spansPerRequest) / this.o.rate) * 1000 - (performance.now() - this.t0);
       await sleep(Math.max(1, Math.min(50, nextDueMs)));
