@@ -27,9 +27,11 @@ import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/traci
 import { LogPipeline } from './logs/pipeline.ts';
 
 /**
- * Span batches the forwarder's traces lane may hold at once (memory and spool); more wait in the
- * batcher, and then apps get 429: a collector outage pushes back on span senders instead of
- * filling the disk with spans.
+ * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
+ * and then apps get 429. With the spool on, only batches not yet written to it count: during a
+ * collector outage spans go to disk (bounded by the traces share of agent.forward.spool.maxBytes,
+ * and kept across a crash) rather than piling up in the batcher's memory; once that share is
+ * full the lane refuses and apps get 429 the same way.
  */
 const SPAN_BATCHES_IN_FORWARDER = 4;
 /** How soon a span batch the forwarder had no room for is offered again. */
@@ -197,7 +199,7 @@ export class PlumbAgent {
    * the batch stays with the batcher, its queue fills and applications are answered 429.
    */
   private async forwardSpans(batch: SpanBatch): Promise<boolean> {
-    if (this.forwarder.laneBatches('traces') >= SPAN_BATCHES_IN_FORWARDER) return false;
+    if (this.forwarder.laneBacklog('traces') >= SPAN_BATCHES_IN_FORWARDER) return false;
     const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'traces', 'plumb.batch.id': batch.id, 'plumb.spans': batch.spans.length } }, ROOT_CONTEXT);
     try {
       const outcome = await this.forwarder.send('traces', TRACES_PATH, batch.id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), whenFull: 'refuse' });

@@ -169,9 +169,13 @@ export class Forwarder {
     return this.lanes().reduce((n, l) => n + l.batches, 0);
   }
 
-  /** Batches not yet acknowledged in the lane that carries `kind`. */
-  laneBatches(kind: 'traces' | 'logs'): number {
-    return (kind === 'traces' ? this.tracesLane : this.logsLane).batches;
+  /**
+   * What holds up the lane that carries `kind`: with a spool, the batches waiting to be written
+   * to it; without one, every batch not yet acknowledged.
+   */
+  laneBacklog(kind: 'traces' | 'logs'): number {
+    const lane = kind === 'traces' ? this.tracesLane : this.logsLane;
+    return lane.hasSpool ? lane.memoryBatches : lane.batches;
   }
 
   /** The collectors new metric intervals are sharded across: the healthy ones (all, when none is). */

@@ -176,7 +176,7 @@ describe('agent spool', () => {
     expect(await collectorTotal(collector.url, 'spool_stop_count_total')).toBe(50);
   });
 
-  it('hands the spans an agent holds to the spool when it stops with the collector down; the next start delivers them', async () => {
+  it('writes spans to the spool while the collector is down and keeps them across a stop; the next start delivers them', async () => {
     const held = await downCollector();
     const collectorPort = held.port;
     const dataDir = tempDataDir('plumb-spool-spans-');
@@ -204,7 +204,12 @@ agent:
       expect(res.status).toBe(202);
       ids.push(id);
     }
-    // more than the traces lane takes while running (4): the rest wait in the batcher until stop
+    // During the outage the spans go to disk as they are batched, not only at stop: the traces
+    // lane's memory cap (4 batches) counts only what is not yet written to the spool.
+    await waitFor(async () => valueOf(parseExposition(await first.telemetry.metrics()), 'plumb_spool_records', { spool: 'forward_traces' }) === 10, {
+      what: 'all 10 span batches in the spool while the collector is down',
+    });
+    expect(first.agent.spanBatcher?.queued).toBe(0);
     await first.agent.stop(30_000);
     const left = parseExposition(await first.telemetry.metrics());
     expect(valueOf(left, 'plumb_forward_dropped_total', { kind: 'traces', reason: 'shutdown' }) ?? 0).toBe(0);
