@@ -9,12 +9,12 @@
  *    arrived. See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { BUILD_DIR, buildCode, codeVersion, removeBuild } from './statsd/build.ts';
+import { buildCode, codeVersion, removeBuild } from './statsd/build.ts';
 import { cpuPressureMicros, machineBusySeconds, machineInfo, processCpuSeconds, processMemory } from './statsd/procfs.ts';
 import { freeTcpPorts, freeUdpPort } from '../test/helpers/ports.ts';
 import { parseExposition, samplesOf, type Exposition } from '../test/helpers/prometheus.ts';
@@ -752,8 +752,6 @@ async function main(): Promise<void> {
   if (!o.fromSource) {
     log('compiling plumb (bench/tsconfig.bench.json)…');
     main = buildCode(log).agentMain;
-    // The agent reads its built-in grok patterns from config/ at the package root, as installed.
-    symlinkSync(join(ROOT, 'config'), join(BUILD_DIR, 'config'), 'dir');
   }
   try {
     const report: Report = {

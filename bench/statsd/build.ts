@@ -51,6 +51,8 @@ export function buildCode(log: (line: string) => void): CodePaths {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'package.json'), '{ "type": "module", "private": true }\n');
   symlinkSync(join(REPO, 'node_modules'), join(out, 'node_modules'), 'dir');
+  // The agent reads its built-in grok patterns from config/ at the package root, as installed.
+  symlinkSync(join(REPO, 'config'), join(out, 'config'), 'dir');
   const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
     execFileSync(process.execPath, [tsc, '-p', join(REPO, 'bench', 'tsconfig.bench.json'), '--noEmit', 'false', '--outDir', out], { cwd: REPO, stdio: 'pipe', timeout: 180_000 });
