@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileSink } from '../../../../collector/logs/file-sink.ts';
+import { FileSink, type FileSinkOptions } from '../../../../collector/logs/file-sink.ts';
 import { FileSinkSchema } from '../../../../collector/logs/config.ts';
 import { splitEvents } from '../../../../collector/logs/event.ts';
 
@@ -17,9 +17,9 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function sink(overrides: Record<string, unknown> = {}): FileSink {
+function sink(overrides: Record<string, unknown> = {}, options: FileSinkOptions = {}): FileSink {
   const config = Value.Decode(FileSinkSchema, Value.Default(FileSinkSchema, { ...overrides }));
-  const s = new FileSink(config, dir);
+  const s = new FileSink(config, dir, options);
   sinks.push(s);
   return s;
 }
@@ -82,5 +82,155 @@ describe('file sink', () => {
     await writeFile(join(dir, '2026'), 'a file where a folder should be');
     const s = sink();
     await expect(s.write(events([['a', '2026-11-24T10:00:00Z']]))).rejects.toMatchObject({ name: 'RetryableError', code: 'PLUMB_ERR_SINK_RETRYABLE' });
+  });
+});
+
+/** An agent-shaped event id: 32 hex of file identity, 12 hex of byte offset. */
+const agentId = (file: number, offset: number) => file.toString(16).padStart(32, '0') + offset.toString(16).padStart(12, '0');
+
+/** The event ids in every part file under the sink's folder, in file order. */
+async function idsOnDisk(): Promise<string[]> {
+  const ids: string[] = [];
+  const walk = async (d: string): Promise<void> => {
+    for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+      if (e.isDirectory() && e.name !== '.plumb-writes') await walk(join(d, e.name));
+      else if (e.name.endsWith('.ndjson')) for (const l of (await readFile(join(d, e.name), 'utf8')).split('\n')) if (l !== '') ids.push(JSON.parse(l).event.id);
+    }
+  };
+  await walk(dir);
+  return ids;
+}
+
+const recordFiles = async () => (await readdir(join(dir, '.plumb-writes'))).sort();
+
+describe('file sink: each event once across replays and restarts', () => {
+  it('skips events it already wrote, after a reopen too, and reports them as duplicates', async () => {
+    const first = events([
+      [agentId(7, 4096), '2026-11-24T10:00:00Z'],
+      [agentId(7, 100), '2026-11-24T10:00:01Z'],
+      [agentId(9, 0), '2026-11-24T11:00:00Z'],
+      ['custom-id', '2026-11-24T11:00:01Z'],
+    ]);
+    let s = sink();
+    await s.open();
+    expect(await s.write(first)).toEqual({ delivered: 4, duplicate: 0, rejected: [], retry: [] });
+    // the queue's replay within the same run
+    expect(await s.write(first)).toEqual({ delivered: 0, duplicate: 4, rejected: [], retry: [] });
+    await s.close();
+
+    // a restart: the queue replays the unacknowledged batch, with a new event behind it
+    s = sink();
+    await s.open();
+    expect((await s.recovered()).ids).toBe(4);
+    const replay = [...first, ...events([[agentId(7, 5000), '2026-11-24T10:00:02Z']])];
+    expect(await s.write(replay)).toEqual({ delivered: 1, duplicate: 4, rejected: [], retry: [] });
+    // the same event twice in one batch is written once
+    const twice = events([['again', '2026-11-24T10:00:03Z'], ['again', '2026-11-24T10:00:03Z']]);
+    expect(await s.write(twice)).toEqual({ delivered: 1, duplicate: 1, rejected: [], retry: [] });
+    expect(await idsOnDisk()).toEqual([agentId(7, 4096), agentId(7, 100), agentId(7, 5000), 'again', agentId(9, 0), 'custom-id']);
+  });
+
+  it('writes events without an event.id every time (they cannot be recognised)', async () => {
+    const s = sink();
+    const anonymous = splitEvents(Buffer.from('{"@timestamp":"2026-11-24T10:00:00Z","message":"no id"}\n'));
+    expect(await s.write(anonymous)).toMatchObject({ delivered: 1, duplicate: 0 });
+    expect(await s.write(anonymous)).toMatchObject({ delivered: 1, duplicate: 0 });
+    expect((await read('2026', '11', '24', '10', 'part-00000.ndjson')).split('\n').filter(Boolean)).toHaveLength(2);
+  });
+
+  it('undoes a write a crash cut short and writes its events once when the queue replays them', async () => {
+    const a = events([['a1', '2026-11-24T10:00:00Z'], ['a2', '2026-11-24T10:00:01Z']]);
+    const b = events([
+      ['b1', '2026-11-24T10:00:02Z'],
+      ['b2', '2026-11-24T10:00:03Z'],
+      ['b3', '2026-11-24T11:00:00Z'],
+    ]);
+    let s = sink();
+    await s.write(a);
+    await s.write(b);
+    await s.close();
+    // The crash: b's append to hour 10 got as far as the middle of its first line; hour 11's was complete.
+    const ten = join(dir, '2026', '11', '24', '10', 'part-00000.ndjson');
+    const aBytes = a.reduce((n, e) => n + e.line.length + 1, 0);
+    await truncate(ten, aBytes + 10);
+
+    s = sink();
+    expect(await s.recovered()).toMatchObject({ records: 2, undone: 1 });
+    expect((await stat(ten)).size).toBe(aBytes);
+    expect(await s.write([...a, ...b])).toEqual({ delivered: 2, duplicate: 3, rejected: [], retry: [] });
+    expect(await idsOnDisk()).toEqual(['a1', 'a2', 'b1', 'b2', 'b3']);
+    await s.close();
+
+    // the undone write stays undone: after another restart b1 and b2 count as written (by the replay)
+    s = sink();
+    expect(await s.recovered()).toMatchObject({ undone: 0 });
+    expect(await s.write([...a, ...b])).toMatchObject({ delivered: 0, duplicate: 5 });
+    expect(await idsOnDisk()).toEqual(['a1', 'a2', 'b1', 'b2', 'b3']);
+  });
+
+  it('keeps a file ending in a torn line out of use only when no write record explains it', async () => {
+    // the record of the interrupted write cuts the torn line off, so the part goes on
+    let s = sink();
+    await s.write(events([['a', '2026-11-24T10:00:00Z']]));
+    await s.write(events([['b', '2026-11-24T10:00:01Z']]));
+    await s.close();
+    const hour = join(dir, '2026', '11', '24', '10');
+    await truncate(join(hour, 'part-00000.ndjson'), (await stat(join(hour, 'part-00000.ndjson'))).size - 3);
+    s = sink();
+    await s.write(events([['b', '2026-11-24T10:00:01Z'], ['c', '2026-11-24T10:00:02Z']]));
+    expect(await readdir(hour)).toEqual(['part-00000.ndjson']);
+    expect(await idsOnDisk()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('skips a torn record at the end of its write records (a crash while recording) and appends after it', async () => {
+    let s = sink();
+    await s.write(events([['a', '2026-11-24T10:00:00Z']]));
+    await s.write(events([['b', '2026-11-24T10:00:01Z']]));
+    await s.close();
+    // The crash came while b's record was being appended: its data was never written.
+    const [records] = await recordFiles();
+    const recordPath = join(dir, '.plumb-writes', records);
+    await truncate(recordPath, (await stat(recordPath)).size - 5);
+    const data = join(dir, '2026', '11', '24', '10', 'part-00000.ndjson');
+    await truncate(data, events([['a', '2026-11-24T10:00:00Z']])[0].line.length + 1);
+
+    s = sink();
+    const recovery = await s.recovered();
+    expect(recovery.records).toBe(1);
+    expect(recovery.damagedBytes).toBeGreaterThan(0);
+    expect(await s.write(events([['a', '2026-11-24T10:00:00Z'], ['b', '2026-11-24T10:00:01Z']]))).toMatchObject({ delivered: 1, duplicate: 1 });
+    await s.close();
+    // the torn bytes were cut off: the record written after them reads back
+    s = sink();
+    expect(await s.recovered()).toMatchObject({ records: 2, damagedBytes: 0 });
+    expect(await s.write(events([['b', '2026-11-24T10:00:01Z']]))).toMatchObject({ delivered: 0, duplicate: 1 });
+
+    // garbage at the end (not a record at all) is skipped the same way
+    await s.close();
+    await appendFile(recordPath, Buffer.from('not a record'));
+    s = sink();
+    expect(await s.recovered()).toMatchObject({ records: 2, damagedBytes: 12 });
+    expect(await idsOnDisk()).toEqual(['a', 'b']);
+  });
+
+  it('remembers a bounded window: at least the last windowIds ids, in at most two record files', async () => {
+    const window = 4;
+    const ts = '2026-11-24T10:00:00Z';
+    let s = sink({}, { windowIds: window });
+    for (let i = 0; i < 10; i++) await s.write(events([[`e${i}`, ts]]));
+    // records of e0–e3, e4–e7, e8–e9: the first file is gone
+    expect(await recordFiles()).toHaveLength(2);
+    const replay = async () => {
+      const r = await s.write(events([[`e${9}`, ts], [`e${6}`, ts]]));
+      expect(r).toMatchObject({ delivered: 0, duplicate: 2 });
+    };
+    await replay();
+    await s.close();
+    s = sink({}, { windowIds: window });
+    expect(await s.recovered()).toMatchObject({ ids: 6 });
+    await replay();
+    // an id older than the window is not recognised any more
+    expect(await s.write(events([['e0', ts]]))).toMatchObject({ delivered: 1, duplicate: 0 });
+    expect(await recordFiles()).toHaveLength(2);
   });
 });
