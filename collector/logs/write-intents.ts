@@ -13,8 +13,9 @@
  *
  * The ids of the events written by the records of the last two record files are the window of
  * ids the sink remembers: a new record file is begun once the current one names `windowIds`
- * ids and the one before the previous is deleted, so the sink always knows at least the last
- * `windowIds` ids it wrote and reads at most two files at open. Records use the disk queue's
+ * ids (or holds 16 MiB) and the one before the previous is deleted, so the sink always knows at
+ * least the last `windowIds` ids it wrote (fewer only with ids so long that 16 MiB holds fewer)
+ * and reads at most two files at open. Records use the disk queue's
  * framing (shared/spool.ts: magic, length, CRC); a torn or damaged record is skipped, and a
  * torn tail is cut off before appending again.
  */
@@ -66,6 +67,8 @@ export const INTENTS_DIR = '.plumb-writes';
 const NAME = /^(\d{10})\.intents$/;
 /** Default window: far more than one queue read (1mb of lines) plus one agent batch (1000 lines). */
 export const DEFAULT_WINDOW_IDS = 250_000;
+/** A record file is also ended at this size (records of events without ids, or very long ids). */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
 
 export class WriteIntents {
   private readonly root: string;
@@ -73,6 +76,7 @@ export class WriteIntents {
   private readonly fsync: boolean;
   private readonly windowIds: number;
   private fd: FileHandle | undefined;
+  private isOpen = false;
   private gen = 0;
   /** Bytes of valid records in the current file. */
   private size = 0;
@@ -103,6 +107,9 @@ export class WriteIntents {
     this.current = this.window();
     this.notWritten = [];
     this.broken = false;
+    this.size = 0;
+    this.idsInFile = 0;
+    this.recordsInFile = 0;
     await mkdir(this.dir, { recursive: true });
     const gens = (await readdir(this.dir))
       .map((n) => NAME.exec(n))
@@ -142,6 +149,7 @@ export class WriteIntents {
     await this.settle(records, recovery);
     if (files.length === 0) this.gen = 1;
     this.fd = await open(join(this.dir, fileName(this.gen)), 'a');
+    this.isOpen = true;
     return recovery;
   }
 
@@ -152,8 +160,10 @@ export class WriteIntents {
 
   /** Appends the record of a write about to happen; resolves with its number once it is durable. */
   async append(groups: readonly IntentGroup[]): Promise<number> {
-    if (this.fd === undefined) throw new Error(`write record in ${this.dir} is not open`);
-    if (this.broken || (this.idsInFile >= this.windowIds && this.recordsInFile > 0)) await this.rotate();
+    if (!this.isOpen) throw new Error(`the write records in ${this.dir} are not open`);
+    const full = this.recordsInFile > 0 && (this.idsInFile >= this.windowIds || this.size >= MAX_FILE_BYTES);
+    // broken: an append failed and could not be cut back; no fd: beginning a new file failed
+    if (full || this.broken || this.fd === undefined) await this.rotate();
     const fd = this.fd!;
     const seq = ++this.seq;
     const rec: StoredRecord = { s: seq, g: groups.map(encodeGroup) };
@@ -187,9 +197,8 @@ export class WriteIntents {
   }
 
   async close(): Promise<void> {
-    const fd = this.fd;
-    this.fd = undefined;
-    await fd?.close().catch(() => undefined);
+    this.isOpen = false;
+    await this.closeFile();
   }
 
   /** Ids remembered now (both record files). */
@@ -202,11 +211,18 @@ export class WriteIntents {
     return new SeenEvents(this.windowIds * 4);
   }
 
+  private async closeFile(): Promise<void> {
+    const fd = this.fd;
+    this.fd = undefined;
+    await fd?.close().catch(() => undefined);
+  }
+
+  /** Begins the next record file and forgets the ids of the one before the previous. */
   private async rotate(): Promise<void> {
-    await this.close();
+    await this.closeFile();
     const dropped = this.gen - 1;
+    this.fd = await open(join(this.dir, fileName(this.gen + 1)), 'a');
     this.gen++;
-    this.fd = await open(join(this.dir, fileName(this.gen)), 'a');
     this.size = 0;
     this.idsInFile = 0;
     this.recordsInFile = 0;

@@ -229,6 +229,11 @@ describe('file sink: each event once across replays and restarts', () => {
     s = sink({}, { windowIds: window });
     expect(await s.recovered()).toMatchObject({ ids: 6 });
     await replay();
+    // a stop and start of the same sink (the runner's) reads the same window
+    await s.close();
+    await s.open();
+    expect(await s.recovered()).toMatchObject({ ids: 6 });
+    await replay();
     // an id older than the window is not recognised any more
     expect(await s.write(events([['e0', ts]]))).toMatchObject({ delivered: 1, duplicate: 0 });
     expect(await recordFiles()).toHaveLength(2);
