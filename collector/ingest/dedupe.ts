@@ -6,6 +6,7 @@ import { Journal, type JournalOptions } from '../../shared/journal.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
+import { LOG_EVENT_ID } from '../../shared/wire.ts';
 
 /** A bounded set of ids that can be written to and read back from snapshot chunks. */
 export interface IdWindow {
@@ -132,5 +133,160 @@ export class DurableIds implements ReplayIds {
   /** Writes a last snapshot (on a graceful stop) and closes the journal. */
   close(options: { checkpoint?: boolean } = {}): Promise<void> {
     return this.journal.close(options);
+  }
+}
+
+/**
+ * Event ids accepted recently, bounded by `capacity` ids. Agent ids (a file id and an offset)
+ * are kept per file as sorted offsets — 8 bytes each, and a replay is found by binary search;
+ * other ids are kept as they are. The files touched longest ago are forgotten first.
+ */
+export class SeenEvents implements IdWindow {
+  private readonly capacity: number;
+  private readonly files = new Map<string, Offsets>();
+  private readonly other = new Set<string>();
+  private total = 0;
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  get size(): number {
+    return this.total;
+  }
+
+  has(id: string): boolean {
+    if (this.capacity === 0) return false;
+    if (!LOG_EVENT_ID.test(id)) return this.other.has(id);
+    const f = this.files.get(id.slice(0, 32));
+    return f !== undefined && f.has(parseInt(id.slice(32), 16));
+  }
+
+  add(id: string): void {
+    if (this.capacity === 0) return;
+    if (!LOG_EVENT_ID.test(id)) {
+      if (this.other.has(id)) return;
+      this.other.add(id);
+      this.total++;
+    } else {
+      const key = id.slice(0, 32);
+      let f = this.files.get(key);
+      if (f === undefined) f = new Offsets();
+      else this.files.delete(key);
+      this.files.set(key, f); // most recently touched last
+      if (f.add(parseInt(id.slice(32), 16))) this.total++;
+    }
+    while (this.total > this.capacity) this.evict();
+  }
+
+  /**
+   * Snapshot chunks, least recently touched first: per file "F" + its 32-character key + the
+   * offsets as f64 LE, oldest first; other ids as "O" + a JSON array.
+   */
+  snapshot(): Buffer[] {
+    const chunks: Buffer[] = [];
+    for (const [key, f] of this.files) {
+      const values = f.oldestFirst();
+      const buf = Buffer.allocUnsafe(33 + values.length * 8);
+      buf.write('F', 0, 'latin1');
+      buf.write(key, 1, 'latin1');
+      for (let i = 0; i < values.length; i++) buf.writeDoubleLE(values[i], 33 + i * 8);
+      chunks.push(buf);
+    }
+    if (this.other.size > 0) chunks.push(Buffer.from(`O${JSON.stringify([...this.other])}`));
+    return chunks;
+  }
+
+  restore(chunks: readonly Buffer[]): void {
+    if (this.capacity === 0) return;
+    for (const c of chunks) {
+      if (c[0] === 0x4f /* O */) {
+        for (const id of JSON.parse(c.subarray(1).toString('utf8')) as string[]) this.add(id);
+        continue;
+      }
+      if (c[0] !== 0x46 /* F */ || c.length < 33 || (c.length - 33) % 8 !== 0) continue;
+      const key = c.toString('latin1', 1, 33);
+      let f = this.files.get(key);
+      if (f === undefined) f = new Offsets();
+      else this.files.delete(key);
+      this.files.set(key, f);
+      for (let p = 33; p < c.length; p += 8) if (f.add(c.readDoubleLE(p))) this.total++;
+    }
+    while (this.total > this.capacity) this.evict();
+  }
+
+  private evict(): void {
+    const oldestFile = this.files.entries().next();
+    const otherOldest = this.other.values().next();
+    if (!otherOldest.done && (oldestFile.done || this.other.size * 2 > this.total)) {
+      this.other.delete(otherOldest.value);
+      this.total--;
+      return;
+    }
+    if (oldestFile.done) return;
+    const [key, f] = oldestFile.value;
+    // Drop the file's older half (at least one): a replay is of its latest events.
+    const drop = Math.max(1, Math.min(f.length, this.total - this.capacity, Math.ceil(f.length / 2)));
+    f.dropOldest(drop);
+    this.total -= drop;
+    if (f.length === 0) this.files.delete(key);
+  }
+}
+
+/** A growing sorted list of offsets; appends in order are the common case. */
+class Offsets {
+  private values = new Float64Array(16);
+  private start = 0;
+  length = 0;
+
+  has(v: number): boolean {
+    const a = this.values;
+    let lo = this.start;
+    let hi = this.start + this.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (a[mid] === v) return true;
+      if (a[mid] < v) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
+  }
+
+  /** False when already there. */
+  add(v: number): boolean {
+    const end = this.start + this.length;
+    if (end === this.values.length) this.grow();
+    const a = this.values;
+    const last = this.start + this.length;
+    if (this.length === 0 || a[last - 1] < v) {
+      a[last] = v;
+      this.length++;
+      return true;
+    }
+    if (this.has(v)) return false;
+    let i = last;
+    while (i > this.start && a[i - 1] > v) {
+      a[i] = a[i - 1];
+      i--;
+    }
+    a[i] = v;
+    this.length++;
+    return true;
+  }
+
+  oldestFirst(): Float64Array {
+    return this.values.subarray(this.start, this.start + this.length);
+  }
+
+  dropOldest(n: number): void {
+    this.start += n;
+    this.length -= n;
+  }
+
+  private grow(): void {
+    const next = new Float64Array(Math.max(16, this.length * 2));
+    next.set(this.values.subarray(this.start, this.start + this.length));
+    this.values = next;
+    this.start = 0;
   }
 }

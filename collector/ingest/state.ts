@@ -16,7 +16,7 @@ import type { Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import type { MetricStore } from '../metrics/store.ts';
 import { DurableIds, RecentIds } from './dedupe.ts';
-import { SeenEvents } from './logs.ts';
+import { SeenEvents } from './dedupe.ts';
 import { MetricIntake } from './metrics.ts';
 
 export const JournalSchema = Section(

@@ -134,7 +134,8 @@ export class LogRouter {
     } catch (err) {
       if (err instanceof QueueFullError) {
         // filled up meanwhile (or the disk did). Queues that took the batch get it again with the
-        // agent's retry: Elasticsearch and S3 absorb that, the file sink may hold those lines twice.
+        // agent's retry: Elasticsearch (same _id) and the file sink (recently written ids) keep
+        // one copy; an S3 object may hold those lines twice.
         for (const r of this.runners) if (!r.queue.hasRoom(bytes)) r.refused(batch.count);
         throw new QueueBusyError(`log sink queue full: ${err.message}; try again later`, 'queue_full', this.retryAfterMs);
       }

@@ -23,7 +23,7 @@ import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from 'n
 import { join } from 'node:path';
 import { frameHeader, scanFrames } from '../../shared/spool.ts';
 import { LOG_EVENT_ID } from '../../shared/wire.ts';
-import { SeenEvents } from '../ingest/logs.ts';
+import { SeenEvents } from '../ingest/dedupe.ts';
 
 /** One file of one write: where, and which events. */
 export interface IntentGroup {

@@ -171,8 +171,8 @@ describe('collector durability across kill -9', () => {
     let c = await startCollectorProcess(dir, port);
     expect((await postLogs(c.url, 1, 50)).accepted).toBe(50);
     expect((await postLogs(c.url, 51, 100)).accepted).toBe(50);
-    // written and acknowledged by the file sink (a kill in between would make the sink write
-    // them again, which is the file sink's documented at-least-once, not what is tested here)
+    // written and acknowledged by the file sink, so what follows tests the collector's id journal
+    // (a kill between the sink's write and its acknowledgement is the collector-kill fault test's)
     await waitFor(
       async () => {
         const m = await scrape(c.url);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { checkBatch, SeenEvents } from '../../../../collector/ingest/logs.ts';
+import { checkBatch } from '../../../../collector/ingest/logs.ts';
+import { SeenEvents } from '../../../../collector/ingest/dedupe.ts';
 
 const FILE_A = 'a'.repeat(32);
 const FILE_B = 'b'.repeat(32);
