@@ -572,7 +572,7 @@ async function recovery(o: Options, main: string): Promise<RecoveryResult> {
       const s = await take();
       if (first === null && s.sentMetrics + s.sentTraces > up.sentMetrics + up.sentTraces) first = s;
       if (first !== null && metricsEmpty === null && s.metricsSpoolRecords === 0) metricsEmpty = s;
-      if (first !== null && caughtUp === null && s.batcherBatches === 0 && s.appBacklogRequests <= 4) caughtUp = s;
+      if (first !== null && caughtUp === null && s.tracesSpoolRecords === 0 && s.batcherBatches === 0 && s.appBacklogRequests <= 4) caughtUp = s;
     }
     // a little more steady load after the backlog is gone, so the tail of the run is ordinary traffic
     await sampleFor(o.quick ? 1000 : 3000, 250);
@@ -717,7 +717,7 @@ function renderMarkdown(o: Options, report: Report): string {
     lines.push(`| backlog at the peak: spans | traces spool ${fmt(r.peak.tracesSpoolBatches)} batches; span batcher ${fmt(r.peak.batcherBatches)} batches, ${fmt(r.peak.batcherMB)} MB; application backlog ${fmt(r.peak.appBacklogSpans)} spans |`);
     lines.push(`| collector back → first batch acknowledged | ${fmt(r.firstDeliveryS, ' s')} |`);
     lines.push(`| collector back → metrics spool empty | ${fmt(r.metricsSpoolEmptyS, ' s')} |`);
-    lines.push(`| collector back → span backlog gone (batcher empty, application caught up) | ${fmt(r.spansCaughtUpS, ' s')} |`);
+    lines.push(`| collector back → span backlog gone (traces spool and batcher empty, application caught up) | ${fmt(r.spansCaughtUpS, ' s')} |`);
     const ratio = (d: Rates | null): string =>
       d === null ? '–' : `${fmt(d.batchesPerSecond)} batches/s (${fmt(d.metricBatchesPerSecond)} metrics + ${fmt(d.traceBatchesPerSecond)} traces), ${fmt(d.wireMBPerSecond)} MB/s over ${d.seconds} s (mean traces POST ${fmt(d.meanTraceRequestMs)} ms) = ${r.steady.batchesPerSecond > 0 ? round(d.batchesPerSecond / r.steady.batchesPerSecond, 1) : '–'}× the steady batch rate, ${r.steady.wireMBPerSecond > 0 ? round(d.wireMBPerSecond / r.steady.wireMBPerSecond, 1) : '–'}× its MB/s`;
     lines.push(`| drain, first delivery → metrics spool empty | ${ratio(r.metricsDrain)} |`);
