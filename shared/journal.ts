@@ -28,7 +28,7 @@ import { open, mkdir, readdir, readFile, rename, unlink, stat, type FileHandle }
 import { join, resolve } from 'node:path';
 import { PlumbError, errorMessage, type ErrorCode } from './errors.ts';
 import { LogOnce, type Logger } from './log.ts';
-import { frameHeader, scanFrames, SPOOL_FRAME_BYTES } from './spool.ts';
+import { errCode, frameHeader, scanFrames, syncDir, writeFully, SPOOL_FRAME_BYTES } from './spool.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { Counter, Gauge, Histogram } from 'prom-client';
 
@@ -83,32 +83,6 @@ const SNAPSHOT_VERSION = 1;
 
 function walName(id: number): string {
   return `${String(id).padStart(20, '0')}.wal`;
-}
-
-function errCode(err: unknown): string {
-  return (err as NodeJS.ErrnoException | undefined)?.code ?? errorMessage(err);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
-async function writeAll(fh: FileHandle, bufs: Buffer[], position: number): Promise<void> {
-  let total = 0;
-  for (const b of bufs) total += b.length;
-  let written = (await fh.writev(bufs, position)).bytesWritten;
-  if (written === total) return;
-  const rest = Buffer.concat(bufs);
-  while (written < total) {
-    const { bytesWritten } = await fh.write(rest, written, total - written, position + written);
-    if (bytesWritten === 0) throw new Error('short write');
-    written += bytesWritten;
-  }
 }
 
 interface SnapshotHeader {
@@ -403,7 +377,7 @@ export class Journal {
     const fh = this.walFh;
     try {
       if (fh === null) throw new Error('no WAL file open');
-      await writeAll(fh, bufs, this.walEnd);
+      await writeFully(fh, bufs, this.walEnd);
       if (this.options.fsync === 'batch') await fh.datasync();
     } catch (err) {
       await this.undo(fh);
@@ -516,13 +490,13 @@ export class Journal {
         bufs.push(frameHeader(c), c);
         sliceBytes += SPOOL_FRAME_BYTES + c.length;
         if (sliceBytes >= 4 * 1024 * 1024) {
-          await writeAll(fh, bufs, size);
+          await writeFully(fh, bufs, size);
           size += sliceBytes;
           bufs = [];
           sliceBytes = 0;
         }
       }
-      if (bufs.length > 0) await writeAll(fh, bufs, size);
+      if (bufs.length > 0) await writeFully(fh, bufs, size);
       size += sliceBytes;
       if (this.options.fsync !== 'never') await fh.sync();
     } finally {

@@ -188,7 +188,8 @@ function segmentName(id: number): string {
   return `${String(id).padStart(20, '0')}.seg`;
 }
 
-function errCode(err: unknown): string {
+/** An I/O error's code (ENOSPC, EACCES…), or its message when it has none. */
+export function errCode(err: unknown): string {
   return (err as NodeJS.ErrnoException | undefined)?.code ?? (err instanceof Error ? err.message : String(err));
 }
 
@@ -336,7 +337,8 @@ async function scanRange(win: Window, fh: FileHandle, from: number, end: number,
   return result;
 }
 
-async function writeFully(fh: FileHandle, bufs: Buffer[], position: number, total: number): Promise<void> {
+/** Writes `bufs` (`total` bytes together) at `position`, finishing a short vectored write. */
+export async function writeFully(fh: FileHandle, bufs: Buffer[], position: number, total = bufs.reduce((n, b) => n + b.length, 0)): Promise<void> {
   let written = (await fh.writev(bufs, position)).bytesWritten;
   if (written === total) return;
   const rest = Buffer.concat(bufs);
@@ -347,7 +349,8 @@ async function writeFully(fh: FileHandle, bufs: Buffer[], position: number, tota
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsyncs a directory, so a file created, renamed or removed in it survives a crash. */
+export async function syncDir(dir: string): Promise<void> {
   const d = await open(dir, 'r');
   try {
     await d.sync();
