@@ -30,10 +30,10 @@ import { Telemetry } from '../../shared/telemetry.ts';
 import { TRACING_OFF } from '../../shared/tracing.ts';
 import { parseDuration } from '../../shared/units.ts';
 import { S3SinkSchema, type CollectorLogsConfig } from './config.ts';
-import { DeadLetterFile } from './dead-letter.ts';
+import { DeadLetterFile } from '../sinks/dead-letter.ts';
 import { ElasticsearchSink } from './elasticsearch.ts';
 import { splitEvents, type LogEvent } from './event.ts';
-import { SinkMetrics } from './metrics.ts';
+import { SinkMetrics } from '../sinks/metrics.ts';
 import { s3Client } from './s3.ts';
 import { keyHour } from './s3-keys.ts';
 

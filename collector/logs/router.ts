@@ -17,15 +17,16 @@ import type { Telemetry } from '../../shared/telemetry.ts';
 import type { SelfTracing } from '../../shared/tracing.ts';
 import { Value } from '@sinclair/typebox/value';
 import { FileSinkSchema, type CollectorLogsConfig } from './config.ts';
-import { DeadLetterFile } from './dead-letter.ts';
+import { DeadLetterFile } from '../sinks/dead-letter.ts';
 import { FileSink } from './file-sink.ts';
-import { SinkMetrics } from './metrics.ts';
-import { QueueFullError, type SinkQueue } from './queue.ts';
-import { SpoolQueue } from './spool-queue.ts';
-import { SinkRunner, type SinkStatus } from './runner.ts';
+import { SinkMetrics } from '../sinks/metrics.ts';
+import { QueueFullError, type SinkQueue } from '../sinks/queue.ts';
+import { SpoolQueue } from '../sinks/spool-queue.ts';
+import { SinkRunner, type SinkStatus } from '../sinks/runner.ts';
+import { splitEvents, type LogEvent } from './event.ts';
 import type { LogSink } from './sink.ts';
 
-export type { SinkStatus } from './runner.ts';
+export type { SinkStatus } from '../sinks/runner.ts';
 
 export interface AcceptedLogBatch {
   /** Batch id from the agent (x-plumb-batch-id), for logs and tracing only. */
@@ -73,13 +74,13 @@ export function defaultLogsDir(dataDir: string): string {
 }
 
 export class LogRouter {
-  private readonly runners: SinkRunner[];
+  private readonly runners: SinkRunner<LogEvent>[];
   private readonly retryAfterMs: number;
   private readonly log: Logger;
   private readonly stopTimeoutMs: number;
   private closed = false;
 
-  private constructor(runners: SinkRunner[], config: CollectorLogsConfig, log: Logger) {
+  private constructor(runners: SinkRunner<LogEvent>[], config: CollectorLogsConfig, log: Logger) {
     this.runners = runners;
     this.retryAfterMs = config.queue.retryAfter;
     this.stopTimeoutMs = config.stopTimeout;
@@ -96,13 +97,13 @@ export class LogRouter {
     const metrics = new SinkMetrics(ctx.telemetry);
     const sinks = options.sinks ?? (await buildSinks(config, ctx));
     const openQueue = options.openQueue ?? ((dir, o) => SpoolQueue.open({ dir, fsync: config.queue.fsync, ...o }));
-    const runners: SinkRunner[] = [];
+    const runners: SinkRunner<LogEvent>[] = [];
     try {
       for (const sink of sinks) {
         const base = join(resolve(ctx.dataDir), 'log-sinks', sink.name);
         const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, highWater: config.queue.highWater, sink: sink.name, log, telemetry: ctx.telemetry });
         const deadLetter = new DeadLetterFile({ file: join(base, 'dead-letter.ndjson'), maxBytes: config.deadLetter.maxBytes, sink: sink.name, metrics, log });
-        runners.push(new SinkRunner({ sink, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
+        runners.push(new SinkRunner({ sink, decode: splitEvents, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
       }
     } catch (err) {
       await Promise.all(runners.map((r) => r.queue.close().catch(() => undefined)));

@@ -18,7 +18,7 @@ import type { Counter, Gauge } from 'prom-client';
 import { Agent, request } from 'undici';
 import { Section, Size, Duration } from '../../shared/config.ts';
 import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
-import { retryReason } from '../logs/metrics.ts';
+import { retryReason } from '../sinks/metrics.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
 import { httpStatusError, retry, SINK_CODES } from '../../shared/retry.ts';

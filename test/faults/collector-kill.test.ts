@@ -126,7 +126,7 @@ describe.each(['file', 'elasticsearch'] as const)('fault: kill -9 of the collect
     }).catch(() => performance.now());
     const counters = counterTally(sent.total, await counted());
     // What the sink's queue held unacknowledged when the restarted collector opened it.
-    const backlog = /"events":(\d+)[^\n]*log sink queue holds events from before the restart/.exec(collector.output());
+    const backlog = /"events":(\d+)[^\n]*sink queue holds items from before the restart/.exec(collector.output());
     const notes = {
       linesBeforeKill,
       sinkBacklogAtRestart: backlog ? Number(backlog[1]) : 0,

@@ -11,7 +11,7 @@ import { LogRouter } from '../../../../collector/logs/router.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { FakeSink, ndjson } from './fake-sink.ts';
-import { MemoryQueue } from './memory-queue.ts';
+import { MemoryQueue } from '../sinks/memory-queue.ts';
 
 let dir: string;
 const routers: LogRouter[] = [];

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { QueueFullError } from '../../../../collector/logs/queue.ts';
-import { SpoolQueue } from '../../../../collector/logs/spool-queue.ts';
-import { ndjson } from './fake-sink.ts';
+import { QueueFullError } from '../../../../collector/sinks/queue.ts';
+import { SpoolQueue } from '../../../../collector/sinks/spool-queue.ts';
+import { ndjson } from '../logs/fake-sink.ts';
 
 let dir: string;
 const open: SpoolQueue[] = [];

@@ -1,5 +1,5 @@
 /** An in-memory SinkQueue for tests of the runner's logic (the disk queue has its own tests). */
-import type { QueuedBatch, SinkQueue } from '../../../../collector/logs/queue.ts';
+import type { QueuedBatch, SinkQueue } from '../../../../collector/sinks/queue.ts';
 
 interface Entry extends QueuedBatch {
   seq: number;

@@ -1,8 +1,10 @@
 /**
- * Drains one sink's disk queue into the sink: gathers queued batches into a write (up to the
- * sink's batch bytes, or what arrived within its batch wait), writes, retries with backoff what
- * must go again, sends what the sink refused for good to the dead-letter file, and only then
- * acknowledges the queue. A sink that is down keeps its events queued; the other sinks' runners
+ * The one sink runner every store goes through (log files, Elasticsearch, S3, remote_write,
+ * Graphite, …). It drains one sink's disk queue into the sink: gathers queued batches into a
+ * write (up to the sink's batch bytes, or what arrived within its batch wait), decodes them into
+ * the sink's items, writes, retries with backoff what must go again (honouring the peer's
+ * Retry-After), sends what the sink refused for good to the dead-letter file, and only then
+ * acknowledges the queue. A sink that is down keeps its items queued; the other sinks' runners
  * do not wait for it.
  *
  * stop(deadline) stops waiting for more, writes what is queued until the deadline, then aborts
@@ -15,10 +17,9 @@ import { LogOnce, type Logger } from '../../shared/log.ts';
 import { retryDelay, backoffDelay } from '../../shared/retry.ts';
 import { SPAN_SINK_WRITE, TRACING_OFF, failSpan, type SelfTracing } from '../../shared/tracing.ts';
 import type { DeadLetterFile } from './dead-letter.ts';
-import { splitEvents, type LogEvent } from './event.ts';
 import { retryReason, type RetryReason, type SinkMetrics } from './metrics.ts';
 import type { QueuedBatch, SinkQueue } from './queue.ts';
-import type { LogSink, RejectedEvent, WriteResult } from './sink.ts';
+import type { ItemDecoder, RejectedItem, Sink, SinkItem, SinkWriteResult } from './sink.ts';
 
 /** Batches up to this size are read ahead while the previous one is written. */
 const READ_AHEAD_MAX_BYTES = 32 * 1024 * 1024;
@@ -39,8 +40,10 @@ export interface SinkStatus {
   deadLetterFile: string;
 }
 
-export interface SinkRunnerOptions {
-  sink: LogSink;
+export interface SinkRunnerOptions<T extends SinkItem> {
+  sink: Sink<T>;
+  /** Turns a queued batch's NDJSON into the sink's items. */
+  decode: ItemDecoder<T>;
   queue: SinkQueue;
   deadLetter: DeadLetterFile;
   metrics: SinkMetrics;
@@ -48,13 +51,14 @@ export interface SinkRunnerOptions {
   tracing?: SelfTracing;
 }
 
-interface Gathered {
-  events: LogEvent[];
+interface Gathered<T> {
+  events: T[];
   last: QueuedBatch;
 }
 
-export class SinkRunner {
-  readonly sink: LogSink;
+export class SinkRunner<T extends SinkItem = SinkItem> {
+  readonly sink: Sink<T>;
+  private readonly decode: ItemDecoder<T>;
   readonly queue: SinkQueue;
   private readonly deadLetter: DeadLetterFile;
   private readonly metrics: SinkMetrics;
@@ -73,8 +77,9 @@ export class SinkRunner {
   private lastError: { message: string; at: string } | null = null;
   private readonly counts = { delivered: 0, duplicate: 0, deadLettered: 0, retries: 0, refused: 0 };
 
-  constructor(options: SinkRunnerOptions) {
+  constructor(options: SinkRunnerOptions<T>) {
     this.sink = options.sink;
+    this.decode = options.decode;
     this.queue = options.queue;
     this.deadLetter = options.deadLetter;
     this.metrics = options.metrics;
@@ -97,7 +102,7 @@ export class SinkRunner {
     this.abort = new AbortController();
     this.state = 'starting';
     this.loop = this.run().catch((err: unknown) => {
-      if (!this.abort.signal.aborted) this.log.error({ err: this.redact(errorMessage(err)) }, 'log sink runner stopped on an unexpected error; events stay queued');
+      if (!this.abort.signal.aborted) this.log.error({ err: this.redact(errorMessage(err)) }, 'sink runner stopped on an unexpected error; items stay queued');
     });
   }
 
@@ -113,11 +118,11 @@ export class SinkRunner {
       clearTimeout(timer);
       this.loop = undefined;
       this.state = 'stopped';
-      await this.sink.close().catch((err: unknown) => this.log.warn({ err: this.redact(errorMessage(err)) }, 'log sink did not close cleanly'));
+      await this.sink.close().catch((err: unknown) => this.log.warn({ err: this.redact(errorMessage(err)) }, 'sink did not close cleanly'));
       await this.deadLetter.close().catch(() => undefined);
       this.opened = false;
       this.updateDepth();
-      if (this.queue.events > 0) this.log.info({ events: this.queue.events, bytes: this.queue.bytes }, 'log sink stopped with events queued; they are written after the next start');
+      if (this.queue.events > 0) this.log.info({ events: this.queue.events, bytes: this.queue.bytes }, 'sink stopped with items queued; they are written after the next start');
     }
   }
 
@@ -149,7 +154,7 @@ export class SinkRunner {
     // While a batch is being written the next one is read and split, when batches are small
     // enough to hold two (not S3's rollover-sized ones).
     const readAhead = this.sink.batch.maxBytes <= READ_AHEAD_MAX_BYTES;
-    let next: Promise<Gathered | undefined> | undefined;
+    let next: Promise<Gathered<T> | undefined> | undefined;
     try {
       for (let failures = 0; !this.abort.signal.aborted; ) {
         try {
@@ -169,7 +174,7 @@ export class SinkRunner {
           if (this.abort.signal.aborted) return;
           this.noteError(err);
           const delay = backoffDelay(failures++, this.sink.backoff);
-          this.logOnce.warn('queue', { err: errorMessage(err), retryInMs: delay }, 'log sink runner could not read, acknowledge or dead-letter; retrying from the last acknowledged batch');
+          this.logOnce.warn('queue', { err: errorMessage(err), retryInMs: delay }, 'sink runner could not read, acknowledge or dead-letter; retrying from the last acknowledged batch');
           if (!(await this.pause(delay, false))) return;
           await this.queue.rewind().catch(() => undefined);
         }
@@ -188,14 +193,14 @@ export class SinkRunner {
         await this.sink.open(this.abort.signal);
         this.opened = true;
         this.state = 'ready';
-        if (attempt > 0) this.log.info({ attempts: attempt + 1 }, 'log sink reachable again; writing the queued events');
+        if (attempt > 0) this.log.info({ attempts: attempt + 1 }, 'sink reachable again; writing the queued items');
       } catch (err) {
         this.noteError(err);
         this.state = 'unavailable';
         const delay = backoffDelay(attempt, this.sink.backoff);
         const message = this.redact(errorMessage(err));
-        if (attempt === 0) this.log.error({ err: message, retryInMs: delay }, 'log sink is not usable; events stay queued on disk until it is');
-        else this.logOnce.warn('open', { err: message, attempt }, 'log sink still not usable');
+        if (attempt === 0) this.log.error({ err: message, retryInMs: delay }, 'sink is not usable; items stay queued on disk until it is');
+        else this.logOnce.warn('open', { err: message, attempt }, 'sink still not usable');
         if (!(await this.pause(delay, true))) return false;
       }
     }
@@ -206,9 +211,9 @@ export class SinkRunner {
    * Reads queued batches until the sink's batch bytes are reached, or the batch wait has passed
    * since the first one, or a stop asks for what there is. Undefined: stopping and nothing queued.
    */
-  private async gather(): Promise<Gathered | undefined> {
+  private async gather(): Promise<Gathered<T> | undefined> {
     const { maxBytes, maxWaitMs } = this.sink.batch;
-    const events: LogEvent[] = [];
+    const events: T[] = [];
     let last: QueuedBatch | undefined;
     let bytes = 0;
     let firstAt = 0;
@@ -217,7 +222,7 @@ export class SinkRunner {
       if (batches.length > 0) {
         if (last === undefined) firstAt = Date.now();
         for (const b of batches) {
-          splitEvents(b.data, events);
+          this.decode(b.data, events);
           bytes += b.data.length;
         }
         last = batches[batches.length - 1];
@@ -243,14 +248,14 @@ export class SinkRunner {
    * Writes until every event is delivered, a duplicate, or dead-lettered. False when the stop
    * deadline aborted it first.
    */
-  private async deliver(events: LogEvent[]): Promise<boolean> {
+  private async deliver(events: T[]): Promise<boolean> {
     if (events.length === 0) return true;
     const span = this.startSpan(events.length);
-    let pending: readonly LogEvent[] = events;
+    let pending: readonly T[] = events;
     try {
       for (let attempt = 0; pending.length > 0; ) {
         if (this.abort.signal.aborted) return false;
-        let result: WriteResult;
+        let result: SinkWriteResult<T>;
         const stopTimer = this.metrics.writeSeconds.startTimer({ sink: this.sink.name });
         try {
           result = await this.sink.write(pending, this.abort.signal, span);
@@ -293,7 +298,7 @@ export class SinkRunner {
     this.metrics.retry(this.sink.name, reason);
     this.state = 'retrying';
     span.addEvent('retry', { attempt, delayMs: delay, reason });
-    this.logOnce.warn(`retry:${reason}`, { reason, attempt, delayMs: delay, err: this.lastError?.message }, 'log sink write will be retried');
+    this.logOnce.warn(`retry:${reason}`, { reason, attempt, delayMs: delay, err: this.lastError?.message }, 'sink write will be retried');
     return this.pause(delay, false);
   }
 
@@ -308,16 +313,16 @@ export class SinkRunner {
     }
   }
 
-  private async reject(rejected: readonly RejectedEvent[]): Promise<void> {
+  private async reject(rejected: readonly RejectedItem<T>[]): Promise<void> {
     if (rejected.length === 0) return;
     const redacted = rejected.map((r) => ({ ...r, reason: this.redact(r.reason) }));
     await this.deadLetter.write(redacted);
     this.counts.deadLettered += rejected.length;
     this.metrics.events.inc({ sink: this.sink.name, outcome: 'dead_letter' }, rejected.length);
-    this.logOnce.warn('dead-letter', { events: rejected.length, reason: redacted[0].reason, file: this.deadLetter.file }, 'log sink refused events permanently; they are in the dead-letter file');
+    this.logOnce.warn('dead-letter', { events: rejected.length, reason: redacted[0].reason, file: this.deadLetter.file }, 'sink refused items permanently; they are in the dead-letter file');
   }
 
-  private count(result: WriteResult): void {
+  private count(result: SinkWriteResult<T>): void {
     const sink = this.sink.name;
     if (result.delivered > 0) {
       this.counts.delivered += result.delivered;

@@ -12,7 +12,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import { dirname } from 'node:path';
 import type { Logger } from '../../shared/log.ts';
 import type { SinkMetrics } from './metrics.ts';
-import type { RejectedEvent } from './sink.ts';
+import type { RejectedItem } from './sink.ts';
 
 export class DeadLetterFile {
   readonly file: string;
@@ -33,7 +33,7 @@ export class DeadLetterFile {
   }
 
   /** Appends the events (synced to disk) and counts them. */
-  write(rejected: readonly RejectedEvent[]): Promise<void> {
+  write(rejected: readonly RejectedItem[]): Promise<void> {
     if (rejected.length === 0) return Promise.resolve();
     const next = this.chain.then(() => this.append(rejected));
     this.chain = next.catch(() => undefined);
@@ -47,7 +47,7 @@ export class DeadLetterFile {
     await fd?.close();
   }
 
-  private async append(rejected: readonly RejectedEvent[]): Promise<void> {
+  private async append(rejected: readonly RejectedItem[]): Promise<void> {
     const now = new Date().toISOString();
     const parts: Buffer[] = [];
     let bytes = 0;

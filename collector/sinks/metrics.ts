@@ -1,5 +1,5 @@
 /**
- * The log sinks' own metrics, declared once. Labels are low-cardinality: the sink name, an
+ * The sinks' own metrics (every store: logs, remote_write, Graphite), declared once. Labels are low-cardinality: the sink name, an
  * outcome, a retry reason code — never error text.
  *
  * | metric | labels | meaning |
@@ -39,13 +39,13 @@ export class SinkMetrics {
 
   constructor(t: Telemetry) {
     this.events = t.counter('plumb_sink_events_total', 'Events handled by sinks, by outcome (delivered, duplicate, dead_letter; the Zipkin sink: sent, rejected, dropped, refused).', ['sink', 'outcome']);
-    this.queueEvents = t.gauge('plumb_sink_queue_events', 'Events waiting in a log sink\'s disk queue.', ['sink']);
+    this.queueEvents = t.gauge('plumb_sink_queue_events', 'Events (log events, metric samples) waiting in a sink\'s disk queue.', ['sink']);
     this.queueBytes = t.gauge('plumb_sink_queue_bytes', 'Bytes waiting in a sink queue.', ['sink']);
     this.refused = t.counter('plumb_sink_queue_refused_total', 'Events refused because a sink queue was full (the sender was answered 429 and keeps them).', ['sink']);
     this.retries = t.counter('plumb_sink_retries_total', 'Sink writes retried, by reason (unavailable, throttled, server_error, auth, item_throttled, item_server_error, other).', ['sink', 'reason']);
     this.deadLetter = t.counter('plumb_sink_dead_letter_total', 'Events a sink refused permanently, written to its dead-letter file with the reason.', ['sink']);
     this.deadLetterDiscarded = t.counter('plumb_sink_dead_letter_discarded_total', 'Dead-letter events removed when the older dead-letter file was rotated away.', ['sink']);
-    this.writeSeconds = t.histogram('plumb_sink_write_seconds', 'Duration of one write (request, upload, file append) to a log sink.', ['sink'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]);
+    this.writeSeconds = t.histogram('plumb_sink_write_seconds', 'Duration of one write (request, upload, file append) to a sink.', ['sink'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]);
   }
 
   retry(sink: string, reason: RetryReason, n = 1): void {

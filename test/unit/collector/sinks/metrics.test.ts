@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentError, RetryableError } from '../../../../shared/errors.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { SinkMetrics, retryReason } from '../../../../collector/logs/metrics.ts';
+import { SinkMetrics, retryReason } from '../../../../collector/sinks/metrics.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
 
 describe('sink metrics', () => {

@@ -11,7 +11,7 @@
 import { Spool, SPOOL_FRAME_BYTES, type SpoolFsync, type SpoolPosition } from '../../shared/spool.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { countEvents } from './event.ts';
+import { countEvents } from '../logs/event.ts';
 import { QueueFullError, type QueuedBatch, type SinkQueue } from './queue.ts';
 
 const MAX_SEGMENT_BYTES = 32 * 1024 * 1024;
@@ -71,7 +71,7 @@ export class SpoolQueue implements SinkQueue {
       await spool.close().catch(() => undefined);
       throw err;
     }
-    if (q.unackedEvents > 0) o.log.info({ sink: o.sink, events: q.unackedEvents, bytes: q.unackedBytes }, 'log sink queue holds events from before the restart');
+    if (q.unackedEvents > 0) o.log.info({ sink: o.sink, events: q.unackedEvents, bytes: q.unackedBytes }, 'sink queue holds items from before the restart');
     return q;
   }
 
