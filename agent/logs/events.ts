@@ -123,7 +123,7 @@ function ownedBytes(text: string): Uint8Array {
 export interface ParserInput {
   pattern?: string | readonly string[];
   definitions: Readonly<Record<string, string>>;
-  timestamp?: { field: string; format: string; timezone?: string };
+  timestamp?: { field: string; format: string | readonly string[]; timezone?: string };
   fields: Readonly<Record<string, string>>;
 }
 

@@ -28,7 +28,9 @@ export const MultilineSchema = Section(
 export const TimestampSchema = Section(
   {
     field: Type.String({ minLength: 1, default: 'timestamp', description: 'parsed field that holds the event time' }),
-    format: Type.String({ minLength: 1, description: 'how that field is written, e.g. "dd/MMM/yyyy:HH:mm:ss Z"' }),
+    format: OneOrMany(
+      'how that field is written, e.g. "dd/MMM/yyyy:HH:mm:ss Z"; or a list, tried in order (syslog writes days 1-9 as "Jul  1": ["MMM  d HH:mm:ss", "MMM dd HH:mm:ss"])',
+    ),
     timezone: Type.Optional(Type.String({ minLength: 1, description: 'zone for formats without an offset' })),
   },
   { optional: true },

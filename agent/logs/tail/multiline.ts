@@ -19,6 +19,7 @@ export interface MultilineRules {
 interface Pending {
   parts: string[];
   bytes: number;
+  /** Continuation lines kept (the first line is not one). */
   lines: number;
   first: Piece;
   end: number;
@@ -98,7 +99,7 @@ export class MultilineAssembler {
       bytes = this.rules.maxBytes;
       truncated = true;
     }
-    return { parts: [text], bytes, lines: 1, first: piece, end: piece.end, truncated, lastAt: now };
+    return { parts: [text], bytes, lines: 0, first: piece, end: piece.end, truncated, lastAt: now };
   }
 
   private finish(p: Pending): Piece {

@@ -104,6 +104,29 @@ describe('EventBuilder', () => {
     expect(bad).toMatchObject({ '@timestamp': new Date(NOW).toISOString(), tags: [TAG_DATE_FAILURE], ts: 'yesterday' });
   });
 
+  it('syslog days 1-9 written with two spaces ("Jul  1"): every line of a month dated by the list of formats, none failing', () => {
+    // Loghub's Linux sample has this shape: "Jun  9 06:06:20 combo syslogd 1.4.1: restart."
+    const b = builder([{ pattern: '%{SYSLOGLINE}', timestamp: { field: 'timestamp', format: ['MMM  d HH:mm:ss', 'MMM dd HH:mm:ss'], timezone: 'UTC' } }]);
+    const records: TailRecord[] = [];
+    const expected: string[] = [];
+    let offset = 0;
+    for (const [month, name] of [[6, 'Jul'], [8, 'Sep']] as const) {
+      for (let day = 1; day <= 30; day++) {
+        const text = `${name} ${String(day).padStart(2, ' ')} 04:0${day % 10}:1${day % 6} combo sshd(pam_unix)[${1000 + day}]: session opened for user n${day}`;
+        records.push(record(text, offset));
+        offset += text.length + 1;
+        expected.push(new Date(Date.UTC(2026, month, day, 4, day % 10, 10 + (day % 6))).toISOString());
+      }
+    }
+    const events = parse(b, records);
+    expect(events.filter((e) => Array.isArray(e.tags))).toEqual([]);
+    expect(events.map((e) => e['@timestamp'])).toEqual(expected);
+    expect(events[0]).toMatchObject({ timestamp: 'Jul  1 04:01:11', logsource: 'combo', program: 'sshd(pam_unix)', pid: '1001' });
+    // One format alone misses one of the two forms: the case the list is for.
+    const single = builder([{ pattern: '%{SYSLOGLINE}', timestamp: { field: 'timestamp', format: 'MMM dd HH:mm:ss', timezone: 'UTC' } }]);
+    expect(parse(single, records).filter((e) => Array.isArray(e.tags) && e.tags.includes(TAG_DATE_FAILURE))).toHaveLength(18);
+  });
+
   it('uses the container runtime’s time and Kubernetes names for cri records, and flags truncation', () => {
     const b = builder([{}]);
     const [ev] = parse(b, [

@@ -36,7 +36,10 @@ describe('MultilineAssembler', () => {
 
   it('limits events by lines and bytes, dropping the excess and flagging the event', () => {
     const byLines = feed(['2024-01-01 a', '1', '2', '3', '2024-01-02'], { maxLines: 2 });
-    expect(byLines.out[0]).toMatchObject({ text: '2024-01-01 a\n1', truncated: true, end: 19 });
+    // maxLines counts continuation lines: the first line and two more are kept.
+    expect(byLines.out[0]).toMatchObject({ text: '2024-01-01 a\n1\n2', truncated: true, end: 19 });
+    const exact = feed(['2024-01-01 a', '1', '2', '2024-01-02'], { maxLines: 2 });
+    expect(exact.out[0]).toMatchObject({ text: '2024-01-01 a\n1\n2', truncated: false });
     const byBytes = feed(['2024-01-01 a', 'bcdefgh', '2024-01-02'], { maxBytes: 15 });
     expect(byBytes.out[0]).toMatchObject({ text: '2024-01-01 a\nbc', truncated: true });
   });
