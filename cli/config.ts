@@ -13,6 +13,7 @@ import { AgentLogsSchema, logsConfigErrors } from '../agent/logs/config.ts';
 import { CollectorLogsSchema, checkLogsConfig } from '../collector/logs/config.ts';
 import { checkSpanIndexConfig } from '../collector/traces/span-index.ts';
 import { SecurityCheckSchema, securityConfigErrors } from '../collector/security.ts';
+import { FleetCheckSchema, fleetConfigErrors } from '../collector/fleet/config.ts';
 
 export const PlumbSchema = Section({
   agent: AgentSchema,
@@ -28,6 +29,7 @@ export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
 /** The checks the schema cannot express, each on the part of the file it reads. */
 export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   { path: 'collector', schema: SecurityCheckSchema, run: (c: PlumbConfig['collector']) => securityConfigErrors(c, 'collector') },
+  { path: 'collector', schema: FleetCheckSchema, run: (c: PlumbConfig['collector']) => fleetConfigErrors(c, 'collector') },
   { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
   { path: 'agent', schema: AgentLogsSchema, run: (a: PlumbConfig['agent']) => logsConfigErrors(a, 'agent') },
   { path: 'collector.logs', schema: CollectorLogsSchema, run: (c: PlumbConfig['collector']['logs']) => checkLogsConfig(c, 'collector.logs') },

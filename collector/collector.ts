@@ -24,6 +24,8 @@ import { LogRouter } from './logs/router.ts';
 import { logsIngestPlugin } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
 import { resolveSecurity, installAuth } from './security.ts';
+import type { Membership } from '../shared/membership.ts';
+import { fleetStatus, membershipFor } from './fleet/fleet.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -52,6 +54,8 @@ export class PlumbCollector {
   /** Journaled counters and replay ids; restored by start() before the listener opens. */
   state: IngestState | null = null;
   private heapGuard: HeapGuard | null = null;
+  /** The other collectors and who owns what; null without collector.fleet (a collector alone). */
+  membership: Membership | null = null;
   /** What GET /readyz says: 503 unless 'ready'. */
   private phase: 'starting' | 'ready' | 'stopping' = 'starting';
   address = '';
@@ -113,6 +117,11 @@ export class PlumbCollector {
       this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
       this.spanIndex.start();
     }
+    const fleet = this.config.fleet;
+    if (fleet !== undefined) {
+      this.membership = membershipFor({ ...this.config, fleet }, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'fleet' }) });
+      await this.membership.start();
+    }
     const stateCtx = { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'ingest-state' }) };
     const state = (this.state = await IngestState.open(this.store, this.config, stateCtx));
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
@@ -153,6 +162,8 @@ export class PlumbCollector {
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
+    const membership = this.membership;
+    app.get('/api/v1/fleet', async () => (membership === null || fleet === undefined ? { fleet: false, self: null, members: [] } : { fleet: true, ...fleetStatus(membership, fleet), owned: { series: this.store.size } }));
     await app.register(alertRoutes(this.alerts));
     const addr = parseListen(this.config.listen);
     try {
@@ -163,6 +174,8 @@ export class PlumbCollector {
     const a = app.server.address() as { address: string; port: number };
     this.address = formatAddress(a.address, a.port);
     this.app = app;
+    // listening on port 0: the member URL is known only now
+    if (this.membership !== null && fleet?.self === undefined && parseListen(this.config.listen).port === 0) this.membership.setSelf(this.url);
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
     if (this.phase === 'starting') this.phase = 'ready';
@@ -187,5 +200,7 @@ export class PlumbCollector {
     await this.spanIndex?.stop(deadline);
     this.spanIndex = null;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));
+    await this.membership?.stop();
+    this.membership = null;
   }
 }

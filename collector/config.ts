@@ -11,6 +11,7 @@ import { SpanIndexSchema } from './traces/span-index.ts';
 import { JournalSchema } from './ingest/state.ts';
 import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
+import { FleetSchema } from './fleet/config.ts';
 
 export const CollectorMetricsSchema = Section({
   quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
@@ -60,6 +61,7 @@ export const CollectorSchema = Section({
   logs: CollectorLogsSchema,
   journal: JournalSchema,
   limits: LimitsSchema,
+  fleet: FleetSchema,
 });
 
 export type CollectorConfig = StaticDecode<typeof CollectorSchema>;

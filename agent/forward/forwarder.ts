@@ -31,7 +31,7 @@ import { TRACING_OFF, type SelfTracing } from '../../shared/tracing.ts';
 import { Connection, type ForwardAuthOptions, type ForwardTlsOptions } from './connection.ts';
 import { CollectorHealth } from './health.ts';
 import { Lane, type BatchResult, type ForwardInstruments, type LaneContext } from './lane.ts';
-import { ownerOf } from './shard.ts';
+import { ownerOf } from '../../shared/membership.ts';
 
 export type { BatchResult } from './lane.ts';
 
