@@ -1,21 +1,38 @@
 /**
- * The Zipkin v2 span model (https://zipkin.io/zipkin-api/#/default/post_spans), its validation,
- * and the batch the agent forwards spans in. Both roles use it: the agent validates what apps
- * post, the collector validates what agents forward.
+ * The Zipkin v2 span model (https://zipkin.io/zipkin-api/#/default/post_spans), its decoding,
+ * and the batch the agent forwards spans in. Both roles use it: the agent decodes what apps
+ * post, the collector decodes what agents forward.
  *
- * Validation is strict where downstream stages depend on a field (ids, times, tag types) and
- * normalises the way Zipkin's own server does, so a span stored through plumb equals the span
+ * Decoding accepts what Zipkin's own server accepts and normalises the way it does (its
+ * V2SpanReader and Span/Endpoint builders), so a span stored through plumb equals the span
  * Zipkin would have stored from the same request:
- * - hex ids are lowercased (Zipkin itself refuses upper case; we accept and fix it), shorter ids
- *   are left-padded with zeros to 16 or 32 characters, a 32-character trace id whose high half is
- *   zero becomes its 16-character low half, all-zero trace and span ids are errors;
+ * - hex ids are left-padded with zeros to 16 or 32 characters, a 32-character trace id whose
+ *   high half is zero becomes its 16-character low half, all-zero trace and span ids are errors;
  * - an all-zero parentId, or one equal to the span's own id, is dropped;
- * - timestamp, duration or endpoint port 0, empty names and empty endpoints mean absent;
- * - fractional microseconds are rounded (Zipkin refuses them; some OpenTelemetry exporters send them);
- * - `shared` is dropped from CLIENT spans;
- * - unknown fields are dropped.
+ * - timestamp and duration: a quoted number is read as a number; 0 or negative means absent;
+ * - endpoint port: a quoted number is read; 0 or negative means absent, above 65535 is an error;
+ * - endpoint addresses: either key may carry either family (an IPv4-mapped IPv6 address is
+ *   stored as ipv4), IPv6 is written in its canonical form, an address that does not parse is
+ *   dropped (the rest of the endpoint stays);
+ * - a number where a string belongs (tag value, annotation value, name, id) is read as its
+ *   decimal text; annotation timestamps may be any integer, 0 included; an empty annotation
+ *   value is kept; annotations are sorted by timestamp then value, exact duplicates dropped;
+ * - debug and shared are kept only when true; `shared` is dropped from CLIENT spans;
+ * - empty names and endpoints mean absent; null means absent; unknown fields are dropped.
+ * Where plumb accepts more than Zipkin (no client loses a span over it):
+ * - upper-case hex ids are lowercased (Zipkin refuses them);
+ * - fractional microseconds are rounded (Zipkin refuses them; some OpenTelemetry exporters
+ *   send them);
+ * - a boolean tag value becomes "true" or "false" (Zipkin's reader refuses it with "Expected a
+ *   string but was BOOLEAN");
+ * - a UTF-8 byte-order mark before the JSON is skipped (see stripBom; Zipkin's JSON reader skips
+ *   it, its HTTP format detection does not).
  * Span and service names keep their case (Zipkin lowercases them when it stores them; span
  * metrics label by the name the application chose).
+ *
+ * One unusable span never costs the others: decodeSpans returns the good spans and, for each
+ * dropped one, its index and reason. Only a body that is not a list (or is over the span limit)
+ * is refused whole.
  */
 import { isIPv4, isIPv6 } from 'node:net';
 
@@ -75,7 +92,7 @@ export function spanBatchId(agent: string, seq: number): string {
   return `${agent}:traces:${seq}`;
 }
 
-/** Why a body was refused, as a low-cardinality metric label. */
+/** Why a body or a span was refused, as a low-cardinality metric label. */
 export type SpanInvalidReason =
   | 'not_json'
   | 'not_array'
@@ -120,10 +137,17 @@ export interface SpanLimits {
 
 export const DEFAULT_SPAN_LIMITS: SpanLimits = { maxSpans: 50_000 };
 
-export type SpansResult = { spans: ZipkinSpan[] } | { error: string; reason: SpanInvalidReason };
-export type SpanBatchResult = { batch: SpanBatch } | { error: string; reason: SpanInvalidReason };
+/** A span left out of a body: where it was, why (a metric label) and what (for a log line). */
+export interface DroppedSpan {
+  index: number;
+  reason: SpanInvalidReason;
+  error: string;
+}
 
-/** Thrown inside validation only; never escapes this module. */
+export type SpansResult = { spans: ZipkinSpan[]; dropped: DroppedSpan[] } | { error: string; reason: SpanInvalidReason };
+export type SpanBatchResult = { batch: SpanBatch; dropped: DroppedSpan[] } | { error: string; reason: SpanInvalidReason };
+
+/** Thrown inside decoding only; never escapes this module. */
 class Invalid {
   readonly message: string;
   readonly reason: SpanInvalidReason;
@@ -133,22 +157,27 @@ class Invalid {
   }
 }
 
+/** The text of a JSON body with a leading UTF-8 byte-order mark (EF BB BF) left out. */
+export function stripBom(body: Buffer): Buffer {
+  return body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf ? body.subarray(3) : body;
+}
+
 /**
- * Validates a parsed Zipkin v2 JSON body (an array of spans) and returns normalised copies.
- * The whole body is refused at its first bad span, as Zipkin does; the message names the
- * span and field (`spans[3].traceId: must be 16 or 32 lower-hex characters`).
+ * Decodes a parsed Zipkin v2 JSON body (an array of spans) into normalised copies. A span that
+ * cannot be used is left out and listed in `dropped` with a message naming it and the field
+ * (`spans[3].traceId: must be 16 or 32 lower-hex characters`); the others are kept.
  */
-export function validateSpans(body: unknown, limits: SpanLimits = DEFAULT_SPAN_LIMITS): SpansResult {
+export function decodeSpans(body: unknown, limits: SpanLimits = DEFAULT_SPAN_LIMITS): SpansResult {
   try {
-    return { spans: spansFrom(body, 'spans', limits) };
+    return spansFrom(body, 'spans', limits);
   } catch (err) {
     if (err instanceof Invalid) return { error: err.message, reason: err.reason };
     throw err;
   }
 }
 
-/** Validates a batch an agent forwarded; the spans inside get the same checks as validateSpans. */
-export function validateSpanBatch(body: unknown, limits: SpanLimits = DEFAULT_SPAN_LIMITS): SpanBatchResult {
+/** Decodes a batch an agent forwarded; the spans inside are decoded as decodeSpans does. */
+export function decodeSpanBatch(body: unknown, limits: SpanLimits = DEFAULT_SPAN_LIMITS): SpanBatchResult {
   try {
     if (!isPlainObject(body)) throw new Invalid('batch', 'body: must be a JSON object {id, agent, seq, spans}');
     const { id, agent, seq } = body;
@@ -156,19 +185,28 @@ export function validateSpanBatch(body: unknown, limits: SpanLimits = DEFAULT_SP
     if (typeof agent !== 'string' || agent.length === 0 || agent.length > 256) throw new Invalid('batch', 'agent: must be a non-empty string of at most 256 characters');
     if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new Invalid('batch', 'seq: must be a non-negative integer');
     if (body.spans === undefined) throw new Invalid('batch', 'spans: required');
-    return { batch: { id, agent, seq, spans: spansFrom(body.spans, 'spans', limits) } };
+    const { spans, dropped } = spansFrom(body.spans, 'spans', limits);
+    return { batch: { id, agent, seq, spans }, dropped };
   } catch (err) {
     if (err instanceof Invalid) return { error: err.message, reason: err.reason };
     throw err;
   }
 }
 
-function spansFrom(body: unknown, path: string, limits: SpanLimits): ZipkinSpan[] {
+function spansFrom(body: unknown, path: string, limits: SpanLimits): { spans: ZipkinSpan[]; dropped: DroppedSpan[] } {
   if (!Array.isArray(body)) throw new Invalid('not_array', `${path}: must be a JSON array of Zipkin v2 spans`);
   if (body.length > limits.maxSpans) throw new Invalid('too_many_spans', `${path}: ${body.length} spans in one body, at most ${limits.maxSpans} allowed; send smaller batches`);
-  const out = new Array<ZipkinSpan>(body.length);
-  for (let i = 0; i < body.length; i++) out[i] = spanFrom(body[i], `${path}[${i}]`);
-  return out;
+  const spans: ZipkinSpan[] = [];
+  const dropped: DroppedSpan[] = [];
+  for (let i = 0; i < body.length; i++) {
+    try {
+      spans.push(spanFrom(body[i], `${path}[${i}]`));
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      dropped.push({ index: i, reason: err.reason, error: err.message });
+    }
+  }
+  return { spans, dropped };
 }
 
 function spanFrom(raw: unknown, at: string): ZipkinSpan {
@@ -191,16 +229,13 @@ function spanFrom(raw: unknown, at: string): ZipkinSpan {
     span.kind = kind;
   }
 
-  const name = raw.name;
-  if (name !== undefined && name !== null) {
-    if (typeof name !== 'string') throw new Invalid('name', `${at}.name: must be a string`);
-    if (name !== '') span.name = name;
-  }
+  const name = text(raw.name, `${at}.name`, 'name');
+  if (name !== undefined && name !== '') span.name = name;
 
   const timestamp = micros(raw.timestamp, `${at}.timestamp`, 'timestamp');
-  if (timestamp !== undefined) span.timestamp = timestamp;
+  if (timestamp !== undefined && timestamp > 0) span.timestamp = timestamp;
   const duration = micros(raw.duration, `${at}.duration`, 'duration');
-  if (duration !== undefined) span.duration = duration;
+  if (duration !== undefined && duration > 0) span.duration = duration;
 
   const local = endpointFrom(raw.localEndpoint, `${at}.localEndpoint`);
   if (local) span.localEndpoint = local;
@@ -210,11 +245,7 @@ function spanFrom(raw: unknown, at: string): ZipkinSpan {
   const annotations = raw.annotations;
   if (annotations !== undefined && annotations !== null) {
     if (!Array.isArray(annotations)) throw new Invalid('annotations', `${at}.annotations: must be an array of {timestamp, value}`);
-    if (annotations.length > 0) {
-      const list = new Array<ZipkinAnnotation>(annotations.length);
-      for (let j = 0; j < annotations.length; j++) list[j] = annotationFrom(annotations[j], `${at}.annotations[${j}]`);
-      span.annotations = list;
-    }
+    if (annotations.length > 0) span.annotations = sortedAnnotations(annotations, `${at}.annotations`);
   }
 
   const tags = raw.tags;
@@ -223,21 +254,21 @@ function spanFrom(raw: unknown, at: string): ZipkinSpan {
     let copy: Record<string, string> | undefined;
     for (const key of Object.keys(tags)) {
       const v = tags[key];
-      // Zipkin's tags are string→string; a number or boolean here means the client is not a Zipkin v2 client
-      if (typeof v !== 'string') throw new Invalid('tags', `${at}.tags[${JSON.stringify(key)}]: must be a string (got ${v === null ? 'null' : typeof v})`);
+      let value: string;
+      if (typeof v === 'string') value = v;
+      else if (typeof v === 'number' || typeof v === 'boolean') value = String(v);
+      else throw new Invalid('tags', `${at}.tags[${JSON.stringify(key)}]: must be a string (got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v})`);
       copy ??= {};
       // a "__proto__" key must stay a tag, not become the object's prototype
-      if (key === '__proto__') Object.defineProperty(copy, key, { value: v, enumerable: true, writable: true, configurable: true });
-      else copy[key] = v;
+      if (key === '__proto__') Object.defineProperty(copy, key, { value, enumerable: true, writable: true, configurable: true });
+      else copy[key] = value;
     }
     if (copy) span.tags = copy;
   }
 
-  const debug = flag(raw.debug, `${at}.debug`);
-  if (debug !== undefined) span.debug = debug;
-  const shared = flag(raw.shared, `${at}.shared`);
+  if (flag(raw.debug, `${at}.debug`)) span.debug = true;
   // shared describes the server half of an RPC; Zipkin drops it from client spans
-  if (shared !== undefined && kind !== 'CLIENT') span.shared = shared;
+  if (flag(raw.shared, `${at}.shared`) && kind !== 'CLIENT') span.shared = true;
   return span;
 }
 
@@ -256,13 +287,14 @@ function spanIdFrom(v: unknown, at: string): string {
   return id.padStart(16, '0');
 }
 
-/** A 1..max character hex string, lowercased and left-padded to 16. */
+/** A 1..max character hex string (a JSON number is read as its digits), lowercased and left-padded to 16. */
 function hexId(v: unknown, max: number, at: string, reason: SpanInvalidReason, expected: string): string {
   if (v === undefined || v === null) throw new Invalid(reason, `${at}: required; ${expected}`);
-  if (typeof v !== 'string' || v.length === 0 || v.length > max || !isHex(v)) {
+  const s = typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? String(v) : v;
+  if (typeof s !== 'string' || s.length === 0 || s.length > max || !isHex(s)) {
     throw new Invalid(reason, `${at}: ${expected} (got ${short(v)})`);
   }
-  const lower = v.toLowerCase();
+  const lower = s.toLowerCase();
   return lower.length < 16 ? lower.padStart(16, '0') : lower;
 }
 
@@ -280,18 +312,31 @@ function isAllZeros(s: string): boolean {
   return true;
 }
 
-/**
- * Microseconds: a non-negative number; 0 and null mean absent. Fractions are rounded to the
- * nearest microsecond: Zipkin refuses them, but some OpenTelemetry exporters send them (the
- * specification once asked for "decimal accuracy"), and downstream stages want integers.
- */
+/** A string, or a JSON number read as its decimal text (as Zipkin's reader does); null is absent. */
+function text(v: unknown, at: string, reason: SpanInvalidReason): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  throw new Invalid(reason, `${at}: must be a string (got ${short(v)})`);
+}
+
+/** An integer given as a JSON number or a quoted number ("1700000000000000", "-1"). */
+function integer(v: unknown): number | undefined {
+  let n: number;
+  if (typeof v === 'number') n = v;
+  else if (typeof v === 'string' && /^\s*-?\d+(\.\d+)?([eE][+-]?\d+)?\s*$/.test(v)) n = Number(v);
+  else return undefined;
+  if (!Number.isFinite(n) || Math.abs(n) > Number.MAX_SAFE_INTEGER) return undefined;
+  // Zipkin refuses fractions; some OpenTelemetry exporters send them (the specification once asked for "decimal accuracy")
+  return Math.round(n);
+}
+
+/** Microseconds as an integer; negative values are returned as they are (the caller decides). Null is absent. */
 function micros(v: unknown, at: string, reason: 'timestamp' | 'duration'): number | undefined {
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !(v >= 0 && v <= Number.MAX_SAFE_INTEGER)) {
-    throw new Invalid(reason, `${at}: must be a non-negative integer number of microseconds (got ${short(v)})`);
-  }
-  const n = Math.round(v);
-  return n === 0 ? undefined : n;
+  const n = integer(v);
+  if (n === undefined) throw new Invalid(reason, `${at}: must be an integer number of microseconds (got ${short(v)})`);
+  return n;
 }
 
 function endpointFrom(v: unknown, at: string): ZipkinEndpoint | undefined {
@@ -299,49 +344,72 @@ function endpointFrom(v: unknown, at: string): ZipkinEndpoint | undefined {
   if (!isPlainObject(v)) throw new Invalid('endpoint', `${at}: must be an object {serviceName, ipv4, ipv6, port}`);
   const out: ZipkinEndpoint = {};
   let empty = true;
-  const { serviceName, ipv4, ipv6, port } = v;
-  if (serviceName !== undefined && serviceName !== null) {
-    if (typeof serviceName !== 'string') throw new Invalid('endpoint', `${at}.serviceName: must be a string`);
-    if (serviceName !== '') {
-      out.serviceName = serviceName;
-      empty = false;
-    }
-  }
-  if (ipv4 !== undefined && ipv4 !== null && ipv4 !== '') {
-    if (typeof ipv4 !== 'string' || !isIPv4(ipv4)) throw new Invalid('endpoint', `${at}.ipv4: must be an IPv4 address like 10.1.2.3 (got ${short(ipv4)})`);
-    out.ipv4 = ipv4;
+  const serviceName = text(v.serviceName, `${at}.serviceName`, 'endpoint');
+  if (serviceName !== undefined && serviceName !== '') {
+    out.serviceName = serviceName;
     empty = false;
   }
-  if (ipv6 !== undefined && ipv6 !== null && ipv6 !== '') {
-    if (typeof ipv6 !== 'string' || !isIPv6(ipv6)) throw new Invalid('endpoint', `${at}.ipv6: must be an IPv6 address like 2001:db8::c001 (got ${short(ipv6)})`);
-    out.ipv6 = ipv6;
+  for (const key of ['ipv4', 'ipv6'] as const) {
+    const ip = text(v[key], `${at}.${key}`, 'endpoint');
+    if (ip === undefined || ip === '') continue;
+    // an address that does not parse is dropped, as Zipkin drops it; the endpoint stays
+    const parsed = parseIp(ip);
+    if (parsed === undefined) continue;
+    out[parsed.family] = parsed.address;
     empty = false;
   }
+  const port = v.port;
   if (port !== undefined && port !== null) {
-    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-      throw new Invalid('endpoint', `${at}.port: must be an integer from 0 to 65535 (got ${short(port)})`);
-    }
-    if (port !== 0) {
-      out.port = port;
+    const n = integer(port);
+    if (n === undefined || n > 65535) throw new Invalid('endpoint', `${at}.port: must be an integer up to 65535 (got ${short(port)})`);
+    if (n > 0) {
+      out.port = n;
       empty = false;
     }
   }
   return empty ? undefined : out;
 }
 
-function annotationFrom(v: unknown, at: string): ZipkinAnnotation {
-  if (!isPlainObject(v)) throw new Invalid('annotations', `${at}: must be an object {timestamp, value}`);
-  const { timestamp, value } = v;
-  const micros = typeof timestamp === 'number' && timestamp <= Number.MAX_SAFE_INTEGER ? Math.round(timestamp) : NaN;
-  if (!(micros > 0)) {
-    throw new Invalid('annotations', `${at}.timestamp: must be a positive integer number of epoch microseconds (got ${short(timestamp)})`);
+/** Either family from either key: an IPv4-mapped (or -compatible) IPv6 address is IPv4; IPv6 in canonical form. */
+function parseIp(ip: string): { family: 'ipv4' | 'ipv6'; address: string } | undefined {
+  if (isIPv4(ip)) return { family: 'ipv4', address: ip };
+  if (!isIPv6(ip) || ip.includes('%')) return undefined;
+  const lower = ip.toLowerCase();
+  const embedded = /^::(ffff:)?(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (embedded !== null && isIPv4(embedded[2])) return { family: 'ipv4', address: embedded[2] };
+  try {
+    return { family: 'ipv6', address: new URL(`http://[${ip}]/`).hostname.slice(1, -1) };
+  } catch {
+    return undefined;
   }
-  if (typeof value !== 'string' || value === '') throw new Invalid('annotations', `${at}.value: must be a non-empty string`);
-  return { timestamp: micros, value };
 }
 
-function flag(v: unknown, at: string): boolean | undefined {
-  if (v === undefined || v === null) return undefined;
+function sortedAnnotations(raw: unknown[], at: string): ZipkinAnnotation[] {
+  const list = new Array<ZipkinAnnotation>(raw.length);
+  for (let j = 0; j < raw.length; j++) list[j] = annotationFrom(raw[j], `${at}[${j}]`);
+  list.sort((a, b) => a.timestamp - b.timestamp || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+  let kept = 1;
+  for (let j = 1; j < list.length; j++) {
+    const prev = list[kept - 1];
+    if (list[j].timestamp !== prev.timestamp || list[j].value !== prev.value) list[kept++] = list[j];
+  }
+  list.length = kept;
+  return list;
+}
+
+function annotationFrom(v: unknown, at: string): ZipkinAnnotation {
+  if (!isPlainObject(v)) throw new Invalid('annotations', `${at}: must be an object {timestamp, value}`);
+  if (v.timestamp === undefined || v.timestamp === null) throw new Invalid('annotations', `${at}.timestamp: required, epoch microseconds`);
+  const timestamp = integer(v.timestamp);
+  if (timestamp === undefined) throw new Invalid('annotations', `${at}.timestamp: must be an integer number of epoch microseconds (got ${short(v.timestamp)})`);
+  const value = text(v.value, `${at}.value`, 'annotations');
+  if (value === undefined) throw new Invalid('annotations', `${at}.value: required, a string`);
+  return { timestamp, value };
+}
+
+/** true, false or absent; only true is kept (as Zipkin keeps it). */
+function flag(v: unknown, at: string): boolean {
+  if (v === undefined || v === null) return false;
   if (typeof v !== 'boolean') throw new Invalid('flags', `${at}: must be true or false (got ${short(v)})`);
   return v;
 }

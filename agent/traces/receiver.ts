@@ -3,8 +3,11 @@
  * gzip-compressed, exactly what Zipkin reporters and OpenTelemetry's Zipkin exporter send.
  *
  * Answers:
- * - 202, empty body: accepted (as Zipkin answers).
- * - 400: the body is not Zipkin v2 JSON; the text says what and where (`spans[3].traceId: …`).
+ * - 202, empty body: accepted (as Zipkin answers), an empty body or `[]` included. A span that
+ *   cannot be used is left out and counted (plumb_traces_spans_dropped_total{reason}); the
+ *   others in the same request are kept.
+ * - 400: the body is not a JSON list of spans, or no span in it can be used; the text says what
+ *   and where (`spans[3].traceId: …`).
  * - 413: the body (after decompression) is larger than maxBodyBytes.
  * - 415: protobuf or thrift bodies, or a Content-Encoding other than gzip.
  * - 429 + Retry-After: the span batcher is full. 429 rather than 503 because the receiver is
@@ -21,7 +24,7 @@ import { Section, Size, Duration } from '../../shared/config.ts';
 import { PlumbError, errorMessage, type ErrorCode } from '../../shared/errors.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { validateSpans, ZIPKIN_SPANS_PATH, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
+import { decodeSpans, stripBom, ZIPKIN_SPANS_PATH, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
 
 const gunzipAsync = promisify(gunzip);
 
@@ -65,6 +68,7 @@ interface ReceiverMetrics {
   requests: Counter<'outcome'>;
   spans: Counter;
   invalid: Counter<'reason'>;
+  droppedSpans: Counter<'reason'>;
   refusedSpans: Counter;
 }
 
@@ -73,6 +77,7 @@ function receiverMetrics(telemetry: Telemetry): ReceiverMetrics {
     requests: telemetry.counter('plumb_traces_requests_total', 'Zipkin span requests by outcome (accepted, invalid, too_large, unsupported, refused).', ['outcome']),
     spans: telemetry.counter('plumb_traces_spans_received_total', 'Spans accepted by the Zipkin receiver.'),
     invalid: telemetry.counter('plumb_traces_invalid_total', 'Zipkin span requests refused as invalid, by reason.', ['reason']),
+    droppedSpans: telemetry.counter('plumb_traces_spans_dropped_total', 'Spans left out of an otherwise accepted request because they could not be used, by reason.', ['reason']),
     refusedSpans: telemetry.counter('plumb_traces_spans_refused_total', 'Spans answered with 429 because the span queue was full.'),
   };
 }
@@ -153,9 +158,8 @@ class SpansHandler {
       return this.refuse(req, reply, 415, 'unsupported', 'encoding', `Content-Encoding ${encoding} is not supported: send gzip or uncompressed JSON`);
     }
     let raw = req.body instanceof Buffer ? req.body : undefined;
-    if (raw === undefined || raw.length === 0) {
-      return this.refuse(req, reply, 400, 'invalid', 'empty_body', 'body is empty: send a JSON array of Zipkin v2 spans');
-    }
+    // An empty body is an empty list, as Zipkin answers it.
+    if (raw === undefined || raw.length === 0) return this.accept(reply, 0);
     if (encoding !== 'identity') {
       try {
         raw = await gunzipAsync(raw, { maxOutputLength: this.config.maxBodyBytes });
@@ -165,23 +169,34 @@ class SpansHandler {
         }
         return this.refuse(req, reply, 400, 'invalid', 'bad_gzip', `body is not valid gzip (${errorMessage(err)})`);
       }
+      if (raw.length === 0) return this.accept(reply, 0);
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(raw.toString('utf8'));
+      parsed = JSON.parse(stripBom(raw).toString('utf8'));
     } catch (err) {
       return this.refuse(req, reply, 400, 'invalid', 'not_json', `body is not valid JSON (${errorMessage(err)})`);
     }
-    const result = validateSpans(parsed, this.limits);
+    const result = decodeSpans(parsed, this.limits);
     if ('error' in result) return this.refuse(req, reply, 400, 'invalid', result.reason, result.error);
-    const spans = result.spans;
+    const { spans, dropped } = result;
+    for (const d of dropped) this.metrics.droppedSpans.inc({ reason: d.reason });
+    if (dropped.length > 0) {
+      this.logOnce.warn(`zipkin-span:${dropped[0].reason}`, { remote: req.ip, dropped: dropped.length, kept: spans.length }, `zipkin receiver left out ${dropped.length} span(s) it cannot use: ${dropped[0].error}`);
+      // nothing usable: the client hears why, as Zipkin would tell it
+      if (spans.length === 0) return this.refuse(req, reply, 400, 'invalid', dropped[0].reason, dropped.length === 1 ? dropped[0].error : `${dropped[0].error} (and ${dropped.length - 1} more unusable spans)`);
+    }
     if (spans.length > 0 && !this.onSpans(spans)) {
       this.metrics.refusedSpans.inc(spans.length);
       reply.header('retry-after', this.retryAfterSeconds);
       return this.refuse(req, reply, 429, 'refused', 'queue_full', 'span queue is full: retry later');
     }
+    this.accept(reply, spans.length);
+  }
+
+  private accept(reply: FastifyReply, spans: number): void {
     this.metrics.requests.inc({ outcome: 'accepted' });
-    this.metrics.spans.inc(spans.length);
+    this.metrics.spans.inc(spans);
     reply.code(202).send();
   }
 

@@ -3,8 +3,9 @@
  * client like any other), applied once (a resent batch id is acknowledged without being applied
  * again), written to the Zipkin sink when one is configured and counted in span metrics.
  *
- * Answers: 200 `{accepted, duplicate}`; 400 when the batch is not valid (the message names the
- * field); 429 + Retry-After when the Zipkin sink's queue is full (nothing was applied, the agent
+ * Answers: 200 `{accepted, dropped, duplicate}`: a span that cannot be used is left out and
+ * counted (plumb_ingest_spans_dropped_total{reason}), the others apply; 400 when the batch itself
+ * is not valid (the message names the field); 429 + Retry-After when the Zipkin sink's queue is full (nothing was applied, the agent
  * retries the same batch later).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,7 +13,7 @@ import type { Counter } from 'prom-client';
 import type { Context } from '@opentelemetry/api';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
-import { TRACES_PATH, validateSpanBatch, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
+import { TRACES_PATH, decodeSpanBatch, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
 import type { ReplayIds } from './dedupe.ts';
 
 /** Where accepted spans go: all or none; false means "full, ask the agent to retry". */
@@ -40,7 +41,7 @@ export interface TracesIngestOptions {
 
 /**
  * Registers the route in its own scope, taking JSON only (another media type gets 415). Its
- * parser keeps a `__proto__` key as data (a span tag may be called that; validateSpanBatch
+ * parser keeps a `__proto__` key as data (a span tag may be called that; decodeSpanBatch
  * copies it safely) where fastify's default parser would refuse the whole body.
  */
 export async function tracesIngestPlugin(app: FastifyInstance, options: TracesIngestOptions): Promise<void> {
@@ -69,6 +70,7 @@ class TracesIngest {
   private readonly batches: Counter<'kind' | 'outcome'>;
   private readonly spans: Counter;
   private readonly invalid: Counter<'reason'>;
+  private readonly droppedSpans: Counter<'reason'>;
   private readonly backpressure: Counter<'kind' | 'reason'>;
 
   constructor(options: TracesIngestOptions) {
@@ -79,22 +81,23 @@ class TracesIngest {
     this.batches = t.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
     this.spans = t.counter('plumb_ingest_spans_total', 'spans received from agents and applied');
     this.invalid = t.counter('plumb_ingest_invalid_spans_total', 'span batches refused as invalid, by reason', ['reason']);
+    this.droppedSpans = t.counter('plumb_ingest_spans_dropped_total', 'spans left out of an applied batch because they could not be used, by reason', ['reason']);
     this.backpressure = t.counter('plumb_ingest_backpressure_total', 'batches answered 429 because a queue was full or above its high-water mark, by kind and reason', ['kind', 'reason']);
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const result = validateSpanBatch(request.body, this.limits);
+    const result = decodeSpanBatch(request.body, this.limits);
     if ('error' in result) {
       this.batches.inc({ kind: 'traces', outcome: 'invalid' });
       this.invalid.inc({ reason: result.reason });
       reply.code(400).send({ error: 'PLUMB_ERR_INGEST_BODY', message: result.error });
       return;
     }
-    const batch = result.batch;
+    const { batch, dropped } = result;
     const { recent, sink, index, spanMetrics, tracing } = this.options;
     if (recent.has(batch.id)) {
       this.batches.inc({ kind: 'traces', outcome: 'duplicate' });
-      reply.send({ accepted: 0, duplicate: true });
+      reply.send({ accepted: 0, dropped: 0, duplicate: true });
       return;
     }
     const parent = tracing.enabled ? requestContext(request) : undefined;
@@ -123,6 +126,7 @@ class TracesIngest {
     await recent.record([batch.id]);
     this.batches.inc({ kind: 'traces', outcome: 'applied' });
     this.spans.inc(batch.spans.length);
-    reply.send({ accepted: batch.spans.length, duplicate: false });
+    for (const d of dropped) this.droppedSpans.inc({ reason: d.reason });
+    reply.send({ accepted: batch.spans.length, dropped: dropped.length, duplicate: false });
   }
 }

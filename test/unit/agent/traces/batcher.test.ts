@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { validateSpanBatch, type SpanBatch, type ZipkinSpan } from '../../../../shared/zipkin.ts';
+import { decodeSpanBatch, type SpanBatch, type ZipkinSpan } from '../../../../shared/zipkin.ts';
 import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
@@ -74,7 +74,7 @@ describe('SpanBatcher', () => {
   it('produces batches that collectors accept, JSON round trip included', () => {
     const { b } = make({ maxBatchSpans: 2 });
     b.offer(spans(0, 2));
-    const r = validateSpanBatch(JSON.parse(JSON.stringify(b.shift())));
+    const r = decodeSpanBatch(JSON.parse(JSON.stringify(b.shift())));
     if ('error' in r) throw new Error(r.error);
     expect(r.batch.spans).toHaveLength(2);
   });

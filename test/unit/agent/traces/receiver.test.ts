@@ -10,6 +10,9 @@ import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher
 import { runOtelApp, micros, ZIPKIN_KIND } from '../../../helpers/otel-app.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
+import fc from 'fast-check';
+import { decodeSpans } from '../../../../shared/zipkin.ts';
+import { anySpan, goodSpan, interleave } from '../../../helpers/zipkin-fuzz.ts';
 
 function receiverConfig(overrides: Record<string, unknown> = {}): ZipkinReceiverConfig {
   return Value.Decode(ZipkinReceiverSchema, Value.Default(ZipkinReceiverSchema, { listen: '127.0.0.1:0', ...overrides }));
@@ -68,12 +71,22 @@ describe('Zipkin receiver over HTTP', () => {
     expect(got).toHaveLength(1);
   });
 
-  it('answers 400 naming the bad field, and counts the reason', async () => {
+  it('keeps the good spans of a request when one cannot be used, and counts the one left out', async () => {
+    const got: ZipkinSpan[] = [];
+    const { url, telemetry } = await start({}, (s) => (got.push(...s), true));
+    const res = await post(url, JSON.stringify([span, { ...span, id: '1' }, { ...span, traceId: 'xyz!' }, { ...span, id: '2' }]));
+    expect(res.status).toBe(202);
+    expect(got.map((s) => s.id)).toEqual(['a2fb4a1d1a96d312', '0000000000000001', '0000000000000002']);
+    expect(await metricValue(telemetry.registry, 'plumb_traces_spans_dropped_total', { reason: 'trace_id' })).toBe(1);
+    expect(await metricValue(telemetry.registry, 'plumb_traces_spans_received_total')).toBe(3);
+  });
+
+  it('answers 400 naming the bad field when no span of the request can be used, and counts the reason', async () => {
     let called = false;
     const { url, telemetry } = await start({}, () => (called = true));
-    const res = await post(url, JSON.stringify([span, span, span, { ...span, traceId: 'xyz!' }]));
+    const res = await post(url, JSON.stringify([{ ...span, traceId: 'xyz!' }]));
     expect(res.status).toBe(400);
-    expect(await res.text()).toBe('spans[3].traceId: must be 16 or 32 lower-hex characters (got "xyz!")');
+    expect(await res.text()).toBe('spans[0].traceId: must be 16 or 32 lower-hex characters (got "xyz!")');
     expect(called).toBe(false);
     expect(await metricValue(telemetry.registry, 'plumb_traces_invalid_total', { reason: 'trace_id' })).toBe(1);
     expect(await metricValue(telemetry.registry, 'plumb_traces_requests_total', { outcome: 'invalid' })).toBe(1);
@@ -82,7 +95,7 @@ describe('Zipkin receiver over HTTP', () => {
   it.each([
     ['not JSON', '{"traceId":', 'not_json', 'body is not valid JSON'],
     ['an object', '{"spans":[]}', 'not_array', 'spans: must be a JSON array'],
-    ['a numeric tag', JSON.stringify([{ ...span, tags: { 'http.status_code': 200 } }]), 'tags', 'spans[0].tags["http.status_code"]: must be a string'],
+    ['a null tag value', JSON.stringify([{ ...span, tags: { 'http.status_code': null } }]), 'tags', 'spans[0].tags["http.status_code"]: must be a string'],
   ])('answers 400 for %s', async (_t, body, reason, message) => {
     const { url, telemetry } = await start();
     const res = await post(url, body);
@@ -91,9 +104,29 @@ describe('Zipkin receiver over HTTP', () => {
     expect(await metricValue(telemetry.registry, 'plumb_traces_invalid_total', { reason })).toBe(1);
   });
 
-  it('answers 400 for an empty body and for broken gzip', async () => {
-    const { url } = await start();
-    expect((await post(url, '')).status).toBe(400);
+  it('accepts what Zipkin accepts: numeric and boolean tags, a BOM, timestamp -1 or quoted, a bad IPv4, port -1, an empty annotation', async () => {
+    const got: ZipkinSpan[] = [];
+    const { url } = await start({}, (s) => (got.push(...s), true));
+    const odd = {
+      ...span,
+      timestamp: '1700000000000000',
+      tags: { 'http.status_code': 200, error: true },
+      remoteEndpoint: { serviceName: 'db', ipv4: '999.0.0.1', port: -1 },
+      annotations: [{ timestamp: 0, value: '' }],
+    };
+    const res = await post(url, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify([odd, { ...span, id: '3', timestamp: -1 }]))]));
+    expect(res.status).toBe(202);
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatchObject({ timestamp: 1_700_000_000_000_000, tags: { 'http.status_code': '200', error: 'true' }, remoteEndpoint: { serviceName: 'db' }, annotations: [{ timestamp: 0, value: '' }] });
+    expect(got[1]).not.toHaveProperty('timestamp');
+  });
+
+  it('answers 202 for an empty body and for [] (as Zipkin does), 400 for broken gzip', async () => {
+    const got: ZipkinSpan[][] = [];
+    const { url } = await start({}, (s) => (got.push(s), true));
+    expect((await post(url, '')).status).toBe(202);
+    expect((await post(url, '[]')).status).toBe(202);
+    expect(got).toEqual([]);
     const bad = await post(url, Buffer.from('not gzip at all'), { 'content-type': 'application/json', 'content-encoding': 'gzip' });
     expect(bad.status).toBe(400);
     expect(await bad.text()).toContain('body is not valid gzip');
@@ -208,5 +241,27 @@ describe('a real OpenTelemetry application exporting to the receiver', () => {
     } finally {
       await app.shutdown();
     }
+  });
+
+  it('hands on the good spans of a request unchanged whatever bad spans come with them (property, through HTTP)', async () => {
+    let got: ZipkinSpan[] = [];
+    const { url } = await start({}, (s) => ((got = s), true));
+    await fc.assert(
+      fc.asyncProperty(fc.array(goodSpan, { minLength: 1, maxLength: 4 }), fc.array(anySpan, { maxLength: 4 }), fc.nat(), async (goods, others, seed) => {
+        const alone = decodeSpans(structuredClone(goods));
+        if ('error' in alone) throw new Error(alone.error);
+        const { mixed, goodAt } = interleave(goods, others, seed);
+        const expected = decodeSpans(structuredClone(mixed));
+        if ('error' in expected) throw new Error(expected.error);
+        got = [];
+        const res = await post(url, JSON.stringify(mixed));
+        expect(res.status).toBe(202);
+        const droppedAt = new Set(expected.dropped.map((d) => d.index));
+        const keptAt = mixed.map((_m, j) => j).filter((j) => !droppedAt.has(j));
+        expect(got).toEqual(expected.spans);
+        expect(got.filter((_s, n) => goodAt.includes(keptAt[n]))).toEqual(alone.spans);
+      }),
+      { numRuns: 60 },
+    );
   });
 });

@@ -16,6 +16,9 @@ import { startZipkinServer, type ZipkinTestServer } from '../../../helpers/zipki
 import { PROMTOOL, promtoolCheckMetrics } from '../../../helpers/prometheus.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
+import fc from 'fast-check';
+import { decodeSpans } from '../../../../shared/zipkin.ts';
+import { anySpan, goodSpan, interleave } from '../../../helpers/zipkin-fuzz.ts';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -63,11 +66,11 @@ describe('POST /v1/traces', () => {
 
     const first = await post(url, b);
     expect(first.status).toBe(200);
-    expect(await first.json()).toEqual({ accepted: 2, duplicate: false });
+    expect(await first.json()).toEqual({ accepted: 2, dropped: 0, duplicate: false });
     // the replay comes gzip-compressed, as the forwarder sends it
     const again = await fetch(`${url}/v1/traces`, { method: 'POST', body: new Uint8Array(gzipSync(JSON.stringify(b))), headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } });
     expect(again.status).toBe(200);
-    expect(await again.json()).toEqual({ accepted: 0, duplicate: true });
+    expect(await again.json()).toEqual({ accepted: 0, dropped: 0, duplicate: true });
 
     await zipkin.waitForSpans(2);
     expect(zipkin.spans.map((s) => s.id)).toEqual(b.spans.map((s) => s.id));
@@ -80,11 +83,42 @@ describe('POST /v1/traces', () => {
     expect(zipkin.spans).toHaveLength(2);
   });
 
+  it('applies the good spans of a batch and counts the one it cannot use', async () => {
+    const zipkin = await zipkinServer();
+    const { url, telemetry } = await collector(`    zipkin: { url: "${zipkin.url}", gzip: false }\n`);
+    const good = [span(), span()];
+    const res = await post(url, batch([good[0], span({ id: 'not-hex' }), good[1]]));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ accepted: 2, dropped: 1, duplicate: false });
+    await zipkin.waitForSpans(2);
+    expect(zipkin.spans.map((s) => s.id).sort()).toEqual(good.map((s) => s.id).sort());
+    expect(await metricValue(telemetry.registry, 'plumb_ingest_spans_dropped_total', { reason: 'span_id' })).toBe(1);
+  });
+
+  it('applies every good span of a batch whatever bad spans come with it (property, through HTTP)', async () => {
+    const { url, telemetry } = await collector('    spanMetrics: { enabled: true }\n');
+    let applied = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(goodSpan, { minLength: 1, maxLength: 4 }), fc.array(anySpan, { maxLength: 4 }), fc.nat(), async (goods, others, seed) => {
+        const { mixed } = interleave(goods, others, seed);
+        const expected = decodeSpans(structuredClone(mixed));
+        if ('error' in expected) throw new Error(expected.error);
+        const res = await post(url, { ...batch([]), spans: mixed });
+        expect(res.status).toBe(200);
+        expect(await res.json()).toEqual({ accepted: expected.spans.length, dropped: expected.dropped.length, duplicate: false });
+        expect(expected.spans.length).toBeGreaterThanOrEqual(goods.length);
+        applied += expected.spans.length;
+      }),
+      { numRuns: 40 },
+    );
+    expect(await metricValue(telemetry.registry, 'plumb_ingest_spans_total')).toBe(applied);
+  });
+
   it('answers 400 naming the field for a bad batch or bad JSON, and 415 for another media type', async () => {
     const { url, telemetry } = await collector('    spanMetrics: { enabled: true }\n');
-    const bad = await post(url, batch([span(), span({ id: 'not-hex' })]));
+    const bad = await post(url, { id: 'x', agent: 'a', seq: -1, spans: [span()] });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toEqual({ error: 'PLUMB_ERR_INGEST_BODY', message: 'spans[1].id: must be 16 lower-hex characters (got "not-hex")' });
+    expect(await bad.json()).toEqual({ error: 'PLUMB_ERR_INGEST_BODY', message: 'seq: must be a non-negative integer' });
 
     const noSpans = await post(url, { id: 'x', agent: 'a', seq: 1 });
     expect(noSpans.status).toBe(400);
@@ -97,7 +131,7 @@ describe('POST /v1/traces', () => {
     const text = await fetch(`${url}/v1/traces`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
     expect(text.status).toBe(415);
 
-    expect(await metricValue(telemetry.registry, 'plumb_ingest_invalid_spans_total', { reason: 'span_id' })).toBe(1);
+    expect(await metricValue(telemetry.registry, 'plumb_ingest_invalid_spans_total', { reason: 'batch' })).toBe(2);
     expect(await metricValue(telemetry.registry, 'plumb_ingest_batches_total', { kind: 'traces', outcome: 'applied' })).toBe(0);
   });
 
@@ -131,7 +165,7 @@ describe('POST /v1/traces', () => {
     await zipkin.waitForSpans(2);
     const retried = await post(url, held);
     expect(retried.status).toBe(200);
-    expect(await retried.json()).toEqual({ accepted: 2, duplicate: false });
+    expect(await retried.json()).toEqual({ accepted: 2, dropped: 0, duplicate: false });
     await zipkin.waitForSpans(4);
     expect(new Set(zipkin.spans.map((s) => s.id)).size).toBe(4);
   });

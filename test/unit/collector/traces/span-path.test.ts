@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Value } from '@sinclair/typebox/value';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
-import { validateSpanBatch, type SpanBatch } from '../../../../shared/zipkin.ts';
+import { decodeSpanBatch, type SpanBatch } from '../../../../shared/zipkin.ts';
 import { startZipkinReceiver, ZipkinReceiverSchema } from '../../../../agent/traces/receiver.ts';
 import { SpanBatcher, SpanBatcherSchema } from '../../../../agent/traces/batcher.ts';
 import { SpanMetrics, SpanMetricsSchema } from '../../../../collector/traces/spanmetrics.ts';
@@ -33,7 +33,7 @@ describe('span path: app → receiver → batcher → collector → span metrics
     // the collector side of POST /v1/traces
     const seen = new Set<string>();
     const ingest = (body: unknown): boolean => {
-      const r = validateSpanBatch(body);
+      const r = decodeSpanBatch(body);
       if ('error' in r) throw new Error(r.error);
       if (seen.has(r.batch.id)) return true;
       if (!exporter.write(r.batch.spans)) return false;
