@@ -107,7 +107,8 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
   if (roles.includes('collector')) {
     // Each role is loaded only when it runs: an agent-only host does not carry the collector.
     const { PlumbCollector } = await import('../collector/collector.ts');
-    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env });
+    // in `plumb all`, ready means every door of the process accepts, the agent's included
+    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env, holdReady: roles.includes('agent') });
     await collector.start();
   }
   if (roles.includes('agent')) {
@@ -115,6 +116,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
     agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing });
     await agent.start();
   }
+  collector?.markReady();
   log.info({ roles, version: version() }, 'plumb started');
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {

@@ -34,6 +34,11 @@ export interface CollectorContext {
   tracing?: SelfTracing;
   /** Where collector.auth.tokensEnv is looked up (the CLI passes process.env). */
   env?: Record<string, string | undefined>;
+  /**
+   * /readyz keeps answering 503 after start() until markReady() (`plumb all`: until the agent
+   * in the same process, its Zipkin receiver included, accepts too).
+   */
+  holdReady?: boolean;
 }
 
 export class PlumbCollector {
@@ -178,8 +183,13 @@ export class PlumbCollector {
     if (this.membership !== null && fleet?.self === undefined && parseListen(this.config.listen).port === 0) this.membership.setSelf(this.url);
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
-    if (this.phase === 'starting') this.phase = 'ready';
+    if (this.phase === 'starting' && this.ctx.holdReady !== true) this.phase = 'ready';
     this.ctx.log.info({ listen: this.address }, 'collector listening');
+  }
+
+  /** /readyz answers 200 from now on (for a collector started with holdReady). */
+  markReady(): void {
+    if (this.phase === 'starting' && this.app !== null) this.phase = 'ready';
   }
 
   /** Closes the listener (requests in flight finish), then drains the sinks until the deadline. */

@@ -304,6 +304,45 @@ log: { level: warn }
     }
   });
 
+  it('says ready on /readyz only once the Zipkin receiver accepts too', async () => {
+    const [agentHttp, collectorPort, zipkinPort] = await freeTcpPorts(3);
+    const statsdPort = await freeUdpPort();
+    const config = await file(
+      'all-ready.yaml',
+      `
+agent:
+  dataDir: ${JSON.stringify(join(dir, 'ready-agent-data'))}
+  http: { listen: "127.0.0.1:${agentHttp}" }
+  statsd: { listen: "127.0.0.1:${statsdPort}" }
+  traces: { zipkin: { listen: "127.0.0.1:${zipkinPort}" } }
+  forward: { collectors: ["http://127.0.0.1:${collectorPort}"] }
+collector:
+  dataDir: ${JSON.stringify(join(dir, 'ready-collector-data'))}
+  listen: "127.0.0.1:${collectorPort}"
+log: { level: warn }
+`,
+    );
+    const plumb = startPlumb(['all', '--config', config]);
+    try {
+      let before = 0;
+      await waitFor(
+        async () => {
+          if (plumb.exit) throw new Error(`plumb all exited: ${plumb.stderr()}`);
+          const res = await fetch(`http://127.0.0.1:${collectorPort}/readyz`).catch(() => null);
+          if (res?.status === 503) before++;
+          return res?.status === 200;
+        },
+        { timeoutMs: 15_000, intervalMs: 2, what: '/readyz to answer 200' },
+      );
+      // the moment it says ready, a Zipkin client is served
+      const spans = await fetch(`http://127.0.0.1:${zipkinPort}/api/v2/spans`, { method: 'POST', body: '[]', headers: { 'content-type': 'application/json' } });
+      expect(spans.status).toBe(202);
+      expect(before, 'the collector listened, and said not ready, before the agent was up').toBeGreaterThan(0);
+    } finally {
+      await stopProcess(plumb, 'SIGTERM');
+    }
+  });
+
   it('refuses to start on a bad PLUMB_* override: exit 1 naming the key, nothing left listening', async () => {
     const [collectorPort] = await freeTcpPorts(1);
     const config = await file('all-bad-env.yaml', `collector: { listen: "127.0.0.1:${collectorPort}" }\nlog: { level: warn }\n`);
