@@ -2,6 +2,7 @@
  * The collector's wiring: the HTTP server with ingest, exposition and API routes, built from
  * validated config. Sinks start before the listener opens; the listener closes before they stop.
  */
+import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { CollectorConfig } from './config.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
@@ -9,7 +10,7 @@ import type { Logger } from '../shared/log.ts';
 import { parseListen, formatAddress } from '../shared/address.ts';
 import { PlumbError } from '../shared/errors.ts';
 import { MetricStore } from './metrics/store.ts';
-import { AlertEngine, alertRoutes } from './alerts/index.ts';
+import { AlertEngine, alertRoutes, WINDOW_CHUNK_PREFIX } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
 import { tracesIngestPlugin } from './ingest/traces.ts';
@@ -90,9 +91,23 @@ export class PlumbCollector {
     const tracesCtx = { telemetry: ctx.telemetry, log: ctx.log, tracing: this.tracing };
     this.zipkinExporter = t.zipkin ? new ZipkinExporter(t.zipkin, tracesCtx) : null;
     this.spanMetrics = t.spanMetrics.enabled ? new SpanMetrics(t.spanMetrics, tracesCtx) : null;
-    this.alerts = new AlertEngine({ config: config.alerts, telemetry: ctx.telemetry, log: ctx.log.child({ component: 'alerts' }) });
+    const j = config.journal;
+    this.alerts = new AlertEngine({
+      config: config.alerts,
+      telemetry: ctx.telemetry,
+      log: ctx.log.child({ component: 'alerts' }),
+      // one definition of stale: a gauge counts for alerts exactly as long as /metrics shows it
+      staleAfter: m.seriesTtl,
+      persist: {
+        dir: join(resolve(config.dataDir), 'state', 'alert-rules'),
+        fsync: j.fsync,
+        fsyncIntervalMs: j.fsyncInterval,
+        checkpointBytes: Math.min(j.checkpointBytes, 4 * 1024 * 1024),
+        checkpointIntervalMs: j.checkpointInterval,
+      },
+    });
     const alerts = this.alerts;
-    this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o) => alerts.observeMetric(o, Date.now()) };
+    this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o, now) => alerts.observeMetric(o, now) };
   }
 
   /** Re-reads the alert rule file (SIGHUP); a broken file keeps the running rules. */
@@ -113,7 +128,8 @@ export class PlumbCollector {
     const security = resolveSecurity(this.config, this.ctx.env ?? {}, this.ctx.log);
     // sinks before the listener: the exporter takes spans as soon as agents can post
     this.zipkinExporter?.start();
-    await this.alerts.start();
+    // rules and their saved alerts first; evaluation once the windows are back (below)
+    await this.alerts.start({ evaluate: false });
     this.logs = await LogRouter.create(this.config.logs, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
     this.logs.start();
     const logs = this.logs;
@@ -128,7 +144,10 @@ export class PlumbCollector {
       await this.membership.start();
     }
     const stateCtx = { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'ingest-state' }) };
-    const state = (this.state = await IngestState.open(this.store, this.config, stateCtx));
+    const alerts = this.alerts;
+    const windows = { prefix: WINDOW_CHUNK_PREFIX, snapshot: () => alerts.windowChunks(), restore: (chunks: Buffer[]) => alerts.restoreWindows(chunks) };
+    const state = (this.state = await IngestState.open(this.store, this.config, stateCtx, windows));
+    alerts.startEvaluating();
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
     this.heapGuard.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
@@ -147,7 +166,6 @@ export class PlumbCollector {
       telemetry: this.ctx.telemetry,
       tracing: this.tracing,
     });
-    const alerts = this.alerts;
     await app.register(logsIngestPlugin, {
       sink: logs,
       observer: { get observesLogs() { return alerts.observesLogs; }, observeLog: (event, now) => alerts.observeLog(event, now) },

@@ -13,7 +13,7 @@
  * in proportion to its overlap, which is exact for steady traffic and otherwise off by at most
  * the uneven part of one bucket.
  */
-import { mergeSketch, newSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
+import { decodeSketch, encodeSketch, mergeSketch, newSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
 
 /** Kinds of data a bucket has seen, as bit flags; a summary ORs them. */
 export const KIND_COUNTER = 1;
@@ -252,6 +252,36 @@ export class TieredWindow {
     return undefined;
   }
 
+  /** Everything the window holds, as JSON-safe data (the alert state's snapshot). */
+  exportState(): WindowState {
+    return {
+      tiers: this.layout,
+      newest: this.rings.map((r) => finite(r.newest)),
+      rings: this.rings.map((r) => r.buckets.filter((b): b is Bucket => b !== undefined).map(bucketState)),
+    };
+  }
+
+  /**
+   * A window rebuilt from exportState(), then fitted to `layout` (the rules' windows may have
+   * changed since it was saved). Throws on malformed state.
+   */
+  static fromState(state: WindowState, layout: readonly Tier[], base: number): TieredWindow {
+    const w = new TieredWindow(state.tiers, base);
+    state.rings.forEach((buckets, k) => {
+      const ring = w.rings[k];
+      if (ring === undefined) throw new Error('window state has more rings than tiers');
+      ring.newest = state.newest[k] ?? -Infinity;
+      for (const s of buckets) {
+        const b = bucketFromState(s);
+        const slot = slotOf(b.index, ring.slots);
+        if (ring.buckets[slot] === undefined) w.size++;
+        ring.buckets[slot] = b;
+      }
+    });
+    if (!sameLayout(state.tiers, layout)) w.resize(layout);
+    return w;
+  }
+
   private demote(k: number, b: Bucket): void {
     if (k + 1 >= this.rings.length) return; // past the horizon
     this.place(k + 1, b.index * this.rings[k].resolution, b);
@@ -300,4 +330,77 @@ export function addToSummary(into: Summary, b: Bucket, withSketch: boolean): voi
 export function mergeSummary(into: Summary, from: Summary): void {
   into.buckets += from.buckets;
   mergeStats(into, from, true);
+}
+
+// ── state on disk and on the wire ────────────────────────────────────────────────────────────
+
+/** A sketch beside the statistics decodeSketch checks it against: [wire form, count, sum, min, max]. */
+export type SketchState = [string, number, number, number, number];
+
+/**
+ * A bucket or summary as JSON: [index, kinds, reports, events, sum, min, max, last, lastAt, good,
+ * sketch?]; infinities and NaN (an empty bucket's extremes) travel as null.
+ */
+export type StatsState = [number, number, number, number, number, number | null, number | null, number | null, number | null, number, SketchState?];
+
+export interface WindowState {
+  tiers: Tier[];
+  /** Each ring's highest bucket index (null: none yet). */
+  newest: (number | null)[];
+  /** Each ring's buckets. */
+  rings: StatsState[][];
+}
+
+function finite(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
+}
+
+function sketchState(sk: Sketch | undefined): SketchState | undefined {
+  return sk === undefined || sk.count === 0 ? undefined : [encodeSketch(sk), sk.count, sk.sum, sk.min, sk.max];
+}
+
+function sketchFromState(s: SketchState | undefined): Sketch | undefined {
+  return s === undefined ? undefined : decodeSketch(s[0], { count: s[1], sum: s[2], min: s[3], max: s[4] });
+}
+
+function statsState(index: number, s: Stats): StatsState {
+  const out: StatsState = [index, s.kinds, s.reports, s.events, s.sum, finite(s.min), finite(s.max), finite(s.last), finite(s.lastAt), s.good];
+  const sk = sketchState(s.sketch);
+  if (sk !== undefined) out.push(sk);
+  return out;
+}
+
+function bucketState(b: Bucket): StatsState {
+  return statsState(b.index, b);
+}
+
+function bucketFromState(s: StatsState): Bucket {
+  if (!Array.isArray(s) || s.length < 10) throw new Error('malformed bucket state');
+  return {
+    index: s[0],
+    kinds: s[1],
+    reports: s[2],
+    events: s[3],
+    sum: s[4],
+    min: s[5] ?? Infinity,
+    max: s[6] ?? -Infinity,
+    last: s[7] ?? NaN,
+    lastAt: s[8] ?? -Infinity,
+    good: s[9],
+    sketch: sketchFromState(s[10]),
+  };
+}
+
+/** A summary as JSON (index slot holds its bucket count), for partial aggregates sent between collectors. */
+export function summaryState(s: Summary): StatsState {
+  return statsState(s.buckets, s);
+}
+
+export function summaryFromState(s: StatsState): Summary {
+  const b = bucketFromState(s);
+  return { kinds: b.kinds, buckets: b.index, reports: b.reports, events: b.events, sum: b.sum, min: b.min, max: b.max, last: b.last, lastAt: b.lastAt, good: b.good, sketch: b.sketch };
+}
+
+function sameLayout(a: readonly Tier[], b: readonly Tier[]): boolean {
+  return a.length === b.length && a.every((t, i) => t.resolution === b[i].resolution && t.slots === b[i].slots);
 }

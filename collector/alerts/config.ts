@@ -19,6 +19,9 @@ export const AlertsConfigSchema = Section(
     rulesFile: Type.Optional(Type.String({ description: 'YAML rule file; without one the engine holds no rules.' })),
     evaluationInterval: Duration('15s', { description: 'How often every rule is evaluated.' }),
     resendInterval: Duration('1m', { description: 'How often a firing alert is re-sent to Alertmanager.' }),
+    outageTolerance: Duration('1h', {
+      description: 'A collector away for longer than this forgets its pending alerts\' `for` progress and restarts the coverage of its windows at start-up (as Prometheus\' rules.alert.for-outage-tolerance).',
+    }),
     resolution: Duration('10s', { description: 'Width of the finest bucket; the shortest window a rule may use.' }),
     maxSeries: Type.Integer({ minimum: 1, default: 10_000, description: 'Series (groups) kept across all rules.' }),
     maxAlerts: Type.Integer({ minimum: 1, default: 10_000, description: 'Alerts (pending, firing, recently resolved) kept across all rules.' }),

@@ -10,6 +10,7 @@
  * re-reads the file (the composition root calls it on SIGHUP), keeping the running rules when
  * the new file has errors; `stop()` stops the timers and drains the queues until its deadline.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '../../shared/config.ts';
 import { errorMessage } from '../../shared/errors.ts';
@@ -25,9 +26,11 @@ import { Notifier, type AlertNotice, type PostFn } from './notify.ts';
 import { formatWindow, parseRules, type BurnAlert, type MetricRef, type Rule, type SloRule, type TemplateMap, type ThresholdRule } from './rules.ts';
 import { budgetRemaining, burnRate, indicatorCounts, type GroupCounts } from './slo.ts';
 import { AlertBudget, AlertSet, type Alert, type Rendered, type Sample, type Transition } from './state.ts';
-import { SeriesBudget, SeriesStore, storeKey, type CumulativeObservation, type GroupSummary, type MetricObservation, type StoreSpec } from './store.ts';
+import { SeriesBudget, SeriesStore, storeKey, type CumulativeObservation, type GroupSummary, type MetricObservation, type StoreSpec, type StoreState } from './store.ts';
 import { compileTemplate } from './template.ts';
 import { FileWatcher } from './watch.ts';
+import { loadAlert, RuleStateJournal, saveAlert, type GroupState, type RuleStateMeta } from './persist.ts';
+import type { JournalOptions } from '../../shared/journal.ts';
 
 export type { MetricObservation, CumulativeObservation } from './store.ts';
 
@@ -39,7 +42,24 @@ export interface AlertEngineOptions {
   now?: () => number;
   /** Replaces the HTTP client of the notifiers (tests). */
   post?: PostFn;
+  /**
+   * When a series is stale: a gauge's last reading counts for `last` rules (and for `absent`
+   * on them) until this long after it arrived, the same TTL after which /metrics drops the
+   * series (collector.metrics.seriesTtl). Default 10 minutes.
+   */
+  staleAfter?: number;
+  /** Where rule state is journaled (<dataDir>/state/alert-rules); absent: nothing survives a restart. */
+  persist?: Omit<JournalOptions, 'name'>;
 }
+
+/** Default of `staleAfter`, the default of collector.metrics.seriesTtl. */
+export const DEFAULT_STALE_AFTER = 10 * 60_000;
+
+/** First bytes of the alert engine's chunks in the metrics journal's snapshot. */
+export const WINDOW_CHUNK_PREFIX = '{"k":"alerts"';
+
+/** Groups per snapshot chunk, so a large store is not one huge string. */
+const GROUPS_PER_CHUNK = 1000;
 
 export interface ReloadResult {
   ok: boolean;
@@ -63,6 +83,13 @@ class Unit implements UnitView {
   /** Labels the unit adds itself (an SLO's slo, severity and window). */
   readonly fixed: Readonly<Record<string, string>>;
   readonly set: AlertSet;
+  /** The ownership group (the rule or SLO) it belongs to. */
+  readonly group: string;
+  /** How much of the past its verdict needs covered by data seen, because missing data can make it fire (0: none). */
+  readonly grace: number;
+  /** Why it is not evaluated now (start-up grace); undefined when it is. */
+  waiting: string | undefined;
+  graceUntil: number | undefined;
   health: 'ok' | 'err' | 'unknown' = 'unknown';
   lastError = '';
   lastEvaluation: number | undefined;
@@ -81,6 +108,8 @@ class Unit implements UnitView {
     annotations: TemplateMap;
     fixed?: Record<string, string>;
     budget: AlertBudget;
+    group: string;
+    grace?: number;
   }) {
     this.name = init.name;
     this.rule = init.rule;
@@ -93,6 +122,8 @@ class Unit implements UnitView {
     this.annotations = init.annotations;
     this.fixed = init.fixed ?? {};
     this.set = new AlertSet(init.budget);
+    this.group = init.group;
+    this.grace = init.grace ?? 0;
   }
 
   get alerts(): Iterable<Alert> {
@@ -122,7 +153,11 @@ class Unit implements UnitView {
 
 interface ThresholdEval {
   readonly kind: 'alert';
+  /** Ownership group key. */
+  readonly key: string;
   readonly rule: ThresholdRule;
+  /** The window read: the rule's, or for `last` the staleness TTL (a reading counts until it is stale). */
+  readonly window: number;
   readonly unit: Unit;
   readonly main: SeriesStore | undefined;
   readonly numerator: SeriesStore | undefined;
@@ -131,6 +166,7 @@ interface ThresholdEval {
 
 interface SloEval {
   readonly kind: 'slo';
+  readonly key: string;
   readonly rule: SloRule;
   readonly burns: { readonly alert: BurnAlert; readonly unit: Unit }[];
   readonly stores: { good?: SeriesStore; bad?: SeriesStore; total?: SeriesStore; latency?: SeriesStore };
@@ -162,6 +198,27 @@ interface Installed {
 
 const EMPTY: Installed = { compiled: [], units: [], stores: new Map(), byName: new Map(), logStores: [] };
 
+/** What an engine's windows cover (see AlertEngine.coverage). */
+export interface Coverage {
+  since: number;
+  resumedAt: number;
+  bridge: number;
+}
+
+/**
+ * When a window of `grace` ms is covered: it reaches no further back than the start of the
+ * coverage, and an absence before the last start is bridged once as long again has passed
+ * (the agents' spools deliver at least as fast as they filled), or the whole window.
+ */
+export function readyAt(c: Coverage, grace: number): number {
+  return Math.max(c.since + grace, c.resumedAt + Math.min(grace, c.bridge));
+}
+
+/** A rule's ownership and state key: short, and equal on every collector loading the same rule. */
+function groupKey(identity: string): string {
+  return createHash('sha256').update(identity).digest('hex').slice(0, 16);
+}
+
 /** Names a rule's metric is looked up by: as written, and without a Prometheus _total suffix. */
 function metricNames(metric: string): string[] {
   return metric.endsWith('_total') && metric.length > 6 ? [metric, metric.slice(0, -6)] : [metric];
@@ -181,6 +238,7 @@ function fieldText(event: Record<string, unknown>, field: string): string {
 
 export class AlertEngine {
   private readonly config: AlertsConfig;
+  private readonly telemetry: Telemetry;
   private readonly log: Logger;
   private readonly logOnce: LogOnce;
   private readonly clock: () => number;
@@ -194,6 +252,19 @@ export class AlertEngine {
   private lastEvaluation: number | undefined;
   private lastEvaluationSeconds = 0;
   private readonly metrics;
+  private readonly staleAfter: number;
+  private readonly persistOptions: Omit<JournalOptions, 'name'> | undefined;
+  private ruleState: RuleStateJournal | null = null;
+  /**
+   * What the windows cover: everything received since `since` (-Infinity: assume always, no
+   * start-up grace), except for the absence before `resumedAt`, `bridge` ms long, which the
+   * agents fill by sending what they spooled meanwhile.
+   */
+  coverage: Coverage = { since: -Infinity, resumedAt: -Infinity, bridge: 0 };
+  /** Whether the windows came back from the metrics journal at start-up. */
+  private windowsRestored = false;
+  /** Window chunks that could not be read at restore. */
+  windowsCorrupt = 0;
 
   /** Outcome of the latest load or reload. */
   lastReload: { ok: boolean; at: number | undefined; errors: string[] } = { ok: true, at: undefined, errors: [] };
@@ -204,9 +275,12 @@ export class AlertEngine {
       throw new ConfigError('alerts', [`alerts.resolution: must divide one minute evenly, e.g. 5s, 10s, 15s or 30s (got ${formatDuration(config.resolution)})`]);
     }
     this.config = config;
+    this.telemetry = telemetry;
     this.log = options.log;
     this.logOnce = new LogOnce(options.log);
     this.clock = options.now ?? Date.now;
+    this.staleAfter = options.staleAfter ?? DEFAULT_STALE_AFTER;
+    this.persistOptions = options.persist;
     this.notifier = new Notifier({ config, telemetry, log: options.log, post: options.post });
     const seriesDropped = telemetry.counter('plumb_alerts_series_dropped_total', 'Series the alert engine refused to track, by reason (limit: maxSeries reached).', ['reason']);
     seriesDropped.inc({ reason: 'limit' }, 0);
@@ -251,8 +325,12 @@ export class AlertEngine {
 
   // ── lifecycle ──────────────────────────────────────────────────────────────────────────────
 
-  /** Loads the rule file (throws ConfigError listing every mistake), then starts delivery, evaluation and watching. */
-  async start(): Promise<void> {
+  /**
+   * Loads the rule file (throws ConfigError listing every mistake), restores the saved rule
+   * state, then starts delivery, watching and (unless `evaluate` is false) evaluation. The
+   * collector passes `evaluate: false` and calls startEvaluating() once the windows are back.
+   */
+  async start(options: { evaluate?: boolean } = {}): Promise<void> {
     // Watch before reading, so an edit made while the file is read is not missed.
     this.watcher?.start();
     if (this.config.rulesFile !== undefined) {
@@ -262,7 +340,28 @@ export class AlertEngine {
         throw new ConfigError(this.config.rulesFile, result.errors);
       }
     }
+    if (this.persistOptions !== undefined && this.ruleState === null) {
+      this.ruleState = await RuleStateJournal.open({ ...this.persistOptions, name: 'alert-rules' }, { telemetry: this.telemetry, log: this.log });
+      this.adoptSaved(this.ruleState.groups, this.clock());
+    }
     this.notifier.start();
+    if (options.evaluate !== false) this.startEvaluating();
+  }
+
+  /**
+   * Settles the coverage of the windows, then evaluates every evaluationInterval. Restored
+   * windows of a collector away for less than alerts.outageTolerance continue the coverage
+   * they had; otherwise it starts now, and rules that fire on missing data wait (start-up grace).
+   */
+  startEvaluating(): void {
+    const now = this.clock();
+    const meta = this.ruleState?.meta;
+    const away = meta === undefined ? Infinity : now - meta.lastEvaluation;
+    if (meta !== undefined && this.windowsRestored && away <= this.config.outageTolerance) {
+      this.coverage = { since: Math.min(meta.coveredSince, now), resumedAt: now, bridge: Math.max(0, away) };
+    } else {
+      this.coverage = { since: now, resumedAt: now, bridge: 0 };
+    }
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.evaluate(this.clock()), this.config.evaluationInterval);
       this.timer.unref();
@@ -275,6 +374,80 @@ export class AlertEngine {
     this.timer = undefined;
     this.watcher?.stop();
     await this.notifier.stop(timeoutMs);
+    await this.ruleState?.close();
+    this.ruleState = null;
+  }
+
+  // ── state across restarts ──────────────────────────────────────────────────────────────────
+
+  /**
+   * Gives each rule the alerts saved for it. After an absence longer than outageTolerance
+   * pending alerts start their `for` over (firing ones stay, and resolve if the condition is gone).
+   */
+  private adoptSaved(groups: ReadonlyMap<string, GroupState>, now: number): void {
+    const meta = this.ruleState?.meta;
+    const away = meta === undefined ? Infinity : now - meta.lastEvaluation;
+    const keepPending = away <= this.config.outageTolerance;
+    let adopted = 0;
+    for (const u of this.installed.units) {
+      const saved = groups.get(u.group)?.units[u.identity];
+      if (saved === undefined) continue;
+      u.set.restore(saved.filter((a) => keepPending || a.state !== 'pending').map(loadAlert));
+      adopted += u.set.alerts.size;
+    }
+    if (adopted > 0) this.log.info({ alerts: adopted, awayMs: Number.isFinite(away) ? away : null, keptPending: keepPending }, 'alert state restored');
+  }
+
+  /** The alerts of one ownership group, as saved and as sent to the runner-up. */
+  private groupState(key: string, units: readonly Unit[], now: number, owner: string): GroupState {
+    const out: GroupState = { at: now, owner, units: {} };
+    for (const u of units) out.units[u.identity] = [...u.set.alerts.values()].map(saveAlert);
+    return out;
+  }
+
+  private persist(now: number): void {
+    const journal = this.ruleState;
+    if (journal === null) return;
+    const meta: RuleStateMeta = { coveredSince: Number.isFinite(this.coverage.since) ? this.coverage.since : now, lastEvaluation: now };
+    const groups: [string, GroupState | null][] = [];
+    const live = new Set<string>();
+    for (const c of this.installed.compiled) {
+      live.add(c.key);
+      groups.push([c.key, this.groupState(c.key, c.kind === 'alert' ? [c.unit] : c.burns.map((b) => b.unit), now, '')]);
+    }
+    for (const key of journal.groups.keys()) if (!live.has(key)) groups.push([key, null]);
+    void journal.record(meta, groups);
+  }
+
+  /**
+   * The windows as chunks for the metrics journal's snapshot: taken at the same cut as the
+   * metric store, so replaying the journal's later batches brings them up to date.
+   */
+  windowChunks(): Buffer[] {
+    const out: Buffer[] = [];
+    for (const [key, store] of this.installed.stores) {
+      const state = store.exportState();
+      for (let i = 0; i < Math.max(1, state.groups.length); i += GROUPS_PER_CHUNK) {
+        const part = { groups: state.groups.slice(i, i + GROUPS_PER_CHUNK), baselines: i === 0 ? state.baselines : [] };
+        out.push(Buffer.from(`${WINDOW_CHUNK_PREFIX},"store":${JSON.stringify(key)},"state":${JSON.stringify(part)}}`));
+      }
+    }
+    return out;
+  }
+
+  /** Puts back what windowChunks() saved, into the stores of the rules loaded now (others are dropped). */
+  restoreWindows(chunks: readonly Buffer[]): void {
+    this.windowsRestored = true;
+    for (const c of chunks) {
+      try {
+        const chunk = JSON.parse(c.toString('utf8')) as { store: string; state: StoreState };
+        const store = this.installed.stores.get(chunk.store);
+        if (store !== undefined) this.windowsCorrupt += store.restoreState(chunk.state);
+      } catch {
+        this.windowsCorrupt++;
+      }
+    }
+    if (this.windowsCorrupt > 0) this.log.warn({ chunks: this.windowsCorrupt }, 'alert windows: some saved groups could not be read and start empty');
   }
 
   /** Starts or stops reloading on file changes independently of start()/stop(). */
@@ -366,23 +539,32 @@ export class AlertEngine {
       if (rule.type === 'alert') {
         const sketches = rule.aggregate.kind === 'quantile';
         const src = rule.source;
+        // A reading counts until it is stale, as on /metrics: `last` looks back over the TTL
+        // (one finest bucket more, then the reading's own time decides).
+        const window = rule.aggregate.kind === 'last' ? this.staleAfter + resolution : rule.window;
         let main: SeriesStore | undefined;
         let numerator: SeriesStore | undefined;
         let denominator: SeriesStore | undefined;
-        if (src.kind === 'metric') main = store(metricSpec(src.ref, rule.by, sketches), [rule.window]);
+        if (src.kind === 'metric') main = store(metricSpec(src.ref, rule.by, sketches), [window]);
         else if (src.kind === 'ratio') {
-          numerator = store(metricSpec(src.numerator, rule.by, sketches), [rule.window]);
-          denominator = store(metricSpec(src.denominator, rule.by, sketches), [rule.window]);
+          numerator = store(metricSpec(src.numerator, rule.by, sketches), [window]);
+          denominator = store(metricSpec(src.denominator, rule.by, sketches), [window]);
         } else {
-          main = store({ names: [], matchers: src.ref.where, logMatch: src.ref.match, logField: src.ref.field, isLog: true, by: rule.by ?? [], sketches: false, goodAtOrBelow: NaN }, [rule.window]);
+          main = store({ names: [], matchers: src.ref.where, logMatch: src.ref.match, logField: src.ref.field, isLog: true, by: rule.by ?? [], sketches: false, goodAtOrBelow: NaN }, [window]);
         }
         const base = `alert\u0000${rule.name}\u0000${rule.identity}`;
         const n = occurrences.get(base) ?? 0;
         occurrences.set(base, n + 1);
+        const identity = `${base}\u0000${n}`;
+        const key = groupKey(identity);
+        // Missing data makes these fire: absent, and "too few" comparisons of counts and sums.
+        const missingFires = rule.absent || ((rule.op === '<' || rule.op === '<=') && ADDITIVE.has(rule.aggregate.kind));
         const unit = new Unit({
           name: rule.name,
           rule: rule.name,
-          identity: `${base}\u0000${n}`,
+          identity,
+          group: key,
+          grace: missingFires ? (rule.aggregate.kind === 'last' ? this.staleAfter : rule.window) : 0,
           query: rule.query,
           for: rule.for,
           keepFiringFor: rule.keepFiringFor,
@@ -391,7 +573,7 @@ export class AlertEngine {
           budget: this.alertBudget,
         });
         units.push(unit);
-        compiled.push({ kind: 'alert', rule, unit, main, numerator, denominator });
+        compiled.push({ kind: 'alert', key, rule, window, unit, main, numerator, denominator });
       } else {
         const ind = rule.indicator;
         const sloWindows = [...new Set([rule.period, ...rule.burnAlerts.flatMap((b) => [b.long, b.short])])].sort((a, b) => a - b);
@@ -409,6 +591,7 @@ export class AlertEngine {
                 ['summary', compileTemplate(`SLO {{ $labels.slo }} is burning its error budget {{ $value }}x too fast over {{ $labels.window }}`)],
                 ['description', compileTemplate(`Objective ${rule.objective}% over ${formatWindow(rule.period)}: a burn rate of 1 spends exactly the period's error budget.`)],
               ]);
+        const key = groupKey(`slo\u0000${rule.name}\u0000${rule.identity}`);
         const burns = rule.burnAlerts.map((b) => {
           const window = formatWindow(b.long);
           const by = rule.by.length > 0 ? ` by (${rule.by.join(', ')})` : '';
@@ -426,11 +609,12 @@ export class AlertEngine {
               annotations,
               fixed: { slo: rule.name, severity: b.severity, window },
               budget: this.alertBudget,
+              group: key,
             }),
           };
         });
         for (const b of burns) units.push(b.unit);
-        compiled.push({ kind: 'slo', rule, burns, stores, windows: sloWindows, view: { name: rule.name, objective: rule.objective, period: rule.period, budgetRemaining: [], burnRates: [] } });
+        compiled.push({ kind: 'slo', key, rule, burns, stores, windows: sloWindows, view: { name: rule.name, objective: rule.objective, period: rule.period, budgetRemaining: [], burnRates: [] } });
       }
     }
 
@@ -556,6 +740,7 @@ export class AlertEngine {
     }
     this.deliver(resend, webhook);
     for (const s of this.installed.stores.values()) s.sweep(now);
+    this.persist(now);
     this.lastEvaluation = now;
     this.lastEvaluationSeconds = (performance.now() - started) / 1000;
     this.metrics.evaluations.inc();
@@ -564,28 +749,30 @@ export class AlertEngine {
 
   /** Each group's value of a threshold rule at `now` (before the comparison). */
   private ruleValues(c: ThresholdEval, now: number, summaries: Summaries): RuleValues {
-    const { rule } = c;
+    const { rule, window } = c;
     const values: { labels: Readonly<Record<string, string>>; value: number }[] = [];
     const sketch = rule.aggregate.kind === 'quantile';
+    // `last`: a group whose newest reading is older than the staleness TTL has no value, as on /metrics.
+    const fresh = rule.aggregate.kind === 'last' ? (g: GroupSummary) => g.summary.lastAt >= now - this.staleAfter : () => true;
     if (c.main !== undefined) {
-      const groups = summaries(c.main, rule.window, sketch);
+      const groups = summaries(c.main, window, sketch).filter(fresh);
       for (const g of groups) {
-        const r = aggregate(rule.aggregate, g.summary, rule.window);
+        const r = aggregate(rule.aggregate, g.summary, window);
         if (!r.ok) return { values, hadData: true, error: r.error };
         values.push({ labels: g.labels, value: r.value });
       }
       return { values, hadData: groups.length > 0, error: undefined };
     }
-    const numerators = new Map(summaries(c.numerator!, rule.window, sketch).map((g) => [g.key, g.summary]));
-    const denominators = summaries(c.denominator!, rule.window, sketch);
+    const numerators = new Map(summaries(c.numerator!, window, sketch).filter(fresh).map((g) => [g.key, g.summary]));
+    const denominators = summaries(c.denominator!, window, sketch).filter(fresh);
     const additive = ADDITIVE.has(rule.aggregate.kind);
     for (const g of denominators) {
-      const d = aggregate(rule.aggregate, g.summary, rule.window);
+      const d = aggregate(rule.aggregate, g.summary, window);
       if (!d.ok) return { values, hadData: true, error: `denominator: ${d.error}` };
       const ns = numerators.get(g.key);
       let n: number;
       if (ns !== undefined) {
-        const r = aggregate(rule.aggregate, ns, rule.window);
+        const r = aggregate(rule.aggregate, ns, window);
         if (!r.ok) return { values, hadData: true, error: `numerator: ${r.error}` };
         n = r.value;
       } else if (additive) {
@@ -609,7 +796,36 @@ export class AlertEngine {
       for (const v of result.values) if (!Number.isNaN(v.value) && compare(rule.op, v.value, rule.threshold)) samples.push(v);
     }
     if (rule.absent && !result.hadData) samples.push({ labels: this.absentLabels(rule), value: undefined });
+    if (this.inGrace(c.unit, now)) {
+      // Missing data would make it fire, and the window reaches back before what this
+      // collector has seen: its alerts stay as they are until the window is covered.
+      c.unit.lastEvaluation = now;
+      c.unit.nodata = !result.hadData;
+      if (result.error === undefined) {
+        c.unit.health = 'ok';
+        c.unit.lastError = '';
+      }
+      return;
+    }
     this.advance(c.unit, now, result.error, !result.hadData, samples, webhook);
+  }
+
+  /** Whether the unit waits for its window to be covered; sets its `waiting` reason. */
+  private inGrace(unit: Unit, now: number): boolean {
+    const until = unit.grace === 0 ? -Infinity : readyAt(this.coverage, unit.grace);
+    if (now >= until) {
+      unit.waiting = undefined;
+      unit.graceUntil = undefined;
+      return false;
+    }
+    unit.graceUntil = until;
+    const c = this.coverage;
+    const why =
+      c.since + unit.grace > now
+        ? `its ${formatWindow(unit.grace)} window reaches back before ${new Date(c.since).toISOString()}, since when the collector has the data`
+        : `the collector was away for ${formatDuration(c.bridge)} until ${new Date(c.resumedAt).toISOString()} and agents are still delivering what they held meanwhile`;
+    unit.waiting = `start-up grace: missing data makes this rule fire, and ${why}; it is evaluated from ${new Date(until).toISOString()} on`;
+    return true;
   }
 
   private absentLabels(rule: ThresholdRule): Record<string, string> {

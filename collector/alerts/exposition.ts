@@ -25,6 +25,9 @@ export interface UnitView {
   readonly evaluationTime: number;
   /** The rule's data was empty over its window at the last evaluation. */
   readonly nodata: boolean;
+  /** Why the rule is not evaluated yet (start-up grace), and until when; undefined when it is. */
+  readonly waiting: string | undefined;
+  readonly graceUntil: number | undefined;
 }
 
 export interface SloPoint {
@@ -134,17 +137,21 @@ export function alertsJSON(units: Iterable<UnitView>): { status: 'success'; data
   return { status: 'success', data: { alerts } };
 }
 
-function ruleState(u: UnitView): 'firing' | 'pending' | 'inactive' | 'nodata' {
+function ruleState(u: UnitView): 'firing' | 'pending' | 'inactive' | 'nodata' | 'grace' {
   let pending = false;
   for (const a of u.alerts) {
     if (a.state === 'firing') return 'firing';
     if (a.state === 'pending') pending = true;
   }
   if (pending) return 'pending';
+  if (u.waiting !== undefined) return 'grace';
   return u.nodata ? 'nodata' : 'inactive';
 }
 
-/** Body of GET /api/v1/rules. `state` adds "nodata" to Prometheus' three states. */
+/**
+ * Body of GET /api/v1/rules. `state` adds "nodata" and "grace" (waiting for its window to be
+ * covered by data seen, with `reason` and `graceUntil`) to Prometheus' three states.
+ */
 export function rulesJSON(group: GroupView, units: Iterable<UnitView>, slos: Iterable<SloView>): Record<string, unknown> {
   const rules = [...units].map((u) => ({
     state: ruleState(u),
@@ -162,6 +169,7 @@ export function rulesJSON(group: GroupView, units: Iterable<UnitView>, slos: Ite
     evaluationTime: u.evaluationTime,
     lastEvaluation: iso(u.lastEvaluation) ?? '0001-01-01T00:00:00Z',
     type: 'alerting',
+    ...(u.waiting !== undefined ? { reason: u.waiting, graceUntil: iso(u.graceUntil) } : {}),
   }));
   return {
     status: 'success',

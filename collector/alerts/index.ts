@@ -13,7 +13,7 @@
  *   // shutdown (after sources stop):
  *   await alerts.stop(deadlineMs);
  */
-export { AlertEngine, type AlertEngineOptions, type ReloadResult, type MetricObservation, type CumulativeObservation } from './engine.ts';
+export { AlertEngine, WINDOW_CHUNK_PREFIX, type AlertEngineOptions, type ReloadResult, type MetricObservation, type CumulativeObservation } from './engine.ts';
 export { AlertsConfigSchema, type AlertsConfig } from './config.ts';
 export { alertRoutes } from './routes.ts';
 export { parseRules, checkRulesFile, type Rule, type ParseResult } from './rules.ts';

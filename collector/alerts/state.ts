@@ -160,6 +160,20 @@ export class AlertSet {
     from.alerts.clear();
   }
 
+  /** Replaces the alerts with saved ones (a restart, a takeover); alerts over the budget are refused and counted. */
+  restore(alerts: Iterable<Alert>): void {
+    this.dispose();
+    for (const a of alerts) {
+      if (this.budget.used >= this.budget.max) {
+        this.budget.refused++;
+        this.budget.onRefused();
+        continue;
+      }
+      this.budget.used++;
+      this.alerts.set(a.key, a);
+    }
+  }
+
   /** Gives back the budget of every alert (the rule was removed). */
   dispose(): void {
     this.budget.used -= this.alerts.size;

@@ -21,6 +21,7 @@ import {
   type Bucket,
   type Summary,
   type Tier,
+  type WindowState,
 } from './buckets.ts';
 import { matches, type Matcher } from './matchers.ts';
 
@@ -111,6 +112,12 @@ export function storeKey(spec: StoreSpec): string {
     spec.sketches,
     Number.isNaN(spec.goodAtOrBelow) ? null : spec.goodAtOrBelow,
   ]);
+}
+
+/** A store's content as saved: groups as [key, labels, lastSeen, window], baselines as [series, total, at]. */
+export interface StoreState {
+  groups: [string, Record<string, string>, number, WindowState][];
+  baselines: [string, number, number][];
 }
 
 export class SeriesStore {
@@ -235,6 +242,39 @@ export class SeriesStore {
         this.budget.release();
       }
     }
+  }
+
+  /** The groups' windows and the counter baselines, JSON-safe (for the collector's snapshot). */
+  exportState(): StoreState {
+    return {
+      groups: [...this.groups.values()].map((g) => [g.key, g.labels, g.lastSeen, g.window.exportState()]),
+      baselines: [...this.baselines].map(([id, b]) => [id, b.value, b.at]),
+    };
+  }
+
+  /**
+   * Adds what exportState() saved (a store holds nothing yet when the collector restores it).
+   * Groups and baselines draw on the series budget like new ones; a malformed group is skipped
+   * and counted in the returned number.
+   */
+  restoreState(state: StoreState): number {
+    let bad = 0;
+    for (const entry of state.groups) {
+      try {
+        const [key, labels, lastSeen, window] = entry;
+        if (this.groups.has(key) || typeof key !== 'string') continue;
+        const w = TieredWindow.fromState(window, this.layout, this.resolution);
+        if (!this.budget.take()) break;
+        this.groups.set(key, { key, labels, window: w, lastSeen });
+      } catch {
+        bad++;
+      }
+    }
+    for (const [id, value, at] of state.baselines) {
+      if (this.baselines.has(id) || !this.budget.take()) continue;
+      this.baselines.set(id, { value, at });
+    }
+    return bad;
   }
 
   /** Gives back every group's budget (the store is no longer used by any rule). */

@@ -29,6 +29,17 @@ interface BatchRecord {
 
 const IDS_CHUNK_PREFIX = '{"k":"ids"';
 
+/**
+ * State kept at the same cut as the metric store (the alert engine's windows): its chunks,
+ * which begin with `prefix`, go into the journal's snapshot and come back at open; the batches
+ * replayed after the snapshot reach it through the store's observer, at the time they were applied.
+ */
+export interface SnapshotPart {
+  readonly prefix: string;
+  snapshot(): Buffer[];
+  restore(chunks: Buffer[]): void;
+}
+
 export interface MetricIntakeContext {
   telemetry: Telemetry;
   log: Logger;
@@ -43,21 +54,25 @@ export class MetricIntake {
   private readonly inflight = new Map<string, Promise<AcceptResult>>();
   /** Journal records skipped at open because their batch id was already in the restored window. */
   skippedReplays = 0;
+  private readonly part: SnapshotPart | undefined;
 
-  private constructor(store: MetricStore, dedupeWindow: number) {
+  private constructor(store: MetricStore, dedupeWindow: number, part: SnapshotPart | undefined) {
     this.store = store;
     this.recent = new RecentIds(dedupeWindow);
+    this.part = part;
   }
 
   /**
-   * Restores the store and the id window from `options.dir`. The store's observer (alert rules)
-   * is not told of replayed samples: they were observed when they first arrived.
+   * Restores the store and the id window from `options.dir`. Without a `part`, the store's
+   * observer (alert rules) is not told of replayed samples; with one, the part's state was
+   * restored at the snapshot's cut and the replayed batches after it are observed again, at
+   * the time they were first applied.
    */
-  static async open(store: MetricStore, options: JournalOptions & { dedupeWindow: number }, ctx: MetricIntakeContext): Promise<MetricIntake> {
-    const intake = new MetricIntake(store, options.dedupeWindow);
+  static async open(store: MetricStore, options: JournalOptions & { dedupeWindow: number }, ctx: MetricIntakeContext, part?: SnapshotPart): Promise<MetricIntake> {
+    const intake = new MetricIntake(store, options.dedupeWindow, part);
     const observer = store.observer;
     const onRefused = store.onRefused;
-    store.observer = null;
+    if (part === undefined) store.observer = null;
     store.onRefused = null;
     try {
       intake.journal = await Journal.open(options, intake, ctx);
@@ -73,14 +88,19 @@ export class MetricIntake {
 
   restore(chunks: Buffer[]): void {
     const storeChunks: Buffer[] = [];
+    const partChunks: Buffer[] = [];
+    const part = this.part;
     for (const c of chunks) {
       if (c.subarray(0, IDS_CHUNK_PREFIX.length).toString('latin1') === IDS_CHUNK_PREFIX) {
         for (const id of (JSON.parse(c.toString('utf8')) as { ids: string[] }).ids) this.recent.add(id);
+      } else if (part !== undefined && c.subarray(0, part.prefix.length).toString('latin1') === part.prefix) {
+        partChunks.push(c);
       } else {
         storeChunks.push(c);
       }
     }
     this.store.restore(storeChunks);
+    part?.restore(partChunks);
   }
 
   replay(record: Buffer): void {
@@ -95,7 +115,7 @@ export class MetricIntake {
 
   snapshot(): Buffer[] {
     const ids = this.recent.snapshot().map((c) => Buffer.from(`${IDS_CHUNK_PREFIX},"ids":${c.toString('utf8')}}`));
-    return [...ids, ...this.store.snapshot()];
+    return [...ids, ...this.store.snapshot(), ...(this.part?.snapshot() ?? [])];
   }
 
   // ---- intake ----

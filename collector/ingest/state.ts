@@ -17,7 +17,7 @@ import type { Telemetry } from '../../shared/telemetry.ts';
 import type { MetricStore } from '../metrics/store.ts';
 import { DurableIds, RecentIds } from './dedupe.ts';
 import { SeenEvents } from './dedupe.ts';
-import { MetricIntake } from './metrics.ts';
+import { MetricIntake, type SnapshotPart } from './metrics.ts';
 
 export const JournalSchema = Section(
   {
@@ -58,7 +58,8 @@ export class IngestState {
     this.logIds = logIds;
   }
 
-  static async open(store: MetricStore, o: IngestStateOptions, ctx: IngestStateContext): Promise<IngestState> {
+  /** `windows`: state kept at the metric store's cut (the alert engine's windows). */
+  static async open(store: MetricStore, o: IngestStateOptions, ctx: IngestStateContext, windows?: SnapshotPart): Promise<IngestState> {
     const dir = join(resolve(o.dataDir), 'state');
     const journal = (name: string): JournalOptions => ({
       dir: join(dir, name),
@@ -69,7 +70,7 @@ export class IngestState {
       checkpointIntervalMs: o.journal.checkpointInterval,
     });
     const started = Date.now();
-    const metrics = await MetricIntake.open(store, { ...journal('metrics'), dedupeWindow: o.dedupeWindow }, ctx);
+    const metrics = await MetricIntake.open(store, { ...journal('metrics'), dedupeWindow: o.dedupeWindow }, ctx, windows);
     let traceIds: DurableIds | undefined;
     try {
       traceIds = await DurableIds.open(new RecentIds(o.dedupeWindow), journal('trace-ids'), ctx);

@@ -213,14 +213,14 @@ export class MetricStore {
         const s = this.applyValue(name, 'counter', 'c', help, mapped.labels, m.tags, now, (series) => {
           series.value += m.value;
         });
-        if (s) this.observe(m, mapped.name, s, m.value);
+        if (s) this.observe(m, mapped.name, s, now, m.value);
         return;
       }
       case 'g': {
         const s = this.applyValue(mapped.name, 'gauge', 'g', help, mapped.labels, m.tags, now, (series) => {
           series.value = m.value;
         });
-        if (s) this.observe(m, mapped.name, s, m.value);
+        if (s) this.observe(m, mapped.name, s, now, m.value);
         return;
       }
       case 's': {
@@ -229,7 +229,7 @@ export class MetricStore {
           series.setMembers.set(agent, new Set(m.members.slice(0, this.options.maxSetMembers)));
           series.value = unionSize(series.setMembers, this.options.maxSetMembers);
         });
-        if (s) this.observe(m, mapped.name, s, s.value);
+        if (s) this.observe(m, mapped.name, s, now, s.value);
         return;
       }
       default: {
@@ -256,14 +256,14 @@ export class MetricStore {
             this.addToWindow(series, sketch, now);
           }
         }, buckets);
-        if (s) this.observe(m, mapped.name, s, undefined, sketch);
+        if (s) this.observe(m, mapped.name, s, now, undefined, sketch);
       }
     }
   }
 
-  private observe(m: WireMetric, name: string, series: Series, value: number | undefined, sketch?: Sketch): void {
+  private observe(m: WireMetric, name: string, series: Series, now: number, value: number | undefined, sketch?: Sketch): void {
     if (this.observer === null || !this.observer.wants(m.name, name)) return;
-    this.observer.observe({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch });
+    this.observer.observe({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch }, now);
   }
 
   /** Finds or creates the family and series, refusing clashes; runs `update` on the series. */
@@ -534,7 +534,8 @@ function seriesState(s: Series): SeriesState {
 
 export interface MetricObserver {
   wants(statsdName: string, name: string): boolean;
-  observe(o: ObservedMetric): void;
+  /** `now`: when the batch was applied (at a journal replay, when it first was). */
+  observe(o: ObservedMetric, now: number): void;
 }
 
 export interface ObservedMetric {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { startAgent, startCollector, stopAllInProcess, runPlumb } from '../helpers/processes.ts';
 import { PROMTOOL, promtoolCheckMetrics, scrape, valueOf } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { MetricPoster, gauge } from '../helpers/metric-poster.ts';
 
 afterEach(async () => {
   await stopAllInProcess();
@@ -133,6 +134,39 @@ agent:
     await writeFile(rulesFile, RULES.replace('QueueTooDeep', 'QueueDeep'));
     await collector.reload();
     expect(await rules()).toEqual(['QueueDeep']);
+  });
+
+  it('a gauge that stops goes stale for alerts at the moment it leaves /metrics (one TTL for both)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plumb-alerts-stale-'));
+    const rulesFile = join(dir, 'rules.yaml');
+    await writeFile(rulesFile, RULES);
+    const { url } = await startCollector(`
+collector:
+  listen: "127.0.0.1:0"
+  metrics: { seriesTtl: 3s }
+  alerts: { rulesFile: ${JSON.stringify(rulesFile)}, evaluationInterval: 100ms, resolution: 1s, watch: false }
+`);
+    const poster = new MetricPoster('agent');
+    const posted = Date.now();
+    expect(await poster.post(url, poster.batch([gauge('jobs.queue.depth', 250, ['queue:mail-out'])]))).toBe(true);
+    await waitFor(async () => (await alerts(url)).some((a) => a.state === 'firing'), { what: 'the alert firing' });
+    // the reading stands until the TTL, on /metrics and for the rule alike
+    let metricGone: number | undefined;
+    let alertGone: number | undefined;
+    await waitFor(
+      async () => {
+        const text = await (await fetch(`${url}/metrics`)).text();
+        const now = Date.now();
+        if (metricGone === undefined && !/^jobs_queue_depth\{/m.test(text)) metricGone = now;
+        if (alertGone === undefined && !(await alerts(url)).some((a) => a.state === 'firing')) alertGone = Date.now();
+        return metricGone !== undefined && alertGone !== undefined;
+      },
+      { what: 'the series to leave /metrics and the alert to resolve', timeoutMs: 15_000, intervalMs: 20 },
+    );
+    expect(metricGone! - posted).toBeGreaterThanOrEqual(3000);
+    expect(alertGone! - posted).toBeGreaterThanOrEqual(3000);
+    // within an evaluation interval (plus the polling) of each other
+    expect(Math.abs(alertGone! - metricGone!)).toBeLessThan(400);
   });
 
   it('check-config reports rule file errors with the rule name and key', async () => {
