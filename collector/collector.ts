@@ -26,7 +26,11 @@ import { logsIngestPlugin } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
 import { resolveSecurity, installAuth } from './security.ts';
 import type { Membership } from '../shared/membership.ts';
-import { fleetStatus, membershipFor } from './fleet/fleet.ts';
+import { membershipFor } from './fleet/fleet.ts';
+import { Peers } from './fleet/peers.ts';
+import { FleetRouter } from './fleet/router.ts';
+import { Handoff } from './fleet/handoff.ts';
+import { registerFleetRoutes } from './fleet/routes.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -62,6 +66,10 @@ export class PlumbCollector {
   private heapGuard: HeapGuard | null = null;
   /** The other collectors and who owns what; null without collector.fleet (a collector alone). */
   membership: Membership | null = null;
+  /** Forwards series to their owners; null without collector.fleet. */
+  router: FleetRouter | null = null;
+  private peers: Peers | null = null;
+  private handoff: Handoff | null = null;
   /** What GET /readyz says: 503 unless 'ready'. */
   private phase: 'starting' | 'ready' | 'stopping' = 'starting';
   address = '';
@@ -140,7 +148,10 @@ export class PlumbCollector {
     }
     const fleet = this.config.fleet;
     if (fleet !== undefined) {
-      this.membership = membershipFor({ ...this.config, fleet }, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'fleet' }) });
+      const fleetLog = this.ctx.log.child({ component: 'fleet' });
+      this.peers ??= new Peers(fleet);
+      this.handoff ??= new Handoff({ telemetry: this.ctx.telemetry, log: fleetLog });
+      this.membership = membershipFor({ ...this.config, fleet }, { telemetry: this.ctx.telemetry, log: fleetLog });
       await this.membership.start();
     }
     const stateCtx = { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'ingest-state' }) };
@@ -151,11 +162,27 @@ export class PlumbCollector {
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
     this.heapGuard.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
-    installAuth(app, security);
+    installAuth(app, security, { internal: fleet !== undefined });
     this.heapGuard.install(app);
     installBodyHandling(app, this.ctx.telemetry);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
-    registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
+    const membership = this.membership;
+    if (membership !== null && fleet !== undefined && this.peers !== null && this.handoff !== null) {
+      this.router = new FleetRouter(membership, this.peers, state.metrics, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'fleet' }) });
+      registerFleetRoutes(app, {
+        config: fleet,
+        membership,
+        router: this.router,
+        handoff: this.handoff,
+        intake: state.metrics,
+        authorization: this.peers.expectedAuthorization,
+        maxMetricsPerBatch: this.config.maxMetricsPerBatch,
+        accepting: () => this.phase !== 'stopping',
+      });
+    } else {
+      app.get('/api/v1/fleet', async () => ({ fleet: false, self: null, members: [] }));
+    }
+    registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, router: this.router }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
     await app.register(tracesIngestPlugin, {
       recent: state.traceIds,
       sink: this.zipkinExporter,
@@ -185,8 +212,6 @@ export class PlumbCollector {
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
-    const membership = this.membership;
-    app.get('/api/v1/fleet', async () => (membership === null || fleet === undefined ? { fleet: false, self: null, members: [] } : { fleet: true, ...fleetStatus(membership, fleet), owned: { series: this.store.size } }));
     await app.register(alertRoutes(this.alerts));
     const addr = parseListen(this.config.listen);
     try {
@@ -210,8 +235,11 @@ export class PlumbCollector {
     if (this.phase === 'starting' && this.app !== null) this.phase = 'ready';
   }
 
-  /** Closes the listener (requests in flight finish), then drains the sinks until the deadline. */
-  async stop(deadlineMs = 10_000): Promise<void> {
+  /**
+   * Closes the listener (requests in flight finish); in a fleet, hands the series it holds to
+   * their owners among the other members; then drains the sinks until the deadline.
+   */
+  async stop(deadlineMs = 10_000 + (this.config.fleet?.handoffTimeout ?? 0)): Promise<void> {
     const deadline = Date.now() + deadlineMs;
     this.phase = 'stopping';
     if (this.expireTimer) clearInterval(this.expireTimer);
@@ -219,6 +247,14 @@ export class PlumbCollector {
     this.heapGuard?.stop();
     await this.app?.close();
     this.app = null;
+    const fleet = this.config.fleet;
+    if (this.state !== null && this.membership !== null && this.peers !== null && this.handoff !== null && fleet !== undefined) {
+      const router = this.router;
+      await this.handoff
+        .handOver(this.state.metrics, this.membership, this.peers, Math.min(deadline, Date.now() + fleet.handoffTimeout), (peer, bytes) => router?.countBytes(peer, bytes))
+        .catch((err: unknown) => this.ctx.log.error({ err }, 'handing series over failed; they stay in the data dir'));
+    }
+    this.router = null;
     // no request is in flight now: a last checkpoint, so the next start replays nothing
     await this.state?.close();
     this.state = null;
@@ -230,5 +266,7 @@ export class PlumbCollector {
     await this.alerts.stop(Math.max(0, deadline - Date.now()));
     await this.membership?.stop();
     this.membership = null;
+    await this.peers?.close();
+    this.peers = null;
   }
 }

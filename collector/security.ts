@@ -191,6 +191,9 @@ export function resolveSecurity(c: SecurityConfig, env: Record<string, string | 
   return { tokenDigests: [...new Set(tokens)].map(digest), clientAuth: tls?.clientAuth ?? 'none', https };
 }
 
+/** Routes collectors of a fleet post to each other, authenticated by the fleet's own secret. */
+const INTERNAL_PREFIX = '/internal/';
+
 /** Routes that need no credentials: Prometheus scrapes and orchestrator probes. */
 const OPEN_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
 
@@ -213,7 +216,7 @@ function verifiedClient(request: FastifyRequest): boolean {
  * Installs the credential check on every route except the open ones. Nothing is installed when
  * neither tokens nor client certificates are configured.
  */
-export function installAuth(app: FastifyInstance, security: Security): void {
+export function installAuth(app: FastifyInstance, security: Security, options: { internal?: boolean } = {}): void {
   const digests = security.tokenDigests;
   const mode = security.clientAuth;
   if (digests.length === 0 && mode !== 'require') return;
@@ -224,6 +227,8 @@ export function installAuth(app: FastifyInstance, security: Security): void {
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0];
     if (OPEN_PATHS.has(path) && (request.method === 'GET' || request.method === 'HEAD')) return;
+    // collectors of a fleet: checked against the fleet's shared secret by collector/fleet/routes.ts
+    if (path.startsWith(INTERNAL_PREFIX) && options.internal) return;
     const certified = mode !== 'none' && verifiedClient(request);
     if (mode === 'require' && !certified) {
       return refuse(reply, 'a client certificate signed by collector.tls.clientCa is required (collector.tls.clientAuth: require)');

@@ -12,7 +12,7 @@ import { Journal, PLUMB_ERR_JOURNAL_IO, type JournalOptions } from '../../shared
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { PlumbError, errorMessage } from '../../shared/errors.ts';
 import { METRICS_PATH, type MetricBatch } from '../../shared/wire.ts';
-import type { MetricStore, RefusalReason } from '../metrics/store.ts';
+import type { MetricStore, RefusalReason, SeriesRef } from '../metrics/store.ts';
 import { RecentIds } from './dedupe.ts';
 import { metricBatchSchema } from './schemas.ts';
 
@@ -25,6 +25,14 @@ export interface AcceptResult {
 interface BatchRecord {
   t: number;
   b: MetricBatch;
+}
+
+/** A journal record of the fleet: series handed over by another collector (h: its id, c: the series), or series this one handed away (d). */
+interface HandoffRecord {
+  t: number;
+  h?: string;
+  c?: unknown[];
+  d?: SeriesRef[];
 }
 
 const IDS_CHUNK_PREFIX = '{"k":"ids"';
@@ -104,7 +112,16 @@ export class MetricIntake {
   }
 
   replay(record: Buffer): void {
-    const { t, b } = JSON.parse(record.toString('utf8')) as BatchRecord;
+    const r = JSON.parse(record.toString('utf8')) as BatchRecord | HandoffRecord;
+    if (!('b' in r)) {
+      if (r.d !== undefined) this.store.removeSeries(r.d);
+      if (r.h !== undefined && !this.recent.has(r.h)) {
+        this.store.mergeSeries(r.c ?? []);
+        this.recent.add(r.h);
+      }
+      return;
+    }
+    const { t, b } = r;
     if (this.recent.has(b.id)) {
       this.skippedReplays++;
       return;
@@ -139,6 +156,39 @@ export class MetricIntake {
     return run;
   }
 
+  /**
+   * Series another collector hands over (its scale-down): journaled, then merged into the store;
+   * an id seen before (the same handoff sent again) is acknowledged as a duplicate.
+   */
+  acceptHandoff(id: string, chunks: unknown[]): Promise<{ merged: number; duplicate: boolean }> {
+    if (this.recent.has(id)) return Promise.resolve({ merged: 0, duplicate: true });
+    const first = this.inflight.get(id);
+    if (first !== undefined) return first.then(() => ({ merged: 0, duplicate: true }));
+    const journal = this.journal;
+    if (journal === null) return Promise.reject(new PlumbError(PLUMB_ERR_JOURNAL_IO, 'the metrics journal is not open'));
+    let merged = 0;
+    const run = journal
+      .append(Buffer.from(JSON.stringify({ t: Date.now(), h: id, c: chunks } satisfies HandoffRecord)), () => {
+        merged = this.store.mergeSeries(chunks);
+        this.recent.add(id);
+        return { refused: 0, duplicate: false };
+      })
+      .finally(() => this.inflight.delete(id));
+    this.inflight.set(id, run);
+    return run.then(() => ({ merged, duplicate: false }));
+  }
+
+  /** Removes series another collector now holds, durably: a restart does not bring them back. */
+  async dropSeries(keys: SeriesRef[]): Promise<number> {
+    const journal = this.journal;
+    if (journal === null) throw new PlumbError(PLUMB_ERR_JOURNAL_IO, 'the metrics journal is not open');
+    let removed = 0;
+    await journal.append(Buffer.from(JSON.stringify({ t: Date.now(), d: keys } satisfies HandoffRecord)), () => {
+      removed = this.store.removeSeries(keys);
+    });
+    return removed;
+  }
+
   /** Writes a last snapshot when asked (a graceful stop) and closes the journal. */
   async close(options: { checkpoint?: boolean } = {}): Promise<void> {
     await this.journal?.close(options);
@@ -146,7 +196,12 @@ export class MetricIntake {
   }
 }
 
-export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake, options: { maxMetricsPerBatch: number }, telemetry: Telemetry, log: Logger): void {
+/** What takes an agent batch when the collector is one of a fleet: keeps its series, forwards the others (collector/fleet/router.ts). */
+export interface BatchRouter {
+  accept(batch: MetricBatch): Promise<{ kept: number; forwarded: number; refused: number; duplicate: boolean }>;
+}
+
+export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake, options: { maxMetricsPerBatch: number; router?: BatchRouter | null }, telemetry: Telemetry, log: Logger): void {
   const batches = telemetry.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
   const samples = telemetry.counter('plumb_ingest_metrics_total', 'metric samples received from agents');
   telemetry.gaugeFrom('plumb_ingest_dedupe_ids', 'batch ids remembered for replay detection', () => intake.recent.size);
@@ -156,6 +211,20 @@ export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake
   };
   app.post<{ Body: MetricBatch }>(METRICS_PATH, { schema: { body: metricBatchSchema(options.maxMetricsPerBatch) } }, async (request, reply) => {
     const batch = request.body;
+    const router = options.router;
+    if (router) {
+      try {
+        const r = await router.accept(batch);
+        batches.inc({ kind: 'metrics', outcome: r.duplicate ? 'duplicate' : 'applied' });
+        if (!r.duplicate) samples.inc(batch.metrics.length);
+        return { accepted: r.duplicate ? 0 : batch.metrics.length - r.refused, refused: r.refused, duplicate: r.duplicate };
+      } catch (err) {
+        // a part could not be journaled here or placed at its owner: the agent sends the batch again, and parts already placed are recognised by their ids
+        batches.inc({ kind: 'metrics', outcome: 'failed' });
+        once.warn('route', { batch: batch.id, err: errorMessage(err) }, 'a metric batch could not be placed with every owner; the agent will send it again');
+        return reply.code(503).header('retry-after', '1').send({ error: 'PLUMB_ERR_FORWARD_RETRYABLE', message: 'the collector cannot place every series with its owner now; retry later' });
+      }
+    }
     let result: AcceptResult;
     try {
       result = await intake.accept(batch);

@@ -12,6 +12,7 @@
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, encodeSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
 import type { MetricBatch, WireMetric, StatsdEvent } from '../../shared/wire.ts';
+import { checkKey, seriesKey } from '../../shared/membership.ts';
 import { Mapper, sanitizeLabelName, type Mapping } from './naming.ts';
 
 export interface MetricStoreOptions {
@@ -65,6 +66,8 @@ const WINDOW_SLOTS = 6;
 
 class Series {
   readonly labels: string;
+  /** The key that decides which collector of a fleet owns it (shared/membership.ts seriesKey): the statsd name and tags, before mapping. */
+  route = '';
   lastSeen: number;
   value = 0;
   /** sets: each agent's members from its latest interval */
@@ -109,6 +112,8 @@ export class MetricStore {
   private readonly sampleOwners = new Map<string, string>();
   private seriesCount = 0;
   private current: WireMetric | null = null;
+  /** Routing key of what is being applied, stamped on the series it updates. */
+  private currentRoute = '';
   private currentAgent = '';
   private readonly events: StatsdEvent[] = [];
   readonly refused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
@@ -153,6 +158,7 @@ export class MetricStore {
     for (let i = perBatch; i < metrics.length; i++) this.refuse('max_series_per_agent', metrics[i], batch.agent);
     for (const c of batch.serviceChecks) {
       const tags = c.hostname ? [...c.tags, `host:${c.hostname}`] : c.tags;
+      this.currentRoute = checkKey(c);
       this.applyValue('service_check_status', 'gauge', 'check', `service check status (0 ok, 1 warning, 2 critical, 3 unknown)`, { check: c.name }, tags, now, (s) => {
         s.value = c.status;
       });
@@ -193,6 +199,7 @@ export class MetricStore {
   private applyMetric(m: WireMetric, agent: string, now: number): void {
     this.current = m;
     this.currentAgent = agent;
+    this.currentRoute = seriesKey(m);
     try {
       this.applyMapped(m, agent, now);
     } finally {
@@ -318,6 +325,7 @@ export class MetricStore {
       this.seriesCount++;
     }
     series.lastSeen = now;
+    series.route = this.currentRoute;
     update(series);
     return series;
   }
@@ -411,6 +419,7 @@ export class MetricStore {
 
   private restoreSeries(st: SeriesState): Series {
     const s = new Series(st.l, st.t);
+    s.route = st.r ?? '';
     s.value = st.v;
     s.sum = st.s;
     s.count = st.c;
@@ -426,6 +435,103 @@ export class MetricStore {
       }
     }
     return s;
+  }
+
+  // ---- moving series between collectors (collector/fleet) ----
+
+  /**
+   * The state of every series `to` gives a destination for, grouped by destination, as
+   * snapshot chunks (what mergeSeries() takes) with the (family, labels) of each. Nothing is
+   * removed: the caller removes them once the destination has them.
+   */
+  exportSeries(to: (route: string, family: string, labels: string) => string | undefined): Map<string, { chunks: unknown[]; keys: SeriesRef[] }> {
+    const out = new Map<string, { chunks: Buffer[]; keys: SeriesRef[]; open: Map<string, FamilyChunk> }>();
+    for (const f of this.families.values()) {
+      for (const s of f.series.values()) {
+        const dest = to(s.route === '' ? `${f.name}{${s.labels}}` : s.route, f.name, s.labels);
+        if (dest === undefined) continue;
+        let d = out.get(dest);
+        if (d === undefined) out.set(dest, (d = { chunks: [], keys: [], open: new Map() }));
+        let chunk = d.open.get(f.name);
+        if (chunk === undefined) d.open.set(f.name, (chunk = { k: 'family', name: f.name, type: f.type, origin: f.origin, help: f.help, buckets: f.buckets ?? null, series: [] }));
+        chunk.series.push(seriesState(s));
+        d.keys.push([f.name, s.labels]);
+      }
+    }
+    const result = new Map<string, { chunks: unknown[]; keys: SeriesRef[] }>();
+    for (const [dest, d] of out) result.set(dest, { chunks: [...d.open.values()], keys: d.keys });
+    return result;
+  }
+
+  /** How many series' routing keys satisfy `pred` (GET /api/v1/fleet: what this collector owns). */
+  countRoutes(pred: (route: string) => boolean): number {
+    let n = 0;
+    for (const f of this.families.values()) for (const s of f.series.values()) if (pred(s.route === '' ? `${f.name}{${s.labels}}` : s.route)) n++;
+    return n;
+  }
+
+  /** Removes series (handed to another collector); returns how many were there. */
+  removeSeries(keys: readonly SeriesRef[]): number {
+    let removed = 0;
+    for (const [name, labels] of keys) {
+      const family = this.families.get(name);
+      if (family === undefined || !family.series.delete(labels)) continue;
+      removed++;
+      this.seriesCount--;
+      if (family.series.size === 0) {
+        this.families.delete(name);
+        for (const sample of family.sampleNames) this.sampleOwners.delete(sample);
+      }
+    }
+    return removed;
+  }
+
+  /**
+   * Merges series another collector held (exportSeries() chunks) into this store: counters,
+   * sums, counts and buckets add up, window sketches merge slot by slot, set members unite per
+   * agent, a gauge keeps the later value. Returns how many series were merged; a family that
+   * clashes with one here is refused and counted like an agent's metric would be.
+   */
+  mergeSeries(chunks: readonly unknown[]): number {
+    let merged = 0;
+    for (const c of chunks) {
+      const chunk = c as FamilyChunk;
+      if (chunk?.k !== 'family' || !Array.isArray(chunk.series)) continue;
+      let family = this.families.get(chunk.name);
+      if (family === undefined) {
+        const candidate = new Family(chunk.name, chunk.type, chunk.origin, chunk.help, chunk.buckets ?? undefined);
+        if (candidate.sampleNames.some((n) => this.sampleOwners.has(n))) {
+          this.refused.name_collision += chunk.series.length;
+          continue;
+        }
+        family = candidate;
+        this.families.set(chunk.name, family);
+        for (const sample of family.sampleNames) this.sampleOwners.set(sample, chunk.name);
+      } else if (family.type !== chunk.type || family.origin !== chunk.origin) {
+        this.refused.type_conflict += chunk.series.length;
+        continue;
+      }
+      for (const st of chunk.series) {
+        const incoming = this.restoreSeries(st);
+        const here = family.series.get(st.l);
+        if (here === undefined) {
+          if (this.seriesCount >= this.options.maxSeries) {
+            this.refused.max_series++;
+            continue;
+          }
+          family.series.set(st.l, incoming);
+          this.seriesCount++;
+        } else {
+          mergeInto(here, incoming, family.origin, this.options.maxSetMembers);
+        }
+        merged++;
+      }
+      if (family.series.size === 0) {
+        this.families.delete(chunk.name);
+        for (const sample of family.sampleNames) this.sampleOwners.delete(sample);
+      }
+    }
+    return merged;
   }
 
   /** Drops series not updated within seriesTtl, and families left empty. */
@@ -509,6 +615,8 @@ interface EventsChunk {
 /** A series in a snapshot; window slots as [slot index, sketch, count, sum, min, max]. */
 interface SeriesState {
   l: string;
+  /** routing key (absent in snapshots older than fleets) */
+  r?: string;
   t: number;
   v: number;
   s: number;
@@ -520,6 +628,7 @@ interface SeriesState {
 
 function seriesState(s: Series): SeriesState {
   const st: SeriesState = { l: s.labels, t: s.lastSeen, v: s.value, s: s.sum, c: s.count };
+  if (s.route !== '') st.r = s.route;
   if (s.buckets) st.b = s.buckets;
   if (s.setMembers) st.m = [...s.setMembers].map(([agent, members]) => [agent, [...members]]);
   if (s.slots && s.slotIndex) {
@@ -530,6 +639,47 @@ function seriesState(s: Series): SeriesState {
     }
   }
   return st;
+}
+
+/** A series in the store: [family name, label key]. */
+export type SeriesRef = [string, string];
+
+/** `incoming` (the same series from another collector) added to `here`. */
+function mergeInto(here: Series, incoming: Series, origin: Origin, maxSetMembers: number): void {
+  if (origin === 'g' || origin === 'check') {
+    if (incoming.lastSeen >= here.lastSeen) here.value = incoming.value;
+  } else if (origin === 's') {
+    here.setMembers ??= new Map();
+    // each agent's latest interval counts: the other collector's copy wins only if it is newer
+    for (const [agent, members] of incoming.setMembers ?? []) {
+      if (!here.setMembers.has(agent) || incoming.lastSeen > here.lastSeen) here.setMembers.set(agent, members);
+    }
+    here.value = unionSize(here.setMembers, maxSetMembers);
+  } else {
+    here.value += incoming.value;
+  }
+  here.sum += incoming.sum;
+  here.count += incoming.count;
+  if (incoming.buckets) {
+    here.buckets ??= new Array(incoming.buckets.length).fill(0);
+    for (let i = 0; i < incoming.buckets.length; i++) here.buckets[i] += incoming.buckets[i];
+  }
+  if (incoming.slots && incoming.slotIndex) {
+    here.slots ??= new Array(WINDOW_SLOTS).fill(null);
+    here.slotIndex ??= new Array(WINDOW_SLOTS).fill(-1);
+    for (let i = 0; i < WINDOW_SLOTS; i++) {
+      const sk = incoming.slots[i];
+      const index = incoming.slotIndex[i];
+      if (sk === null || index < 0) continue;
+      if (here.slotIndex[i] === index && here.slots[i] !== null) mergeSketch(here.slots[i] as Sketch, sk);
+      else if (here.slotIndex[i] < index || here.slots[i] === null) {
+        here.slots[i] = sk;
+        here.slotIndex[i] = index;
+      }
+    }
+  }
+  if (here.route === '') here.route = incoming.route;
+  here.lastSeen = Math.max(here.lastSeen, incoming.lastSeen);
 }
 
 export interface MetricObserver {
