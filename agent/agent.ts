@@ -88,7 +88,13 @@ export class PlumbAgent {
       ctx.telemetry,
     );
     this.statsd = new StatsdServer(
-      { listen: s.listen, tcp: s.tcp, receiveBufferBytes: s.receiveBuffer, maxLineBytes: s.maxLineBytes },
+      {
+        listen: s.listen,
+        tcp: s.tcp,
+        receiveBufferBytes: s.receiveBuffer,
+        maxLineBytes: s.maxLineBytes,
+        unix: { path: s.socket.path, streamPath: s.socket.streamPath, mode: s.socket.mode, group: s.socket.group, receiveBufferBytes: s.socket.receiveBuffer },
+      },
       this.aggregator,
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'statsd' }) },
     );

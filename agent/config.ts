@@ -19,7 +19,24 @@ export const StatsdSchema = Section({
   maxSetMembers: Type.Integer({ minimum: 1, default: 10_000 }),
   maxEvents: Type.Integer({ minimum: 0, default: 1000, description: 'events and service checks kept per interval' }),
   receiveBuffer: Size('4mb', { description: 'UDP receive buffer asked of the kernel (capped by net.core.rmem_max)' }),
-  maxLineBytes: Size('64kb', { description: 'longest TCP line' }),
+  maxLineBytes: Size('64kb', { description: 'longest TCP line (and longest unix stream frame)' }),
+  socket: Section({
+    path: Type.Union([Type.Null(), Type.String({ minLength: 2, maxLength: 107, pattern: '^/' })], {
+      default: null,
+      description: 'Unix datagram socket for DogStatsD (clients: unix:// or unixgram://), e.g. /var/run/plumb/dsd.socket; null for none',
+      errorMessage: 'an absolute path of at most 107 bytes, or null',
+    }),
+    streamPath: Type.Union([Type.Null(), Type.String({ minLength: 2, maxLength: 107, pattern: '^/' })], {
+      default: null,
+      description: 'optional Unix stream socket (clients: unixstream://; each message prefixed by its length, 4 bytes little-endian)',
+      errorMessage: 'an absolute path of at most 107 bytes, or null',
+    }),
+    mode: Type.Transform(Type.String({ pattern: '^0?[0-7]{3}$', default: '0622', description: 'file mode of the socket files, quoted octal; clients need write permission to send', errorMessage: 'a quoted octal mode like "0622"' }))
+      .Decode((v) => parseInt(v, 8))
+      .Encode((v) => `0${v.toString(8)}`),
+    group: Type.Union([Type.Null(), Type.Integer({ minimum: 0 }), Type.String({ minLength: 1 })], { default: null, description: 'group (name or gid) given to the socket files; null keeps the agent\'s' }),
+    receiveBuffer: Size('4mb', { description: 'receive buffer of the datagram socket asked of the kernel (capped by net.core.rmem_max)' }),
+  }),
   relativeAccuracy: Type.Number({ exclusiveMinimum: 0, maximum: 0.1, default: 0.01, description: 'DDSketch relative accuracy for timers/histograms/distributions' }),
   gaugeTtl: Duration('1h', { description: 'how long a gauge is remembered as the base for +/- deltas' }),
   tagStyles: Section({

@@ -1,6 +1,7 @@
 /**
- * The statsd listener: UDP (IPv4 or IPv6) and optionally newline-delimited TCP, feeding the
- * aggregator. UDP cannot push back, so what the kernel drops is read from /proc and counted.
+ * The statsd listener: UDP (IPv4 or IPv6), optionally newline-delimited TCP and DogStatsD over
+ * Unix sockets (unix.ts), all feeding the one aggregator. UDP cannot push back, so what the
+ * kernel drops is read from /proc and counted.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -11,6 +12,7 @@ import type { Telemetry } from '../../shared/telemetry.ts';
 import type { Logger } from '../../shared/log.ts';
 import { PlumbError } from '../../shared/errors.ts';
 import { parseListen, formatAddress } from '../../shared/address.ts';
+import { UnixStatsdListener, type UnixSocketOptions } from './unix.ts';
 
 export interface StatsdServerOptions {
   listen: string;
@@ -20,6 +22,8 @@ export interface StatsdServerOptions {
   receiveBufferBytes: number;
   /** Longest line accepted over TCP (UDP lines are bounded by the datagram). */
   maxLineBytes: number;
+  /** DogStatsD over Unix sockets; absent (or both paths null) for none. */
+  unix?: Omit<UnixSocketOptions, 'maxFrameBytes'>;
 }
 
 export class StatsdServer {
@@ -30,6 +34,9 @@ export class StatsdServer {
   private tcp: net.Server | null = null;
   private readonly connections = new Set<net.Socket>();
   private tcpTooLong = 0;
+  private readonly tcpChunks = { n: 0 };
+  private readonly udpDatagrams = { n: 0 };
+  readonly unix: UnixStatsdListener | null;
   /** Address actually bound (port 0 resolves to a real port). */
   udpAddress = '';
   tcpAddress = '';
@@ -43,12 +50,29 @@ export class StatsdServer {
     t.gaugeFrom('plumb_statsd_receive_buffer_bytes', 'UDP receive buffer granted by the kernel (as Linux reports it: twice the usable size)', () => this.receiveBufferBytes);
     t.countFrom(t.counter('plumb_statsd_socket_drops_total', 'datagrams the kernel dropped on the statsd socket because its receive buffer was full'), () => this.kernelDrops());
     t.countFrom(t.counter('plumb_statsd_tcp_lines_too_long_total', 'TCP statsd lines over maxLineBytes, discarded'), () => this.tcpTooLong);
+    const u = options.unix;
+    this.unix = u && (u.path || u.streamPath) ? new UnixStatsdListener({ ...u, maxFrameBytes: options.maxLineBytes }, aggregator, this.log) : null;
+    const received = t.counter('plumb_statsd_received_total', 'statsd datagrams (UDP, unix) or chunks and frames (TCP, unix stream) received, by transport', ['transport']);
+    t.countFrom(received, () => this.udpDatagrams.n, { transport: 'udp' });
+    if (options.tcp) t.countFrom(received, () => this.tcpChunks.n, { transport: 'tcp' });
+    const unix = this.unix;
+    if (unix) {
+      if (u?.path) t.countFrom(received, () => unix.stats.datagrams, { transport: 'unix' });
+      if (u?.streamPath) t.countFrom(received, () => unix.stats.streamFrames, { transport: 'unixstream' });
+      t.gaugeFrom('plumb_statsd_unix_receive_buffer_bytes', 'receive buffer of the statsd unix datagram socket granted by the kernel (as Linux reports it: twice the usable size)', () => unix.receiveBufferBytes);
+      t.countFrom(t.counter('plumb_statsd_unix_oversized_total', 'unix datagrams cut at the 64 KiB read limit (their last line discarded) and unix stream frames over maxLineBytes (skipped)'), () => unix.stats.oversized);
+      t.countFrom(t.counter('plumb_statsd_unix_errors_total', 'errors that closed the statsd unix datagram socket'), () => unix.stats.errors);
+    }
   }
 
   async start(): Promise<void> {
     const addr = parseListen(this.options.listen);
     const socket = dgram.createSocket({ type: addr.family === 6 ? 'udp6' : 'udp4', reuseAddr: false });
-    socket.on('message', (msg) => this.aggregator.ingest(msg));
+    const udpDatagrams = this.udpDatagrams;
+    socket.on('message', (msg) => {
+      udpDatagrams.n++;
+      this.aggregator.ingest(msg);
+    });
     socket.on('error', (err) => this.log.error({ err }, 'statsd UDP socket error'));
     await bindUdp(socket, addr.host, addr.port, this.options.listen);
     try {
@@ -68,7 +92,17 @@ export class StatsdServer {
     this.udpAddress = formatAddress(bound.address, bound.port);
     this.udp = socket;
     if (this.options.tcp) await this.startTcp(this.options.tcp);
-    this.log.info({ udp: this.udpAddress, tcp: this.tcpAddress || undefined, receiveBuffer: this.receiveBufferBytes }, 'statsd listening');
+    await this.unix?.start();
+    this.log.info(
+      {
+        udp: this.udpAddress,
+        tcp: this.tcpAddress || undefined,
+        unix: this.options.unix?.path ?? undefined,
+        unixStream: this.options.unix?.streamPath ?? undefined,
+        receiveBuffer: this.receiveBufferBytes,
+      },
+      'statsd listening',
+    );
   }
 
   private async startTcp(listen: string): Promise<void> {
@@ -89,7 +123,9 @@ export class StatsdServer {
     this.connections.add(conn);
     let pending: Buffer | null = null;
     let discarding = false;
+    const tcpChunks = this.tcpChunks;
     conn.on('data', (chunk: Buffer) => {
+      tcpChunks.n++;
       const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
       pending = null;
       let start = 0;
@@ -142,6 +178,7 @@ export class StatsdServer {
   }
 
   async stop(): Promise<void> {
+    await this.unix?.stop();
     if (this.udp) {
       const s = this.udp;
       this.udp = null;

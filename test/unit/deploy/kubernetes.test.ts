@@ -167,6 +167,13 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   expect(volume(mount(agentConfig.agent.host.hostProc)!.name).hostPath?.path).toBe('/proc');
   expect(volume(mount(agentConfig.agent.host.hostRoot!)!.name).hostPath?.path).toBe('/');
   expect(volume(mount(agentConfig.agent.dataDir)!.name).hostPath, 'agent data survives restarts on the node').toBeDefined();
+  // DogStatsD's Unix socket sits in a node directory that application pods can mount too
+  const socketPath = agentConfig.agent.statsd.socket.path;
+  expect(socketPath, 'the agent offers DogStatsD on a unix socket').toBeTruthy();
+  const socketMount = agent.volumeMounts.find((m) => socketPath!.startsWith(`${m.mountPath}/`));
+  expect(socketMount, `${socketPath} is on a mounted volume`).toBeDefined();
+  expect(socketMount!.readOnly ?? false).toBe(false);
+  expect(volume(socketMount!.name).hostPath).toEqual({ path: socketMount!.mountPath, type: 'DirectoryOrCreate' });
 
   // the collector, its Service, and the agents' way to it
   const collectorConfig = plumbConfigIn(collectorCm);
