@@ -6,6 +6,7 @@ import { CollectorSchema, CollectorMetricsSchema, CollectorTracesSchema } from '
 import { AlertsConfigSchema } from '../collector/alerts/config.ts';
 import { checkRulesFile } from '../collector/alerts/rules.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
+import { MetricSinksSchema, checkMetricSinksConfig } from '../collector/metrics/sinks/config.ts';
 import { serviceCheckErrors, ServiceChecksSchema } from '../agent/host/config.ts';
 import { SelfTracingSchema } from '../shared/tracing.ts';
 import { parseListen } from '../shared/address.ts';
@@ -31,6 +32,7 @@ export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   { path: 'collector', schema: SecurityCheckSchema, run: (c: PlumbConfig['collector']) => securityConfigErrors(c, 'collector') },
   { path: 'collector', schema: FleetCheckSchema, run: (c: PlumbConfig['collector']) => fleetConfigErrors(c, 'collector') },
   { path: 'collector.metrics', schema: CollectorMetricsSchema, run: (m: PlumbConfig['collector']['metrics']) => checkMappings(m.mappings, 'collector.metrics.mappings') },
+  { path: 'collector.metrics.sinks', schema: MetricSinksSchema, run: (s: PlumbConfig['collector']['metrics']['sinks']) => checkMetricSinksConfig(s, 'collector.metrics.sinks') },
   { path: 'agent', schema: AgentLogsSchema, run: (a: PlumbConfig['agent']) => logsConfigErrors(a, 'agent') },
   { path: 'collector.logs', schema: CollectorLogsSchema, run: (c: PlumbConfig['collector']['logs']) => checkLogsConfig(c, 'collector.logs') },
   {

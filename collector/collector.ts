@@ -10,6 +10,7 @@ import type { Logger } from '../shared/log.ts';
 import { parseListen, formatAddress } from '../shared/address.ts';
 import { PlumbError } from '../shared/errors.ts';
 import { MetricStore } from './metrics/store.ts';
+import { MetricSinks } from './metrics/sinks/export.ts';
 import { AlertEngine, alertRoutes, WINDOW_CHUNK_PREFIX } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
@@ -56,6 +57,8 @@ export class PlumbCollector {
   readonly alerts: AlertEngine;
   /** Log sinks and their disk queues; opened by start(). */
   logs: LogRouter | null = null;
+  /** remote_write and Graphite sinks with their export clock; opened by start(). */
+  metricSinks: MetricSinks | null = null;
   /** Spans in Elasticsearch; null unless collector.traces.elasticsearch is configured. Opened by start(). */
   spanIndex: SpanIndex | null = null;
   private readonly tracing: SelfTracing;
@@ -159,6 +162,10 @@ export class PlumbCollector {
     const windows = { prefix: WINDOW_CHUNK_PREFIX, snapshot: () => alerts.windowChunks(), restore: (chunks: Buffer[]) => alerts.restoreWindows(chunks) };
     const state = (this.state = await IngestState.open(this.store, this.config, stateCtx, windows));
     alerts.startEvaluating();
+    // after the state is restored: the first export carries what the journal brought back
+    this.metricSinks = await MetricSinks.create(this.config.metrics.sinks, this.store, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
+    this.metricSinks.start();
+    const metricSinks = this.metricSinks;
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
     this.heapGuard.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
@@ -204,7 +211,7 @@ export class PlumbCollector {
       log: this.ctx.log.child({ component: 'logs-ingest' }),
     });
     const spanIndex = this.spanIndex;
-    app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanIndex?.status() ?? [] }));
+    app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanIndex?.status() ?? [], metrics: metricSinks.status() }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
@@ -261,6 +268,8 @@ export class PlumbCollector {
     await this.zipkinExporter?.stop(deadline);
     await this.logs?.stop(deadline);
     this.logs = null;
+    await this.metricSinks?.stop(deadline);
+    this.metricSinks = null;
     await this.spanIndex?.stop(deadline);
     this.spanIndex = null;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));

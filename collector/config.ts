@@ -3,6 +3,7 @@ import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, Duration, Size } from '../shared/config.ts';
 import { LISTEN_PATTERN } from '../shared/address.ts';
 import { MappingSchema } from './metrics/naming.ts';
+import { MetricSinksSchema } from './metrics/sinks/config.ts';
 import { AlertsConfigSchema } from './alerts/config.ts';
 import { ZipkinExporterSchema } from './traces/zipkin-exporter.ts';
 import { SpanMetricsSchema } from './traces/spanmetrics.ts';
@@ -22,6 +23,7 @@ export const CollectorMetricsSchema = Section({
   maxSetMembers: Type.Integer({ minimum: 1, default: 100_000 }),
   relativeAccuracy: Type.Number({ exclusiveMinimum: 0, maximum: 0.1, default: 0.01 }),
   maxEvents: Type.Integer({ minimum: 0, default: 1000, description: 'recent DogStatsD events kept for GET /api/v1/events' }),
+  sinks: MetricSinksSchema,
 });
 
 /** The Zipkin sink is on only when its section is present, and then `url` is required. */

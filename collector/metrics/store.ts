@@ -554,44 +554,69 @@ export class MetricStore {
 
   /** Prometheus text exposition (format 0.0.4) of every series. */
   render(now = Date.now()): string {
-    this.expire(now);
     const out: string[] = [];
+    this.visit(
+      {
+        family(name, type, help) {
+          out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
+        },
+        sample(name, labels, value) {
+          out.push(`${name}${wrap(labels)} ${formatValue(value)}`);
+        },
+      },
+      now,
+    );
+    out.push('');
+    return out.join('\n');
+  }
+
+  /**
+   * Walks every sample /metrics shows at `now`, in exposition order: render() and the metric
+   * sinks (remote_write, Graphite) both read the store through here, so what they send is what
+   * /metrics exposes. Labels come as the exposition's label text (`a="1",b="2"`, escaped).
+   */
+  visit(visitor: SampleVisitor, now = Date.now()): void {
+    this.expire(now);
     const quantiles = this.options.quantiles;
     for (const family of this.families.values()) {
-      out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`);
-      out.push(`# TYPE ${family.name} ${family.type}`);
+      const name = family.name;
+      visitor.family(name, family.type, family.help);
       for (const s of family.series.values()) {
         const l = s.labels;
         switch (family.type) {
           case 'counter':
           case 'gauge':
-            out.push(`${family.name}${wrap(l)} ${formatValue(s.value)}`);
+            visitor.sample(name, l, s.value);
             break;
           case 'summary': {
             const sk = this.windowSketch(s, now);
-            for (const q of quantiles) {
-              const v = sk === null ? NaN : quantile(sk, q);
-              out.push(`${family.name}{${joinLabels(l, `quantile="${q}"`)}} ${formatValue(v)}`);
-            }
-            out.push(`${family.name}_sum${wrap(l)} ${formatValue(s.sum)}`);
-            out.push(`${family.name}_count${wrap(l)} ${formatValue(s.count)}`);
+            for (const q of quantiles) visitor.sample(name, joinLabels(l, `quantile="${q}"`), sk === null ? NaN : quantile(sk, q));
+            visitor.sample(`${name}_sum`, l, s.sum);
+            visitor.sample(`${name}_count`, l, s.count);
             break;
           }
           case 'histogram': {
             const bounds = family.buckets ?? [];
             const counts = s.buckets ?? [];
-            for (let i = 0; i < bounds.length; i++) out.push(`${family.name}_bucket{${joinLabels(l, `le="${formatValue(bounds[i])}"`)}} ${formatValue(counts[i] ?? 0)}`);
-            out.push(`${family.name}_bucket{${joinLabels(l, 'le="+Inf"')}} ${formatValue(s.count)}`);
-            out.push(`${family.name}_sum${wrap(l)} ${formatValue(s.sum)}`);
-            out.push(`${family.name}_count${wrap(l)} ${formatValue(s.count)}`);
+            for (let i = 0; i < bounds.length; i++) visitor.sample(`${name}_bucket`, joinLabels(l, `le="${formatValue(bounds[i])}"`), counts[i] ?? 0);
+            visitor.sample(`${name}_bucket`, joinLabels(l, 'le="+Inf"'), s.count);
+            visitor.sample(`${name}_sum`, l, s.sum);
+            visitor.sample(`${name}_count`, l, s.count);
             break;
           }
         }
       }
     }
-    out.push('');
-    return out.join('\n');
   }
+}
+
+export type { FamilyType };
+
+/** What MetricStore.visit() calls: once per family, then once per sample of it. */
+export interface SampleVisitor {
+  family(name: string, type: FamilyType, help: string): void;
+  /** `labels`: the exposition's label text without braces, '' when none. */
+  sample(name: string, labels: string, value: number): void;
 }
 
 /** Series per snapshot chunk: a family of a million series becomes many chunks, not one huge string. */
@@ -735,7 +760,8 @@ function labelKey(ruleLabels: Record<string, string>, tags: string[], type: Fami
   return out;
 }
 
-function parseLabelKey(key: string): Record<string, string> {
+/** Label text (`a="1",b="2"`) back into names and values. */
+export function parseLabelKey(key: string): Record<string, string> {
   const labels: Record<string, string> = {};
   const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
   for (let m = re.exec(key); m; m = re.exec(key)) labels[m[1]] = m[2].replace(/\\n/g, '\n').replace(/\\"/g, '"').replace(/\\\\/g, '\\');
