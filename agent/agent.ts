@@ -25,6 +25,10 @@ import { SpanBatcher } from './traces/batcher.ts';
 import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
 import { LogPipeline } from './logs/pipeline.ts';
+import { OtlpIntake } from '../shared/otlp/intake.ts';
+import { startOtlpHttp, type OtlpServer } from '../shared/otlp/http.ts';
+import { startOtlpGrpc } from '../shared/otlp/grpc.ts';
+import { AgentOtlpSink } from './otlp/sink.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -57,6 +61,10 @@ export class PlumbAgent {
   /** Tailed files → parser threads → collector; null when no log input is configured. */
   readonly logs: LogPipeline | null;
   private zipkin: ZipkinReceiver | null = null;
+  /** OTLP doors' shared intake; null unless agent.otlp.enabled. */
+  readonly otlp: OtlpIntake | null;
+  private otlpHttp: OtlpServer | null = null;
+  private otlpGrpc: OtlpServer | null = null;
   private spanForwarding: { abort: AbortController; done: Promise<void> } | null = null;
   private readonly tracing: SelfTracing;
   private http: FastifyInstance | null = null;
@@ -109,7 +117,7 @@ export class PlumbAgent {
         compress: f.compress,
         healthCheckIntervalMs: Math.max(100, f.healthCheckInterval),
         spool: f.spool.enabled
-          ? { dir: join(config.dataDir, 'spool'), traces: config.traces.zipkin.enabled, maxBytes: f.spool.maxBytes, segmentBytes: f.spool.segmentBytes, fsync: f.spool.fsync, fsyncIntervalMs: f.spool.fsyncInterval }
+          ? { dir: join(config.dataDir, 'spool'), traces: config.traces.zipkin.enabled || config.otlp.enabled, maxBytes: f.spool.maxBytes, segmentBytes: f.spool.segmentBytes, fsync: f.spool.fsync, fsyncIntervalMs: f.spool.fsyncInterval }
           : undefined,
         auth: f.auth,
         tls: f.tls,
@@ -117,7 +125,20 @@ export class PlumbAgent {
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
     this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
-    this.spanBatcher = config.traces.zipkin.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
+    this.spanBatcher = config.traces.zipkin.enabled || config.otlp.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
+    const o = config.otlp;
+    this.otlp =
+      o.enabled && this.spanBatcher !== null
+        ? new OtlpIntake(
+            new AgentOtlpSink(this.forwarder, this.spanBatcher, this.instance),
+            {
+              metrics: { resourceLabels: o.metrics.resourceLabels, relativeAccuracy: s.relativeAccuracy, maxStreams: o.metrics.maxStreams, streamTtlMs: o.metrics.streamTtl },
+              hostName: hostname,
+              role: 'agent',
+            },
+            ctx.telemetry,
+          )
+        : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
@@ -197,7 +218,24 @@ export class PlumbAgent {
     batcher.start();
     const abort = new AbortController();
     this.spanForwarding = { abort, done: batcher.forwardTo((batch) => this.forwardSpans(batch), abort.signal, SPAN_HANDOFF_RETRY_MS) };
-    this.zipkin = await startZipkinReceiver(this.config.traces.zipkin, { telemetry: this.ctx.telemetry, log: this.ctx.log }, batcher.onSpans);
+    if (this.config.traces.zipkin.enabled) this.zipkin = await startZipkinReceiver(this.config.traces.zipkin, { telemetry: this.ctx.telemetry, log: this.ctx.log }, batcher.onSpans);
+    const otlp = this.otlp;
+    if (otlp !== null) {
+      otlp.start();
+      const o = this.config.otlp;
+      const log = this.ctx.log.child({ component: 'otlp' });
+      if (o.http.enabled) this.otlpHttp = await startOtlpHttp({ config: o, intake: otlp, log, at: 'agent.otlp' });
+      if (o.grpc.enabled) this.otlpGrpc = await startOtlpGrpc({ config: o, intake: otlp, log, at: 'agent.otlp' });
+    }
+  }
+
+  /** host:port of the OTLP/HTTP and OTLP/gRPC receivers ('' when off). */
+  get otlpHttpAddress(): string {
+    return this.otlpHttp?.address ?? '';
+  }
+
+  get otlpGrpcAddress(): string {
+    return this.otlpGrpc?.address ?? '';
   }
 
   /**
@@ -227,6 +265,11 @@ export class PlumbAgent {
     if (batcher === null) return;
     await this.zipkin?.stop();
     this.zipkin = null;
+    await this.otlpHttp?.stop();
+    this.otlpHttp = null;
+    await this.otlpGrpc?.stop();
+    this.otlpGrpc = null;
+    this.otlp?.stop();
     batcher.stop();
     const forwarding = this.spanForwarding;
     this.spanForwarding = null;

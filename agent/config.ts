@@ -7,6 +7,7 @@ import { ZipkinReceiverSchema } from './traces/receiver.ts';
 import { SpanBatcherSchema } from './traces/batcher.ts';
 import { LogInputsSchema, TailerOptionsSchema } from './logs/tail/config.ts';
 import { GrokPoolSchema } from './logs/config.ts';
+import { otlpSchema } from '../shared/otlp/http.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -111,6 +112,7 @@ export const AgentSchema = Section({
   host: HostMetricsSchema,
   checks: ServiceChecksSchema,
   traces: AgentTracesSchema,
+  otlp: otlpSchema('127.0.0.1'),
   logs: LogInputsSchema,
   tail: TailerOptionsSchema,
   grok: GrokPoolSchema,

@@ -15,8 +15,11 @@ export const METRICS_PATH = '/v1/metrics';
 export const LOGS_PATH = '/v1/logs';
 export const LOG_EVENT_ID = /^[0-9a-f]{32}[0-9a-f]{12}$/;
 
-/** statsd types as they appear on the wire. `ms`, `h` and `d` all carry a sketch. */
-export type MetricType = 'c' | 'g' | 's' | 'ms' | 'h' | 'd';
+/**
+ * Metric types as they appear on the wire. `ms`, `h` and `d` all carry a sketch; `hist` and
+ * `sum` come from OTLP only (explicit-bucket histograms and summaries, which have no statsd form).
+ */
+export type MetricType = 'c' | 'g' | 's' | 'ms' | 'h' | 'd' | 'hist' | 'sum';
 
 export interface WireCounter {
   type: 'c';
@@ -53,7 +56,38 @@ export interface WireDistribution {
   max: number;
 }
 
-export type WireMetric = WireCounter | WireGauge | WireSet | WireDistribution;
+/**
+ * An explicit-bucket histogram's counts for the interval (a delta): `counts[i]` values fell in
+ * (bounds[i-1], bounds[i]], the last one above the last bound. Merged by adding counts, so the
+ * bounds of one series must stay the same.
+ */
+export interface WireHistogram {
+  type: 'hist';
+  name: string;
+  tags: string[];
+  /** Upper bounds, strictly increasing. */
+  bounds: number[];
+  /** bounds.length + 1 counts. */
+  counts: number[];
+  count: number;
+  sum: number;
+}
+
+/**
+ * A summary as its source computed it: quantiles of its own window, and count and sum since its
+ * start (cumulative). Quantiles cannot be merged; the latest value of each series is kept.
+ */
+export interface WireSummary {
+  type: 'sum';
+  name: string;
+  tags: string[];
+  /** [quantile 0..1, value] */
+  quantiles: [number, number][];
+  count: number;
+  sum: number;
+}
+
+export type WireMetric = WireCounter | WireGauge | WireSet | WireDistribution | WireHistogram | WireSummary;
 
 export interface StatsdEvent {
   title: string;

@@ -18,6 +18,24 @@ const Distribution = Type.Object({
   max: Type.Number(),
 });
 
+const Histogram = Type.Object({
+  type: Type.Literal('hist'),
+  name: Name,
+  tags: Tags,
+  bounds: Type.Array(Type.Number(), { maxItems: 4096 }),
+  counts: Type.Array(Type.Number({ minimum: 0 }), { minItems: 1, maxItems: 4097 }),
+  count: Type.Number({ minimum: 0 }),
+  sum: Type.Number(),
+});
+const Summary = Type.Object({
+  type: Type.Literal('sum'),
+  name: Name,
+  tags: Tags,
+  quantiles: Type.Array(Type.Tuple([Type.Number({ minimum: 0, maximum: 1 }), Type.Number()]), { maxItems: 1024 }),
+  count: Type.Number({ minimum: 0 }),
+  sum: Type.Number(),
+});
+
 const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()]);
 
 const Event = Type.Object({
@@ -48,7 +66,7 @@ export function metricBatchSchema(maxMetrics: number) {
     seq: Type.Integer({ minimum: 0 }),
     start: Type.Number(),
     end: Type.Number(),
-    metrics: Type.Array(Type.Union([Counter, Gauge, SetMetric, Distribution]), { maxItems: maxMetrics }),
+    metrics: Type.Array(Type.Union([Counter, Gauge, SetMetric, Distribution, Histogram, Summary]), { maxItems: maxMetrics }),
     events: Type.Array(Event, { maxItems: 10_000 }),
     serviceChecks: Type.Array(ServiceCheck, { maxItems: 10_000 }),
   });

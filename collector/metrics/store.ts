@@ -44,8 +44,8 @@ export const RESERVED_PREFIXES: readonly string[] = ['plumb_', 'traces_spanmetri
 export const AGENT_PREFIXES: readonly string[] = ['plumb_check_'];
 
 type FamilyType = 'counter' | 'gauge' | 'summary' | 'histogram';
-/** Which statsd kind fed a family, so a set and a gauge of one name don't merge. */
-type Origin = 'c' | 'g' | 's' | 'sketch' | 'check';
+/** Which statsd kind fed a family, so a set and a gauge of one name don't merge; `hist` and `osum` are OTLP's. */
+type Origin = 'c' | 'g' | 's' | 'sketch' | 'check' | 'hist' | 'osum';
 
 export const REFUSAL_REASONS = [
   'type_conflict',
@@ -59,6 +59,7 @@ export const REFUSAL_REASONS = [
   'max_series_per_agent',
   'too_many_labels',
   'label_too_long',
+  'bucket_mismatch',
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
@@ -77,6 +78,8 @@ class Series {
   sum = 0;
   count = 0;
   buckets: number[] | null = null;
+  /** OTLP summaries: the quantiles as the source computed them. */
+  quantiles: [number, number][] | null = null;
 
   constructor(labels: string, now: number) {
     this.labels = labels;
@@ -213,8 +216,35 @@ export class MetricStore {
       this.refuse('dropped_by_mapping', m, agent);
       return;
     }
-    const help = mapped.help ?? `statsd ${m.type} ${m.name}`;
+    const help = mapped.help ?? (m.type === 'hist' || m.type === 'sum' ? `OTLP ${m.type === 'hist' ? 'histogram' : 'summary'} ${m.name}` : `statsd ${m.type} ${m.name}`);
     switch (m.type) {
+      case 'hist': {
+        const existing = this.families.get(mapped.name);
+        if (m.counts.length !== m.bounds.length + 1 || !increasing(m.bounds) || (existing !== undefined && existing.origin === 'hist' && !sameBounds(existing.buckets ?? [], m.bounds))) {
+          this.refuse('bucket_mismatch', m, agent);
+          return;
+        }
+        this.applyValue(mapped.name, 'histogram', 'hist', help, mapped.labels, m.tags, now, (series) => {
+          series.sum += m.sum;
+          series.count += m.count;
+          series.buckets ??= new Array(m.bounds.length).fill(0);
+          let cumulative = 0;
+          for (let i = 0; i < m.bounds.length; i++) {
+            cumulative += m.counts[i] ?? 0;
+            series.buckets[i] += cumulative;
+          }
+        }, m.bounds);
+        return;
+      }
+      case 'sum': {
+        this.applyValue(mapped.name, 'summary', 'osum', help, mapped.labels, m.tags, now, (series) => {
+          // count and sum are the source's running totals; quantiles its own window's
+          series.quantiles = m.quantiles;
+          series.sum = m.sum;
+          series.count = m.count;
+        });
+        return;
+      }
       case 'c': {
         const name = mapped.name.endsWith('_total') ? mapped.name : `${mapped.name}_total`;
         const s = this.applyValue(name, 'counter', 'c', help, mapped.labels, m.tags, now, (series) => {
@@ -269,7 +299,7 @@ export class MetricStore {
   }
 
   private observe(m: WireMetric, name: string, series: Series, now: number, value: number | undefined, sketch?: Sketch): void {
-    if (this.observer === null || !this.observer.wants(m.name, name)) return;
+    if (this.observer === null || m.type === 'hist' || m.type === 'sum' || !this.observer.wants(m.name, name)) return;
     this.observer.observe({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch }, now);
   }
 
@@ -424,6 +454,7 @@ export class MetricStore {
     s.sum = st.s;
     s.count = st.c;
     if (st.b) s.buckets = st.b;
+    if (st.q) s.quantiles = st.q;
     if (st.m) s.setMembers = new Map(st.m.map(([agent, members]) => [agent, new Set(members)]));
     if (st.w) {
       s.slots = new Array(WINDOW_SLOTS).fill(null);
@@ -589,6 +620,12 @@ export class MetricStore {
             visitor.sample(name, l, s.value);
             break;
           case 'summary': {
+            if (s.quantiles !== null) {
+              for (const [q, v] of s.quantiles) visitor.sample(name, joinLabels(l, `quantile="${q}"`), v);
+              visitor.sample(`${name}_sum`, l, s.sum);
+              visitor.sample(`${name}_count`, l, s.count);
+              break;
+            }
             const sk = this.windowSketch(s, now);
             for (const q of quantiles) visitor.sample(name, joinLabels(l, `quantile="${q}"`), sk === null ? NaN : quantile(sk, q));
             visitor.sample(`${name}_sum`, l, s.sum);
@@ -647,6 +684,7 @@ interface SeriesState {
   s: number;
   c: number;
   b?: number[];
+  q?: [number, number][];
   m?: [string, string[]][];
   w?: [number, string, number, number, number, number][];
 }
@@ -655,6 +693,7 @@ function seriesState(s: Series): SeriesState {
   const st: SeriesState = { l: s.labels, t: s.lastSeen, v: s.value, s: s.sum, c: s.count };
   if (s.route !== '') st.r = s.route;
   if (s.buckets) st.b = s.buckets;
+  if (s.quantiles) st.q = s.quantiles;
   if (s.setMembers) st.m = [...s.setMembers].map(([agent, members]) => [agent, [...members]]);
   if (s.slots && s.slotIndex) {
     st.w = [];
@@ -671,6 +710,17 @@ export type SeriesRef = [string, string];
 
 /** `incoming` (the same series from another collector) added to `here`. */
 function mergeInto(here: Series, incoming: Series, origin: Origin, maxSetMembers: number): void {
+  if (origin === 'osum') {
+    // an OTLP summary is its source's own figures: the newer copy wins whole
+    if (incoming.lastSeen >= here.lastSeen) {
+      here.quantiles = incoming.quantiles;
+      here.sum = incoming.sum;
+      here.count = incoming.count;
+    }
+    if (here.route === '') here.route = incoming.route;
+    here.lastSeen = Math.max(here.lastSeen, incoming.lastSeen);
+    return;
+  }
   if (origin === 'g' || origin === 'check') {
     if (incoming.lastSeen >= here.lastSeen) here.value = incoming.value;
   } else if (origin === 's') {
@@ -717,9 +767,20 @@ export interface ObservedMetric {
   statsdName: string;
   name: string;
   labels: Record<string, string>;
-  type: WireMetric['type'];
+  type: Exclude<WireMetric['type'], 'hist' | 'sum'>;
   value: number | undefined;
   sketch: Sketch | undefined;
+}
+
+function increasing(bounds: readonly number[]): boolean {
+  for (let i = 1; i < bounds.length; i++) if (!(bounds[i] > bounds[i - 1])) return false;
+  return true;
+}
+
+function sameBounds(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function unionSize(perAgent: Map<string, Set<string>>, max: number): number {

@@ -1,0 +1,355 @@
+/**
+ * OTLP spans ⇄ plumb spans. plumb carries spans in the Zipkin v2 model (shared/zipkin.ts), so an
+ * OTLP span is mapped the way the OpenTelemetry specification maps spans to Zipkin
+ * (specification/trace/sdk_exporters/zipkin.md and common/mapping-to-non-otlp.md):
+ *
+ * - ids as lower hex; a 128-bit trace id whose high half is zero becomes 64-bit, as Zipkin does;
+ * - kind: SERVER, CLIENT, PRODUCER, CONSUMER kept, INTERNAL and unspecified omitted;
+ * - times in whole microseconds, truncated (1234 ns is 1 µs), duration from end − start;
+ * - localEndpoint.serviceName from the resource's service.name (`unknown_service` without one);
+ *   remoteEndpoint for CLIENT and PRODUCER spans from peer.service, server.address, … in the
+ *   specification's order;
+ * - tags: span attributes (arrays and maps as JSON, booleans "true"/"false"), then the resource
+ *   attributes (as OpenTelemetry's Zipkin exporter does), otel.scope.name/version and their
+ *   deprecated otel.library.* aliases, otel.status_code (OK, ERROR) and `error` (the status
+ *   description, "" when there is none) for ERROR, otel.dropped_*_count when non-zero;
+ * - events become annotations: the event name, or `"name":{…attributes as JSON…}`;
+ * - links, which Zipkin has no field for, go into the tag `otel.links` as a JSON list of
+ *   {traceId, spanId[, traceState][, attributes]}, so they survive to the sinks and back out.
+ *
+ * spansToOtlp is the inverse used by the OTLP exporter: a span that came in through OTLP goes
+ * out as the same OTLP span (less its trace state and its resource attributes other than
+ * service.name, which travel as span attributes). A span that came in as Zipkin JSON keeps
+ * everything its Zipkin form carries except localEndpoint addresses, debug and shared, which
+ * OTLP has no field for; its remoteEndpoint becomes peer.service / network.peer.* attributes.
+ */
+import type { ZipkinAnnotation, ZipkinEndpoint, ZipkinKind, ZipkinSpan } from '../zipkin.ts';
+import { isIPv4, isIPv6 } from 'node:net';
+import { anyValueToString, hex, jsToAnyValue, type Int64, type KeyValue, type Resource, type Scope } from './codec.ts';
+
+export interface OtlpSpan {
+  traceId?: Uint8Array | null;
+  spanId?: Uint8Array | null;
+  traceState?: string | null;
+  parentSpanId?: Uint8Array | null;
+  name?: string | null;
+  kind?: number | null;
+  startTimeUnixNano?: Int64 | null;
+  endTimeUnixNano?: Int64 | null;
+  attributes?: KeyValue[] | null;
+  droppedAttributesCount?: number | null;
+  events?: { timeUnixNano?: Int64 | null; name?: string | null; attributes?: KeyValue[] | null; droppedAttributesCount?: number | null }[] | null;
+  droppedEventsCount?: number | null;
+  links?: { traceId?: Uint8Array | null; spanId?: Uint8Array | null; traceState?: string | null; attributes?: KeyValue[] | null }[] | null;
+  droppedLinksCount?: number | null;
+  status?: { message?: string | null; code?: number | null } | null;
+}
+
+export interface ExportTraceServiceRequest {
+  resourceSpans?: { resource?: Resource | null; scopeSpans?: { scope?: Scope | null; spans?: OtlpSpan[] | null }[] | null }[] | null;
+}
+
+export interface SpansDecoded {
+  spans: ZipkinSpan[];
+  /** Spans refused (bad ids or times); the first reason is in `error`. */
+  rejected: number;
+  error: string;
+}
+
+const KINDS: (ZipkinKind | undefined)[] = [undefined, undefined, 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+const KIND_NUMBERS: Record<ZipkinKind, number> = { SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
+const SPAN_KIND_INTERNAL = 1;
+const STATUS_OK = 1;
+const STATUS_ERROR = 2;
+
+export const LINKS_TAG = 'otel.links';
+const STATUS_CODE_TAG = 'otel.status_code';
+const ERROR_TAG = 'error';
+const SCOPE_NAME_TAG = 'otel.scope.name';
+const SCOPE_VERSION_TAG = 'otel.scope.version';
+const LIBRARY_NAME_TAG = 'otel.library.name';
+const LIBRARY_VERSION_TAG = 'otel.library.version';
+const DROPPED_ATTRIBUTES_TAG = 'otel.dropped_attributes_count';
+const DROPPED_EVENTS_TAG = 'otel.dropped_events_count';
+const DROPPED_LINKS_TAG = 'otel.dropped_links_count';
+const SERVICE_NAME = 'service.name';
+const UNKNOWN_SERVICE = 'unknown_service';
+
+/** Remote endpoint candidates in the specification's order; `address` ones may be IPs. */
+const REMOTE_NAMES: readonly (readonly [string, 'name' | 'address', string?])[] = [
+  ['peer.service', 'name'],
+  ['server.address', 'name'],
+  ['net.peer.name', 'name'],
+  ['network.peer.address', 'address', 'network.peer.port'],
+  ['server.socket.domain', 'name'],
+  ['server.socket.address', 'address', 'server.socket.port'],
+  ['net.sock.peer.name', 'name'],
+  ['net.sock.peer.addr', 'address', 'net.sock.peer.port'],
+  ['peer.hostname', 'name'],
+  ['peer.address', 'address'],
+  ['db.name', 'name'],
+];
+
+/** Maps every span of a request; spans with unusable ids or times are counted, not fatal. */
+export function otlpToSpans(req: ExportTraceServiceRequest): SpansDecoded {
+  const out: SpansDecoded = { spans: [], rejected: 0, error: '' };
+  for (const rs of req.resourceSpans ?? []) {
+    const resourceTags: [string, string][] = [];
+    let service = UNKNOWN_SERVICE;
+    for (const kv of rs.resource?.attributes ?? []) {
+      const v = anyValueToString(kv.value);
+      resourceTags.push([kv.key, v]);
+      if (kv.key === SERVICE_NAME && v !== '') service = v;
+    }
+    for (const ss of rs.scopeSpans ?? []) {
+      const scope = ss.scope;
+      for (const s of ss.spans ?? []) {
+        const span = toZipkin(s, service, resourceTags, scope, out);
+        if (span !== null) out.spans.push(span);
+      }
+    }
+  }
+  return out;
+}
+
+function reject(out: SpansDecoded, message: string): null {
+  out.rejected++;
+  if (out.error === '') out.error = message;
+  return null;
+}
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][], scope: Scope | null | undefined, out: SpansDecoded): ZipkinSpan | null {
+  const tid = s.traceId;
+  if (!tid || tid.length !== 16 || isZero(tid)) return reject(out, 'span trace_id must be 16 bytes, not all zero');
+  const sid = s.spanId;
+  if (!sid || sid.length !== 8 || isZero(sid)) return reject(out, 'span span_id must be 8 bytes, not all zero');
+  let traceId = hex(tid);
+  if (traceId.startsWith('0000000000000000')) traceId = traceId.slice(16);
+  const id = hex(sid);
+  const span: ZipkinSpan = { traceId, id };
+  const pid = s.parentSpanId;
+  if (pid && pid.length > 0) {
+    if (pid.length !== 8) return reject(out, 'span parent_span_id must be 8 bytes or empty');
+    const p = hex(pid);
+    if (!isZero(pid) && p !== id) span.parentId = p;
+  }
+  const kind = KINDS[s.kind ?? 0];
+  if (kind !== undefined) span.kind = kind;
+  if (s.name) span.name = s.name;
+  const start = nanos(s.startTimeUnixNano);
+  const end = nanos(s.endTimeUnixNano);
+  if (start > 0n) {
+    if (end < start) return reject(out, 'span end_time_unix_nano is before its start');
+    const ts = Number(start / 1000n);
+    if (ts > 0) span.timestamp = ts;
+    const d = Number((end - start) / 1000n);
+    if (d > 0) span.duration = d;
+  }
+  span.localEndpoint = { serviceName: service };
+
+  const tags: Record<string, string> = {};
+  const attrs = s.attributes ?? [];
+  for (const kv of attrs) setTag(tags, kv.key, anyValueToString(kv.value));
+  for (const [k, v] of resourceTags) setTag(tags, k, v);
+  if (scope?.name) {
+    tags[SCOPE_NAME_TAG] = scope.name;
+    tags[LIBRARY_NAME_TAG] = scope.name;
+  }
+  if (scope?.version) {
+    tags[SCOPE_VERSION_TAG] = scope.version;
+    tags[LIBRARY_VERSION_TAG] = scope.version;
+  }
+  const code = s.status?.code ?? 0;
+  if (code === STATUS_OK) {
+    tags[STATUS_CODE_TAG] = 'OK';
+    if (tags[ERROR_TAG] === 'false') delete tags[ERROR_TAG];
+  } else if (code === STATUS_ERROR) {
+    tags[STATUS_CODE_TAG] = 'ERROR';
+    tags[ERROR_TAG] = s.status?.message ?? '';
+  } else if (tags[ERROR_TAG] === 'false') {
+    delete tags[ERROR_TAG];
+  }
+  if (s.droppedAttributesCount) tags[DROPPED_ATTRIBUTES_TAG] = String(s.droppedAttributesCount);
+  if (s.droppedEventsCount) tags[DROPPED_EVENTS_TAG] = String(s.droppedEventsCount);
+  if (s.droppedLinksCount) tags[DROPPED_LINKS_TAG] = String(s.droppedLinksCount);
+  const links = s.links ?? [];
+  if (links.length > 0) {
+    const list: Record<string, unknown>[] = [];
+    for (const l of links) {
+      const link: Record<string, unknown> = { traceId: hex(l.traceId), spanId: hex(l.spanId) };
+      if (l.traceState) link.traceState = l.traceState;
+      if (l.attributes && l.attributes.length > 0) link.attributes = Object.fromEntries(l.attributes.map((kv) => [kv.key, anyValueToString(kv.value)]));
+      list.push(link);
+    }
+    tags[LINKS_TAG] = JSON.stringify(list);
+  }
+  if (Object.keys(tags).length > 0) span.tags = tags;
+
+  if (kind === 'CLIENT' || kind === 'PRODUCER') {
+    const remote = remoteEndpoint(attrs);
+    if (remote !== undefined) span.remoteEndpoint = remote;
+  }
+
+  const events = s.events ?? [];
+  if (events.length > 0) {
+    const annotations: ZipkinAnnotation[] = [];
+    for (const e of events) {
+      const t = Number(nanos(e.timeUnixNano) / 1000n);
+      if (!(t > 0)) continue;
+      const name = e.name ?? '';
+      const attrs = e.attributes ?? [];
+      const value = attrs.length === 0 ? name : `${JSON.stringify(name)}:${JSON.stringify(Object.fromEntries(attrs.map((kv) => [kv.key, anyValueToString(kv.value)])))}`;
+      if (value !== '') annotations.push({ timestamp: t, value });
+    }
+    if (annotations.length > 0) span.annotations = annotations;
+  }
+  return span;
+}
+
+function setTag(tags: Record<string, string>, key: string, value: string): void {
+  // a "__proto__" key must stay a tag, not become the object's prototype
+  if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
+  else tags[key] = value;
+}
+
+function nanos(v: Int64 | null | undefined): bigint {
+  if (v === null || v === undefined) return 0n;
+  if (typeof v === 'number') return BigInt(Math.round(v));
+  return BigInt(v.toString());
+}
+
+function remoteEndpoint(attrs: readonly KeyValue[]): ZipkinEndpoint | undefined {
+  if (attrs.length === 0) return undefined;
+  const byKey = new Map<string, string>();
+  for (const kv of attrs) byKey.set(kv.key, anyValueToString(kv.value));
+  for (const [key, kind, portKey] of REMOTE_NAMES) {
+    const v = byKey.get(key);
+    if (v === undefined || v === '') continue;
+    const ep: ZipkinEndpoint = {};
+    if (kind === 'address' && isIPv4(v)) ep.ipv4 = v;
+    else if (kind === 'address' && isIPv6(v)) ep.ipv6 = v;
+    else ep.serviceName = v;
+    const port = portKey === undefined ? NaN : Number(byKey.get(portKey));
+    if (Number.isInteger(port) && port > 0 && port <= 65535) ep.port = port;
+    return ep;
+  }
+  return undefined;
+}
+
+// ---- plumb spans → OTLP (the exporter) ----
+
+const RESERVED_TAGS = new Set([STATUS_CODE_TAG, SCOPE_NAME_TAG, SCOPE_VERSION_TAG, LIBRARY_NAME_TAG, LIBRARY_VERSION_TAG, DROPPED_ATTRIBUTES_TAG, DROPPED_EVENTS_TAG, DROPPED_LINKS_TAG, LINKS_TAG]);
+
+/**
+ * Groups spans by service and scope into one ExportTraceServiceRequest (plain objects for
+ * codec.encodeRequest). Ids are Buffers, times decimal strings of nanoseconds.
+ */
+export function spansToOtlp(spans: readonly ZipkinSpan[]): Record<string, unknown> {
+  const byResource = new Map<string, Map<string, { scope: Record<string, unknown>; spans: Record<string, unknown>[] }>>();
+  for (const z of spans) {
+    const tags = z.tags ?? {};
+    const service = z.localEndpoint?.serviceName ?? UNKNOWN_SERVICE;
+    const scopeName = tags[SCOPE_NAME_TAG] ?? tags[LIBRARY_NAME_TAG] ?? '';
+    const scopeVersion = tags[SCOPE_VERSION_TAG] ?? tags[LIBRARY_VERSION_TAG] ?? '';
+    let scopes = byResource.get(service);
+    if (scopes === undefined) byResource.set(service, (scopes = new Map()));
+    const scopeKey = `${scopeName}\u0000${scopeVersion}`;
+    let group = scopes.get(scopeKey);
+    if (group === undefined) {
+      const scope: Record<string, unknown> = {};
+      if (scopeName !== '') scope.name = scopeName;
+      if (scopeVersion !== '') scope.version = scopeVersion;
+      scopes.set(scopeKey, (group = { scope, spans: [] }));
+    }
+    group.spans.push(spanToOtlp(z, service));
+  }
+  const resourceSpans: Record<string, unknown>[] = [];
+  for (const [service, scopes] of byResource) {
+    resourceSpans.push({
+      resource: { attributes: [{ key: SERVICE_NAME, value: { stringValue: service } }] },
+      scopeSpans: [...scopes.values()].map((g) => ({ scope: g.scope, spans: g.spans })),
+    });
+  }
+  return { resourceSpans };
+}
+
+function idBytes(hexId: string, bytes: number): Buffer {
+  return Buffer.from(hexId.padStart(bytes * 2, '0'), 'hex');
+}
+
+function spanToOtlp(z: ZipkinSpan, service: string): Record<string, unknown> {
+  const tags = z.tags ?? {};
+  const start = BigInt(z.timestamp ?? 0) * 1000n;
+  const end = start + BigInt(z.duration ?? 0) * 1000n;
+  const out: Record<string, unknown> = {
+    traceId: idBytes(z.traceId, 16),
+    spanId: idBytes(z.id, 8),
+    name: z.name ?? '',
+    kind: z.kind ? KIND_NUMBERS[z.kind] : SPAN_KIND_INTERNAL,
+    startTimeUnixNano: start.toString(),
+    endTimeUnixNano: end.toString(),
+  };
+  if (z.parentId) out.parentSpanId = idBytes(z.parentId, 8);
+  const attributes: KeyValue[] = [];
+  const code = tags[STATUS_CODE_TAG];
+  for (const key of Object.keys(tags)) {
+    if (RESERVED_TAGS.has(key)) continue;
+    if (key === ERROR_TAG && code === 'ERROR') continue;
+    if (key === SERVICE_NAME && tags[key] === service) continue; // it is the resource's
+    attributes.push({ key, value: { stringValue: tags[key] } });
+  }
+  // Zipkin → OTLP: peer.service from the remote endpoint, unless the tags it was derived from are there
+  const remote = z.remoteEndpoint;
+  if (remote?.serviceName && !REMOTE_NAMES.some(([key]) => tags[key] === remote.serviceName)) {
+    attributes.push({ key: 'peer.service', value: { stringValue: remote.serviceName } });
+  }
+  if (attributes.length > 0) out.attributes = attributes;
+  if (code === 'OK') out.status = { code: STATUS_OK };
+  else if (code === 'ERROR') out.status = { code: STATUS_ERROR, message: tags[ERROR_TAG] ?? '' };
+  if (tags[DROPPED_ATTRIBUTES_TAG]) out.droppedAttributesCount = Number(tags[DROPPED_ATTRIBUTES_TAG]);
+  if (tags[DROPPED_EVENTS_TAG]) out.droppedEventsCount = Number(tags[DROPPED_EVENTS_TAG]);
+  if (tags[DROPPED_LINKS_TAG]) out.droppedLinksCount = Number(tags[DROPPED_LINKS_TAG]);
+  if (z.annotations && z.annotations.length > 0) out.events = z.annotations.map(annotationToEvent);
+  const links = tags[LINKS_TAG];
+  if (links !== undefined) out.links = linksFromTag(links);
+  return out;
+}
+
+/** `"name":{…}` back into a named event with string attributes; any other value is the name. */
+function annotationToEvent(a: ZipkinAnnotation): Record<string, unknown> {
+  const event: Record<string, unknown> = { timeUnixNano: (BigInt(a.timestamp) * 1000n).toString(), name: a.value };
+  if (a.value.startsWith('"') && a.value.endsWith('}')) {
+    try {
+      const parsed = JSON.parse(`{${a.value}}`) as Record<string, unknown>;
+      const keys = Object.keys(parsed);
+      const attrs = parsed[keys[0]];
+      if (keys.length === 1 && attrs !== null && typeof attrs === 'object' && !Array.isArray(attrs)) {
+        event.name = keys[0];
+        event.attributes = Object.entries(attrs).map(([key, v]) => ({ key, value: jsToAnyValue(String(v)) }));
+      }
+    } catch {
+      // an annotation that only looks like one: it stays the event's name
+    }
+  }
+  return event;
+}
+
+function linksFromTag(value: string): Record<string, unknown>[] {
+  try {
+    const list = JSON.parse(value) as { traceId?: string; spanId?: string; traceState?: string; attributes?: Record<string, string> }[];
+    if (!Array.isArray(list)) return [];
+    return list.map((l) => {
+      const link: Record<string, unknown> = { traceId: Buffer.from(String(l.traceId ?? ''), 'hex'), spanId: Buffer.from(String(l.spanId ?? ''), 'hex') };
+      if (l.traceState) link.traceState = l.traceState;
+      if (l.attributes) link.attributes = Object.entries(l.attributes).map(([key, v]) => ({ key, value: { stringValue: String(v) } }));
+      return link;
+    });
+  } catch {
+    return [];
+  }
+}
