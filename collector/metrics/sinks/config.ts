@@ -84,7 +84,7 @@ export const MetricSinksSchema = Section(
   {
     interval: Duration('15s', { description: 'Every sink gets the samples /metrics shows at each multiple of this interval, stamped with that instant (the interval\'s end).' }),
     remoteWrite: Type.Optional(Type.Array(RemoteWriteSinkSchema, { description: 'One entry per store; names must differ.' })),
-    graphite: Type.Optional(GraphiteSinkSchema),
+    graphite: Type.Optional(Type.Array(GraphiteSinkSchema, { description: 'One entry per carbon endpoint (or naming scheme); names must differ.' })),
     queue: Section({
       maxBytes: Size('512mb', { description: 'Disk taken by one sink\'s queue; an export that does not fit is dropped and counted in plumb_sink_queue_refused_total.' }),
       fsync: Type.Union([Type.Literal('batch'), Type.Literal('interval'), Type.Literal('never')], {
@@ -101,7 +101,7 @@ export const MetricSinksSchema = Section(
 
 export type MetricSinksConfig = StaticDecode<typeof MetricSinksSchema>;
 export type RemoteWriteSinkConfig = NonNullable<MetricSinksConfig['remoteWrite']>[number];
-export type GraphiteSinkConfig = NonNullable<MetricSinksConfig['graphite']>;
+export type GraphiteSinkConfig = NonNullable<MetricSinksConfig['graphite']>[number];
 export type GraphiteNaming = GraphiteSinkConfig['naming'];
 
 /** The rules the schema cannot express, for the subtree at `path` ("collector.metrics.sinks"). */
@@ -135,14 +135,15 @@ export function checkMetricSinksConfig(config: MetricSinksConfig, path: string):
     if (rw.retryMax < rw.retryInitial) errors.push(`${at}.retryMax: must not be below retryInitial`);
     if (rw.maxBytesPerSend < 1024) errors.push(`${at}.maxBytesPerSend: at least 1kb`);
   });
-  const g = config.graphite;
-  if (g) {
-    if (names.has(g.name)) errors.push(`${path}.graphite.name: "${g.name}" is taken by another sink; give each its own name`);
-    if (g.retryMax < g.retryInitial) errors.push(`${path}.graphite.retryMax: must not be below retryInitial`);
+  (config.graphite ?? []).forEach((g, i) => {
+    const at = `${path}.graphite[${i}]`;
+    if (names.has(g.name)) errors.push(`${at}.name: "${g.name}" is taken by another sink; give each its own name`);
+    names.add(g.name);
+    if (g.retryMax < g.retryInitial) errors.push(`${at}.retryMax: must not be below retryInitial`);
     for (const k of ['prefix', 'counters', 'gauges', 'timers'] as const) {
-      if (/[\s;]/.test(g.naming[k])) errors.push(`${path}.graphite.naming.${k}: no spaces or ";" in a Graphite path (got ${JSON.stringify(g.naming[k])})`);
+      if (/[\s;]/.test(g.naming[k])) errors.push(`${at}.naming.${k}: no spaces or ";" in a Graphite path (got ${JSON.stringify(g.naming[k])})`);
     }
-  }
+  });
   return errors;
 }
 

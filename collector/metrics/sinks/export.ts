@@ -206,6 +206,6 @@ export class MetricSinks {
 function buildSinks(config: MetricSinksConfig, ctx: MetricSinksContext): Sink<MetricSample>[] {
   const sinks: Sink<MetricSample>[] = [];
   for (const rw of config.remoteWrite ?? []) sinks.push(new RemoteWriteSink(rw, { telemetry: ctx.telemetry }));
-  if (config.graphite) sinks.push(new GraphiteSink(config.graphite, { telemetry: ctx.telemetry }));
+  for (const g of config.graphite ?? []) sinks.push(new GraphiteSink(g, { telemetry: ctx.telemetry }));
   return sinks;
 }
