@@ -1,12 +1,18 @@
 /**
  * A log-writing application for tests of the tailer: appends numbered lines to a file at a
- * steady rate and rotates the file every N lines, as logrotate would, by rename or by
- * copytruncate. On exit (after --count lines, after --duration, or on SIGTERM/SIGINT) it prints
- * one JSON line to stdout: {"written": <lines>, "rotations": <count>, "last": <last number>}.
+ * steady rate and rotates the file every N lines or every interval, as logrotate would, by
+ * rename or by copytruncate, or truncates it in place. On exit (after --count lines, after
+ * --duration, or on SIGTERM/SIGINT) it prints one JSON line to stdout:
+ * {"written": <lines>, "rotations": <count>, "last": <last number>, "truncations": [<first line after each>]}.
  *
  *   node test/helpers/log-writer.ts --file /tmp/x/app.log [--rate 1000] [--rotate-every 500]
- *        [--mode rename|copytruncate] [--keep 5] [--count 10000] [--duration 5s]
- *        [--prefix line] [--pad 0]
+ *        [--rotate-interval 400ms] [--mode rename|copytruncate|truncate] [--keep 5]
+ *        [--count 10000] [--duration 5s] [--prefix line] [--pad 0]
+ *
+ * SIGHUP reopens the file by its name, as applications do when logrotate's postrotate
+ * script signals them after renaming the file (`create`). "truncate" empties the file in
+ * place without a copy: the lines since the last read are gone by design, and "truncations"
+ * tells a test where each new content begins.
  *
  * Line n reads `<prefix> <n>` (n from 1), optionally padded with `.` to --pad bytes, so a
  * reader can check it got every number exactly once. --rate 0 writes as fast as it can.
@@ -23,6 +29,7 @@ const { values } = parseArgs({
     file: { type: 'string' },
     rate: { type: 'string', default: '1000' },
     'rotate-every': { type: 'string', default: '0' },
+    'rotate-interval': { type: 'string', default: '0' },
     mode: { type: 'string', default: 'rename' },
     keep: { type: 'string', default: '5' },
     count: { type: 'string', default: '0' },
@@ -46,23 +53,26 @@ function durationMs(text: string): number {
 const file = values.file ?? usage('--file is required');
 const rate = Number(values.rate);
 const rotateEvery = Number(values['rotate-every']);
+const rotateIntervalMs = durationMs(values['rotate-interval']);
 const mode = values.mode;
 const keep = Number(values.keep);
 const count = Number(values.count);
 const runFor = durationMs(values.duration);
 const prefix = values.prefix;
 const pad = Number(values.pad);
-if (mode !== 'rename' && mode !== 'copytruncate') usage('--mode must be rename or copytruncate');
+if (mode !== 'rename' && mode !== 'copytruncate' && mode !== 'truncate') usage('--mode must be rename, copytruncate or truncate');
 for (const [name, v] of Object.entries({ rate, rotateEvery, keep, count, pad })) {
   if (!Number.isFinite(v) || v < 0) usage(`--${name}: must be a number ≥ 0`);
 }
-if (keep < 1 && rotateEvery > 0) usage('--keep must be at least 1 when rotating');
+if (keep < 1 && (rotateEvery > 0 || rotateIntervalMs > 0)) usage('--keep must be at least 1 when rotating');
 
 let fd = openSync(file, 'a');
 let written = 0;
 let rotations = 0;
 let sinceRotation = 0;
 let stopping = false;
+let reopen = false;
+const truncations: number[] = [];
 
 function line(n: number): string {
   const text = `${prefix} ${n}`;
@@ -79,6 +89,13 @@ function shift(): void {
 }
 
 function rotate(): void {
+  if (mode === 'truncate') {
+    ftruncateSync(fd, 0);
+    truncations.push(written + 1);
+    rotations++;
+    sinceRotation = 0;
+    return;
+  }
   shift();
   if (mode === 'rename') {
     renameSync(file, `${file}.1`);
@@ -88,6 +105,7 @@ function rotate(): void {
   } else {
     copyFileSync(file, `${file}.1`);
     ftruncateSync(fd, 0);
+    truncations.push(written + 1);
   }
   rotations++;
   sinceRotation = 0;
@@ -113,17 +131,29 @@ function writeLines(upTo: number): void {
 
 function finish(): void {
   closeSync(fd);
-  process.stdout.write(`${JSON.stringify({ written, rotations, last: written })}\n`);
+  process.stdout.write(`${JSON.stringify({ written, rotations, last: written, truncations })}\n`);
 }
 
 process.once('SIGTERM', () => (stopping = true));
 process.once('SIGINT', () => (stopping = true));
+process.on('SIGHUP', () => (reopen = true));
 
 const started = performance.now();
 const TICK_MS = 10;
+let nextRotation = rotateIntervalMs > 0 ? rotateIntervalMs : Infinity;
 while (!stopping) {
+  if (reopen) {
+    reopen = false;
+    const old = fd;
+    fd = openSync(file, 'a');
+    closeSync(old);
+  }
   const elapsed = performance.now() - started;
   if (runFor > 0 && elapsed >= runFor) break;
+  if (elapsed >= nextRotation) {
+    rotate();
+    nextRotation += rotateIntervalMs;
+  }
   let target = rate > 0 ? Math.floor((rate * elapsed) / 1000) : written + 1000;
   if (count > 0) target = Math.min(target, count);
   writeLines(target);

@@ -35,6 +35,10 @@ export interface CheckpointEntry {
   seenAt: number;
   /** Size at the last look, for the lag metric. */
   size: number;
+  /** Index of the input that matched the file: how a copy or rotation found elsewhere is framed. */
+  input?: number;
+  /** When this content (this generation) was first seen (Unix ms): rotations made later are of it or of later contents. */
+  since?: number;
 }
 
 export class CheckpointStore {
@@ -231,6 +235,8 @@ function parseEntry(raw: unknown): CheckpointEntry | undefined {
     path: r.path,
     seenAt: typeof r.seenAt === 'number' ? r.seenAt : Date.now(),
     size: typeof r.size === 'number' ? r.size : r.offset,
+    input: typeof r.input === 'number' && Number.isSafeInteger(r.input) && r.input >= 0 ? r.input : undefined,
+    since: typeof r.since === 'number' ? r.since : undefined,
   };
 }
 

@@ -4,11 +4,11 @@
  * file readable to its end. Everything here runs on the tailer's single loop; nothing is shared
  * between files except the read buffer passed in.
  */
-import type { FileHandle } from 'node:fs/promises';
+import type { Source } from './compressed.ts';
 import type { LogFormat, LogInput } from './config.ts';
 import { AckTrack, type CheckpointEntry } from './checkpoint.ts';
 import { decodeCri, decodeDocker, decodeJsonObject, kubernetesFromPath, PartialJoiner, type KubernetesMeta, type Piece } from './formats.ts';
-import { computeFileId, idPrefixLength, readPrefix, type Inode } from './identity.ts';
+import { computeFileId, fingerprintOf, idPrefixLength, readPrefix, type Inode } from './identity.ts';
 import { LineSplitter } from './lines.ts';
 import { MultilineAssembler } from './multiline.ts';
 import { JSON_INVALID_TAGS, MALFORMED_TAGS, NO_TAGS, type TailRecord } from './record.ts';
@@ -45,7 +45,7 @@ export class TailedFile {
   readonly inode: Inode;
   readonly settings: FileSettings;
   readonly format: LogFormat;
-  handle: FileHandle | undefined;
+  handle: Source | undefined;
   path: string;
   readonly k8s: KubernetesMeta | undefined;
   entry: CheckpointEntry;
@@ -56,6 +56,15 @@ export class TailedFile {
   private consumed: number;
   /** No longer at a path the globs match (renamed away or deleted): read to the end, then close. */
   rotated = false;
+  /**
+   * A copy or compressed rotation read in place of a file it was made from (see tailer.ts): it
+   * will not grow, so it is read to its end and closed like a rotated file.
+   */
+  finite = false;
+  /** Read through a decompressing stream: never checked for truncation. */
+  compressed = false;
+  /** When this file got its descriptor (who yields one first when files wait for one). */
+  openedAt = 0;
   /** When a read last found no new bytes (0 while reading). */
   eofSince = 0;
   /** Reads wait until then after reaching the end. */
@@ -65,6 +74,12 @@ export class TailedFile {
   /** Size at the last content check. */
   checkedSize = -1;
 
+  /**
+   * The file's first bytes as read from offset 0, while fewer than the fingerprint covers: a
+   * short fingerprint grows from bytes a read returned, never from a later look, which could
+   * already see the next content of a file truncated in the meantime.
+   */
+  private head: Buffer | undefined;
   private readonly splitter: LineSplitter;
   private readonly joiner: PartialJoiner | undefined;
   private readonly multiline: MultilineAssembler | undefined;
@@ -72,16 +87,19 @@ export class TailedFile {
   private now = 0;
   private counts: ReadCounts = { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
 
-  constructor(key: string, inode: Inode, handle: FileHandle, filePath: string, entry: CheckpointEntry, readOffset: number, settings: FileSettings) {
+  constructor(key: string, inode: Inode, handle: Source, filePath: string, entry: CheckpointEntry, readOffset: number, settings: FileSettings, track?: AckTrack) {
     this.key = key;
     this.inode = inode;
     this.handle = handle;
     this.path = filePath;
     this.entry = entry;
-    this.track = new AckTrack(entry);
+    // A file closed with batches in flight, or a copy continuing a truncated file, keeps the
+    // track those batches commit through.
+    this.track = track ?? new AckTrack(entry);
     this.readOffset = readOffset;
     this.consumed = readOffset;
     this.settings = settings;
+    this.head = readOffset === 0 ? EMPTY : undefined;
     this.format = settings.inputConfig.format;
     this.k8s = kubernetesFromPath(filePath);
     const framed = this.format === 'cri' || this.format === 'docker';
@@ -118,16 +136,27 @@ export class TailedFile {
    * counts; `bytes` 0 means the file had nothing new.
    */
   async read(buf: Buffer, prefixBuf: Buffer, now: number, sink: RecordSink): Promise<ReadCounts> {
-    const handle = this.handle as FileHandle;
-    const { bytesRead } = await handle.read(buf, 0, buf.length, this.readOffset);
-    if (bytesRead === 0) return { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
+    const n = await this.fill(buf);
+    if (n === 0) return { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
+    return this.take(buf, n, prefixBuf, now, sink);
+  }
+
+  /** Reads the next chunk into `buf` without taking it (the caller may first check the file). */
+  async fill(buf: Buffer): Promise<number> {
+    const { bytesRead } = await (this.handle as Source).read(buf, 0, buf.length, this.readOffset);
+    return bytesRead;
+  }
+
+  /** Takes `buf[0, n)`, the bytes at the read position that `fill` returned. */
+  async take(buf: Buffer, n: number, prefixBuf: Buffer, now: number, sink: RecordSink): Promise<ReadCounts> {
     if (this.entry.fileId === undefined) await this.ensureFileId(prefixBuf, false);
     const start = this.readOffset;
-    this.readOffset += bytesRead;
+    this.readOffset += n;
+    if (this.head !== undefined) this.growHead(buf, n, start);
     this.begin(now, sink);
-    const split = this.splitter.push(buf, bytesRead, start, this.onLine);
+    const split = this.splitter.push(buf, n, start, this.onLine);
     const counts = this.counts;
-    counts.bytes = bytesRead;
+    counts.bytes = n;
     counts.lines = split.lines;
     counts.truncated = split.truncated;
     return this.end();
@@ -163,12 +192,31 @@ export class TailedFile {
     this.track = new AckTrack(entry);
     this.readOffset = offset;
     this.consumed = offset;
+    this.head = offset === 0 ? EMPTY : undefined;
     this.splitter.reset();
     this.joiner?.clear();
     this.multiline?.clear();
     this.eofSince = 0;
     this.nextReadAt = 0;
     this.idleReads = 0;
+  }
+
+  /** Whether the fingerprint grows from reads (the file was read from its first byte). */
+  get growsFingerprint(): boolean {
+    return this.head !== undefined;
+  }
+
+  private growHead(buf: Buffer, bytesRead: number, start: number): void {
+    const head = this.head as Buffer;
+    const max = this.settings.fingerprintBytes;
+    if (start !== head.length || head.length >= max) {
+      this.head = undefined;
+      return;
+    }
+    const grown = Buffer.concat([head, buf.subarray(0, Math.min(bytesRead, max - head.length))]);
+    // Also replaces a fingerprint taken by a separate look that the bytes read do not bear out.
+    if (grown.length >= this.entry.fp.len) this.entry.fp = fingerprintOf(grown, grown.length, max);
+    this.head = grown.length >= max ? undefined : grown;
   }
 
   async close(): Promise<void> {
@@ -179,7 +227,7 @@ export class TailedFile {
 
   /** Names the file for event ids from its first line (or first bytes): see identity.ts. */
   private async ensureFileId(prefixBuf: Buffer, force: boolean): Promise<void> {
-    const available = await readPrefix(this.handle as FileHandle, prefixBuf);
+    const available = await readPrefix(this.handle as Source, prefixBuf);
     const len = idPrefixLength(prefixBuf, available, this.settings.fingerprintBytes, force);
     // Without a newline in the leading bytes no line can be complete yet; the id is settled on
     // the read that completes one.

@@ -13,7 +13,7 @@
  *   by the time the first record is emitted and never change after.
  */
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+import type { Source } from './compressed.ts';
 
 export interface Fingerprint {
   /** Bytes hashed; grows until it reaches the configured fingerprint size. */
@@ -34,7 +34,7 @@ export function hashBytes(buf: Buffer, len: number): string {
 }
 
 /** Reads up to `buf.length` leading bytes of the file; returns how many were read. */
-export async function readPrefix(handle: FileHandle, buf: Buffer): Promise<number> {
+export async function readPrefix(handle: Source, buf: Buffer): Promise<number> {
   let got = 0;
   while (got < buf.length) {
     const { bytesRead } = await handle.read(buf, got, buf.length - got, got);

@@ -2,7 +2,7 @@
 import type { Counter, Gauge } from 'prom-client';
 import type { Telemetry } from '../../../shared/telemetry.ts';
 
-export type RotationKind = 'rename' | 'truncate' | 'delete' | 'reuse';
+export type RotationKind = 'rename' | 'truncate' | 'delete' | 'reuse' | 'copy' | 'compressed';
 export type RefusalReason = 'max_open_files' | 'max_files' | 'open_error';
 
 export class TailMetrics {
@@ -34,7 +34,7 @@ export class TailMetrics {
     this.linesTruncated = telemetry.counter('plumb_tail_lines_truncated_total', 'Lines cut at maxLineBytes (kept, flagged truncated).');
     this.records = telemetry.counter('plumb_tail_records_total', 'Records handed to the consumer (after joining partial and multi-line events).');
     this.malformed = telemetry.counter('plumb_tail_malformed_total', 'Lines that did not follow their input format; kept whole and flagged.', ['format']);
-    this.rotations = telemetry.counter('plumb_tail_rotations_total', 'Rotations detected, by kind: rename, truncate (copytruncate), delete, reuse (same inode, new content).', ['kind']);
+    this.rotations = telemetry.counter('plumb_tail_rotations_total', 'Rotations detected, by kind: rename, truncate (copytruncate), delete, reuse (same inode, new content), copy (a truncated file finished from its copy), compressed (a file finished from its .gz rotation).', ['kind']);
     this.batches = telemetry.counter('plumb_tail_batches_total', 'Batches handed to the consumer.');
     this.deliveryErrors = telemetry.counter('plumb_tail_delivery_errors_total', 'Batches the consumer failed to take (retried).');
     this.unackedBatches = telemetry.gauge('plumb_tail_unacked_batches', 'Batches handed out and not yet acknowledged.');

@@ -11,7 +11,8 @@
  * Records still being assembled when `stop` is called are not handed out; they were never
  * acknowledged, so the next start reads them again.
  */
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from '../../../shared/log.ts';
 import { LogOnce } from '../../../shared/log.ts';
 import { PlumbError, errorMessage } from '../../../shared/errors.ts';
@@ -20,9 +21,10 @@ import type { Telemetry } from '../../../shared/telemetry.ts';
 import { ConfigError } from '../../../shared/config.ts';
 import { tailConfigErrors, type LogInput, type TailerOptions } from './config.ts';
 import { CheckpointStore, type AckMark, type AckTrack, type CheckpointEntry } from './checkpoint.ts';
-import { Discovery, type Candidate } from './discovery.ts';
-import { TailedFile, type FileSettings, type RecordSink } from './file.ts';
-import { compareFingerprint, fingerprintOf, inodeKey, readPrefix, type Inode } from './identity.ts';
+import { GzipSource, gzipStatedSize, type Source } from './compressed.ts';
+import { Discovery, isCompressed, type Candidate } from './discovery.ts';
+import { TailedFile, type FileSettings, type ReadCounts, type RecordSink } from './file.ts';
+import { compareFingerprint, fingerprintOf, hashBytes, inodeKey, readPrefix, type Inode } from './identity.ts';
 import { TailMetrics } from './metrics.ts';
 import type { TailBatch, TailConsumer, TailRecord } from './record.ts';
 import { judgeOpen, judgeReopen, movedAwayKind } from './rotation.ts';
@@ -45,6 +47,38 @@ export interface TailerDeps {
 
 type Marks = [AckTrack, AckMark][];
 
+/**
+ * A file's identity whose unread bytes may be in another file: the copy copytruncate made
+ * before truncating it, the `.gz` logrotate made of it, or the name it was renamed to outside
+ * the globs. Whatever file holds them is read from `from` under this identity (same file id,
+ * same offsets), so its lines get the event ids they would have had in the original.
+ */
+interface Lineage {
+  entry: CheckpointEntry;
+  /** The track batches already handed out commit through (a live truncation), else a new one. */
+  track: AckTrack | undefined;
+  /** First byte not yet handed out. */
+  from: number;
+  input: number;
+  /** From a truncation: its copy is read even when it holds nothing new, so no glob reads it as a new file. */
+  truncated: boolean;
+}
+
+/** A file closed while some of what it handed out was unacknowledged: reopened, it continues there. */
+interface Parked {
+  track: AckTrack;
+  offset: number;
+}
+
+/** Files looked at when searching a directory for where a file's bytes went. */
+const MAX_RELATED_FILES = 32;
+/** Checkpointed files no glob matches any more, searched for per discovery pass. */
+const LOST_SEARCHES_PER_PASS = 16;
+const GZIP_SUFFIX = '.gz';
+/** Identities of truncated files kept to recognise their copies. */
+const MAX_RETIRED = 256;
+
+const NOTHING: ReadCounts = Object.freeze({ bytes: 0, lines: 0, truncated: 0, malformed: 0 });
 const DELIVERY_BACKOFF = { initialMs: 100, maxMs: 10_000 };
 
 export class Tailer {
@@ -59,8 +93,23 @@ export class Tailer {
   private readonly store: CheckpointStore;
   private readonly discovery: Discovery;
   private readonly readBuf: Buffer;
+  /** A chunk read again, to tell whose bytes a read around a truncation returned. */
+  private readonly verifyBuf: Buffer;
   private readonly prefixBuf: Buffer;
   private readonly tails = new Map<string, TailedFile>();
+  /** Closed files whose handed-out bytes are not all acknowledged, by device:inode. */
+  private readonly parked = new Map<string, Parked>();
+  /** New files recognised as copies of a file still being followed, with their size then. */
+  private readonly copies = new Map<string, number>();
+  /**
+   * Identities of truncated files whose copy was not found yet: looked for on each discovery
+   * pass until `searchUntil`, and recognised in any new file that starts with their bytes.
+   */
+  private retired: { lineage: Lineage; searchUntil: number }[] = [];
+  /** Since when a matching file has waited for a descriptor. */
+  private readonly waitingSince = new Map<string, number>();
+  /** Checkpointed files no glob matches that were searched for in this run. */
+  private searched = new WeakSet<CheckpointEntry>();
 
   // The batch being filled.
   private records: TailRecord[] = [];
@@ -109,6 +158,7 @@ export class Tailer {
     this.store = new CheckpointStore(config.dataDir, { maxEntries: config.options.maxFiles, forgetAfterMs: config.options.forgetAfter }, this.metrics, deps.log);
     this.discovery = new Discovery(config.inputs, config.options.maxFiles, deps.log);
     this.readBuf = Buffer.allocUnsafe(config.options.readChunkBytes);
+    this.verifyBuf = Buffer.allocUnsafe(config.options.readChunkBytes);
     this.prefixBuf = Buffer.allocUnsafe(config.options.fingerprintBytes);
     this.metrics.lagBytes.set(0);
     this.metrics.unackedBatches.set(0);
@@ -169,6 +219,11 @@ export class Tailer {
     await this.store.write();
     for (const file of this.tails.values()) await file.close();
     this.tails.clear();
+    this.parked.clear();
+    this.copies.clear();
+    this.waitingSince.clear();
+    this.retired = [];
+    this.searched = new WeakSet();
     this.records = [];
     this.bytes = 0;
     this.contributors.clear();
@@ -251,7 +306,7 @@ export class Tailer {
       for (const file of this.tails.values()) {
         if (file.handle === undefined || now < file.nextReadAt) continue;
         try {
-          const c = await file.read(this.readBuf, this.prefixBuf, now, this.sink);
+          const c = await this.readChecked(file, now, true);
           if (c.bytes > 0) {
             readAny = true;
             file.eofSince = 0;
@@ -290,6 +345,31 @@ export class Tailer {
         await this.sleep(Math.min(o.pollInterval, Math.max(0, nextDiscovery - Date.now())));
       }
     }
+  }
+
+  /**
+   * Reads a chunk, noticing a truncation at once: a read at the offset of a file that became
+   * shorter finds nothing, and a file truncated and written again past the offset has other
+   * leading bytes. In the second case the chunk may hold the old content's bytes (truncated
+   * just after the read) or the new one's (just before): the new content has them at the same
+   * offset now, the old one does not. Old bytes are taken; new ones are read again from 0.
+   */
+  private async readChecked(file: TailedFile, now: number, again: boolean): Promise<ReadCounts> {
+    const n = await file.fill(this.readBuf);
+    if (file.compressed || file.readOffset === 0) return n === 0 ? NOTHING : file.take(this.readBuf, n, this.prefixBuf, now, this.sink);
+    if (n === 0) {
+      if (file.handle === undefined || (await file.handle.stat()).size >= file.readOffset) return NOTHING;
+      await this.truncated(file, now);
+      return again ? this.readChecked(file, now, false) : NOTHING;
+    }
+    if (!(await this.headChanged(file))) return file.take(this.readBuf, n, this.prefixBuf, now, this.sink);
+    const { bytesRead } = await (file.handle as Source).read(this.verifyBuf, 0, n, file.readOffset);
+    const fromNew = bytesRead === n && this.verifyBuf.compare(this.readBuf, 0, n, 0, n) === 0;
+    const old = fromNew ? NOTHING : await file.take(this.readBuf, n, this.prefixBuf, now, this.sink);
+    await this.truncated(file, now);
+    if (!again) return old;
+    const next = await this.readChecked(file, now, false);
+    return { bytes: old.bytes + next.bytes, lines: old.lines + next.lines, truncated: old.truncated + next.truncated, malformed: old.malformed + next.malformed };
   }
 
   private malformed(file: TailedFile, n: number): void {
@@ -365,6 +445,7 @@ export class Tailer {
     }
     let rotatedOpen = 0;
     for (const file of [...this.tails.values()]) {
+      if (this.tails.get(file.key) !== file) continue;
       const c = found.get(file.key);
       if (c !== undefined) {
         if (c.path !== file.path) {
@@ -384,40 +465,63 @@ export class Tailer {
           .catch(() => 0);
         this.metrics.rotations.inc({ kind: movedAwayKind(nlink ?? 0) });
       }
-      await this.checkContent(file);
+      if (!file.compressed) await this.checkContent(file, now);
       if (!this.isRunning(runId)) return;
-      if (file.rotated) {
+      if (file.rotated || file.finite) {
         if (file.eofSince > 0 && now - file.eofSince >= this.options.rotateWait) await this.closeFile(file, true, now);
         else rotatedOpen++;
       } else if (file.eofSince > 0 && now - file.eofSince >= this.options.closeInactive && file.idle()) {
         await this.closeFile(file, false, now);
       }
     }
+    await this.findLost(found, now);
+    if (!this.isRunning(runId)) return;
+    // Before new files are opened: a copy is read as the rest of its original, not as a new file.
+    for (const r of [...this.retired]) {
+      if (now <= r.searchUntil && (await this.continueElsewhere(r.lineage, now, found))) this.retired.splice(this.retired.indexOf(r), 1);
+    }
+    const waiting: Candidate[] = [];
     for (const c of found.values()) {
-      if (this.tails.has(inodeKey(c))) continue;
-      const entry = this.store.get(inodeKey(c));
+      const key = inodeKey(c);
+      if (this.tails.has(key)) continue;
+      // A copy of a file still being followed holds nothing new; looked at again when it grows.
+      if (this.copies.get(key) === c.size) continue;
+      const entry = this.store.get(key);
       if (entry !== undefined) {
         entry.seenAt = now;
         entry.size = c.size;
+        this.searched.delete(entry);
         if (entry.path !== c.path) {
           entry.path = c.path;
           this.dirty = true;
         }
-        // Nothing new since the last acknowledged byte: no need to hold it open.
-        if (c.size === entry.offset) continue;
+        // Nothing new since the last byte handed out: no need to hold it open.
+        if (c.size === this.resumeOffset(key, entry)) continue;
       } else if (initial && this.inputs[c.input].startAt === 'end') {
         await this.registerAtEnd(c, now);
         continue;
       }
+      if (!this.waitingSince.has(key)) this.waitingSince.set(key, now);
+      waiting.push(c);
+    }
+    waiting.sort((a, b) => (this.waitingSince.get(inodeKey(a)) ?? now) - (this.waitingSince.get(inodeKey(b)) ?? now));
+    await this.makeRoom(waiting.length, now);
+    for (let i = 0; i < waiting.length; i++) {
       if (this.tails.size >= this.options.maxOpenFiles) {
-        this.metrics.filesRefused.inc({ reason: 'max_open_files' });
-        this.once.warn('max-open-files', { maxOpenFiles: this.options.maxOpenFiles, path: c.path }, 'maxOpenFiles reached; matching files wait until others are closed');
-        continue;
+        this.metrics.filesRefused.inc({ reason: 'max_open_files' }, waiting.length - i);
+        this.once.warn('max-open-files', { maxOpenFiles: this.options.maxOpenFiles, waiting: waiting.length - i }, 'more files have lines to read than maxOpenFiles; descriptors are shared in turns');
+        break;
       }
-      await this.openFile(c, entry, now);
+      const c = waiting[i];
+      await this.openFile(c, this.store.get(inodeKey(c)), now, found);
       if (!this.isRunning(runId)) return;
     }
     this.initialPass = false;
+    for (const key of this.waitingSince.keys()) if (this.tails.has(key) || !found.has(key)) this.waitingSince.delete(key);
+    for (const key of this.copies.keys()) if (!found.has(key) || this.tails.has(key)) this.copies.delete(key);
+    for (const [key, p] of this.parked) {
+      if (this.store.get(key) !== p.track.entry || (p.track.outstanding === 0 && p.track.entry.offset >= p.offset)) this.parked.delete(key);
+    }
     const inUse = (e: CheckpointEntry): boolean => this.tails.get(inodeKey(e))?.entry === e;
     this.store.forgetExpired(now, inUse);
     let lag = 0;
@@ -427,8 +531,40 @@ export class Tailer {
     this.metrics.openFiles.set(this.tails.size);
   }
 
+  /** Where a closed file continues: after what it handed out (acknowledged or not). */
+  private resumeOffset(key: string, entry: CheckpointEntry): number {
+    const p = this.parked.get(key);
+    return p !== undefined && p.track.entry === entry ? p.offset : entry.offset;
+  }
+
+  /**
+   * More files have lines to read than there are descriptors: files at their end give theirs
+   * up first (oldest first), then files that held one for a discovery interval (longest held
+   * first). Every waiting file is served in turn, so each makes progress within
+   * ⌈files / maxOpenFiles⌉ discovery intervals. A closed file resumes after what it handed out.
+   */
+  private async makeRoom(waiting: number, now: number): Promise<void> {
+    let excess = waiting - (this.options.maxOpenFiles - this.tails.size);
+    if (excess <= 0) return;
+    const idle: TailedFile[] = [];
+    const busy: TailedFile[] = [];
+    for (const f of this.tails.values()) {
+      // Rotated files and copies cannot be found again by their path: they keep theirs.
+      if (f.rotated || f.finite) continue;
+      if (f.eofSince > 0) idle.push(f);
+      else if (now - f.openedAt >= this.options.discoverInterval) busy.push(f);
+    }
+    idle.sort((a, b) => a.eofSince - b.eofSince);
+    busy.sort((a, b) => a.openedAt - b.openedAt);
+    for (const f of idle.concat(busy)) {
+      if (excess <= 0) break;
+      await this.closeFile(f, false, now);
+      excess--;
+    }
+  }
+
   /** Opens a matching file, deciding from its checkpoint entry (if any) where to start. */
-  private async openFile(c: Candidate, entry: CheckpointEntry | undefined, now: number): Promise<void> {
+  private async openFile(c: Candidate, entry: CheckpointEntry | undefined, now: number, found: Map<string, Candidate>): Promise<void> {
     let handle;
     try {
       handle = await open(c.path, 'r');
@@ -442,8 +578,9 @@ export class Tailer {
     try {
       const st = await handle.stat({ bigint: true });
       const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
+      const key = inodeKey(inode);
       // The path was replaced between the directory scan and the open: the next scan sees the new file.
-      if (inodeKey(inode) !== inodeKey(c)) {
+      if (key !== inodeKey(c)) {
         await handle.close();
         return;
       }
@@ -451,35 +588,332 @@ export class Tailer {
       const available = await readPrefix(handle, this.prefixBuf);
       let use: CheckpointEntry;
       let offset = 0;
+      let track: AckTrack | undefined;
+      let lineage: Lineage | undefined;
       if (entry !== undefined) {
-        const verdict = judgeReopen(entry, compareFingerprint(entry.fp, this.prefixBuf, available), size, inode.birthtimeMs);
+        const parked = this.parked.get(key);
+        const p = parked !== undefined && parked.track.entry === entry ? parked : undefined;
+        this.parked.delete(key);
+        const from = p?.offset ?? entry.offset;
+        const verdict = judgeReopen({ ...entry, offset: from }, compareFingerprint(entry.fp, this.prefixBuf, available), size, inode.birthtimeMs);
         if (verdict.action === 'resume') {
           use = entry;
           offset = verdict.offset;
+          track = p?.track;
         } else {
           this.metrics.rotations.inc({ kind: verdict.kind });
+          // What was not read of the old content may be in a copy or a compressed rotation.
+          lineage = { entry, track: p?.track, from, input: entry.input ?? c.input, truncated: true };
           use = newEntry(inode, c.path, verdict.generation, 0, now);
         }
       } else {
+        const retired = this.retiredMatch(c, this.prefixBuf, available);
+        if (retired !== undefined) {
+          await handle.close();
+          if (await this.continueElsewhere(retired.lineage, now, found)) this.retired.splice(this.retired.indexOf(retired), 1);
+          return;
+        }
+        if (this.copyOfLive(c, this.prefixBuf, available, found)) {
+          this.copies.set(key, c.size);
+          await handle.close();
+          return;
+        }
         use = newEntry(inode, c.path, 0, 0, now);
       }
       if (available > use.fp.len) use.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
       use.size = size;
       use.seenAt = now;
+      use.input = c.input;
       if (!this.store.set(use, (e) => this.tails.get(inodeKey(e))?.entry === e)) {
         this.metrics.filesRefused.inc({ reason: 'max_files' });
         await handle.close();
         return;
       }
-      const file = new TailedFile(inodeKey(inode), inode, handle, c.path, use, offset, this.settings[c.input]);
+      const file = new TailedFile(key, inode, handle, c.path, use, offset, this.settings[c.input], track);
       file.checkedSize = size;
+      file.openedAt = now;
       this.tails.set(file.key, file);
+      this.copies.delete(key);
       this.dirty = true;
+      if (lineage !== undefined) await this.lookForCopy(lineage, now, found);
     } catch (err) {
-      await handle.close().catch(() => undefined);
+      if (!this.tails.has(inodeKey(c))) await handle.close().catch(() => undefined);
       this.metrics.filesRefused.inc({ reason: 'open_error' });
       this.once.warn(`open:${(err as NodeJS.ErrnoException).code}`, { path: c.path, err: errorMessage(err) }, 'cannot read a log file; retrying on the next discovery');
     }
+  }
+
+  /**
+   * A new file whose leading bytes are those of a file in the same directory that is still
+   * followed: a copy (copytruncate's, before the truncation). Its lines are read through the
+   * original; if the original is then truncated, the copy is read from where the original
+   * stopped (`continueElsewhere`). A short fingerprint only counts when the new file is no
+   * longer than the original, so two files that merely start alike are not confused for long.
+   */
+  private copyOfLive(c: Candidate, prefix: Buffer, available: number, found: Map<string, Candidate>): boolean {
+    const dir = path.dirname(c.path);
+    const key = inodeKey(c);
+    const hashes = new Map<number, string>();
+    for (const e of this.store.values()) {
+      if (e.fp.len === 0 || e.fp.len > available) continue;
+      const k = inodeKey(e);
+      if (k === key || (!this.tails.has(k) && !found.has(k)) || path.dirname(e.path) !== dir) continue;
+      if (e.fp.len < this.options.fingerprintBytes && c.size > e.size) continue;
+      let h = hashes.get(e.fp.len);
+      if (h === undefined) {
+        h = hashBytes(prefix, e.fp.len);
+        hashes.set(e.fp.len, h);
+      }
+      if (h === e.fp.hash) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Checkpointed files that no glob matches any more and that are not open: renamed out of the
+   * globs, compressed, or copied and deleted while the agent was down or the file was closed.
+   * Each is searched for once per run (again if it is matched and lost again).
+   */
+  private async findLost(found: Map<string, Candidate>, now: number): Promise<void> {
+    let budget = LOST_SEARCHES_PER_PASS;
+    const dirs = new Map<string, string[] | undefined>();
+    for (const e of [...this.store.values()]) {
+      if (budget <= 0) return;
+      const key = inodeKey(e);
+      if (found.has(key) || this.tails.has(key) || this.searched.has(e)) continue;
+      this.searched.add(e);
+      // Which input framed it is needed to read it; checkpoints from before that was kept have no answer.
+      if (e.input === undefined || e.input >= this.settings.length || e.fp.len === 0) continue;
+      budget--;
+      await this.continueElsewhere({ entry: e, track: this.parked.get(key)?.track, from: this.resumeOffset(key, e), input: e.input, truncated: false }, now, found, dirs);
+    }
+  }
+
+  /**
+   * Looks in the directory of `l`'s file for the file that now holds its bytes: its copy, its
+   * `.gz`, or itself under another name (names starting with the file's name or its stem, as
+   * logrotate's numbered and dated rotations are). A candidate must match the fingerprint of
+   * the known file; plain files are preferred to compressed ones, newer to older. The one found
+   * is read from `l.from` under `l`'s identity. Returns whether one was found.
+   */
+  private async continueElsewhere(l: Lineage, now: number, found: Map<string, Candidate> | undefined, dirs?: Map<string, string[] | undefined>): Promise<boolean> {
+    if (l.entry.fp.len === 0 || l.input >= this.settings.length) return false;
+    const dir = path.dirname(l.entry.path);
+    const base = path.basename(l.entry.path);
+    let names = dirs?.get(dir);
+    if (names === undefined) {
+      names = await readdir(dir).catch(() => undefined);
+      dirs?.set(dir, names);
+      if (names === undefined) return false;
+    }
+    const stem = nameStem(base);
+    const candidates: { file: string; gz: boolean; inode: Inode; size: number; mtimeMs: number }[] = [];
+    for (const name of names) {
+      if (!relatedName(name, base, stem)) continue;
+      const gz = name.toLowerCase().endsWith(GZIP_SUFFIX);
+      if (!gz && isCompressed(name)) continue;
+      const file = path.join(dir, name);
+      const st = await stat(file, { bigint: true }).catch(() => undefined);
+      if (st === undefined || !st.isFile()) continue;
+      const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
+      const key = inodeKey(inode);
+      if (this.tails.has(key)) continue;
+      const known = this.store.get(key);
+      if (known !== undefined && known !== l.entry) continue;
+      candidates.push({ file, gz, inode, size: Number(st.size), mtimeMs: Number(st.mtimeMs) });
+    }
+    candidates.sort((a, b) => Number(a.gz) - Number(b.gz) || b.mtimeMs - a.mtimeMs);
+    for (const c of candidates.slice(0, MAX_RELATED_FILES)) {
+      let size = c.size;
+      if (c.gz) {
+        const stated = await gzipStatedSize(c.file);
+        if (stated === undefined) continue;
+        // The trailer states the size modulo 4 GiB: past that, it says nothing.
+        size = c.size < 2 ** 32 / 16 ? stated : Infinity;
+      }
+      const key = inodeKey(c.inode);
+      // Nothing left to read, and nothing would read it as a new file: leave it.
+      if (size <= l.from && !l.truncated && !found?.has(key)) continue;
+      let source: Source | undefined;
+      try {
+        let opened: string;
+        if (c.gz) {
+          const gz = await GzipSource.open(c.file);
+          source = gz;
+          opened = inodeKey(gz);
+        } else {
+          const fh = await open(c.file, 'r');
+          source = fh;
+          const st = await fh.stat({ bigint: true });
+          opened = inodeKey({ dev: st.dev.toString(), ino: st.ino.toString() });
+        }
+        // Renamed between the listing and the open (the next rotation shifting names): not this one.
+        if (opened !== key) {
+          await source.close();
+          continue;
+        }
+        const available = await readPrefix(source, this.prefixBuf);
+        if (compareFingerprint(l.entry.fp, this.prefixBuf, available) !== 'same') {
+          await source.close();
+          continue;
+        }
+      } catch (err) {
+        await source?.close();
+        this.once.warn(`rotated:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`, { path: c.file, err: errorMessage(err) }, 'cannot read a rotated copy of a log file');
+        continue;
+      }
+      this.adopt(l, source, c, size, now, found);
+      // Other rotations made since hold contents of the file that were truncated before any read
+      // saw them (the reader was more than one rotation behind): read them as the new files they are.
+      if (l.truncated) {
+        const rotation = rotationName(base);
+        // Rotations made since this content was first seen, other than its own copy.
+        const since = l.entry.since ?? Infinity;
+        for (const o of candidates) {
+          if (o !== c && o.mtimeMs >= since && rotation.test(path.basename(o.file))) await this.openUnseen(o, l.input, now, found);
+        }
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** A rotated copy holding a content of a file that was never read: read whole, under its own identity. */
+  private async openUnseen(c: { file: string; gz: boolean; inode: Inode; size: number }, input: number, now: number, found: Map<string, Candidate> | undefined): Promise<void> {
+    const key = inodeKey(c.inode);
+    if (this.tails.has(key) || this.store.get(key) !== undefined) return;
+    let source: Source | undefined;
+    try {
+      let opened: string;
+      if (c.gz) {
+        const gz = await GzipSource.open(c.file);
+        source = gz;
+        opened = inodeKey(gz);
+      } else {
+        const fh = await open(c.file, 'r');
+        source = fh;
+        const st = await fh.stat({ bigint: true });
+        opened = inodeKey({ dev: st.dev.toString(), ino: st.ino.toString() });
+      }
+      if (opened !== key) {
+        await source.close();
+        return;
+      }
+      const available = await readPrefix(source, this.prefixBuf);
+      const entry = newEntry(c.inode, c.file, 0, 0, now);
+      entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
+      entry.size = c.gz ? 0 : c.size;
+      entry.input = input;
+      if (!this.store.set(entry, (e) => this.tails.get(inodeKey(e))?.entry === e)) {
+        await source.close();
+        return;
+      }
+      const file = new TailedFile(key, c.inode, source, c.file, entry, 0, this.settings[input]);
+      file.finite = true;
+      file.compressed = c.gz;
+      file.rotated = found?.has(key) !== true;
+      file.openedAt = now;
+      this.tails.set(key, file);
+      this.copies.delete(key);
+      this.dirty = true;
+      this.metrics.rotations.inc({ kind: c.gz ? 'compressed' : 'copy' });
+    } catch (err) {
+      await source?.close();
+      this.once.warn(`rotated:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`, { path: c.file, err: errorMessage(err) }, 'cannot read a rotated copy of a log file');
+    }
+  }
+
+  /** Reads `c` as the continuation of `l`'s file: the checkpoint entry moves to it, ids stay. */
+  private adopt(l: Lineage, source: Source, c: { file: string; gz: boolean; inode: Inode }, size: number, now: number, found: Map<string, Candidate> | undefined): void {
+    const e = l.entry;
+    const oldKey = inodeKey(e);
+    const key = inodeKey(c.inode);
+    const same = oldKey === key;
+    if (!same) {
+      if (this.store.get(oldKey) === e) this.store.delete(oldKey);
+      e.dev = c.inode.dev;
+      e.ino = c.inode.ino;
+      e.birthtimeMs = c.inode.birthtimeMs;
+    }
+    e.path = c.file;
+    e.seenAt = now;
+    e.size = Number.isFinite(size) ? size : e.size;
+    e.input = l.input;
+    this.store.set(e, () => true);
+    const from = c.gz ? l.from : Math.min(l.from, size);
+    const file = new TailedFile(key, c.inode, source, c.file, e, from, this.settings[l.input], l.track?.entry === e ? l.track : undefined);
+    file.finite = true;
+    file.compressed = c.gz;
+    file.rotated = found?.has(key) !== true;
+    file.openedAt = now;
+    file.checkedSize = size;
+    this.tails.set(key, file);
+    this.copies.delete(key);
+    this.waitingSince.delete(key);
+    this.dirty = true;
+    this.metrics.rotations.inc({ kind: c.gz ? 'compressed' : same ? 'rename' : 'copy' });
+  }
+
+  /**
+   * A truncation (copytruncate, or a file emptied in place): what was handed out stays
+   * committed to the old identity, whose unread rest is looked for in a copy; the file itself
+   * is read again from 0 as a new generation, so no event id repeats.
+   */
+  private async truncated(file: TailedFile, now: number): Promise<void> {
+    this.metrics.rotations.inc({ kind: 'truncate' });
+    this.seal(file);
+    const lineage: Lineage = { entry: file.entry, track: file.track, from: file.safeOffset(), input: file.settings.input, truncated: true };
+    // The new content's fingerprint is taken from the bytes read from 0 (TailedFile), not from a
+    // look now: the file may be truncated again before that read.
+    const entry = newEntry(file.inode, file.path, file.entry.generation + 1, 0, now);
+    entry.input = file.settings.input;
+    this.store.set(entry, () => true);
+    file.restart(entry, 0);
+    file.checkedSize = -1;
+    this.dirty = true;
+    await this.lookForCopy(lineage, now, undefined);
+  }
+
+  /**
+   * After a truncation: the copy is normally there already (copytruncate copies first), but a
+   * rotation shifting names as we look can hide it; it is looked for again on the discovery
+   * passes within rotateWait, before any new file is opened.
+   */
+  private async lookForCopy(l: Lineage, now: number, found: Map<string, Candidate> | undefined): Promise<void> {
+    if (await this.continueElsewhere(l, now, found)) return;
+    if (l.entry.fp.len === 0) return;
+    this.retired.push({ lineage: l, searchUntil: now + Math.max(this.options.rotateWait, 2 * this.options.discoverInterval) });
+    if (this.retired.length > MAX_RETIRED) this.retired.shift();
+  }
+
+  /** A truncated file's identity whose leading bytes the new file `c` starts with: its copy. */
+  private retiredMatch(c: Candidate, prefix: Buffer, available: number): { lineage: Lineage; searchUntil: number } | undefined {
+    const dir = path.dirname(c.path);
+    for (const r of this.retired) {
+      const fp = r.lineage.entry.fp;
+      if (fp.len > 0 && fp.len <= available && path.dirname(r.lineage.entry.path) === dir && hashBytes(prefix, fp.len) === fp.hash) return r;
+    }
+    return undefined;
+  }
+
+  /**
+   * Before a read: are the file's leading bytes still those it was fingerprinted with? A file
+   * truncated and written again past the read position is caught here, before its new bytes
+   * are read as if they continued the old ones.
+   */
+  private async headChanged(file: TailedFile): Promise<boolean> {
+    const handle = file.handle;
+    if (handle === undefined || file.compressed || file.readOffset === 0) return false;
+    const fp = file.entry.fp;
+    // A complete fingerprint only needs its own bytes; a short one grows with the file.
+    const full = fp.len >= this.options.fingerprintBytes || file.growsFingerprint;
+    const available = await readPrefix(handle, full ? this.prefixBuf.subarray(0, fp.len) : this.prefixBuf);
+    if (compareFingerprint(fp, this.prefixBuf, available) !== 'same') return true;
+    if (!full && available > fp.len) {
+      file.entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
+      this.dirty = true;
+    }
+    return false;
   }
 
   /**
@@ -507,6 +941,7 @@ export class Tailer {
       const entry = newEntry(inode, c.path, 0, offset, now);
       entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
       entry.size = size;
+      entry.input = c.input;
       if (this.store.set(entry, (e) => this.tails.get(inodeKey(e))?.entry === e)) this.dirty = true;
       else this.metrics.filesRefused.inc({ reason: 'max_files' });
     } catch (err) {
@@ -517,7 +952,7 @@ export class Tailer {
   }
 
   /** An open file's size and leading bytes: truncated or rewritten in place means start over. */
-  private async checkContent(file: TailedFile): Promise<void> {
+  private async checkContent(file: TailedFile, now: number): Promise<void> {
     const handle = file.handle;
     if (handle === undefined) return;
     let size;
@@ -530,18 +965,11 @@ export class Tailer {
     if (size > file.readOffset) file.nextReadAt = 0;
     if (size === file.checkedSize && size >= file.readOffset) return;
     file.checkedSize = size;
-    let available = await readPrefix(handle, this.prefixBuf).catch(() => 0);
+    const available = await readPrefix(handle, this.prefixBuf).catch(() => 0);
     const prefix = compareFingerprint(file.entry.fp, this.prefixBuf, available);
     if (judgeOpen(file.readOffset, size, prefix) === 'truncate') {
-      this.metrics.rotations.inc({ kind: 'truncate' });
-      this.seal(file);
-      const entry = newEntry(file.inode, file.path, file.entry.generation + 1, 0, Date.now());
-      available = await readPrefix(handle, this.prefixBuf).catch(() => 0);
-      entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
-      entry.size = size;
-      this.store.set(entry, () => true);
-      file.restart(entry, 0);
-      this.dirty = true;
+      await this.truncated(file, now);
+      file.checkedSize = size;
     } else if (available > file.entry.fp.len && file.entry.fp.len < this.options.fingerprintBytes) {
       file.entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
       this.dirty = true;
@@ -563,6 +991,9 @@ export class Tailer {
       }
     }
     this.seal(file);
+    // Handed out but not yet acknowledged: reopened, the file continues after it, not at the checkpoint.
+    const safe = file.safeOffset();
+    if (safe > file.entry.offset) this.parked.set(file.key, { track: file.track, offset: safe });
     await file.close();
     this.tails.delete(file.key);
   }
@@ -600,8 +1031,27 @@ export class Tailer {
   }
 }
 
+/** A file's name without its last extension ("app" for "app.log"), or the name when it has none. */
+function nameStem(base: string): string {
+  const dot = base.lastIndexOf('.');
+  return dot > 0 ? base.slice(0, dot) : base;
+}
+
+/** Names a rotation of `base` can have: app.log.1, app.log-20260101, app.log.1.gz, app-20260101.log. */
+function relatedName(name: string, base: string, stem: string): boolean {
+  if (name.startsWith(base)) return true;
+  if (stem === base || !name.startsWith(stem)) return false;
+  const sep = name.charCodeAt(stem.length);
+  return sep === 0x2e || sep === 0x2d || sep === 0x5f;
+}
+
+/** logrotate's names for rotations of `base`: base.1, base-20260101, base.1.gz, base-2026-01-01-12.gz. */
+function rotationName(base: string): RegExp {
+  return new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[.-][0-9][0-9._-]*(\\.gz)?$`);
+}
+
 function newEntry(inode: Inode, filePath: string, generation: number, offset: number, now: number): CheckpointEntry {
-  return { dev: inode.dev, ino: inode.ino, birthtimeMs: inode.birthtimeMs, fileId: undefined, generation, fp: { len: 0, hash: '' }, offset, path: filePath, seenAt: now, size: 0 };
+  return { dev: inode.dev, ino: inode.ino, birthtimeMs: inode.birthtimeMs, fileId: undefined, generation, fp: { len: 0, hash: '' }, offset, path: filePath, seenAt: now, size: 0, since: now };
 }
 
 /** Waits for `p` until `deadline`; true when it settled in time. */
