@@ -142,7 +142,8 @@ describe('copytruncate', () => {
       const r = await started(rig(dataDir, [input({ path: glob ? `${file}*` : file })], options({ readChunkBytes: '4kib' })));
       const w = await runWriter(['--file', file, '--rate', '10000', '--count', '6000', '--rotate-every', '1000', '--mode', 'copytruncate', '--keep', '10']);
       expect(w.rotations).toBe(6);
-      await waitFor(() => r.collector.records.length >= 6000, { what: 'every written line' });
+      // On a timeout the count below says what is missing.
+      await waitFor(() => r.collector.records.length >= 6000, { what: 'every written line', timeoutMs: 30_000 }).catch(() => undefined);
       await new Promise((resolve) => setTimeout(resolve, 200));
       const t = tally(numbers(r), 6000);
       expect(t).toEqual({ lost: [], duplicated: [] });
