@@ -5,6 +5,7 @@
  * or the A records of a DNS name (a Kubernetes headless Service). `self` is this collector's URL
  * as the others list it. Collectors talk to each other on /internal/v1/* with `token`.
  */
+import { networkInterfaces } from 'node:os';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Duration } from '../../shared/config.ts';
 import { parseListen } from '../../shared/address.ts';
@@ -49,8 +50,18 @@ export type FleetConfig = NonNullable<StaticDecode<typeof FleetSchema>>;
 /** The keys fleetConfigErrors reads. */
 export const FleetCheckSchema = Type.Object({ listen: Type.String(), insecure: Type.Boolean(), fleet: FleetSchema });
 
-/** This collector's member URL: fleet.self, or one made from collector.listen when that names a host. */
-export function fleetSelf(c: { listen: string; tls?: unknown; fleet?: { self?: string } }): string | undefined {
+/** The first IPv4 address of this host that is not loopback (a pod's IP), if any. */
+function hostAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  return undefined;
+}
+
+/**
+ * This collector's member URL: fleet.self; else one made from collector.listen when that names
+ * a host; else, on a wildcard address, from this host's first non-loopback IPv4 address (in a
+ * pod: the pod IP, which is what the headless Service lists).
+ */
+export function fleetSelf(c: { listen: string; tls?: unknown; fleet?: { self?: string } }, lookup: () => string | undefined = hostAddress): string | undefined {
   if (c.fleet?.self !== undefined) return c.fleet.self;
   let host: string;
   let port: number;
@@ -59,7 +70,11 @@ export function fleetSelf(c: { listen: string; tls?: unknown; fleet?: { self?: s
   } catch {
     return undefined;
   }
-  if (host === '0.0.0.0' || host === '::' || host === '') return undefined;
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    const address = lookup();
+    if (address === undefined) return undefined;
+    host = address;
+  }
   return `${c.tls !== undefined ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
@@ -70,7 +85,6 @@ export function fleetConfigErrors(c: { listen: string; insecure: boolean; tls?: 
   const errors: string[] = [];
   const sources = [f.members !== undefined, f.membersFile !== undefined, f.dns !== undefined].filter(Boolean).length;
   if (sources !== 1) errors.push(`${at}.fleet: set exactly one of members, membersFile or dns (got ${sources})`);
-  if (fleetSelf(c) === undefined) errors.push(`${at}.fleet.self: required when ${at}.listen is a wildcard address (${c.listen}); e.g. "http://$(POD_IP):9102"`);
   if (f.token !== undefined && f.tokenFile !== undefined) errors.push(`${at}.fleet: set token or tokenFile, not both`);
   let loopback = false;
   try {

@@ -28,8 +28,10 @@ export interface FleetStatus {
 
 export function membershipFor(config: { listen: string; tls?: unknown; fleet: FleetConfig }, ctx: FleetContext): Membership {
   const f = config.fleet;
+  const self = fleetSelf(config);
+  if (self === undefined) ctx.log.warn({ listen: config.listen }, 'collector.fleet.self is not set and this host has no IPv4 address to make it from: this collector owns nothing and forwards every series');
   return new Membership(
-    { members: f.members, membersFile: f.membersFile, dns: f.dns, scheme: f.scheme, interval: f.interval, self: fleetSelf(config), resolve4: ctx.resolve4 },
+    { members: f.members, membersFile: f.membersFile, dns: f.dns, scheme: f.scheme, interval: f.interval, self, resolve4: ctx.resolve4 },
     { telemetry: ctx.telemetry, log: ctx.log },
   );
 }

@@ -199,14 +199,14 @@ describe.skipIf(KUBECTL === null)('kubectl', () => {
       'ConfigMap/plumb-agent',
       'ConfigMap/plumb-collector',
       'DaemonSet/plumb-agent',
-      'Deployment/plumb-collector',
-      'HorizontalPodAutoscaler/plumb-collector',
       'Namespace/plumb',
       'PodDisruptionBudget/plumb-collector',
       'Secret/plumb-token',
       'Service/plumb-collector',
+      'Service/plumb-collector-headless',
       'ServiceAccount/plumb-agent',
       'ServiceAccount/plumb-collector',
+      'StatefulSet/plumb-collector',
     ]);
   });
 });

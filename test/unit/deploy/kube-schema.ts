@@ -96,6 +96,7 @@ const Container = obj(
     ),
     livenessProbe: Probe,
     readinessProbe: Probe,
+    lifecycle: obj({ preStop: obj({ exec: obj({ command: list(str, 1) }, ['command']), httpGet: obj({ path: str, port: 'intOrString' }, ['port']) }, [], ['exec', 'httpGet']), postStart: obj({ exec: obj({ command: list(str, 1) }, ['command']) }) }),
     startupProbe: Probe,
     resources: obj({ requests: map('quantity'), limits: map('quantity') }),
     securityContext: obj({
@@ -192,6 +193,7 @@ const KINDS: Record<string, Record<string, Schema>> = {
         clusterIP: str,
         ports: list(obj({ name: 'portName', port: int, targetPort: 'intOrString', protocol: oneOfStrings('TCP', 'UDP', 'SCTP'), nodePort: int, appProtocol: str }, ['port']), 1),
         sessionAffinity: oneOfStrings('None', 'ClientIP'),
+        publishNotReadyAddresses: bool,
         internalTrafficPolicy: oneOfStrings('Cluster', 'Local'),
       },
       ['ports'],
@@ -215,6 +217,39 @@ const KINDS: Record<string, Record<string, Schema>> = {
         progressDeadlineSeconds: int,
       },
       ['selector', 'template'],
+    ),
+  },
+  'apps/v1/StatefulSet': {
+    spec: obj(
+      {
+        replicas: int,
+        serviceName: str,
+        selector: LabelSelector,
+        template: PodTemplateSpec,
+        podManagementPolicy: oneOfStrings('OrderedReady', 'Parallel'),
+        updateStrategy: obj({ type: oneOfStrings('RollingUpdate', 'OnDelete'), rollingUpdate: obj({ partition: int, maxUnavailable: 'intOrString' }) }),
+        volumeClaimTemplates: list(
+          obj(
+            {
+              metadata: obj({ name: 'dnsSubdomain', labels: 'labelMap', annotations: map(str) }, ['name']),
+              spec: obj(
+                {
+                  accessModes: list(oneOfStrings('ReadWriteOnce', 'ReadOnlyMany', 'ReadWriteMany', 'ReadWriteOncePod'), 1),
+                  storageClassName: str,
+                  volumeMode: oneOfStrings('Filesystem', 'Block'),
+                  resources: obj({ requests: map('quantity'), limits: map('quantity') }, ['requests']),
+                },
+                ['accessModes', 'resources'],
+              ),
+            },
+            ['metadata', 'spec'],
+          ),
+        ),
+        persistentVolumeClaimRetentionPolicy: obj({ whenDeleted: oneOfStrings('Retain', 'Delete'), whenScaled: oneOfStrings('Retain', 'Delete') }),
+        minReadySeconds: int,
+        revisionHistoryLimit: int,
+      },
+      ['selector', 'template', 'serviceName'],
     ),
   },
   'autoscaling/v2/HorizontalPodAutoscaler': {

@@ -31,13 +31,14 @@ type Container = {
   ports: { name: string; containerPort: number; hostPort?: number; protocol?: string }[];
   livenessProbe?: { httpGet?: { path: string; port: string | number } };
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  lifecycle?: { preStop?: { exec?: { command: string[] } } };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   securityContext?: { readOnlyRootFilesystem?: boolean; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[] } };
   volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[];
 };
 type Volume = { name: string; configMap?: { name: string }; secret?: { secretName: string; optional?: boolean }; hostPath?: { path: string }; emptyDir?: object };
-type PodSpec = { containers: Container[]; volumes: Volume[]; serviceAccountName?: string; tolerations?: { operator?: string }[]; securityContext?: { runAsNonRoot?: boolean } };
-type Workload = Obj & { spec: { selector: { matchLabels: Record<string, string> }; replicas?: number; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec } } };
+type PodSpec = { containers: Container[]; volumes: Volume[]; serviceAccountName?: string; terminationGracePeriodSeconds?: number; tolerations?: { operator?: string }[]; securityContext?: { runAsNonRoot?: boolean } };
+type Workload = Obj & { spec: { selector: { matchLabels: Record<string, string> }; replicas?: number; serviceName?: string; volumeClaimTemplates?: { metadata: { name: string }; spec: { accessModes: string[]; resources: { requests: { storage: string } } } }[]; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec } } };
 
 /** The manifests in the order kustomization.yaml lists them. */
 function loadManifests(): Obj[] {
@@ -93,7 +94,7 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   const agentCm = find(objects, 'ConfigMap', `${opts.prefix}-agent`);
   const collectorCm = find(objects, 'ConfigMap', `${opts.prefix}-collector`);
   const ds = find<Workload>(objects, 'DaemonSet', `${opts.prefix}-agent`);
-  const deploy = find<Workload>(objects, 'Deployment', `${opts.prefix}-collector`);
+  const deploy = find<Workload>(objects, 'StatefulSet', `${opts.prefix}-collector`);
   const service = find<Obj & { spec: { selector: Record<string, string>; ports: { name: string; port: number; targetPort: string | number }[] } }>(objects, 'Service', `${opts.prefix}-collector`);
 
   // workloads: selectors match their own pods, references resolve
@@ -102,12 +103,12 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
     expect(selects(w.spec.selector.matchLabels, pod.metadata.labels), `${w.kind} selector matches its pods`).toBe(true);
     const sa = pod.spec.serviceAccountName;
     if (sa !== undefined) expect(names, `${w.kind} service account`).toContain(`ServiceAccount/${sa}`);
-    for (const v of pod.spec.volumes) {
+    for (const v of [...pod.spec.volumes, ...(w.spec.volumeClaimTemplates ?? []).map((t) => ({ name: t.metadata.name }) as Volume)]) {
       if (v.configMap) expect(names, `${w.kind} volume ${v.name}`).toContain(`ConfigMap/${v.configMap.name}`);
       if (v.secret && !opts.secretExternal) expect(names, `${w.kind} volume ${v.name}`).toContain(`Secret/${v.secret.secretName}`);
     }
     for (const c of pod.spec.containers) {
-      const volumes = new Set(pod.spec.volumes.map((v) => v.name));
+      const volumes = new Set([...pod.spec.volumes.map((v) => v.name), ...(w.spec.volumeClaimTemplates ?? []).map((t) => t.metadata.name)]);
       for (const m of c.volumeMounts) expect(volumes.has(m.name), `${w.kind} mount ${m.name} has a volume`).toBe(true);
       const portNames = new Set(c.ports.map((p) => p.name));
       for (const probe of [c.livenessProbe, c.readinessProbe]) expect(portNames.has(String(probe?.httpGet?.port)), `${w.kind} probe port`).toBe(true);
@@ -200,14 +201,37 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   expect(target.hostname).toBe(`${service.metadata.name}.${opts.namespace}.svc`);
   expect(Number(target.port)).toBe(service.spec.ports[0].port);
 
-  const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler') as (Obj & { spec: { scaleTargetRef: { kind: string; name: string }; minReplicas: number; maxReplicas: number } }) | undefined;
-  if (hpa) {
-    expect(hpa.spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: deploy.metadata.name });
-    expect(hpa.spec.minReplicas).toBeLessThanOrEqual(hpa.spec.maxReplicas);
-    expect(deploy.spec.replicas, 'the HPA owns the replica count').toBeUndefined();
+  expect(objects.some((o) => o.kind === 'HorizontalPodAutoscaler' || o.kind === 'Deployment'), 'collectors are a StatefulSet, scaled by hand').toBe(false);
+  const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as (Obj & { spec: { maxUnavailable?: number; selector: { matchLabels: Record<string, string> } } }) | undefined;
+  if (pdb) {
+    expect(selects(pdb.spec.selector.matchLabels, deploy.spec.template.metadata.labels)).toBe(true);
+    expect(pdb.spec.maxUnavailable, 'one collector leaves at a time').toBe(1);
   }
-  const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as (Obj & { spec: { selector: { matchLabels: Record<string, string> } } }) | undefined;
-  if (pdb) expect(selects(pdb.spec.selector.matchLabels, deploy.spec.template.metadata.labels)).toBe(true);
+
+  // the fleet: a PVC per pod for the data dir, membership from the headless Service, self from the pod IP
+  const claim = deploy.spec.volumeClaimTemplates?.find((t) => collector.volumeMounts.some((m) => m.name === t.metadata.name && collectorConfig.collector.dataDir.startsWith(m.mountPath)));
+  expect(claim, 'the data dir is on a PersistentVolumeClaim of its own').toBeDefined();
+  expect(claim?.spec.accessModes).toEqual(['ReadWriteOnce']);
+  expect(deploy.spec.template.spec.volumes.some((v) => v.name === claim?.metadata.name), 'no emptyDir shadows the claim').toBe(false);
+  const headless = find<Obj & { spec: { clusterIP?: string; publishNotReadyAddresses?: boolean; selector: Record<string, string>; ports: { port: number }[] } }>(objects, 'Service', `${opts.prefix}-collector-headless`);
+  expect(headless.spec.clusterIP).toBe('None');
+  expect(headless.spec.publishNotReadyAddresses ?? false, 'only ready collectors are members').toBe(false);
+  expect(selects(headless.spec.selector, deploy.spec.template.metadata.labels)).toBe(true);
+  expect(deploy.spec.serviceName).toBe(headless.metadata.name);
+  const fleet = collectorConfig.collector.fleet;
+  expect(fleet?.dns).toBe(`${headless.metadata.name}.${opts.namespace}.svc:${headless.spec.ports[0].port}`);
+  expect(headless.spec.ports[0].port).toBe(cport.containerPort);
+  expect(collector.env).toContainEqual({ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } });
+  expect(collector.env).toContainEqual({ name: 'PLUMB_COLLECTOR__FLEET__SELF', value: `http://$(POD_IP):${cport.containerPort}` });
+  const withSelf = plumbConfigIn(collectorCm, { PLUMB_COLLECTOR__FLEET__SELF: `http://10.0.0.7:${cport.containerPort}` });
+  expect(withSelf.collector.fleet?.self).toBe(`http://10.0.0.7:${cport.containerPort}`);
+  const tokenMount = collector.volumeMounts.find((m) => m.name === 'token')!;
+  expect(fleet?.tokenFile).toBe(`${tokenMount.mountPath}/token`);
+  // grace: preStop (leave the endpoints), then the handoff and the sink drain
+  const preStop = collector.lifecycle?.preStop?.exec?.command ?? [];
+  expect(preStop[0]).toBe('sleep');
+  const grace = deploy.spec.template.spec.terminationGracePeriodSeconds ?? 30;
+  expect(grace * 1000).toBeGreaterThanOrEqual(Number(preStop[1]) * 1000 + (fleet?.handoffTimeout ?? 0) + 10_000);
 }
 
 describe('deploy/kubernetes', () => {
@@ -230,9 +254,9 @@ describe('deploy/kubernetes', () => {
         'apps/v1 DaemonSet plumb-agent',
         'v1 ConfigMap plumb-collector',
         'v1 ServiceAccount plumb-collector',
-        'apps/v1 Deployment plumb-collector',
+        'apps/v1 StatefulSet plumb-collector',
         'v1 Service plumb-collector',
-        'autoscaling/v2 HorizontalPodAutoscaler plumb-collector',
+        'v1 Service plumb-collector-headless',
         'policy/v1 PodDisruptionBudget plumb-collector',
       ].sort(),
     );
@@ -244,7 +268,7 @@ describe('deploy/kubernetes', () => {
   });
 
   it('mounts the token Secret in both roles', () => {
-    for (const kind of ['DaemonSet', 'Deployment']) {
+    for (const kind of ['DaemonSet', 'StatefulSet']) {
       const w = find<Workload>(objects, kind);
       expect(w.spec.template.spec.volumes).toContainEqual({ name: 'token', secret: { secretName: 'plumb-token', optional: true } });
     }
@@ -324,17 +348,20 @@ describe('deploy/helm/plumb', () => {
     expect(collectorConfig.collector.listen).toBe('0.0.0.0:19102');
     const ds = find<Workload>(objects, 'DaemonSet');
     expect(ds.spec.template.spec.containers[0].ports[0]).toMatchObject({ name: 'statsd', containerPort: 18125, hostPort: 18125 });
-    const svc = find<Obj & { spec: { ports: { port: number }[] } }>(objects, 'Service');
+    const svc = find<Obj & { spec: { ports: { port: number }[] } }>(objects, 'Service', 'plumb-collector');
     expect(svc.spec.ports[0].port).toBe(19102);
+    expect(collectorConfig.collector.fleet?.dns).toBe('plumb-collector-headless.plumb.svc:19102');
     expect(documents.flatMap((d) => validateObject(d.object))).toEqual([]);
   });
 
-  it('drops the HPA and sets replicas when autoscaling is off, and the PDB when asked', () => {
-    const { documents } = renderChart(CHART, { ...release, values: { collector: { replicas: 3, autoscaling: { enabled: false }, podDisruptionBudget: { enabled: false } } } });
+  it('sets replicas, the volume size and class, and drops the PDB when asked', () => {
+    const { documents } = renderChart(CHART, { ...release, values: { collector: { replicas: 5, persistence: { size: '50Gi', storageClassName: 'fast' }, podDisruptionBudget: { enabled: false } } } });
     const kinds = documents.map((d) => d.object.kind);
-    expect(kinds).not.toContain('HorizontalPodAutoscaler');
     expect(kinds).not.toContain('PodDisruptionBudget');
-    expect(find<Workload>(documents.map((d) => d.object as Obj), 'Deployment').spec.replicas).toBe(3);
+    const sts = find<Workload>(documents.map((d) => d.object as Obj), 'StatefulSet');
+    expect(sts.spec.replicas).toBe(5);
+    expect(sts.spec.volumeClaimTemplates?.[0].spec).toMatchObject({ storageClassName: 'fast', resources: { requests: { storage: '50Gi' } } });
+    expect(documents.flatMap((d) => validateObject(d.object))).toEqual([]);
   });
 
   it('uses an existing token Secret instead of creating one', () => {

@@ -29,10 +29,11 @@ describe('collector.fleet config', () => {
     expect(errors('collector: { fleet: { members: ["http://a:1"], dns: "x:9102" } }')).toContain('collector.fleet: set exactly one of members, membersFile or dns (got 2)');
   });
 
-  it('needs self on a wildcard listen address, and a token off loopback', () => {
+  it('needs a token off loopback; self on a wildcard address comes from the host\'s address', () => {
     const e = errors('collector: { listen: "0.0.0.0:9102", auth: { tokens: [t] }, fleet: { dns: "plumb-collector-headless:9102" } }');
-    expect(e.some((l) => l.startsWith('collector.fleet.self: required'))).toBe(true);
     expect(e.some((l) => l.startsWith('collector.fleet.token:'))).toBe(true);
+    expect(fleetSelf({ listen: '0.0.0.0:9102', fleet: {} }, () => '10.1.2.3')).toBe('http://10.1.2.3:9102');
+    expect(fleetSelf({ listen: '0.0.0.0:9102', fleet: { self: 'http://pod:9102' } }, () => '10.1.2.3')).toBe('http://pod:9102');
     expect(errors('collector: { listen: "0.0.0.0:9102", auth: { tokens: [t] }, fleet: { dns: "h:9102", self: "http://10.1.2.3:9102", tokenFile: /etc/plumb/fleet-token } }')).toEqual([]);
   });
 
