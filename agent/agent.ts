@@ -29,6 +29,7 @@ import { OtlpIntake } from '../shared/otlp/intake.ts';
 import { startOtlpHttp, type OtlpServer } from '../shared/otlp/http.ts';
 import { startOtlpGrpc } from '../shared/otlp/grpc.ts';
 import { AgentOtlpSink } from './otlp/sink.ts';
+import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -101,6 +102,8 @@ export class PlumbAgent {
         tcp: s.tcp,
         receiveBufferBytes: s.receiveBuffer,
         maxLineBytes: s.maxLineBytes,
+        tcpMaxConnections: s.tcpMaxConnections,
+        tcpIdleTimeoutMs: s.tcpIdleTimeout,
         unix: { path: s.socket.path, streamPath: s.socket.streamPath, mode: s.socket.mode, group: s.socket.group, receiveBufferBytes: s.socket.receiveBuffer },
       },
       this.aggregator,
@@ -281,7 +284,9 @@ export class PlumbAgent {
   }
 
   private async startHttp(): Promise<void> {
-    const app = Fastify({ logger: false });
+    // GET routes only: fastify's own 1 MiB bodyLimit is the per-request size
+    const app = Fastify({ logger: false, ...httpServerOptions(this.config.http) });
+    installHttpLimits(app, this.config.http, this.ctx.telemetry, 'agent');
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       if (!this.ready) return reply.code(503).send({ status: 'starting' });

@@ -8,6 +8,7 @@ import { SpanBatcherSchema } from './traces/batcher.ts';
 import { LogInputsSchema, TailerOptionsSchema } from './logs/tail/config.ts';
 import { GrokPoolSchema } from './logs/config.ts';
 import { otlpSchema } from '../shared/otlp/http.ts';
+import { HttpLimitsProperties } from '../shared/http-limits.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -20,7 +21,9 @@ export const StatsdSchema = Section({
   maxSetMembers: Type.Integer({ minimum: 1, default: 10_000 }),
   maxEvents: Type.Integer({ minimum: 0, default: 1000, description: 'events and service checks kept per interval' }),
   receiveBuffer: Size('4mb', { description: 'UDP receive buffer asked of the kernel (capped by net.core.rmem_max)' }),
-  maxLineBytes: Size('64kb', { description: 'longest TCP line (and longest unix stream frame)' }),
+  maxLineBytes: Size('64kb', { description: 'longest TCP line (and longest unix stream frame); a longer TCP line is discarded and counted' }),
+  tcpMaxConnections: Type.Integer({ minimum: 1, default: 512, description: 'open TCP connections at most; more are closed on accept and counted' }),
+  tcpIdleTimeout: Duration('2m', { description: 'a TCP connection that sends nothing for this long is closed and counted' }),
   socket: Section({
     path: Type.Union([Type.Null(), Type.String({ minLength: 2, maxLength: 107, pattern: '^/' })], {
       default: null,
@@ -106,7 +109,7 @@ export const AgentSchema = Section({
   id: Type.Optional(Type.String({ minLength: 1, description: 'agent identity; defaults to the host name' })),
   hostname: Type.Optional(Type.String({ minLength: 1 })),
   dataDir: Type.String({ default: './data/agent' }),
-  http: Section({ listen: Listen('127.0.0.1:8126', 'health and self-metrics') }),
+  http: Section({ listen: Listen('127.0.0.1:8126', 'health and self-metrics'), ...HttpLimitsProperties }),
   statsd: StatsdSchema,
   forward: ForwardSchema,
   host: HostMetricsSchema,

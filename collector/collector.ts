@@ -26,6 +26,7 @@ import { LogRouter } from './logs/router.ts';
 import { logsIngestPlugin } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
 import { resolveSecurity, installAuth } from './security.ts';
+import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 import type { Membership } from '../shared/membership.ts';
 import { membershipFor } from './fleet/fleet.ts';
 import { Peers } from './fleet/peers.ts';
@@ -168,10 +169,12 @@ export class PlumbCollector {
     const metricSinks = this.metricSinks;
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
     this.heapGuard.start();
-    const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...(security.https ? { https: security.https } : {}) }) as unknown as FastifyInstance;
+    const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...httpServerOptions(this.config.http, security.https) }) as unknown as FastifyInstance;
+    installHttpLimits(app, this.config.http, this.ctx.telemetry, 'collector');
     installAuth(app, security, { internal: fleet !== undefined });
     this.heapGuard.install(app);
-    installBodyHandling(app, this.ctx.telemetry);
+    const budget = new BodyBudget(this.config.limits.maxBodyBytesInFlight, this.ctx.telemetry, 'collector');
+    installBodyHandling(app, this.ctx.telemetry, budget, this.config.limits.retryAfter);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
     const membership = this.membership;
     if (membership !== null && fleet !== undefined && this.peers !== null && this.handoff !== null) {

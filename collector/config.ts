@@ -12,6 +12,7 @@ import { SpanIndexSchema } from './traces/span-index.ts';
 import { JournalSchema } from './ingest/state.ts';
 import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
+import { HttpLimitsSchema } from '../shared/http-limits.ts';
 import { FleetSchema } from './fleet/config.ts';
 
 export const CollectorMetricsSchema = Section({
@@ -51,6 +52,7 @@ export const CollectorTracesSchema = Section(
 export const CollectorSchema = Section({
   listen: Type.String({ pattern: LISTEN_PATTERN, default: '127.0.0.1:9102', errorMessage: 'host:port, e.g. "127.0.0.1:9102"' }),
   ...CollectorSecuritySchema,
+  http: HttpLimitsSchema,
   dataDir: Type.String({ default: './data/collector' }),
   maxBodyBytes: Size('64mb', { description: 'largest request body after decompression' }),
   maxMetricsPerBatch: Type.Integer({ minimum: 1, default: 1_000_000 }),

@@ -10,13 +10,19 @@ import YAML from 'yaml';
 import { PlumbError } from './errors.ts';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.ts';
 
-/** A duration in config ("10s", "5m", "1h30m", or a number of milliseconds); decodes to milliseconds. */
-export function Duration(defaultValue?: string, options: { description?: string } = {}) {
+/**
+ * A duration in config ("10s", "5m", "1h30m", "250ms"); decodes to milliseconds. A bare number is
+ * taken as milliseconds (documented; "10" is 10 ms, not 10 s). 0 is refused unless the key says
+ * what 0 means (allowZero): a 0 interval or timeout would spin or never wait.
+ */
+export function Duration(defaultValue?: string, options: { description?: string; allowZero?: boolean } = {}) {
+  const { allowZero, ...rest } = options;
+  const pattern = allowZero ? DURATION_PATTERN : `^(?=.*[1-9])${DURATION_PATTERN.slice(1)}`;
   return Type.Transform(
-    Type.Union([Type.String({ pattern: DURATION_PATTERN }), Type.Number({ minimum: 0 })], {
-      ...options,
+    Type.Union([Type.String({ pattern }), allowZero ? Type.Number({ minimum: 0 }) : Type.Number({ exclusiveMinimum: 0 })], {
+      ...rest,
       ...(defaultValue !== undefined ? { default: defaultValue } : {}),
-      errorMessage: 'a duration like "10s", "5m" or "1h"',
+      errorMessage: allowZero ? 'a duration like "10s", "5m" or "1h" (a bare number is milliseconds)' : 'a duration above 0 like "10s", "5m" or "1h" (a bare number is milliseconds)',
     }),
   )
     .Decode((v) => (typeof v === 'number' ? v : (parseDuration(v) as number)))

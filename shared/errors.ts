@@ -22,6 +22,7 @@ export const ErrorCodes = {
   PLUMB_ERR_JOURNAL_DIR: 'a state journal directory cannot be created, read or written',
   PLUMB_ERR_JOURNAL_IO: 'writing the state journal failed, so the batch was not applied',
   PLUMB_ERR_INGEST_OVERLOADED: 'the collector is above its memory limit and refuses ingest for now',
+  PLUMB_ERR_HTTP_BUSY: 'an HTTP server is handling its most requests at once and refuses more for now',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

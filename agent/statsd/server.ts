@@ -24,6 +24,10 @@ export interface StatsdServerOptions {
   maxLineBytes: number;
   /** DogStatsD over Unix sockets; absent (or both paths null) for none. */
   unix?: Omit<UnixSocketOptions, 'maxFrameBytes'>;
+  /** Open TCP connections at most; one more is closed on accept (file descriptors stay for health, checkpoints, spool). */
+  tcpMaxConnections: number;
+  /** A TCP connection that sends nothing for this long is closed. */
+  tcpIdleTimeoutMs: number;
 }
 
 export class StatsdServer {
@@ -37,6 +41,8 @@ export class StatsdServer {
   private readonly tcpChunks = { n: 0 };
   private readonly udpDatagrams = { n: 0 };
   readonly unix: UnixStatsdListener | null;
+  private tcpRefused = 0;
+  private tcpIdleClosed = 0;
   /** Address actually bound (port 0 resolves to a real port). */
   udpAddress = '';
   tcpAddress = '';
@@ -63,6 +69,10 @@ export class StatsdServer {
       t.countFrom(t.counter('plumb_statsd_unix_oversized_total', 'unix datagrams cut at the 64 KiB read limit (their last line discarded) and unix stream frames over maxLineBytes (skipped)'), () => unix.stats.oversized);
       t.countFrom(t.counter('plumb_statsd_unix_errors_total', 'errors that closed the statsd unix datagram socket'), () => unix.stats.errors);
     }
+    const closed = t.counter('plumb_statsd_tcp_closed_total', 'statsd TCP connections closed by a limit, by reason (max_connections, idle)', ['reason']);
+    t.countFrom(closed, () => this.tcpRefused, { reason: 'max_connections' });
+    t.countFrom(closed, () => this.tcpIdleClosed, { reason: 'idle' });
+    t.gaugeFrom('plumb_statsd_tcp_connections', 'open statsd TCP connections', () => this.connections.size);
   }
 
   async start(): Promise<void> {
@@ -108,6 +118,9 @@ export class StatsdServer {
   private async startTcp(listen: string): Promise<void> {
     const addr = parseListen(listen);
     const server = net.createServer((conn) => this.onConnection(conn));
+    // past the limit Node closes a new connection on accept and says so with 'drop'
+    server.maxConnections = this.options.tcpMaxConnections;
+    server.on('drop', () => this.tcpRefused++);
     server.listen(addr.port, addr.host);
     try {
       await once(server, 'listening');
@@ -121,6 +134,10 @@ export class StatsdServer {
 
   private onConnection(conn: net.Socket): void {
     this.connections.add(conn);
+    conn.setTimeout(this.options.tcpIdleTimeoutMs, () => {
+      this.tcpIdleClosed++;
+      conn.destroy();
+    });
     let pending: Buffer | null = null;
     let discarding = false;
     const tcpChunks = this.tcpChunks;
@@ -136,7 +153,7 @@ export class StatsdServer {
         start = nl + 1;
       }
       const lastNl = buf.lastIndexOf(0x0a);
-      if (lastNl >= start) this.aggregator.ingest(buf, start, lastNl);
+      if (lastNl >= start) this.ingestLines(buf, start, lastNl);
       const tailStart = Math.max(start, lastNl + 1);
       if (tailStart < buf.length) {
         if (buf.length - tailStart > this.options.maxLineBytes) {
@@ -153,6 +170,27 @@ export class StatsdServer {
     });
     conn.on('error', () => undefined);
     conn.on('close', () => this.connections.delete(conn));
+  }
+
+  /**
+   * Hands the complete lines in buf[start, end) to the aggregator, leaving out (and counting)
+   * any longer than maxLineBytes; runs of good lines go in one call.
+   */
+  private ingestLines(buf: Buffer, start: number, end: number): void {
+    const max = this.options.maxLineBytes;
+    let run = start;
+    let pos = start;
+    while (pos < end) {
+      let nl = buf.indexOf(0x0a, pos);
+      if (nl < 0 || nl > end) nl = end;
+      if (nl - pos > max) {
+        if (pos > run) this.aggregator.ingest(buf, run, pos);
+        this.tcpTooLong++;
+        run = nl + 1;
+      }
+      pos = nl + 1;
+    }
+    if (run < end) this.aggregator.ingest(buf, run, end);
   }
 
   /** Datagrams dropped by the kernel on our UDP socket (the `drops` column of /proc/net/udp). */

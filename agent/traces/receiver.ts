@@ -10,23 +10,23 @@
  *   and where (`spans[3].traceId: …`).
  * - 413: the body (after decompression) is larger than maxBodyBytes.
  * - 415: protobuf or thrift bodies, or a Content-Encoding other than gzip.
- * - 429 + Retry-After: the span batcher is full. 429 rather than 503 because the receiver is
+ * - 429 + Retry-After: the span batcher is full, the request bodies held at once would pass
+ *   maxBodyBytesInFlight, or maxConcurrentRequests are in progress. 429 rather than 503 because the receiver is
  *   healthy and the condition clears as soon as the forwarder catches up; clients that retry
  *   (and proxies) read 429 as "slow down", 503 as "this instance is down".
  */
-import { gunzip } from 'node:zlib';
-import { promisify } from 'node:util';
+import { createGunzip } from 'node:zlib';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { fastify, LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyError } from 'fastify';
 import type { Counter } from 'prom-client';
 import { LISTEN_PATTERN, formatAddress, parseListen } from '../../shared/address.ts';
 import { Section, Size, Duration } from '../../shared/config.ts';
+import { BodyBudget, HttpLimitsProperties, httpServerOptions, installHttpLimits } from '../../shared/http-limits.ts';
 import { PlumbError, errorMessage, type ErrorCode } from '../../shared/errors.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { decodeSpans, stripBom, ZIPKIN_SPANS_PATH, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
 
-const gunzipAsync = promisify(gunzip);
 
 export const ZipkinReceiverSchema = Section(
   {
@@ -39,7 +39,9 @@ export const ZipkinReceiverSchema = Section(
     }),
     maxBodyBytes: Size('5mb', { description: 'Largest request body, measured after gzip decompression; larger bodies get 413.' }),
     maxSpansPerRequest: Type.Integer({ minimum: 1, default: 50_000, description: 'Most spans one request may carry; more get 400.' }),
-    retryAfter: Duration('1s', { description: 'Retry-After sent with 429 when the span queue is full.' }),
+    maxBodyBytesInFlight: Size('64mb', { description: 'Request bodies held in memory at once across all requests, after decompression; a body that would pass it gets 429 + Retry-After.' }),
+    ...HttpLimitsProperties,
+    retryAfter: Duration('1s', { description: 'Retry-After sent with 429 when the span queue is full or a server limit is reached.' }),
   },
   { description: 'Zipkin v2 span receiver (POST /api/v2/spans).' },
 );
@@ -86,6 +88,7 @@ export interface ZipkinRoutesOptions {
   config: ZipkinReceiverConfig;
   ctx: ReceiverContext;
   onSpans: SpanConsumer;
+  budget: BodyBudget;
 }
 
 /**
@@ -93,7 +96,7 @@ export interface ZipkinRoutesOptions {
  * content type as raw bytes, so register it as a child plugin, not on a shared scope).
  */
 export async function zipkinReceiverPlugin(app: FastifyInstance, options: ZipkinRoutesOptions): Promise<void> {
-  const handler = new SpansHandler(options.config, options.ctx, options.onSpans);
+  const handler = new SpansHandler(options.config, options.ctx, options.onSpans, options.budget);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.config.maxBodyBytes }, passBuffer);
   app.setErrorHandler((err: FastifyError, req, reply) => handler.frameworkError(err, req, reply));
@@ -112,8 +115,11 @@ export async function startZipkinReceiver(config: ZipkinReceiverConfig, ctx: Rec
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
     forceCloseConnections: 'idle',
+    ...httpServerOptions(config),
   });
-  await app.register(zipkinReceiverPlugin, { config, ctx, onSpans });
+  installHttpLimits(app as unknown as FastifyInstance, config, ctx.telemetry, 'zipkin');
+  const budget = new BodyBudget(config.maxBodyBytesInFlight, ctx.telemetry, 'zipkin');
+  await app.register(zipkinReceiverPlugin, { config, ctx, onSpans, budget });
   try {
     await app.listen({ host, port });
   } catch (err) {
@@ -138,9 +144,11 @@ class SpansHandler {
   private readonly logOnce: LogOnce;
   private readonly limits: SpanLimits;
   private readonly retryAfterSeconds: string;
+  private readonly budget: BodyBudget;
 
-  constructor(config: ZipkinReceiverConfig, ctx: ReceiverContext, onSpans: SpanConsumer) {
+  constructor(config: ZipkinReceiverConfig, ctx: ReceiverContext, onSpans: SpanConsumer, budget: BodyBudget) {
     this.config = config;
+    this.budget = budget;
     this.onSpans = onSpans;
     this.metrics = receiverMetrics(ctx.telemetry);
     this.logOnce = new LogOnce(ctx.log.child({ component: 'zipkin-receiver' }));
@@ -160,13 +168,19 @@ class SpansHandler {
     let raw = req.body instanceof Buffer ? req.body : undefined;
     // An empty body is an empty list, as Zipkin answers it.
     if (raw === undefined || raw.length === 0) return this.accept(reply, 0);
+    // the body in hand, and what it inflates to, count against the bytes all requests may hold
+    const held = { bytes: 0 };
+    reply.raw.once('close', () => this.budget.give(held.bytes));
+    if (!this.budget.take(raw.length)) return this.overBudget(req, reply);
+    held.bytes = raw.length;
     if (encoding !== 'identity') {
       try {
-        raw = await gunzipAsync(raw, { maxOutputLength: this.config.maxBodyBytes });
+        raw = await inflate(raw, this.config.maxBodyBytes, this.budget, held);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+        if (err === TOO_LARGE) {
           return this.refuse(req, reply, 413, 'too_large', 'too_large', `body is larger than ${this.config.maxBodyBytes} bytes once decompressed; send smaller batches`);
         }
+        if (err === OVER_BUDGET) return this.overBudget(req, reply);
         return this.refuse(req, reply, 400, 'invalid', 'bad_gzip', `body is not valid gzip (${errorMessage(err)})`);
       }
       if (raw.length === 0) return this.accept(reply, 0);
@@ -192,6 +206,11 @@ class SpansHandler {
       return this.refuse(req, reply, 429, 'refused', 'queue_full', 'span queue is full: retry later');
     }
     this.accept(reply, spans.length);
+  }
+
+  private overBudget(req: FastifyRequest, reply: FastifyReply): void {
+    reply.header('retry-after', this.retryAfterSeconds);
+    this.refuse(req, reply, 429, 'refused', 'body_bytes', `request bodies in memory would pass maxBodyBytesInFlight (${this.budget.maxBytes} bytes, after decompression); retry later`);
   }
 
   private accept(reply: FastifyReply, spans: number): void {
@@ -224,6 +243,36 @@ class SpansHandler {
     }
     reply.code(status).type('text/plain; charset=utf-8').send(message);
   }
+}
+
+const TOO_LARGE = new Error('too large');
+const OVER_BUDGET = new Error('over budget');
+
+/**
+ * Inflates a gzip body chunk by chunk, stopping at the per-request limit (TOO_LARGE) or as soon
+ * as the bytes held by all requests would pass the budget (OVER_BUDGET); held.bytes tracks what
+ * this request took, given back when its answer is sent.
+ */
+function inflate(raw: Buffer, maxBytes: number, budget: BodyBudget, held: { bytes: number }): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const z = createGunzip();
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const fail = (err: Error): void => {
+      z.destroy();
+      reject(err);
+    };
+    z.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (total > maxBytes) return fail(TOO_LARGE);
+      if (!budget.take(chunk.length)) return fail(OVER_BUDGET);
+      held.bytes += chunk.length;
+      chunks.push(chunk);
+    });
+    z.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total)));
+    z.on('error', reject);
+    z.end(raw);
+  });
 }
 
 function headerValue(v: string | string[] | undefined): string | undefined {

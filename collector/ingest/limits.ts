@@ -17,7 +17,8 @@ export const LimitsSchema = Section(
     maxLabels: Type.Integer({ minimum: 0, default: 32, description: 'A metric with more tags (labels) than this is refused; the rest of its batch applies.' }),
     maxLabelLength: Type.Integer({ minimum: 1, default: 1024, description: 'A metric with a label name or value longer than this is refused.' }),
     maxHeapBytes: Type.Optional(Size(undefined, { description: 'While the V8 heap in use is above this, POST /v1/* answers 429. Default: 80% of the heap limit (--max-old-space-size).' })),
-    retryAfter: Duration('1s', { description: 'Retry-After sent with that 429.' }),
+    maxBodyBytesInFlight: Size('256mb', { description: 'Request bodies held in memory at once across all requests, measured after decompression; a body that would pass it gets 429 + Retry-After. Bounds what concurrent gzip bodies inflate to.' }),
+    retryAfter: Duration('1s', { description: 'Retry-After sent with those 429s.' }),
   },
   { description: 'What one agent and the collector as a whole may take; every refusal is counted with its reason.' },
 );

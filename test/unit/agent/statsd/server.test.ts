@@ -7,6 +7,7 @@ import { Telemetry } from '../../../../shared/telemetry.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { parseListen } from '../../../../shared/address.ts';
 import { waitFor } from '../../../helpers/wait.ts';
+import { metricValue } from '../../../helpers/metrics.ts';
 
 const aggregatorOptions = {
   maxSeries: 1000,
@@ -23,12 +24,31 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await s.stop();
 });
 
-async function start(listen: string, tcp: string | null = null, maxLineBytes = 1024) {
+async function start(listen: string, tcp: string | null = null, maxLineBytes = 1024, limits: { tcpMaxConnections?: number; tcpIdleTimeoutMs?: number } = {}) {
   const agg = new Aggregator(aggregatorOptions);
-  const server = new StatsdServer({ listen, tcp, receiveBufferBytes: 1 << 20, maxLineBytes }, agg, { telemetry: new Telemetry(), log: silentLogger() });
+  const telemetry = new Telemetry();
+  const server = new StatsdServer({ listen, tcp, receiveBufferBytes: 1 << 20, maxLineBytes, tcpMaxConnections: 512, tcpIdleTimeoutMs: 120_000, ...limits }, agg, { telemetry, log: silentLogger() });
   await server.start();
   servers.push(server);
-  return { agg, server };
+  return { agg, server, telemetry };
+}
+
+function connect(address: string): Promise<net.Socket> {
+  const { host, port } = parseListen(address);
+  return new Promise((resolve, reject) => {
+    const conn = net.connect(port, host, () => resolve(conn));
+    conn.once('error', reject);
+  });
+}
+
+/** A counter the server syncs when scraped. */
+async function counted(telemetry: Telemetry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  await telemetry.metrics();
+  return metricValue(telemetry.registry, name, labels);
+}
+
+function closed(conn: net.Socket): Promise<void> {
+  return new Promise((resolve) => (conn.destroyed ? resolve() : conn.once('close', () => resolve())));
 }
 
 function sendUdp(address: string, text: string): Promise<void> {
@@ -71,5 +91,51 @@ describe('statsd listener', () => {
   it('fails to start with an error naming the key when the port is taken', async () => {
     const first = await start('127.0.0.1:0');
     await expect(start(first.server.udpAddress)).rejects.toThrow(/agent\.statsd\.listen: cannot bind UDP/);
+  });
+
+  it('closes TCP connections past tcpMaxConnections on accept, counts them, and takes new ones once others close', async () => {
+    const { agg, server, telemetry } = await start('127.0.0.1:0', '127.0.0.1:0', 1024, { tcpMaxConnections: 3 });
+    const open = await Promise.all([1, 2, 3].map(() => connect(server.tcpAddress)));
+    await waitFor(async () => (await counted(telemetry, 'plumb_statsd_tcp_connections')) === 3, { what: '3 connections open' });
+    const extra = await Promise.all([1, 2].map(() => connect(server.tcpAddress).catch(() => null)));
+    for (const c of extra) if (c) await closed(c);
+    expect(await counted(telemetry, 'plumb_statsd_tcp_closed_total', { reason: 'max_connections' })).toBe(2);
+    // the open ones still work, and a slot freed is taken again
+    open[0].write('kept.a:1|c\n');
+    open[1].end();
+    await closed(open[1]);
+    await waitFor(async () => (await counted(telemetry, 'plumb_statsd_tcp_connections')) === 2, { what: 'one connection gone' });
+    const again = await connect(server.tcpAddress);
+    again.end('kept.b:1|c\n');
+    await waitFor(() => agg.stats.lines === 2, { what: 'both lines' });
+    for (const c of open) c.destroy();
+  });
+
+  it('closes a TCP connection idle for tcpIdleTimeout and counts it; a busy one stays', async () => {
+    const { agg, server, telemetry } = await start('127.0.0.1:0', '127.0.0.1:0', 1024, { tcpIdleTimeoutMs: 300 });
+    const idle = await connect(server.tcpAddress);
+    const busy = await connect(server.tcpAddress);
+    const started = Date.now();
+    let lines = 0;
+    const tick = setInterval(() => busy.write(`busy:${++lines}|c\n`), 50);
+    try {
+      await closed(idle);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      expect(busy.destroyed).toBe(false);
+      expect(await counted(telemetry, 'plumb_statsd_tcp_closed_total', { reason: 'idle' })).toBe(1);
+    } finally {
+      clearInterval(tick);
+      busy.destroy();
+    }
+    expect(agg.stats.lines).toBeGreaterThan(0);
+  });
+
+  it('counts a TCP line over maxLineBytes and keeps the lines after it', async () => {
+    const { agg, server, telemetry } = await start('127.0.0.1:0', '127.0.0.1:0', 64);
+    const conn = await connect(server.tcpAddress);
+    conn.end(`${'y'.repeat(500)}\nafter:1|c\n`);
+    await waitFor(() => agg.stats.lines === 1, { what: 'the line after the long one' });
+    expect(agg.flush().metrics.map((m) => m.name)).toEqual(['after']);
+    expect(await counted(telemetry, 'plumb_statsd_tcp_lines_too_long_total')).toBe(1);
   });
 });

@@ -39,7 +39,19 @@ function post(url: string, body: string | Buffer, headers: Record<string, string
 describe('Zipkin receiver over HTTP', () => {
   it('has the documented defaults', () => {
     const c = Value.Decode(ZipkinReceiverSchema, Value.Default(ZipkinReceiverSchema, {}));
-    expect(c).toEqual({ enabled: true, listen: '127.0.0.1:9411', maxBodyBytes: 5 * 1024 * 1024, maxSpansPerRequest: 50_000, retryAfter: 1000 });
+    expect(c).toEqual({
+      enabled: true,
+      listen: '127.0.0.1:9411',
+      maxBodyBytes: 5 * 1024 * 1024,
+      maxBodyBytesInFlight: 64 * 1024 * 1024,
+      maxSpansPerRequest: 50_000,
+      retryAfter: 1000,
+      headersTimeout: 10_000,
+      requestTimeout: 60_000,
+      keepAliveTimeout: 5000,
+      maxConnections: 1024,
+      maxConcurrentRequests: 256,
+    });
   });
 
   it('accepts Zipkin v2 JSON with 202 and an empty body, and hands the spans on', async () => {
