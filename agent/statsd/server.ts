@@ -24,10 +24,10 @@ export interface StatsdServerOptions {
   maxLineBytes: number;
   /** DogStatsD over Unix sockets; absent (or both paths null) for none. */
   unix?: Omit<UnixSocketOptions, 'maxFrameBytes'>;
-  /** Open TCP connections at most; one more is closed on accept (file descriptors stay for health, checkpoints, spool). */
-  tcpMaxConnections: number;
-  /** A TCP connection that sends nothing for this long is closed. */
-  tcpIdleTimeoutMs: number;
+  /** Open TCP connections at most (default 512); one more is closed on accept (file descriptors stay for health, checkpoints, spool). */
+  tcpMaxConnections?: number;
+  /** A TCP connection that sends nothing for this long is closed (default 2 minutes). */
+  tcpIdleTimeoutMs?: number;
 }
 
 export class StatsdServer {
@@ -119,7 +119,7 @@ export class StatsdServer {
     const addr = parseListen(listen);
     const server = net.createServer((conn) => this.onConnection(conn));
     // past the limit Node closes a new connection on accept and says so with 'drop'
-    server.maxConnections = this.options.tcpMaxConnections;
+    server.maxConnections = this.options.tcpMaxConnections ?? 512;
     server.on('drop', () => this.tcpRefused++);
     server.listen(addr.port, addr.host);
     try {
@@ -134,7 +134,7 @@ export class StatsdServer {
 
   private onConnection(conn: net.Socket): void {
     this.connections.add(conn);
-    conn.setTimeout(this.options.tcpIdleTimeoutMs, () => {
+    conn.setTimeout(this.options.tcpIdleTimeoutMs ?? 120_000, () => {
       this.tcpIdleClosed++;
       conn.destroy();
     });
