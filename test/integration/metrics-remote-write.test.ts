@@ -159,7 +159,8 @@ agent:
 
   it('loses no export while VictoriaMetrics is killed and started again', async () => {
     let n = 0;
-    const feed = setInterval(() => void send([`rwt.stream:1|c`]).then(() => n++), 50);
+    let sending = Promise.resolve();
+    const feed = setInterval(() => (sending = send([`rwt.stream:1|c`]).then(() => void n++)), 50);
     try {
       await waitFor(() => exposedAt(Date.now()).some((s) => s.name === 'rwt_stream_total'), { timeoutMs: 10_000, what: 'the stream in /metrics' });
       const first = await settledExport(Date.now() + 1);
@@ -171,6 +172,9 @@ agent:
       expect(await metricValue(collector.telemetry.registry, 'plumb_sink_retries_total', { sink: 'vm', reason: 'unavailable' })).toBeGreaterThan(0);
       await vm.restart();
       clearInterval(feed);
+      await sending;
+      // every line sent is in /metrics before the export compared with the store
+      await waitFor(() => exposedAt(Date.now()).find((s) => s.name === 'rwt_stream_total')?.value === n, { timeoutMs: 10_000, what: 'every stream line in /metrics' });
       const last = await settledExport(Date.now() + 1);
       expect(await metricValue(collector.telemetry.registry, 'plumb_sink_queue_refused_total', { sink: 'vm' })).toBe(0);
       await vm.flush();
