@@ -93,6 +93,7 @@ export class PlumbAgent {
         maxEvents: s.maxEvents,
         gaugeTtlMs: s.gaugeTtl,
         extraTags: s.tags,
+        maxTimestampSkewMs: s.maxTimestampSkew,
       },
       ctx.telemetry,
     );

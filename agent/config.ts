@@ -43,6 +43,9 @@ export const StatsdSchema = Section({
   }),
   relativeAccuracy: Type.Number({ exclusiveMinimum: 0, maximum: 0.1, default: 0.01, description: 'DDSketch relative accuracy for timers/histograms/distributions' }),
   gaugeTtl: Duration('1h', { description: 'how long a gauge is remembered as the base for +/- deltas' }),
+  maxTimestampSkew: Duration('1m', {
+    description: 'a DogStatsD |T timestamp further than this from now (past or future) refuses its line, counted as timestamp_out_of_range; a closer one counts in the interval it arrives in',
+  }),
   tagStyles: Section({
     influx: Type.Boolean({ default: true }),
     librato: Type.Boolean({ default: true }),

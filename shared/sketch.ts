@@ -10,6 +10,12 @@ import { LogCollapsingLowestDenseDDSketch } from '@datadog/sketches-js';
 export type Sketch = InstanceType<typeof LogCollapsingLowestDenseDDSketch>;
 
 export const DEFAULT_RELATIVE_ACCURACY = 0.01;
+/**
+ * Samples per series kept exactly beside a sketch (by the agent per interval, by the collector
+ * per quantile window). Up to this many, quantiles are nearest-rank over the samples themselves;
+ * past it the sketch answers, within its relative accuracy.
+ */
+export const SKETCH_EXACT_SAMPLES = 64;
 /** 2048 bins at 1% covers values over ~17 orders of magnitude before anything collapses. */
 const BIN_LIMIT = 2048;
 
@@ -229,6 +235,26 @@ export function quantile(sketch: Sketch, q: number): number {
   if (sketch.count === 0) return NaN;
   const v = sketch.getValueAtQuantile(q);
   return Math.min(sketch.max, Math.max(sketch.min, v));
+}
+
+/**
+ * Nearest rank over weighted samples: the smallest sample whose cumulative weight reaches q of
+ * the total, so the answer is always a value that was observed (p90 of 0, 0, 250 is 250).
+ */
+export function exactQuantile(values: number[], weights: number[] | null, q: number): number {
+  const n = values.length;
+  if (n === 0) return NaN;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a] - values[b]);
+  let total = 0;
+  for (let i = 0; i < n; i++) total += weights === null ? 1 : weights[i];
+  const rank = q * total;
+  let cumulative = 0;
+  for (const i of order) {
+    cumulative += weights === null ? 1 : weights[i];
+    // tolerance for the sum of fractional weights (1/sampleRate)
+    if (cumulative >= rank - 1e-9 * total) return values[i];
+  }
+  return values[order[n - 1]];
 }
 
 /** How many values are ≤ `bound`, estimated from the bins (exact to the bin containing `bound`). */

@@ -54,6 +54,13 @@ export interface WireDistribution {
   sum: number;
   min: number;
   max: number;
+  /**
+   * Every sample of the interval, when there were at most SKETCH_EXACT_SAMPLES (shared/sketch.ts),
+   * so small series get exact nearest-rank quantiles; `weights` (1/sampleRate, default 1 each)
+   * beside them when any is not 1.
+   */
+  samples?: number[];
+  weights?: number[];
 }
 
 /**

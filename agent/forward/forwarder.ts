@@ -116,6 +116,7 @@ export class Forwarder {
       sent: t.counter('plumb_forward_batches_total', 'batches acknowledged by a collector', ['kind']),
       dropped: t.counter('plumb_forward_dropped_total', 'batches dropped by the forwarder, by reason (queue_full, spool_full, rejected, invalid, shutdown)', ['kind', 'reason']),
       retries: t.counter('plumb_forward_retries_total', 'failed sends that will be retried, by reason', ['kind', 'reason']),
+      itemsRejected: t.counter('plumb_forward_items_rejected_total', 'items of acknowledged batches that a collector refused one by one, by kind and reason (the rest of each batch applied)', ['kind', 'reason']),
       latency: t.histogram('plumb_forward_request_seconds', 'collector request latency', ['kind'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
     };
     this.health = new CollectorHealth(options.collectors, ctx);

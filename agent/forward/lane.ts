@@ -47,6 +47,8 @@ export interface ForwardInstruments {
   dropped: Counter<'kind' | 'reason'>;
   retries: Counter<'kind' | 'reason'>;
   latency: Histogram<'kind'>;
+  /** Items of an acknowledged batch the collector refused one by one (the batch is not sent again). */
+  itemsRejected: Counter<'kind' | 'reason'>;
 }
 
 /** What every lane shares: the connection (replaced when the forwarder restarts), health, limits. */
@@ -316,6 +318,25 @@ export class Lane {
     }
   }
 
+  /** A collector that refused some items of a batch it applied says so in `reasons` (reason → count). */
+  private countRejectedItems(kind: string, text: string): void {
+    if (!text.includes('"reasons"')) return;
+    let reasons: unknown;
+    try {
+      reasons = (JSON.parse(text) as { reasons?: unknown }).reasons;
+    } catch {
+      return;
+    }
+    if (typeof reasons !== 'object' || reasons === null) return;
+    let total = 0;
+    for (const [reason, n] of Object.entries(reasons)) {
+      if (typeof n !== 'number' || !(n > 0) || !/^[a-z_]{1,40}$/.test(reason)) continue;
+      this.ctx.instruments.itemsRejected.inc({ kind, reason }, n);
+      total += n;
+    }
+    if (total > 0) this.ctx.warnOnce.warn(`items:${kind}`, { lane: this.name, kind, items: total, response: text.slice(0, 300) }, 'the collector refused some items of a batch and applied the rest (counted in plumb_forward_items_rejected_total)');
+  }
+
   private async post(collector: string, item: Taken): Promise<void> {
     const { batch } = item;
     const url = new URL(batch.path, collector);
@@ -333,7 +354,10 @@ export class Lane {
       const res = await this.ctx.connection.post(url, batch.body, headers, this.ctx.timeoutMs, this.abort.signal);
       this.ctx.instruments.latency.observe({ kind: batch.kind }, (performance.now() - started) / 1000);
       span.setAttribute('http.response.status_code', res.status);
-      if (res.status >= 200 && res.status < 300) return;
+      if (res.status >= 200 && res.status < 300) {
+        this.countRejectedItems(batch.kind, res.text);
+        return;
+      }
       span.setStatus({ code: SpanStatusCode.ERROR, message: `HTTP ${res.status}` });
       throw httpStatusError(res.status, `${collector}${batch.path} answered ${res.status}: ${res.text.slice(0, 300)}`, res.retryAfter, FORWARD_CODES);
     } catch (err) {

@@ -11,8 +11,9 @@
  * so decoding, tag parsing and sorting happen once per series per interval, not once per line.
  */
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { newSketch, encodeSketch, type Sketch } from '../../shared/sketch.ts';
-import type { MetricBatch, ServiceCheck, StatsdEvent, WireMetric } from '../../shared/wire.ts';
+import { newSketch, encodeSketch, SKETCH_EXACT_SAMPLES, type Sketch } from '../../shared/sketch.ts';
+import { checkTagLimits, STATSD_LIMITS } from '../../shared/statsd-limits.ts';
+import type { MetricBatch, ServiceCheck, StatsdEvent, WireDistribution, WireMetric } from '../../shared/wire.ts';
 import {
   MetricScan,
   PARSE_ERROR_REASONS,
@@ -42,7 +43,19 @@ export interface AggregatorOptions {
   gaugeTtlMs: number;
   /** Tags added to every series (e.g. host:web-1). */
   extraTags: string[];
+  /**
+   * A DogStatsD `|T` timestamp further than this from now (either way) refuses its line
+   * (timestamp_out_of_range); a closer one is counted in the current interval. Default 1 minute.
+   */
+  maxTimestampSkewMs?: number;
 }
+
+/**
+ * Samples of a timer, histogram or distribution kept exactly per series and interval, beside its
+ * sketch. Up to this many the collector ranks the samples themselves (nearest rank: p90 of 0, 0,
+ * 250 is 250); past it, the sketch and its relative-error guarantee take over.
+ */
+export const EXACT_SAMPLES = SKETCH_EXACT_SAMPLES;
 
 const TYPE_COUNTER = 1;
 const TYPE_GAUGE = 2;
@@ -57,6 +70,11 @@ class Series {
   value = 0;
   members: Set<string> | null = null;
   sketch: Sketch | null = null;
+  /** The first EXACT_SAMPLES samples of a sketch series and their weights (1/sampleRate). */
+  exact: Float64Array | null = null;
+  exactWeights: Float64Array | null = null;
+  /** Samples seen this interval (only the first EXACT_SAMPLES are kept). */
+  exactCount = 0;
 
   constructor(type: number, name: string, tags: string[], key: string) {
     this.type = type;
@@ -127,6 +145,8 @@ export class Aggregator implements ValueSink {
   private rawCache = new Map<number, RawEntry>();
   private rawCacheSize = 0;
   private series = new Map<string, Series>();
+  /** Sets of the last interval, reported with no members in the next one if it gets none. */
+  private readonly recentSets = new Map<string, { name: string; tags: string[]; at: number }>();
   /** Gauge values remembered across intervals so deltas have a base. */
   private readonly gaugeValues = new Map<string, { value: number; at: number }>();
   private events: StatsdEvent[] = [];
@@ -148,8 +168,11 @@ export class Aggregator implements ValueSink {
   private current: Series | null = null;
   private currentWeight = 1;
 
+  private readonly maxSkewMs: number;
+
   constructor(options: AggregatorOptions, telemetry?: Telemetry) {
     this.options = options;
+    this.maxSkewMs = options.maxTimestampSkewMs ?? 60_000;
     if (telemetry) registerAggregatorMetrics(telemetry, this);
   }
 
@@ -184,6 +207,11 @@ export class Aggregator implements ValueSink {
       this.parseError(reason, buf, start, end);
       return;
     }
+    // Samples are counted in the interval they arrive in, so one stamped far off is refused.
+    if (scan.timestamp >= 0 && Math.abs(scan.timestamp * 1000 - Date.now()) > this.maxSkewMs) {
+      this.parseError('timestamp_out_of_range', buf, start, end);
+      return;
+    }
     const type = scan.type;
     const hash = rawHash(scan);
     let entry: RawEntry | null | undefined = this.rawCache.get(hash);
@@ -215,6 +243,11 @@ export class Aggregator implements ValueSink {
       this.addSetMember(series);
     } else {
       forEachValue(scan, this);
+      if (this.valueRefused) {
+        this.valueRefused = false;
+        this.stats.lines--;
+        this.parseError('non_finite', buf, start, end);
+      }
     }
   }
 
@@ -223,28 +256,56 @@ export class Aggregator implements ValueSink {
     const s = this.current as Series;
     const t = s.type;
     if (t === TYPE_COUNTER) {
-      s.value += value * this.currentWeight;
+      const next = s.value + value * this.currentWeight;
+      // 1e308 twice: refuse the value rather than send Infinity (JSON null, read as 0)
+      if (!Number.isFinite(next)) return this.nonFinite();
+      s.value = next;
     } else if (t === TYPE_GAUGE) {
       if (delta) {
         if (s.members === null) {
           // first delta this interval: start from the value remembered from earlier intervals
           s.value = this.gaugeValues.get(s.key)?.value ?? s.value;
         }
+        if (!Number.isFinite(s.value + value)) return this.nonFinite();
         s.value += value;
       } else {
         s.value = value;
       }
       s.members = GAUGE_SET; // marks "has a value this interval"
     } else {
-      (s.sketch as Sketch).accept(value, this.currentWeight);
+      const sketch = s.sketch as Sketch;
+      const w = this.currentWeight;
+      if (!Number.isFinite(sketch.sum + value * w)) return this.nonFinite();
+      sketch.accept(value, w);
+      const n = s.exactCount;
+      if (n < EXACT_SAMPLES) {
+        if (s.exact === null) {
+          s.exact = new Float64Array(EXACT_SAMPLES);
+          s.exactWeights = new Float64Array(EXACT_SAMPLES);
+        }
+        s.exact[n] = value;
+        (s.exactWeights as Float64Array)[n] = w;
+      }
+      s.exactCount = n + 1;
     }
   }
+
+  /** A value refused by accept(): counted once per line (see ingestLine). */
+  private nonFinite(): void {
+    this.valueRefused = true;
+  }
+  private valueRefused = false;
 
   private addSetMember(series: Series): void {
     const member = decodeSetMember(this.scan);
     if (member === null) {
       this.stats.lines--;
       this.parseError('invalid_utf8', this.scan.buf, this.scan.nameStart, this.scan.valueEnd);
+      return;
+    }
+    if (member.length > STATSD_LIMITS.maxSetMemberLength) {
+      this.stats.lines--;
+      this.parseError('member_too_long', this.scan.buf, this.scan.nameStart, this.scan.valueEnd);
       return;
     }
     const members = series.members as Set<string>;
@@ -264,6 +325,12 @@ export class Aggregator implements ValueSink {
       return undefined;
     }
     const tags = this.options.extraTags.length > 0 ? mergeTags(identity.tags, this.options.extraTags) : identity.tags;
+    // The agent's own tags count towards the collector's limits too.
+    const breach = this.options.extraTags.length > 0 ? checkTagLimits(tags) : null;
+    if (breach !== null) {
+      this.parseError(breach, buf, start, end);
+      return undefined;
+    }
     const type = scan.type;
     const key = `${TYPE_NAMES[type]}|${identity.name}|${tags.join(',')}`;
     let series = this.series.get(key);
@@ -305,7 +372,13 @@ export class Aggregator implements ValueSink {
       this.stats.droppedEvents++;
       return;
     }
-    if (this.options.extraTags.length > 0) e.tags = mergeTags(e.tags, this.options.extraTags);
+    if (this.options.extraTags.length > 0) {
+      e.tags = mergeTags(e.tags, this.options.extraTags);
+      const breach = checkTagLimits(e.tags);
+      if (breach !== null) return this.parseError(breach, buf, start, end);
+    }
+    // An event without a date happened when it arrived.
+    e.timestamp ??= Math.floor(Date.now() / 1000);
     this.events.push(e);
   }
 
@@ -317,7 +390,11 @@ export class Aggregator implements ValueSink {
       this.stats.droppedEvents++;
       return;
     }
-    if (this.options.extraTags.length > 0) c.tags = mergeTags(c.tags, this.options.extraTags);
+    if (this.options.extraTags.length > 0) {
+      c.tags = mergeTags(c.tags, this.options.extraTags);
+      const breach = checkTagLimits(c.tags);
+      if (breach !== null) return this.parseError(breach, buf, start, end);
+    }
     this.serviceChecks.push(c);
   }
 
@@ -375,8 +452,18 @@ export class Aggregator implements ValueSink {
 
   private endInterval(now: number): { series: Series[]; rest: Omit<MetricBatch, 'id' | 'agent' | 'seq' | 'metrics'> } {
     const series = [...this.series.values()];
-    for (const s of series) if (s.type === TYPE_GAUGE && s.members !== null) this.gaugeValues.set(s.key, { value: s.value, at: now });
+    for (const s of series) {
+      if (s.type === TYPE_GAUGE && s.members !== null) this.gaugeValues.set(s.key, { value: s.value, at: now });
+      else if (s.type === TYPE_SET) this.recentSets.set(s.key, { name: s.name, tags: s.tags, at: now });
+    }
     this.expireGauges(now);
+    // A set that got no member this interval has 0 unique members, not the count it had before:
+    // it is sent once with none (the collector then holds 0 for this agent until it comes back).
+    for (const [key, r] of this.recentSets) {
+      if (r.at === now) continue;
+      this.recentSets.delete(key);
+      if (series.length < this.options.maxSeries) series.push(new Series(TYPE_SET, r.name, r.tags, key));
+    }
     const rest = { start: this.intervalStart, end: now, events: this.events, serviceChecks: this.serviceChecks };
     this.series = new Map();
     this.rawCache = new Map();
@@ -404,12 +491,21 @@ function pushWire(out: WireMetric[], s: Series): void {
   } else if (s.type === TYPE_GAUGE) {
     if (s.members !== null) out.push({ type: 'g', name: s.name, tags: s.tags, value: s.value });
   } else if (s.type === TYPE_SET) {
-    out.push({ type: 's', name: s.name, tags: s.tags, members: [...(s.members as Set<string>)] });
+    out.push({ type: 's', name: s.name, tags: s.tags, members: s.members === null ? [] : [...s.members] });
   } else {
     const sk = s.sketch as Sketch;
     if (sk.count === 0) return;
     const type = TYPE_NAMES[s.type] as 'ms' | 'h' | 'd';
-    out.push({ type, name: s.name, tags: s.tags, sketch: encodeSketch(sk), count: sk.count, sum: sk.sum, min: sk.min, max: sk.max });
+    const m: WireDistribution = { type, name: s.name, tags: s.tags, sketch: encodeSketch(sk), count: sk.count, sum: sk.sum, min: sk.min, max: sk.max };
+    const n = s.exactCount;
+    if (n <= EXACT_SAMPLES && s.exact !== null) {
+      m.samples = Array.from(s.exact.subarray(0, n));
+      const weights = s.exactWeights as Float64Array;
+      let unweighted = true;
+      for (let i = 0; i < n; i++) if (weights[i] !== 1) unweighted = false;
+      if (!unweighted) m.weights = Array.from(weights.subarray(0, n));
+    }
+    out.push(m);
   }
 }
 /** Sentinel set marking a gauge as updated this interval (gauges never use `members` otherwise). */

@@ -13,6 +13,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { MetricType, ServiceCheck, StatsdEvent } from '../../shared/wire.ts';
+import { STATSD_LIMITS, checkSeriesLimits, checkTagLimits } from '../../shared/statsd-limits.ts';
 
 export type ParseErrorReason =
   | 'no_value'
@@ -26,7 +27,15 @@ export type ParseErrorReason =
   | 'bad_timestamp'
   | 'bad_event'
   | 'bad_service_check'
-  | 'too_long';
+  | 'too_long'
+  | 'name_too_long'
+  | 'tag_too_long'
+  | 'too_many_tags'
+  | 'member_too_long'
+  | 'field_too_long'
+  | 'negative_counter'
+  | 'non_finite'
+  | 'timestamp_out_of_range';
 
 export const PARSE_ERROR_REASONS: readonly ParseErrorReason[] = [
   'no_value',
@@ -41,6 +50,14 @@ export const PARSE_ERROR_REASONS: readonly ParseErrorReason[] = [
   'bad_event',
   'bad_service_check',
   'too_long',
+  'name_too_long',
+  'tag_too_long',
+  'too_many_tags',
+  'member_too_long',
+  'field_too_long',
+  'negative_counter',
+  'non_finite',
+  'timestamp_out_of_range',
 ];
 
 const REASON_TEXT: Record<ParseErrorReason, string> = {
@@ -56,6 +73,14 @@ const REASON_TEXT: Record<ParseErrorReason, string> = {
   bad_event: 'malformed event (_e{title_len,text_len}:title|text…)',
   bad_service_check: 'malformed service check (_sc|name|status…)',
   too_long: 'the line is longer than the limit',
+  name_too_long: `the name is longer than ${STATSD_LIMITS.maxNameLength} characters`,
+  tag_too_long: `a tag is longer than ${STATSD_LIMITS.maxTagLength} characters`,
+  too_many_tags: `more than ${STATSD_LIMITS.maxTags} tags`,
+  member_too_long: `the set member is longer than ${STATSD_LIMITS.maxSetMemberLength} characters`,
+  field_too_long: 'an event or service check field is longer than its limit',
+  negative_counter: 'a counter increment is negative (a Prometheus counter never decreases)',
+  non_finite: 'the value, scaled by the sample rate or added to the interval, is not a finite number',
+  timestamp_out_of_range: 'the |T timestamp is further from now than agent.statsd.maxTimestampSkew',
 };
 
 export function describeParseError(reason: ParseErrorReason): string {
@@ -188,7 +213,8 @@ export function scanMetric(buf: Buffer, start: number, end: number, out: MetricS
     const c = buf[secStart];
     if (c === AT) {
       const rate = parseNumber(buf, secStart + 1, secEnd);
-      if (!(rate > 0 && rate <= 1)) return 'bad_sample_rate';
+      // a rate so small that 1/rate overflows would scale every value to Infinity
+      if (!(rate > 0 && rate <= 1) || 1 / rate === Infinity) return 'bad_sample_rate';
       out.sampleRate = rate;
     } else if (c === HASH) {
       out.tagsStart = secStart + 1;
@@ -216,6 +242,8 @@ export function scanMetric(buf: Buffer, start: number, end: number, out: MetricS
       if (type === TYPE_GAUGE && (buf[s] === 0x2b || buf[s] === 0x2d)) s++;
       const v = parseNumber(buf, s, ve);
       if (Number.isNaN(v)) return 'bad_value';
+      // statsd_exporter's rule: a counter only goes up
+      if (v < 0 && type === TYPE_COUNTER) return 'negative_counter';
       if (ve >= out.valueEnd) break;
       vs = ve + 1;
     }
@@ -348,6 +376,10 @@ export function decodeIdentity(scan: MetricScan, styles: TagStyles, reasonOut: P
     reasonOut[0] = 'empty_name';
     return null;
   }
+  if (name.length > STATSD_LIMITS.maxNameLength) {
+    reasonOut[0] = 'name_too_long';
+    return null;
+  }
   if (scan.tagsStart >= 0) {
     const tagBytes = buf.subarray(scan.tagsStart, scan.tagsEnd);
     if (!isAscii(tagBytes) && !isUtf8(tagBytes)) {
@@ -359,7 +391,13 @@ export function decodeIdentity(scan: MetricScan, styles: TagStyles, reasonOut: P
       return null;
     }
   }
-  return { name, tags: normalizeTags(tags) };
+  const normalized = normalizeTags(tags);
+  const breach = checkTagLimits(normalized);
+  if (breach !== null) {
+    reasonOut[0] = breach;
+    return null;
+  }
+  return { name, tags: normalized };
 }
 
 function isAscii(bytes: Buffer): boolean {
@@ -486,7 +524,14 @@ export function parseEvent(buf: Buffer, start: number, end: number): StatsdEvent
     }
   }
   event.tags = normalizeTags(event.tags);
-  return event;
+  return checkEventLimits(event);
+}
+
+/** The event itself, or the limit it breaks (the collector's schema holds the same limits). */
+function checkEventLimits(e: StatsdEvent): StatsdEvent | ParseErrorReason {
+  if (e.title.length > STATSD_LIMITS.maxEventTitleLength || e.text.length > STATSD_LIMITS.maxEventTextLength) return 'field_too_long';
+  for (const f of [e.hostname, e.aggregationKey, e.sourceType]) if (f !== null && f.length > STATSD_LIMITS.maxFieldLength) return 'field_too_long';
+  return checkTagLimits(e.tags) ?? e;
 }
 
 /** Parses `_sc|name|status…` lines. The message (`m:`) runs to the end of the line. */
@@ -521,7 +566,9 @@ export function parseServiceCheck(buf: Buffer, start: number, end: number): Serv
     } else if (section.startsWith('h:')) check.hostname = section.slice(2);
   }
   check.tags = normalizeTags(check.tags);
-  return check;
+  if (check.message !== null && check.message.length > STATSD_LIMITS.maxEventTextLength) return 'field_too_long';
+  if (check.hostname !== null && check.hostname.length > STATSD_LIMITS.maxFieldLength) return 'field_too_long';
+  return checkSeriesLimits(check.name, check.tags) ?? check;
 }
 
 /** Iterates the lines of a datagram (or TCP chunk): `fn(start, end)` per non-empty line, CR stripped. */

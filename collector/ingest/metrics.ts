@@ -12,14 +12,20 @@ import { Journal, PLUMB_ERR_JOURNAL_IO, type JournalOptions } from '../../shared
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { PlumbError, errorMessage } from '../../shared/errors.ts';
 import { METRICS_PATH, type MetricBatch } from '../../shared/wire.ts';
-import type { MetricStore, RefusalReason, SeriesRef } from '../metrics/store.ts';
+import type { MetricRefusal, MetricStore, RefusalReason, SeriesRef } from '../metrics/store.ts';
 import { RecentIds } from './dedupe.ts';
 import { metricBatchSchema } from './schemas.ts';
+import { checkBatchItems, type ItemError, type UncheckedBatch } from './metric-items.ts';
 
 export interface AcceptResult {
   refused: number;
   duplicate: boolean;
+  /** The metrics the store refused, by index in the batch. */
+  refusals: MetricRefusal[];
 }
+
+/** Item errors listed in a response; the rest are only counted in its `reasons`. */
+const MAX_LISTED_ERRORS = 100;
 
 /** A journal record: the batch and the time it was applied at (lastSeen, window slots). */
 interface BatchRecord {
@@ -139,17 +145,18 @@ export class MetricIntake {
 
   /** Journals the batch, then applies it; a batch id seen before is acknowledged as a duplicate. */
   accept(batch: MetricBatch): Promise<AcceptResult> {
-    if (this.recent.has(batch.id)) return Promise.resolve({ refused: 0, duplicate: true });
+    if (this.recent.has(batch.id)) return Promise.resolve({ refused: 0, duplicate: true, refusals: [] });
     const first = this.inflight.get(batch.id);
-    if (first !== undefined) return first.then(() => ({ refused: 0, duplicate: true }));
+    if (first !== undefined) return first.then(() => ({ refused: 0, duplicate: true, refusals: [] }));
     const journal = this.journal;
     if (journal === null) return Promise.reject(new PlumbError(PLUMB_ERR_JOURNAL_IO, 'the metrics journal is not open'));
     const t = Date.now();
     const run = journal
       .append(Buffer.from(JSON.stringify({ t, b: batch } satisfies BatchRecord)), () => {
-        const refused = this.store.apply(batch, t);
+        const refusals: MetricRefusal[] = [];
+        const refused = this.store.apply(batch, t, refusals);
         this.recent.add(batch.id);
-        return { refused, duplicate: false };
+        return { refused, duplicate: false, refusals };
       })
       .finally(() => this.inflight.delete(batch.id));
     this.inflight.set(batch.id, run);
@@ -171,7 +178,7 @@ export class MetricIntake {
       .append(Buffer.from(JSON.stringify({ t: Date.now(), h: id, c: chunks } satisfies HandoffRecord)), () => {
         merged = this.store.mergeSeries(chunks);
         this.recent.add(id);
-        return { refused: 0, duplicate: false };
+        return { refused: 0, duplicate: false, refusals: [] };
       })
       .finally(() => this.inflight.delete(id));
     this.inflight.set(id, run);
@@ -209,15 +216,40 @@ export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake
   intake.store.onRefused = (reason: RefusalReason, metric, agent) => {
     once.warn(`refused:${reason}`, { reason, agent, metric: metric.name, tags: metric.tags.length }, 'metric refused (counted in plumb_metrics_refused_total)');
   };
-  app.post<{ Body: MetricBatch }>(METRICS_PATH, { schema: { body: metricBatchSchema(options.maxMetricsPerBatch) } }, async (request, reply) => {
-    const batch = request.body;
+  const rejected = telemetry.counter('plumb_ingest_items_rejected_total', 'items of a metric batch refused by the schema while the rest applied, by kind and reason', ['kind', 'reason']);
+  const countRejected = (errors: ItemError[], agent: string): void => {
+    if (errors.length === 0) return;
+    const byKind = new Map<string, number>();
+    for (const e of errors) {
+      const key = `${e.path.slice(1, e.path.indexOf('/', 1))}\n${e.reason}`;
+      byKind.set(key, (byKind.get(key) ?? 0) + 1);
+    }
+    for (const [key, n] of byKind) {
+      const [kind, reason] = key.split('\n');
+      rejected.inc({ kind, reason }, n);
+    }
+    const first = errors[0];
+    once.warn(`rejected:${first.reason}`, { agent, path: first.path, reason: first.reason, error: first.message, items: errors.length }, 'items of a metric batch refused; the rest applied (counted in plumb_ingest_items_rejected_total)');
+  };
+  app.post<{ Body: UncheckedBatch }>(METRICS_PATH, { schema: { body: metricBatchSchema(options.maxMetricsPerBatch) } }, async (request, reply) => {
+    const received = request.body.metrics.length;
+    const checked = checkBatchItems(request.body);
+    const batch = checked.batch;
+    // An event without a date happened when it arrived.
+    const arrived = Math.floor(Date.now() / 1000);
+    for (const e of batch.events) e.timestamp ??= arrived;
     const router = options.router;
     if (router) {
       try {
         const r = await router.accept(batch);
         batches.inc({ kind: 'metrics', outcome: r.duplicate ? 'duplicate' : 'applied' });
-        if (!r.duplicate) samples.inc(batch.metrics.length);
-        return { accepted: r.duplicate ? 0 : batch.metrics.length - r.refused, refused: r.refused, duplicate: r.duplicate };
+        if (r.duplicate) return { accepted: 0, refused: 0, duplicate: true };
+        samples.inc(received);
+        countRejected(checked.errors, batch.agent);
+        // refusals by the owners' stores are counted there, not itemised here
+        const answer = itemsResponse(batch.metrics.length - r.refused, checked.errors, [], checked.metricIndex);
+        answer.refused = (answer.refused as number) + r.refused;
+        return answer;
       } catch (err) {
         // a part could not be journaled here or placed at its owner: the agent sends the batch again, and parts already placed are recognised by their ids
         batches.inc({ kind: 'metrics', outcome: 'failed' });
@@ -238,7 +270,23 @@ export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake
       return { accepted: 0, refused: 0, duplicate: true };
     }
     batches.inc({ kind: 'metrics', outcome: 'applied' });
-    samples.inc(batch.metrics.length);
-    return { accepted: batch.metrics.length - result.refused, refused: result.refused, duplicate: false };
+    samples.inc(received);
+    countRejected(checked.errors, batch.agent);
+    return itemsResponse(batch.metrics.length - result.refused, checked.errors, result.refusals, checked.metricIndex);
   });
+}
+
+/**
+ * The answer to an applied batch. Like Elasticsearch's bulk response it names each refused item
+ * (JSON pointer, reason code, message), up to MAX_LISTED_ERRORS of them; `reasons` counts all.
+ */
+function itemsResponse(accepted: number, errors: ItemError[], refusals: MetricRefusal[], metricIndex: number[]): Record<string, unknown> {
+  const refused = errors.length + refusals.length;
+  if (refused === 0) return { accepted, refused: 0, duplicate: false };
+  const all = errors.concat(refusals.map((r) => ({ path: `/metrics/${metricIndex[r.index]}`, reason: r.reason, message: `refused by the metric store: ${r.reason}` })));
+  const reasons: Record<string, number> = {};
+  for (const e of all) reasons[e.reason] = (reasons[e.reason] ?? 0) + 1;
+  const out: Record<string, unknown> = { accepted, refused, duplicate: false, errors: all.slice(0, MAX_LISTED_ERRORS), reasons };
+  if (all.length > MAX_LISTED_ERRORS) out.errorsOmitted = all.length - MAX_LISTED_ERRORS;
+  return out;
 }

@@ -1,13 +1,26 @@
-/** JSON schemas for what agents post; fastify compiles them once and validates every body. */
+/**
+ * JSON schemas for what agents post. The envelope of a metric batch is checked by fastify (once,
+ * compiled); its items are checked one by one (metric-items.ts), so one bad item is refused
+ * alone and the rest of its batch applies. Item limits come from shared/statsd-limits.ts, the
+ * same definition the agent's statsd parser enforces.
+ */
 import { Type } from '@sinclair/typebox';
+import { STATSD_LIMITS } from '../../shared/statsd-limits.ts';
+import { SKETCH_EXACT_SAMPLES } from '../../shared/sketch.ts';
 
-const Name = Type.String({ minLength: 1, maxLength: 1024 });
-const Tags = Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 });
+const Name = Type.String({ minLength: 1, maxLength: STATSD_LIMITS.maxNameLength });
+const Tags = Type.Array(Type.String({ maxLength: STATSD_LIMITS.maxTagLength }), { maxItems: STATSD_LIMITS.maxTags });
+const Field = Type.String({ maxLength: STATSD_LIMITS.maxFieldLength });
 
-const Counter = Type.Object({ type: Type.Literal('c'), name: Name, tags: Tags, value: Type.Number() });
-const Gauge = Type.Object({ type: Type.Literal('g'), name: Name, tags: Tags, value: Type.Number() });
-const SetMetric = Type.Object({ type: Type.Literal('s'), name: Name, tags: Tags, members: Type.Array(Type.String({ maxLength: 4096 })) });
-const Distribution = Type.Object({
+export const CounterSchema = Type.Object({ type: Type.Literal('c'), name: Name, tags: Tags, value: Type.Number({ minimum: 0 }) });
+export const GaugeSchema = Type.Object({ type: Type.Literal('g'), name: Name, tags: Tags, value: Type.Number() });
+export const SetSchema = Type.Object({
+  type: Type.Literal('s'),
+  name: Name,
+  tags: Tags,
+  members: Type.Array(Type.String({ maxLength: STATSD_LIMITS.maxSetMemberLength })),
+});
+export const DistributionSchema = Type.Object({
   type: Type.Union([Type.Literal('ms'), Type.Literal('h'), Type.Literal('d')]),
   name: Name,
   tags: Tags,
@@ -16,9 +29,12 @@ const Distribution = Type.Object({
   sum: Type.Number(),
   min: Type.Number(),
   max: Type.Number(),
+  samples: Type.Optional(Type.Array(Type.Number(), { maxItems: SKETCH_EXACT_SAMPLES })),
+  weights: Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0 }), { maxItems: SKETCH_EXACT_SAMPLES })),
 });
 
-const Histogram = Type.Object({
+/** OTLP explicit-bucket histograms and summaries (no statsd form). */
+export const HistogramSchema = Type.Object({
   type: Type.Literal('hist'),
   name: Name,
   tags: Tags,
@@ -27,7 +43,7 @@ const Histogram = Type.Object({
   count: Type.Number({ minimum: 0 }),
   sum: Type.Number(),
 });
-const Summary = Type.Object({
+export const SummarySchema = Type.Object({
   type: Type.Literal('sum'),
   name: Name,
   tags: Tags,
@@ -38,27 +54,28 @@ const Summary = Type.Object({
 
 const Nullable = <T extends ReturnType<typeof Type.String> | ReturnType<typeof Type.Integer>>(t: T) => Type.Union([t, Type.Null()]);
 
-const Event = Type.Object({
-  title: Type.String(),
-  text: Type.String(),
+export const EventSchema = Type.Object({
+  title: Type.String({ maxLength: STATSD_LIMITS.maxEventTitleLength }),
+  text: Type.String({ maxLength: STATSD_LIMITS.maxEventTextLength }),
   timestamp: Nullable(Type.Integer()),
-  hostname: Nullable(Type.String()),
-  aggregationKey: Nullable(Type.String()),
-  priority: Nullable(Type.String()),
-  sourceType: Nullable(Type.String()),
-  alertType: Nullable(Type.String()),
+  hostname: Nullable(Field),
+  aggregationKey: Nullable(Field),
+  priority: Nullable(Field),
+  sourceType: Nullable(Field),
+  alertType: Nullable(Field),
   tags: Tags,
 });
 
-const ServiceCheck = Type.Object({
+export const ServiceCheckSchema = Type.Object({
   name: Name,
   status: Type.Integer({ minimum: 0, maximum: 3 }),
   timestamp: Nullable(Type.Integer()),
-  hostname: Nullable(Type.String()),
+  hostname: Nullable(Field),
   tags: Tags,
-  message: Nullable(Type.String()),
+  message: Nullable(Type.String({ maxLength: STATSD_LIMITS.maxEventTextLength })),
 });
 
+/** The envelope: items are any JSON here and checked one by one after. */
 export function metricBatchSchema(maxMetrics: number) {
   return Type.Object({
     id: Type.String({ minLength: 1, maxLength: 512 }),
@@ -66,8 +83,8 @@ export function metricBatchSchema(maxMetrics: number) {
     seq: Type.Integer({ minimum: 0 }),
     start: Type.Number(),
     end: Type.Number(),
-    metrics: Type.Array(Type.Union([Counter, Gauge, SetMetric, Distribution, Histogram, Summary]), { maxItems: maxMetrics }),
-    events: Type.Array(Event, { maxItems: 10_000 }),
-    serviceChecks: Type.Array(ServiceCheck, { maxItems: 10_000 }),
+    metrics: Type.Array(Type.Unknown(), { maxItems: maxMetrics }),
+    events: Type.Array(Type.Unknown(), { maxItems: 10_000 }),
+    serviceChecks: Type.Array(Type.Unknown(), { maxItems: 10_000 }),
   });
 }

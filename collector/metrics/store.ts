@@ -10,8 +10,19 @@
  * exposed, or whose labels clash, is refused and counted — the first one keeps its place.
  */
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { newSketch, mergeSketch, quantile, countAtOrBelow, decodeSketch, encodeSketch, relativeAccuracyOf, type Sketch } from '../../shared/sketch.ts';
-import type { MetricBatch, WireMetric, StatsdEvent } from '../../shared/wire.ts';
+import {
+  newSketch,
+  mergeSketch,
+  quantile,
+  countAtOrBelow,
+  decodeSketch,
+  encodeSketch,
+  exactQuantile,
+  relativeAccuracyOf,
+  SKETCH_EXACT_SAMPLES,
+  type Sketch,
+} from '../../shared/sketch.ts';
+import type { MetricBatch, WireDistribution, WireMetric, StatsdEvent } from '../../shared/wire.ts';
 import { checkKey, seriesKey } from '../../shared/membership.ts';
 import { Mapper, sanitizeLabelName, type Mapping } from './naming.ts';
 
@@ -63,6 +74,12 @@ export const REFUSAL_REASONS = [
 ] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
+/** A metric of a batch the store refused: its index in the batch and why. */
+export interface MetricRefusal {
+  index: number;
+  reason: RefusalReason;
+}
+
 const WINDOW_SLOTS = 6;
 
 class Series {
@@ -75,6 +92,8 @@ class Series {
   setMembers: Map<string, Set<string>> | null = null;
   slots: (Sketch | null)[] | null = null;
   slotIndex: number[] | null = null;
+  /** Per slot: its samples while they are few enough to keep (null: past SKETCH_EXACT_SAMPLES, or not sent). */
+  slotExact: (ExactSamples | null)[] | null = null;
   sum = 0;
   count = 0;
   buckets: number[] | null = null;
@@ -117,6 +136,8 @@ export class MetricStore {
   private current: WireMetric | null = null;
   /** Routing key of what is being applied, stamped on the series it updates. */
   private currentRoute = '';
+  private currentIndex = 0;
+  private refusals: MetricRefusal[] | null = null;
   private currentAgent = '';
   private readonly events: StatsdEvent[] = [];
   readonly refused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
@@ -145,20 +166,32 @@ export class MetricStore {
     return [...this.events];
   }
 
-  /** Applies one agent batch; returns how many metrics were refused. */
-  apply(batch: MetricBatch, now = Date.now()): number {
+  /**
+   * Applies one agent batch; returns how many metrics were refused. With `refusals`, each refused
+   * metric's index in `batch.metrics` and reason are added to it.
+   */
+  apply(batch: MetricBatch, now = Date.now(), refusals: MetricRefusal[] | null = null): number {
     let refusedBefore = 0;
     for (const r of REFUSAL_REASONS) refusedBefore += this.refused[r];
-    const metrics = batch.metrics;
-    const perBatch = Math.min(metrics.length, this.options.maxSeriesPerAgent ?? Infinity);
-    for (let i = 0; i < perBatch; i++) {
-      const m = metrics[i];
-      const limit = this.checkLabels(m);
-      if (limit === null) this.applyMetric(m, batch.agent, now);
-      else this.refuse(limit, m, batch.agent);
+    this.refusals = refusals;
+    try {
+      const metrics = batch.metrics;
+      const perBatch = Math.min(metrics.length, this.options.maxSeriesPerAgent ?? Infinity);
+      for (let i = 0; i < perBatch; i++) {
+        const m = metrics[i];
+        this.currentIndex = i;
+        const limit = this.checkLabels(m);
+        if (limit === null) this.applyMetric(m, batch.agent, now);
+        else this.refuse(limit, m, batch.agent);
+      }
+      // An agent sends its series of one interval in one batch: the rest is over its share.
+      for (let i = perBatch; i < metrics.length; i++) {
+        this.currentIndex = i;
+        this.refuse('max_series_per_agent', metrics[i], batch.agent);
+      }
+    } finally {
+      this.refusals = null;
     }
-    // An agent sends its series of one interval in one batch: the rest is over its share.
-    for (let i = perBatch; i < metrics.length; i++) this.refuse('max_series_per_agent', metrics[i], batch.agent);
     for (const c of batch.serviceChecks) {
       const tags = c.hostname ? [...c.tags, `host:${c.hostname}`] : c.tags;
       this.currentRoute = checkKey(c);
@@ -190,6 +223,7 @@ export class MetricStore {
 
   private refuse(reason: RefusalReason, m: WireMetric, agent: string): void {
     this.refused[reason]++;
+    this.refusals?.push({ index: this.currentIndex, reason });
     this.onRefused?.(reason, m, agent);
   }
 
@@ -288,9 +322,10 @@ export class MetricStore {
           series.count += m.count;
           if (buckets) {
             series.buckets ??= new Array(buckets.length).fill(0);
-            for (let i = 0; i < buckets.length; i++) series.buckets[i] += countAtOrBelow(sketch, buckets[i]);
+            const exact = exactSamplesOf(m);
+            for (let i = 0; i < buckets.length; i++) series.buckets[i] += exact === null ? countAtOrBelow(sketch, buckets[i]) : weightAtOrBelow(exact, buckets[i]);
           } else {
-            this.addToWindow(series, sketch, now);
+            this.addToWindow(series, sketch, exactSamplesOf(m), now);
           }
         }, buckets);
         if (s) this.observe(m, mapped.name, s, now, undefined, sketch);
@@ -360,17 +395,55 @@ export class MetricStore {
     return series;
   }
 
-  private addToWindow(series: Series, sketch: Sketch, now: number): void {
+  private addToWindow(series: Series, sketch: Sketch, exact: ExactSamples | null, now: number): void {
     const slotMs = Math.max(1000, Math.floor(this.options.windowMs / WINDOW_SLOTS));
     const index = Math.floor(now / slotMs);
     series.slots ??= new Array(WINDOW_SLOTS).fill(null);
     series.slotIndex ??= new Array(WINDOW_SLOTS).fill(-1);
+    series.slotExact ??= new Array(WINDOW_SLOTS).fill(null);
     const i = index % WINDOW_SLOTS;
     if (series.slotIndex[i] !== index || series.slots[i] === null) {
       series.slots[i] = newSketch(this.options.relativeAccuracy);
       series.slotIndex[i] = index;
+      series.slotExact[i] = { values: [], weights: [] };
     }
     mergeSketch(series.slots[i] as Sketch, sketch);
+    const kept = series.slotExact[i];
+    if (kept !== null && exact !== null && kept.values.length + exact.values.length <= SKETCH_EXACT_SAMPLES) {
+      for (let k = 0; k < exact.values.length; k++) {
+        kept.values.push(exact.values[k]);
+        kept.weights.push(exact.weights[k]);
+      }
+    } else {
+      series.slotExact[i] = null;
+    }
+  }
+
+  /**
+   * The q-quantile of a series' window: nearest rank over its samples while the window holds at
+   * most SKETCH_EXACT_SAMPLES of them (from every agent), the sketch's estimate past that.
+   */
+  windowQuantiles(series: Series, qs: readonly number[], now: number): number[] {
+    const exact = this.windowExact(series, now);
+    if (exact !== null) return qs.map((q) => exactQuantile(exact.values, exact.weights, q));
+    const sk = this.windowSketch(series, now);
+    return qs.map((q) => (sk === null ? NaN : quantile(sk, q)));
+  }
+
+  private windowExact(series: Series, now: number): ExactSamples | null {
+    if (!series.slots || !series.slotIndex || !series.slotExact) return null;
+    const slotMs = Math.max(1000, Math.floor(this.options.windowMs / WINDOW_SLOTS));
+    const current = Math.floor(now / slotMs);
+    const out: ExactSamples = { values: [], weights: [] };
+    for (let i = 0; i < WINDOW_SLOTS; i++) {
+      const s = series.slots[i];
+      if (s === null || s.count === 0 || series.slotIndex[i] <= current - WINDOW_SLOTS) continue;
+      const e = series.slotExact[i];
+      if (e === null || out.values.length + e.values.length > SKETCH_EXACT_SAMPLES) return null;
+      out.values.push(...e.values);
+      out.weights.push(...e.weights);
+    }
+    return out.values.length > 0 ? out : null;
   }
 
   /** The sketch of everything seen by a series within the window ending now. */
@@ -459,10 +532,12 @@ export class MetricStore {
     if (st.w) {
       s.slots = new Array(WINDOW_SLOTS).fill(null);
       s.slotIndex = new Array(WINDOW_SLOTS).fill(-1);
-      for (const [index, sketch, count, sum, min, max] of st.w) {
+      s.slotExact = new Array(WINDOW_SLOTS).fill(null);
+      for (const [index, sketch, count, sum, min, max, values, weights] of st.w) {
         const i = index % WINDOW_SLOTS;
         s.slots[i] = decodeSketch(sketch, { count, sum, min, max });
         s.slotIndex[i] = index;
+        if (values !== undefined && weights !== undefined) s.slotExact[i] = { values, weights };
       }
     }
     return s;
@@ -626,8 +701,8 @@ export class MetricStore {
               visitor.sample(`${name}_count`, l, s.count);
               break;
             }
-            const sk = this.windowSketch(s, now);
-            for (const q of quantiles) visitor.sample(name, joinLabels(l, `quantile="${q}"`), sk === null ? NaN : quantile(sk, q));
+            const values = this.windowQuantiles(s, quantiles, now);
+            for (let qi = 0; qi < quantiles.length; qi++) visitor.sample(name, joinLabels(l, `quantile="${quantiles[qi]}"`), values[qi]);
             visitor.sample(`${name}_sum`, l, s.sum);
             visitor.sample(`${name}_count`, l, s.count);
             break;
@@ -674,7 +749,7 @@ interface EventsChunk {
   events: StatsdEvent[];
 }
 
-/** A series in a snapshot; window slots as [slot index, sketch, count, sum, min, max]. */
+/** A series in a snapshot; window slots as [slot index, sketch, count, sum, min, max, exact values?, their weights?]. */
 interface SeriesState {
   l: string;
   /** routing key (absent in snapshots older than fleets) */
@@ -686,7 +761,7 @@ interface SeriesState {
   b?: number[];
   q?: [number, number][];
   m?: [string, string[]][];
-  w?: [number, string, number, number, number, number][];
+  w?: [number, string, number, number, number, number, number[]?, number[]?][];
 }
 
 function seriesState(s: Series): SeriesState {
@@ -699,7 +774,9 @@ function seriesState(s: Series): SeriesState {
     st.w = [];
     for (let i = 0; i < WINDOW_SLOTS; i++) {
       const sk = s.slots[i];
-      if (sk !== null && sk.count > 0) st.w.push([s.slotIndex[i], encodeSketch(sk), sk.count, sk.sum, sk.min, sk.max]);
+      if (sk === null || sk.count === 0) continue;
+      const e = s.slotExact?.[i] ?? null;
+      st.w.push(e === null ? [s.slotIndex[i], encodeSketch(sk), sk.count, sk.sum, sk.min, sk.max] : [s.slotIndex[i], encodeSketch(sk), sk.count, sk.sum, sk.min, sk.max, e.values, e.weights]);
     }
   }
   return st;
@@ -742,14 +819,23 @@ function mergeInto(here: Series, incoming: Series, origin: Origin, maxSetMembers
   if (incoming.slots && incoming.slotIndex) {
     here.slots ??= new Array(WINDOW_SLOTS).fill(null);
     here.slotIndex ??= new Array(WINDOW_SLOTS).fill(-1);
+    here.slotExact ??= new Array(WINDOW_SLOTS).fill(null);
     for (let i = 0; i < WINDOW_SLOTS; i++) {
       const sk = incoming.slots[i];
       const index = incoming.slotIndex[i];
+      const exact = incoming.slotExact?.[i] ?? null;
       if (sk === null || index < 0) continue;
-      if (here.slotIndex[i] === index && here.slots[i] !== null) mergeSketch(here.slots[i] as Sketch, sk);
-      else if (here.slotIndex[i] < index || here.slots[i] === null) {
+      if (here.slotIndex[i] === index && here.slots[i] !== null) {
+        mergeSketch(here.slots[i] as Sketch, sk);
+        const kept = here.slotExact[i];
+        here.slotExact[i] =
+          kept !== null && exact !== null && kept.values.length + exact.values.length <= SKETCH_EXACT_SAMPLES
+            ? { values: kept.values.concat(exact.values), weights: kept.weights.concat(exact.weights) }
+            : null;
+      } else if (here.slotIndex[i] < index || here.slots[i] === null) {
         here.slots[i] = sk;
         here.slotIndex[i] = index;
+        here.slotExact[i] = exact;
       }
     }
   }
@@ -781,6 +867,30 @@ function sameBounds(a: readonly number[], b: readonly number[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+interface ExactSamples {
+  values: number[];
+  weights: number[];
+}
+
+/** The samples a distribution carries, when it carries a usable set of them. */
+function exactSamplesOf(m: WireDistribution): ExactSamples | null {
+  const values = m.samples;
+  if (values === undefined || values.length === 0 || values.length > SKETCH_EXACT_SAMPLES) return null;
+  const weights = m.weights ?? new Array<number>(values.length).fill(1);
+  if (weights.length !== values.length) return null;
+  let total = 0;
+  for (const w of weights) total += w;
+  // the samples must be the whole interval, or ranking them would be wrong
+  if (Math.abs(total - m.count) > 1e-6 * Math.max(1, m.count)) return null;
+  return { values, weights };
+}
+
+function weightAtOrBelow(e: ExactSamples, bound: number): number {
+  let n = 0;
+  for (let i = 0; i < e.values.length; i++) if (e.values[i] <= bound) n += e.weights[i];
+  return n;
 }
 
 function unionSize(perAgent: Map<string, Set<string>>, max: number): number {

@@ -6,7 +6,7 @@
  *   the API → 401 with `WWW-Authenticate: Bearer`. The open paths (/metrics, /readyz) stay open.
  * - Malformed (with the token): bad JSON, bad and truncated gzip → 400; an unsupported
  *   Content-Encoding or Content-Type → 415; bodies that break the metric batch schema or a log
- *   line's required fields → 400.
+ *   line's required fields → 400 (a bad item in a good metric batch envelope is refused alone).
  * - Oversized: a body past `collector.maxBodyBytes` (1 MiB here) and a gzip bomb that is small on
  *   the wire but expands past it → 413.
  * - Flood: for a few seconds, concurrent loopback clients post unauthenticated requests (401) and
@@ -109,7 +109,8 @@ function hostileCases(): HostileCase[] {
     { what: 'metrics as text/plain', path: '/v1/metrics', headers: { 'content-type': 'text/plain', ...auth }, body: metricBatch('hostile:5'), status: 415, counted: 'rejected' },
     { what: 'logs as text/plain', path: '/v1/logs', headers: { 'content-type': 'text/plain', ...auth }, body: logLine('hostile', 'hostile-2'), status: 415, counted: 'rejected' },
     { what: 'metric batch without metrics', path: '/v1/metrics', headers: { ...json, ...auth }, body: JSON.stringify({ id: 'hostile:3', agent: 'hostile', seq: 1 }), status: 400, counted: 'rejected' },
-    { what: 'metric of an unknown type', path: '/v1/metrics', headers: { ...json, ...auth }, body: metricBatch('hostile:4').replace('"type":"c"', '"type":"q"'), status: 400, counted: 'rejected' },
+    // (a bad item inside a good envelope is refused alone and its batch applies: metric-items.test.ts)
+    { what: 'metric batch with a negative seq', path: '/v1/metrics', headers: { ...json, ...auth }, body: metricBatch('hostile:4').replace('"seq":1', '"seq":-1'), status: 400, counted: 'rejected' },
     { what: 'metric batch as an array', path: '/v1/metrics', headers: { ...json, ...auth }, body: '[1,2,3]', status: 400, counted: 'rejected' },
     { what: 'log line without a message', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: JSON.stringify({ '@timestamp': new Date().toISOString(), event: { id: 'hostile-3' } }), status: 400, counted: 'invalid_logs', reason: 'message' },
     { what: 'log line that is not JSON', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: `${logLine('hostile', 'hostile-4')}\n{"message": oops}`, status: 400, counted: 'invalid_logs', reason: 'json' },

@@ -41,7 +41,19 @@ describe('collector limits', () => {
       ]),
     );
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ accepted: 1, refused: 5, duplicate: false });
+    expect(await res.json()).toEqual({
+      accepted: 1,
+      refused: 5,
+      duplicate: false,
+      errors: [
+        { path: '/metrics/1', reason: 'too_many_labels', message: 'refused by the metric store: too_many_labels' },
+        { path: '/metrics/2', reason: 'label_too_long', message: 'refused by the metric store: label_too_long' },
+        { path: '/metrics/3', reason: 'label_too_long', message: 'refused by the metric store: label_too_long' },
+        { path: '/metrics/4', reason: 'max_series_per_agent', message: 'refused by the metric store: max_series_per_agent' },
+        { path: '/metrics/5', reason: 'max_series_per_agent', message: 'refused by the metric store: max_series_per_agent' },
+      ],
+      reasons: { too_many_labels: 1, label_too_long: 2, max_series_per_agent: 2 },
+    });
     const m = await scrape(url);
     expect(valueOf(m, 'kept_total', { a: '1', b: '2', c: '3' })).toBe(5);
     for (const name of ['wide_total', 'long_value', 'long_name', 'beyond1', 'beyond2']) expect(m.samples.some((s) => s.name === name), name).toBe(false);

@@ -132,6 +132,14 @@ describe('bad input through the statsd UDP door', () => {
       bad_service_check: 1,
       invalid_utf8: 3,
       too_long: 0,
+      name_too_long: 0,
+      tag_too_long: 0,
+      too_many_tags: 0,
+      member_too_long: 0,
+      field_too_long: 0,
+      negative_counter: 0,
+      non_finite: 0,
+      timestamp_out_of_range: 0,
     });
     expect(valueOf(a, 'plumb_statsd_lines_total')).toBe(2 + 2 + hugeCount + 1);
 
@@ -190,8 +198,10 @@ describe('bad input through the collector HTTP door', () => {
     const wrongSchema = await post(JSON.stringify({ id: 'x' }), json);
     expect(wrongSchema.status).toBe(400);
     expect(String(wrongSchema.body.message)).toMatch(/agent/);
+    // a bad item is refused alone, by its path; the batch around it applies
     const wrongValue = await post(batch('wrong-value', [{ type: 'c', name: 'x', tags: [], value: 'many' }]), json);
-    expect(wrongValue.status).toBe(400);
+    expect(wrongValue.status).toBe(200);
+    expect(wrongValue.body).toMatchObject({ accepted: 0, refused: 1, errors: [{ path: '/metrics/0/value', reason: 'wrong_type' }] });
 
     const notGzip = await post(batch('not-gzip', []), gzipJson);
     expect(notGzip.status).toBe(400);
@@ -244,7 +254,9 @@ describe('bad input through the collector HTTP door', () => {
       ]),
       json,
     );
-    expect(second).toEqual({ status: 200, body: { accepted: 1, refused: 7, duplicate: false } });
+    expect(second.status).toBe(200);
+    expect(second.body).toMatchObject({ accepted: 1, refused: 7, duplicate: false, reasons: { type_conflict: 2, name_collision: 2, label_clash: 2, reserved_label: 1 } });
+    expect((second.body.errors as { path: string }[]).map((e) => e.path)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `/metrics/${i}`));
 
     const text = await scrapeText(collector.url);
     await expectValidExposition(text);

@@ -60,7 +60,7 @@ collector:
   agent = await startAgent(`
 agent:
   http: { listen: "127.0.0.1:0" }
-  statsd: { listen: "127.0.0.1:0", flushInterval: 200ms }
+  statsd: { listen: "127.0.0.1:0", flushInterval: 1h }
   host: { enabled: false }
   forward: { collectors: ["${collector.url}"], retryInitial: 50ms, retryMax: 500ms }
 `);

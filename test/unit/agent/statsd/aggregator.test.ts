@@ -132,6 +132,29 @@ describe('flushing in slices', () => {
     feed(b, 'late:1|c');
     const [sync, sliced] = [a.flush(1000), await pending];
     expect(sliced.metrics).toEqual(sync.metrics);
-    expect(b.flush().metrics).toEqual([{ type: 'c', name: 'late', tags: [], value: 1 }]);
+    const next = b.flush().metrics;
+    expect(next.filter((m) => m.type !== 's')).toEqual([{ type: 'c', name: 'late', tags: [], value: 1 }]);
+    // the sets of the last interval, once, with no members
+    expect(next.filter((m) => m.type === 's')).toHaveLength(50);
+    expect(next.every((m) => m.type !== 's' || m.members.length === 0)).toBe(true);
+  });
+
+  it('reports a set that got no member in an interval once with none, then forgets it', () => {
+    const agg = new Aggregator(options());
+    feed(agg, 'users:alice|s\nusers:bob|s');
+    expect(find(agg.flush(1000).metrics, 'users')).toEqual({ type: 's', name: 'users', tags: [], members: ['alice', 'bob'] });
+    expect(agg.flush(2000).metrics).toEqual([{ type: 's', name: 'users', tags: [], members: [] }]);
+    expect(agg.flush(3000).metrics).toEqual([]);
+  });
+
+  it('keeps the first samples of a timer exactly beside its sketch, with their weights', () => {
+    const agg = new Aggregator(options());
+    feed(agg, 't:0|ms\nt:0|ms\nt:250|ms\nr:10|ms|@0.5\nr:20|ms');
+    const metrics = agg.flush().metrics;
+    expect(find(metrics, 't')).toMatchObject({ samples: [0, 0, 250], count: 3 });
+    expect(find(metrics, 't')).not.toHaveProperty('weights');
+    expect(find(metrics, 'r')).toMatchObject({ samples: [10, 20], weights: [2, 1], count: 3 });
+    feed(agg, Array.from({ length: 65 }, (_, i) => `big:${i}|ms`).join('\n'));
+    expect(find(agg.flush().metrics, 'big')).not.toHaveProperty('samples');
   });
 });
