@@ -10,6 +10,8 @@
  *   plumb grok --pattern P        log lines on stdin → one JSON match result per line
  *   plumb replay --from s3://…    archived log objects back into Elasticsearch
  */
+// first: on too old a Node.js, one clear line before anything else loads
+import './node-version.ts';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';

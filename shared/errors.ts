@@ -4,6 +4,7 @@
  */
 export const ErrorCodes = {
   PLUMB_ERR_CONFIG_INVALID: 'the configuration has errors',
+  PLUMB_ERR_NODE_VERSION: 'the Node.js running plumb is older than it needs',
   PLUMB_ERR_CONFIG_READ: 'the configuration file could not be read',
   PLUMB_ERR_LISTEN: 'a listener could not bind its address',
   PLUMB_ERR_INGEST_BODY: 'a request body is malformed',

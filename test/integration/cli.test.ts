@@ -7,7 +7,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, configHasKey, runPlumb, startPlumb, stopAllProcesses, stopProcess, waitForHealthy } from '../helpers/processes.ts';
+import { REPO_ROOT, cleanEnv, configHasKey, runPlumb, spawnTracked, startPlumb, stopAllProcesses, stopProcess, waitForHealthy } from '../helpers/processes.ts';
+import { readdirSync, readFileSync as readFileSyncNow } from 'node:fs';
 import { freeTcpPorts, freeUdpPort } from '../helpers/ports.ts';
 import { PROMTOOL, promtoolCheckMetrics, scrapeText } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -350,6 +351,78 @@ log: { level: warn }
     const exit = await waitFor(() => plumb.exit, { timeoutMs: 15_000, what: 'plumb all to exit' });
     expect(exit.code).toBe(1);
     expect(plumb.stderr()).toMatch(/agent\.statsd\.flushInterval: .*"soon"/);
+    await expect(fetch(`http://127.0.0.1:${collectorPort}/healthz`)).rejects.toThrow();
+  });
+});
+
+/** Every process below pid, from /proc. */
+function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSyncNow(`/proc/${name}/stat`, 'utf8');
+      // the command name may hold spaces and parentheses: fields start after the last ')'
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(name), Number(fields[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  for (const [child] of parent) {
+    for (let p = parent.get(child); p !== undefined && p > 1; p = parent.get(p)) {
+      if (p === pid) {
+        out.push(child);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('npm start', () => {
+  it('stopped with SIGTERM, leaves no plumb process behind', async () => {
+    const [agentHttp, collectorPort, zipkinPort] = await freeTcpPorts(3);
+    const statsdPort = await freeUdpPort();
+    const config = await file(
+      'npm-start.yaml',
+      `
+agent:
+  dataDir: ${JSON.stringify(join(dir, 'npm-agent-data'))}
+  http: { listen: "127.0.0.1:${agentHttp}" }
+  statsd: { listen: "127.0.0.1:${statsdPort}" }
+  traces: { zipkin: { listen: "127.0.0.1:${zipkinPort}" } }
+  forward: { collectors: ["http://127.0.0.1:${collectorPort}"] }
+  host: { enabled: false }
+collector:
+  dataDir: ${JSON.stringify(join(dir, 'npm-collector-data'))}
+  listen: "127.0.0.1:${collectorPort}"
+log: { level: warn }
+`,
+    );
+    const npm = spawnTracked('npm', ['start', '--silent', '--', '--config', config], { cwd: REPO_ROOT, env: cleanEnv() });
+    await waitFor(
+      async () => {
+        if (npm.exit) throw new Error(`npm start exited: ${npm.stderr()}`);
+        return (await fetch(`http://127.0.0.1:${collectorPort}/readyz`).catch(() => null))?.status === 200;
+      },
+      { timeoutMs: 30_000, intervalMs: 100, what: 'plumb under npm start to be ready' },
+    );
+    const below = descendants(npm.child.pid!);
+    expect(below.length).toBeGreaterThan(0);
+    npm.child.kill('SIGTERM');
+    await waitFor(() => npm.exit, { timeoutMs: 20_000, what: 'npm to exit' });
+    await waitFor(() => below.every((pid) => !alive(pid)), { timeoutMs: 20_000, what: `every process npm started (${below.join(', ')}) to be gone` });
     await expect(fetch(`http://127.0.0.1:${collectorPort}/healthz`)).rejects.toThrow();
   });
 });
