@@ -11,7 +11,7 @@ import { parseListen, formatAddress } from '../shared/address.ts';
 import { PlumbError } from '../shared/errors.ts';
 import { MetricStore } from './metrics/store.ts';
 import { MetricSinks } from './metrics/sinks/export.ts';
-import { AlertEngine, alertRoutes, WINDOW_CHUNK_PREFIX } from './alerts/index.ts';
+import { AlertEngine, alertRoutes, registerRuleFleetRoutes, RulePeers, WINDOW_CHUNK_PREFIX } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
 import { tracesIngestPlugin } from './ingest/traces.ts';
@@ -29,7 +29,7 @@ import { resolveSecurity, installAuth } from './security.ts';
 import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 import type { Membership } from '../shared/membership.ts';
 import { membershipFor } from './fleet/fleet.ts';
-import { Peers } from './fleet/peers.ts';
+import { Peers, fleetToken } from './fleet/peers.ts';
 import { FleetRouter } from './fleet/router.ts';
 import { Handoff } from './fleet/handoff.ts';
 import { registerFleetRoutes } from './fleet/routes.ts';
@@ -162,6 +162,12 @@ export class PlumbCollector {
     const alerts = this.alerts;
     const windows = { prefix: WINDOW_CHUNK_PREFIX, snapshot: () => alerts.windowChunks(), restore: (chunks: Buffer[]) => alerts.restoreWindows(chunks) };
     const state = (this.state = await IngestState.open(this.store, this.config, stateCtx, windows));
+    // in a fleet, each rule is evaluated by one collector over every collector's data
+    const ruleToken = fleet === undefined ? undefined : fleetToken(fleet);
+    if (this.membership !== null && fleet !== undefined) {
+      const interval = this.config.alerts.evaluationInterval;
+      alerts.attachFleet(this.membership, new RulePeers({ token: ruleToken, timeout: Math.min(fleet.timeout, Math.max(1000, 2 * interval)), probeTimeout: Math.max(2000, 2 * interval) }));
+    }
     alerts.startEvaluating();
     // after the state is restored: the first export carries what the journal brought back
     this.metricSinks = await MetricSinks.create(this.config.metrics.sinks, this.store, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
@@ -223,6 +229,7 @@ export class PlumbCollector {
     app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
     await app.register(alertRoutes(this.alerts));
+    if (this.membership !== null) registerRuleFleetRoutes(app, this.alerts, ruleToken);
     const addr = parseListen(this.config.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -234,6 +241,7 @@ export class PlumbCollector {
     this.app = app;
     // listening on port 0: the member URL is known only now
     if (this.membership !== null && fleet?.self === undefined && parseListen(this.config.listen).port === 0) this.membership.setSelf(this.url);
+    alerts.fleetReady();
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
     if (this.phase === 'starting' && this.ctx.holdReady !== true) this.phase = 'ready';

@@ -31,6 +31,8 @@ import { compileTemplate } from './template.ts';
 import { FileWatcher } from './watch.ts';
 import { loadAlert, RuleStateJournal, saveAlert, type GroupState, type RuleStateMeta } from './persist.ts';
 import type { JournalOptions } from '../../shared/journal.ts';
+import { mergeSummary, summaryFromState, summaryState } from './buckets.ts';
+import type { FleetMembers, GroupWire, PartialsRequest, PartialsResponse, RuleFleetHandler, RulePeers, Want } from './fleet.ts';
 
 export type { MetricObservation, CumulativeObservation } from './store.ts';
 
@@ -89,6 +91,8 @@ class Unit implements UnitView {
   readonly grace: number;
   /** Why it is not evaluated now (start-up grace); undefined when it is. */
   waiting: string | undefined;
+  /** In a fleet: the collector evaluating it (this one or another); undefined alone. */
+  owner: string | undefined;
   graceUntil: number | undefined;
   health: 'ok' | 'err' | 'unknown' = 'unknown';
   lastError = '';
@@ -214,6 +218,14 @@ export function readyAt(c: Coverage, grace: number): number {
   return Math.max(c.since + grace, c.resumedAt + Math.min(grace, c.bridge));
 }
 
+function unitsOf(c: Compiled): Unit[] {
+  return c.kind === 'alert' ? [c.unit] : c.burns.map((b) => b.unit);
+}
+
+function wantKey(store: string, window: number, sketch: boolean): string {
+  return `${store}|${window}|${sketch}`;
+}
+
 /** A rule's ownership and state key: short, and equal on every collector loading the same rule. */
 function groupKey(identity: string): string {
   return createHash('sha256').update(identity).digest('hex').slice(0, 16);
@@ -236,7 +248,23 @@ function fieldText(event: Record<string, unknown>, field: string): string {
   return '';
 }
 
-export class AlertEngine {
+interface FleetState {
+  readonly members: FleetMembers;
+  readonly peers: RulePeers;
+  /** No rule is owned before this (Unix ms): the others must first see this collector up. */
+  ownFrom: number;
+  /** Groups evaluated here in the last round. */
+  owned: Set<string>;
+  /** Coverage of every member that answered this round, and members found down. */
+  coverages: Coverage[];
+  down: { member: string; since: number }[];
+  /** Rules that moved here from another collector. */
+  takeovers: number;
+  /** Bytes between collectors (both ways) and duration of the last round. */
+  lastBytes: number;
+}
+
+export class AlertEngine implements RuleFleetHandler {
   private readonly config: AlertsConfig;
   private readonly telemetry: Telemetry;
   private readonly log: Logger;
@@ -265,6 +293,8 @@ export class AlertEngine {
   private windowsRestored = false;
   /** Window chunks that could not be read at restore. */
   windowsCorrupt = 0;
+  private fleet: FleetState | null = null;
+  private ticking = false;
 
   /** Outcome of the latest load or reload. */
   lastReload: { ok: boolean; at: number | undefined; errors: string[] } = { ok: true, at: undefined, errors: [] };
@@ -316,7 +346,17 @@ export class AlertEngine {
       duration: telemetry.histogram('plumb_alerts_evaluation_duration_seconds', 'Time one evaluation round of all rules took.', [], [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]),
       reloads: telemetry.counter('plumb_alerts_reloads_total', 'Rule file loads, by result.', ['result']),
       reloadOk: telemetry.gauge('plumb_alerts_last_reload_successful', '1 if the last rule file load succeeded, 0 if the running rules are older than the file.'),
+      takeovers: telemetry.counter('plumb_alerts_rule_takeovers_total', 'Rules (a threshold rule, or an SLO) this collector started evaluating after another collector had (its owner died or handed back).'),
     };
+    this.metrics.takeovers.inc(0);
+    const ownedRules = (): number => this.fleet?.owned.size ?? this.installed.compiled.length;
+    telemetry.gauge('plumb_alerts_rules_owned', 'Rules (a threshold rule, or an SLO) this collector evaluates; in a fleet, those it ranks first for among the live collectors.', [], function collect() {
+      this.set(ownedRules());
+    });
+    const traffic = (): { sent: number; received: number } => this.fleet?.peers.traffic ?? { sent: 0, received: 0 };
+    const fleetBytes = telemetry.counter('plumb_alerts_fleet_bytes_total', 'Bytes of rule traffic between collectors (partial aggregates, rule state), by direction.', ['direction']);
+    telemetry.countFrom(fleetBytes, () => traffic().sent, { direction: 'sent' });
+    telemetry.countFrom(fleetBytes, () => traffic().received, { direction: 'received' });
     this.metrics.reloads.inc({ result: 'success' }, 0);
     this.metrics.reloads.inc({ result: 'failure' }, 0);
     this.metrics.reloadOk.set(1);
@@ -363,9 +403,23 @@ export class AlertEngine {
       this.coverage = { since: now, resumedAt: now, bridge: 0 };
     }
     if (this.timer === undefined) {
-      this.timer = setInterval(() => this.evaluate(this.clock()), this.config.evaluationInterval);
+      this.timer = setInterval(() => this.tick(), this.config.evaluationInterval);
       this.timer.unref();
     }
+  }
+
+  private tick(): void {
+    if (this.fleet === null) {
+      this.evaluate(this.clock());
+      return;
+    }
+    if (this.ticking) return; // the previous round is still asking the others
+    this.ticking = true;
+    this.evaluateFleet(this.clock())
+      .catch((err: unknown) => this.logOnce.warn('fleet-round', { err: errorMessage(err) }, 'a fleet evaluation round failed'))
+      .finally(() => {
+        this.ticking = false;
+      });
   }
 
   /** Stops evaluating and watching; queued notifications get until `timeoutMs` to go out. */
@@ -374,8 +428,238 @@ export class AlertEngine {
     this.timer = undefined;
     this.watcher?.stop();
     await this.notifier.stop(timeoutMs);
+    while (this.ticking) await new Promise((r) => setTimeout(r, 10));
+    await this.fleet?.peers.close();
     await this.ruleState?.close();
     this.ruleState = null;
+  }
+
+  /** When a window of `grace` ms is covered: here, or in a fleet by every member that answered and since any member went down. */
+  private readyAt(grace: number): number {
+    const f = this.fleet;
+    if (f === null) return readyAt(this.coverage, grace);
+    let t = readyAt(this.coverage, grace);
+    for (const c of f.coverages) t = Math.max(t, readyAt(c, grace));
+    for (const d of f.down) t = Math.max(t, d.since + grace);
+    return t;
+  }
+
+  // ── a fleet of collectors (see fleet.ts) ───────────────────────────────────────────────────
+
+  /**
+   * Evaluates rules as one member of a fleet from now on: only the rules this collector owns,
+   * over every live member's data. Call before startEvaluating(); it owns nothing until fleetReady().
+   */
+  attachFleet(members: FleetMembers, peers: RulePeers): void {
+    this.fleet = { members, peers, ownFrom: Infinity, owned: new Set(), coverages: [], down: [], takeovers: 0, lastBytes: 0 };
+  }
+
+  /** The collector listens: it may own rules two evaluation intervals from now, once the others have seen it up. */
+  fleetReady(): void {
+    if (this.fleet !== null) this.fleet.ownFrom = this.clock() + 2 * this.config.evaluationInterval;
+  }
+
+  /** One round in a fleet: probe, own, fetch and merge the partial aggregates, evaluate, save, replicate, notify. */
+  private async evaluateFleet(now: number): Promise<void> {
+    const started = performance.now();
+    const f = this.fleet!;
+    const self = f.members.self();
+    const list = f.members.members();
+    const bytesBefore = f.peers.traffic.sent + f.peers.traffic.received;
+    await f.peers.probe(list, self, now);
+    const others = list.filter((m) => m !== self && f.peers.isUp(m));
+    f.down = f.peers.downMembers();
+    const { compiled } = this.installed;
+
+    // who owns what, seen from here
+    const owned: Compiled[] = [];
+    const gained: Compiled[] = [];
+    const runnerUp = new Map<string, string>();
+    for (const c of compiled) {
+      let owner: string | undefined;
+      if (list.length === 0) owner = self; // no member list read yet: a fleet of one
+      else {
+        const live = f.members.rank(c.key).filter((m) => m === self || f.peers.isUp(m));
+        owner = live[0];
+        if (owner === self && live[1] !== undefined) runnerUp.set(c.key, live[1]);
+      }
+      const mine = owner !== undefined && owner === self && now >= f.ownFrom;
+      for (const u of unitsOf(c)) u.owner = owner;
+      if (mine) {
+        owned.push(c);
+        if (!f.owned.has(c.key)) gained.push(c);
+      } else if (f.owned.has(c.key)) {
+        // another collector evaluates it now: it holds the state; nothing is resolved or sent from here
+        for (const u of unitsOf(c)) u.set.dispose();
+        if (c.kind === 'slo') c.view = { ...c.view, budgetRemaining: [], burnRates: [] };
+      }
+    }
+    if (gained.length > 0) await this.takeOver(gained, others, self);
+    f.owned = new Set(owned.map((c) => c.key));
+
+    // the partial aggregates every owned rule reads, from every live member
+    const wants = new Map<string, Want>();
+    const want = (s: SeriesStore | undefined, window: number, sketch: boolean): void => {
+      if (s !== undefined) wants.set(wantKey(s.key, window, sketch), [s.key, window, sketch]);
+    };
+    for (const c of owned) {
+      if (c.kind === 'alert') {
+        const sketch = c.rule.aggregate.kind === 'quantile';
+        for (const s of [c.main, c.numerator, c.denominator]) want(s, c.window, sketch);
+      } else for (const w of c.windows) for (const s of Object.values(c.stores)) want(s, w, false);
+    }
+    const list2 = [...wants.values()];
+    const merged = new Map<string, Map<string, GroupSummary>>();
+    const local = this.partials({ from: '', now, wants: list2 });
+    const add = (answer: PartialsResponse): void => {
+      answer.partials.forEach((groups, i) => {
+        if (groups === null) return;
+        const key = wantKey(...list2[i]);
+        let m = merged.get(key);
+        if (m === undefined) merged.set(key, (m = new Map()));
+        for (const [gkey, labels, state] of groups) {
+          const g = m.get(gkey);
+          if (g === undefined) m.set(gkey, { key: gkey, labels, summary: summaryFromState(state) });
+          else mergeSummary(g.summary, summaryFromState(state));
+        }
+      });
+    };
+    add(local);
+    let missing: string | undefined;
+    f.coverages = [];
+    if (list2.length > 0 || owned.some((c) => unitsOf(c).some((u) => u.grace > 0))) {
+      const answers = await Promise.allSettled(others.map((m) => f.peers.partials(m, { from: self ?? '', now, wants: list2 })));
+      answers.forEach((a, i) => {
+        if (a.status === 'fulfilled') {
+          add(a.value);
+          f.coverages.push(a.value.coverage);
+        } else missing ??= `collector ${others[i]} did not answer for the rules' data (${errorMessage(a.reason)})`;
+      });
+    }
+
+    let webhook: AlertNotice[] = [];
+    if (missing !== undefined) {
+      // part of the fleet's data is out of sight: alerts stay as they were, as for any failed evaluation
+      for (const c of owned) for (const u of unitsOf(c)) this.advance(u, now, missing, false, [], webhook);
+    } else {
+      webhook = this.evaluateRules(owned, now, (s, window, sketch) => [...(merged.get(wantKey(s.key, window, sketch))?.values() ?? [])]);
+    }
+    const resend = this.resends(owned.flatMap(unitsOf), now);
+    // on disk and at the runner-up before anyone is told: a takeover never sends a notification twice
+    await this.persist(now, owned);
+    await this.replicate(owned, runnerUp, now);
+    this.deliver(resend, webhook);
+    f.lastBytes = f.peers.traffic.sent + f.peers.traffic.received - bytesBefore;
+    this.endRound(now, started);
+  }
+
+  /**
+   * Rules this collector starts evaluating: their newest state among its own journal and the
+   * live members' copies (the runner-up holds the dead owner's; a returning owner finds the
+   * interim one's).
+   */
+  private async takeOver(gained: Compiled[], others: readonly string[], self: string | undefined): Promise<void> {
+    const f = this.fleet!;
+    const keys = gained.map((c) => c.key);
+    const best = new Map<string, GroupState>();
+    for (const key of keys) {
+      const mine = this.ruleState?.groups.get(key);
+      if (mine !== undefined) best.set(key, mine);
+    }
+    const answers = await Promise.allSettled(others.map((m) => f.peers.states(m, keys)));
+    for (const a of answers) {
+      if (a.status !== 'fulfilled') continue;
+      for (const [key, g] of a.value.groups) {
+        const cur = best.get(key);
+        if (keys.includes(key) && (cur === undefined || g.at > cur.at)) best.set(key, g);
+      }
+    }
+    for (const c of gained) {
+      const g = best.get(c.key);
+      if (g !== undefined && g.owner !== '' && g.owner !== self) {
+        f.takeovers++;
+        this.metrics.takeovers.inc();
+        this.log.info({ rule: c.rule.name, from: g.owner, stateAt: new Date(g.at).toISOString() }, 'took over an alert rule');
+      }
+      for (const u of unitsOf(c)) {
+        const saved = g?.units[u.identity];
+        u.set.restore((saved ?? []).map(loadAlert));
+      }
+    }
+  }
+
+  /** Sends each owned rule's state to its runner-up, one request per runner-up. */
+  private async replicate(owned: readonly Compiled[], runnerUp: ReadonlyMap<string, string>, now: number): Promise<void> {
+    const f = this.fleet!;
+    const self = f.members.self() ?? '';
+    const byMember = new Map<string, [string, GroupState][]>();
+    for (const c of owned) {
+      const to = runnerUp.get(c.key);
+      if (to === undefined) continue;
+      let list = byMember.get(to);
+      if (list === undefined) byMember.set(to, (list = []));
+      list.push([c.key, this.groupState(c.key, unitsOf(c), now, self)]);
+    }
+    const sent = await Promise.allSettled([...byMember].map(([m, groups]) => f.peers.replicate(m, { from: self, groups })));
+    for (const r of sent) if (r.status === 'rejected') this.logOnce.warn('replicate', { err: errorMessage(r.reason) }, 'alert rule state could not be sent to the runner-up; it is sent again next round');
+  }
+
+  // ── the internal routes' side (RuleFleetHandler) ──
+
+  /** This collector's partial aggregates for what another collector's rules read. */
+  partials(req: PartialsRequest): PartialsResponse {
+    if (req.from !== '') this.fleet?.peers.markUp(req.from);
+    const partials = req.wants.map(([store, window, sketch]): GroupWire[] | null => {
+      const s = this.installed.stores.get(store);
+      if (s === undefined) return null;
+      return s.summarize(req.now, window, sketch).map((g) => [g.key, g.labels as Record<string, string>, summaryState(g.summary)]);
+    });
+    return { coverage: this.coverage, partials };
+  }
+
+  /** The copies of rule state this collector holds (its own rules' and replicas). */
+  states(keys: readonly string[]): [string, GroupState][] {
+    const out: [string, GroupState][] = [];
+    for (const key of keys) {
+      const g = this.ruleState?.groups.get(key);
+      if (g !== undefined) out.push([key, g]);
+    }
+    return out;
+  }
+
+  /** A rule owner's state, kept (and journaled) for when this collector takes the rule over. */
+  replica(from: string, groups: [string, GroupState][]): number {
+    if (from !== '') this.fleet?.peers.markUp(from);
+    const journal = this.ruleState;
+    if (journal === null) return 0;
+    const taken: [string, GroupState][] = [];
+    for (const [key, g] of groups) {
+      if (this.fleet?.owned.has(key)) continue; // evaluated here now: ours is newer
+      const cur = journal.groups.get(key);
+      if (cur === undefined || g.at > cur.at) taken.push([key, g]);
+    }
+    if (taken.length > 0) void journal.recordGroups(taken);
+    return taken.length;
+  }
+
+  /** Rule ownership as this collector sees it, for GET /api/v1/fleet/rules. */
+  fleetRules(): Record<string, unknown> {
+    const f = this.fleet;
+    const self = f?.members.self();
+    return {
+      fleet: f !== null,
+      self: self ?? null,
+      members: f?.members.members() ?? [],
+      down: f?.down.map((d) => ({ member: d.member, since: new Date(d.since).toISOString() })) ?? [],
+      owned: f?.owned.size ?? this.installed.compiled.length,
+      takeovers: f?.takeovers ?? 0,
+      lastRoundBytes: f?.lastBytes ?? 0,
+      bytes: f === null ? { sent: 0, received: 0 } : { sent: f.peers.traffic.sent, received: f.peers.traffic.received },
+      rules: this.installed.compiled.map((c) => {
+        const rank = f === null ? [] : f.members.rank(c.key).filter((m) => m === self || f.peers.isUp(m));
+        return { name: c.rule.name, type: c.kind === 'alert' ? 'alert' : 'slo', key: c.key, owner: f === null ? (self ?? null) : (rank[0] ?? null), runnerUp: rank[1] ?? null, owned: f === null || f.owned.has(c.key) };
+      }),
+    };
   }
 
   // ── state across restarts ──────────────────────────────────────────────────────────────────
@@ -399,24 +683,25 @@ export class AlertEngine {
   }
 
   /** The alerts of one ownership group, as saved and as sent to the runner-up. */
-  private groupState(key: string, units: readonly Unit[], now: number, owner: string): GroupState {
+  private groupState(_key: string, units: readonly Unit[], now: number, owner: string): GroupState {
     const out: GroupState = { at: now, owner, units: {} };
     for (const u of units) out.units[u.identity] = [...u.set.alerts.values()].map(saveAlert);
     return out;
   }
 
-  private persist(now: number): void {
+  /**
+   * Journals this round: the meta, the state of every rule this collector evaluates, and the
+   * removal of rules no longer loaded. Replicas of other collectors' rules are left as they are.
+   */
+  private persist(now: number, owned?: readonly Compiled[]): Promise<void> | undefined {
     const journal = this.ruleState;
-    if (journal === null) return;
+    if (journal === null) return undefined;
     const meta: RuleStateMeta = { coveredSince: Number.isFinite(this.coverage.since) ? this.coverage.since : now, lastEvaluation: now };
     const groups: [string, GroupState | null][] = [];
-    const live = new Set<string>();
-    for (const c of this.installed.compiled) {
-      live.add(c.key);
-      groups.push([c.key, this.groupState(c.key, c.kind === 'alert' ? [c.unit] : c.burns.map((b) => b.unit), now, '')]);
-    }
-    for (const key of journal.groups.keys()) if (!live.has(key)) groups.push([key, null]);
-    void journal.record(meta, groups);
+    for (const c of owned ?? this.installed.compiled) groups.push([c.key, this.groupState(c.key, unitsOf(c), now, this.fleet?.members.self() ?? '')]);
+    const loaded = new Set(this.installed.compiled.map((c) => c.key));
+    for (const key of journal.groups.keys()) if (!loaded.has(key)) groups.push([key, null]);
+    return journal.record(meta, groups);
   }
 
   /**
@@ -705,10 +990,9 @@ export class AlertEngine {
   /** One evaluation round of every rule at time `now`. Synchronous; never throws. */
   evaluate(now: number = this.clock()): void {
     const started = performance.now();
-    const { compiled } = this.installed;
     const memo = new Map<string, GroupSummary[]>();
     const summaries = (s: SeriesStore, window: number, sketch: boolean): GroupSummary[] => {
-      const key = `${s.key}|${window}|${sketch}`;
+      const key = wantKey(s.key, window, sketch);
       let v = memo.get(key);
       if (v === undefined) {
         v = s.summarize(now, window, sketch);
@@ -716,6 +1000,37 @@ export class AlertEngine {
       }
       return v;
     };
+    const webhook = this.evaluateRules(this.installed.compiled, now, summaries);
+    const resend = this.resends(this.installed.units, now);
+    const written = this.persist(now);
+    // a notification goes out once the state that says it was sent is on disk
+    if (written === undefined) this.deliver(resend, webhook);
+    else void written.then(() => this.deliver(resend, webhook));
+    this.endRound(now, started);
+  }
+
+  private endRound(now: number, started: number): void {
+    for (const s of this.installed.stores.values()) s.sweep(now);
+    this.lastEvaluation = now;
+    this.lastEvaluationSeconds = (performance.now() - started) / 1000;
+    this.metrics.evaluations.inc();
+    this.metrics.duration.observe(this.lastEvaluationSeconds);
+  }
+
+  /** Firing and freshly resolved alerts of `units` due for (re)sending to Alertmanager. */
+  private resends(units: Iterable<Unit>, now: number): AlertNotice[] {
+    const resend: AlertNotice[] = [];
+    if (this.notifier.hasAlertmanager) {
+      const validFor = 4 * Math.max(this.config.resendInterval, this.config.evaluationInterval);
+      for (const u of units) {
+        for (const a of u.set.due(now, this.config.resendInterval, validFor)) resend.push(this.notice(a, a.state === 'firing' ? 'firing' : 'resolved', now));
+      }
+    }
+    return resend;
+  }
+
+  /** Evaluates `compiled` at `now` over `summaries`; returns the state changes for the webhooks. */
+  private evaluateRules(compiled: readonly Compiled[], now: number, summaries: Summaries): AlertNotice[] {
     const webhook: AlertNotice[] = [];
     for (const c of compiled) {
       const t0 = performance.now();
@@ -731,20 +1046,7 @@ export class AlertEngine {
       if (c.kind === 'alert') c.unit.evaluationTime = seconds;
       else for (const b of c.burns) b.unit.evaluationTime = seconds;
     }
-    const resend: AlertNotice[] = [];
-    if (this.notifier.hasAlertmanager) {
-      const validFor = 4 * Math.max(this.config.resendInterval, this.config.evaluationInterval);
-      for (const u of this.installed.units) {
-        for (const a of u.set.due(now, this.config.resendInterval, validFor)) resend.push(this.notice(a, a.state === 'firing' ? 'firing' : 'resolved', now));
-      }
-    }
-    this.deliver(resend, webhook);
-    for (const s of this.installed.stores.values()) s.sweep(now);
-    this.persist(now);
-    this.lastEvaluation = now;
-    this.lastEvaluationSeconds = (performance.now() - started) / 1000;
-    this.metrics.evaluations.inc();
-    this.metrics.duration.observe(this.lastEvaluationSeconds);
+    return webhook;
   }
 
   /** Each group's value of a threshold rule at `now` (before the comparison). */
@@ -812,7 +1114,7 @@ export class AlertEngine {
 
   /** Whether the unit waits for its window to be covered; sets its `waiting` reason. */
   private inGrace(unit: Unit, now: number): boolean {
-    const until = unit.grace === 0 ? -Infinity : readyAt(this.coverage, unit.grace);
+    const until = unit.grace === 0 ? -Infinity : this.readyAt(unit.grace);
     if (now >= until) {
       unit.waiting = undefined;
       unit.graceUntil = undefined;
@@ -820,10 +1122,13 @@ export class AlertEngine {
     }
     unit.graceUntil = until;
     const c = this.coverage;
+    const lost = this.fleet?.down.find((d) => d.since + unit.grace > now);
     const why =
-      c.since + unit.grace > now
-        ? `its ${formatWindow(unit.grace)} window reaches back before ${new Date(c.since).toISOString()}, since when the collector has the data`
-        : `the collector was away for ${formatDuration(c.bridge)} until ${new Date(c.resumedAt).toISOString()} and agents are still delivering what they held meanwhile`;
+      lost !== undefined
+        ? `collector ${lost.member} stopped answering at ${new Date(lost.since).toISOString()}, and its series must be covered again by the others`
+        : c.since + unit.grace > now || this.fleet !== null
+          ? `its ${formatWindow(unit.grace)} window reaches back before the data the collectors have seen (this one since ${new Date(c.since).toISOString()})`
+          : `the collector was away for ${formatDuration(c.bridge)} until ${new Date(c.resumedAt).toISOString()} and agents are still delivering what they held meanwhile`;
     unit.waiting = `start-up grace: missing data makes this rule fire, and ${why}; it is evaluated from ${new Date(until).toISOString()} on`;
     return true;
   }

@@ -28,6 +28,8 @@ export interface UnitView {
   /** Why the rule is not evaluated yet (start-up grace), and until when; undefined when it is. */
   readonly waiting: string | undefined;
   readonly graceUntil: number | undefined;
+  /** In a fleet: the collector that evaluates the rule (its alerts are there, not here). */
+  readonly owner: string | undefined;
 }
 
 export interface SloPoint {
@@ -170,6 +172,7 @@ export function rulesJSON(group: GroupView, units: Iterable<UnitView>, slos: Ite
     lastEvaluation: iso(u.lastEvaluation) ?? '0001-01-01T00:00:00Z',
     type: 'alerting',
     ...(u.waiting !== undefined ? { reason: u.waiting, graceUntil: iso(u.graceUntil) } : {}),
+    ...(u.owner !== undefined ? { owner: u.owner } : {}),
   }));
   return {
     status: 'success',

@@ -16,4 +16,5 @@
 export { AlertEngine, WINDOW_CHUNK_PREFIX, type AlertEngineOptions, type ReloadResult, type MetricObservation, type CumulativeObservation } from './engine.ts';
 export { AlertsConfigSchema, type AlertsConfig } from './config.ts';
 export { alertRoutes } from './routes.ts';
+export { RulePeers, registerRuleFleetRoutes } from './fleet.ts';
 export { parseRules, checkRulesFile, type Rule, type ParseResult } from './rules.ts';

@@ -179,6 +179,12 @@ export class RuleStateJournal {
       });
   }
 
+  /** Keeps other collectors' rule state (replicas) without touching the meta. */
+  recordGroups(groups: [string, GroupState][]): Promise<void> {
+    const meta = this.meta ?? { coveredSince: Date.now(), lastEvaluation: 0 };
+    return this.record(meta, groups);
+  }
+
   async close(): Promise<void> {
     await this.journal?.close({ checkpoint: true });
     this.journal = null;

@@ -32,5 +32,7 @@ export function alertRoutes(engine: AlertEngine): FastifyPluginAsync {
     app.get('/api/v1/alerts', { schema: { response: { 200: alertsResponse } } }, async () => engine.alertsJSON());
     // The rules body nests free-form SLO and reload details; it is serialized as plain JSON.
     app.get('/api/v1/rules', async () => engine.rulesJSON());
+    // which collector evaluates which rule, as this one sees it; takeovers and rule traffic
+    app.get('/api/v1/fleet/rules', async () => engine.fleetRules());
   };
 }

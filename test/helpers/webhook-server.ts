@@ -8,6 +8,8 @@ export interface WebhookAlert {
   status: 'firing' | 'resolved';
   labels: Record<string, string>;
   startsAt: string;
+  /** Names the sender when collectors are given distinct alerts.externalUrl. */
+  generatorURL: string;
 }
 
 export interface WebhookDelivery {
