@@ -76,7 +76,7 @@ export class LogPipeline {
       { telemetry: deps.telemetry, log: deps.log, next: (batch) => this.take(batch) },
     );
     const t = deps.telemetry;
-    this.events = t.counter('plumb_logs_events_total', 'log events parsed, by outcome (parsed, grok_failure, grok_timeout, date_failure)', ['outcome']);
+    this.events = t.counter('plumb_logs_events_total', 'log events by outcome: parsed (grok matched, or no pattern), grok_failure, grok_timeout; date_failure also counts parsed events whose date did not parse', ['outcome']);
     this.parseSeconds = t.histogram('plumb_logs_parse_seconds', 'time to parse one chunk of lines in a parser thread, queue wait included', [], [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5]);
     this.replaced = t.counter('plumb_logs_parser_timeouts_total', 'parse tasks that overran their deadline (the thread was replaced)');
     t.gaugeFrom('plumb_logs_parse_inflight', 'chunks handed to parser threads and not yet parsed', () => this.inFlight);
@@ -146,7 +146,9 @@ export class LogPipeline {
     }
     this.releaseSlot();
     if (result === undefined) return; // stopping: never acknowledged, read again on the next start
-    this.events.inc({ outcome: 'parsed' }, result.events);
+    // parsed, grok_failure and grok_timeout split the events; date_failure overlaps parsed
+    const parsed = result.events - result.grokFailures - result.timeouts;
+    if (parsed > 0) this.events.inc({ outcome: 'parsed' }, parsed);
     if (result.grokFailures > 0) this.events.inc({ outcome: 'grok_failure' }, result.grokFailures);
     if (result.dateFailures > 0) this.events.inc({ outcome: 'date_failure' }, result.dateFailures);
     if (result.timeouts > 0) this.events.inc({ outcome: 'grok_timeout' }, result.timeouts);
