@@ -603,7 +603,7 @@ export class Tailer {
         } else {
           this.metrics.rotations.inc({ kind: verdict.kind });
           // What was not read of the old content may be in a copy or a compressed rotation.
-          lineage = { entry, track: p?.track, from, input: entry.input ?? c.input, truncated: true };
+          lineage = { entry, track: p?.track, from, input: entry.input ?? c.input, truncated: verdict.kind === 'truncate' };
           use = newEntry(inode, c.path, verdict.generation, 0, now);
         }
       } else {

@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { appendFile, copyFile, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { input, metric, numbered, options, rig, tempDir, type Rig } from './harness.ts';
+import { input, metric, numbered, options, rig, tally, tempDir, type Rig } from './harness.ts';
 import { waitFor } from '../../../../helpers/wait.ts';
 import { recordId } from '../../../../../agent/logs/tail/record.ts';
 
@@ -38,17 +38,6 @@ async function started(r: Rig): Promise<Rig> {
 /** Line numbers of `<prefix> <n>` records. */
 function numbers(r: Rig, prefix = 'line'): number[] {
   return r.collector.texts().map((t) => Number(t.slice(prefix.length + 1)));
-}
-
-/** Lost and duplicated numbers among 1..n. */
-export function tally(got: readonly number[], n: number): { lost: number[]; duplicated: number[] } {
-  const seen = new Map<number, number>();
-  for (const x of got) seen.set(x, (seen.get(x) ?? 0) + 1);
-  const lost: number[] = [];
-  const duplicated: number[] = [];
-  for (let i = 1; i <= n; i++) if (!seen.has(i)) lost.push(i);
-  for (const [x, c] of seen) if (c > 1 || x < 1 || x > n) duplicated.push(x);
-  return { lost, duplicated };
 }
 
 interface WriterResult {

@@ -107,3 +107,14 @@ export function range(prefix: string, from: number, to: number): string[] {
 export function sorted(xs: readonly string[]): string[] {
   return [...xs].sort();
 }
+
+/** Lost and duplicated numbers among 1..n (a number outside 1..n counts as duplicated). */
+export function tally(got: readonly number[], n: number): { lost: number[]; duplicated: number[] } {
+  const seen = new Map<number, number>();
+  for (const x of got) seen.set(x, (seen.get(x) ?? 0) + 1);
+  const lost: number[] = [];
+  const duplicated: number[] = [];
+  for (let i = 1; i <= n; i++) if (!seen.has(i)) lost.push(i);
+  for (const [x, c] of seen) if (c > 1 || x < 1 || x > n) duplicated.push(x);
+  return { lost, duplicated };
+}
