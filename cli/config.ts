@@ -1,4 +1,5 @@
 /** The whole configuration file: both roles, logging, and the checks the schema cannot express. */
+import { PatternsSchema, patternsConfigErrors } from '../collector/patterns/config.ts';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
@@ -40,6 +41,7 @@ export const PLUMB_CHECKS: readonly ConfigCheck[] = [
     schema: CollectorTracesSchema,
     run: (t: PlumbConfig['collector']['traces']) => (t.elasticsearch === undefined ? [] : checkSpanIndexConfig(t.elasticsearch, 'collector.traces.elasticsearch')),
   },
+  { path: 'collector.patterns', schema: PatternsSchema, run: (c: PlumbConfig['collector']['patterns']) => patternsConfigErrors(c, 'collector.patterns') },
   { path: 'agent.checks', schema: ServiceChecksSchema, run: (c: PlumbConfig['agent']['checks']) => serviceCheckErrors(c, 'agent.checks') },
   {
     path: 'collector.alerts',

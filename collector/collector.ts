@@ -23,6 +23,8 @@ import { TRACING_OFF, SPAN_INGEST, traceRoutes, type SelfTracing } from '../shar
 import { TRACES_PATH } from '../shared/zipkin.ts';
 import { LOGS_PATH, METRICS_PATH } from '../shared/wire.ts';
 import { LogRouter } from './logs/router.ts';
+import { PatternMiner } from './patterns/miner.ts';
+import { patternRoutes } from './patterns/routes.ts';
 import { logsIngestPlugin } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
 import { resolveSecurity, installAuth } from './security.ts';
@@ -56,6 +58,8 @@ export class PlumbCollector {
   readonly zipkinExporter: ZipkinExporter | null;
   readonly spanMetrics: SpanMetrics | null;
   readonly alerts: AlertEngine;
+  /** Log pattern mining (collector.patterns); null when off. */
+  readonly patterns: PatternMiner | null;
   /** Log sinks and their disk queues; opened by start(). */
   logs: LogRouter | null = null;
   /** remote_write and Graphite sinks with their export clock; opened by start(). */
@@ -118,6 +122,7 @@ export class PlumbCollector {
         checkpointIntervalMs: j.checkpointInterval,
       },
     });
+    this.patterns = config.patterns.enabled ? new PatternMiner(config.patterns, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'patterns' }), dataDir: resolve(config.dataDir) }) : null;
     const alerts = this.alerts;
     this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o, now) => alerts.observeMetric(o, now) };
   }
@@ -145,6 +150,7 @@ export class PlumbCollector {
     this.logs = await LogRouter.create(this.config.logs, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
     this.logs.start();
     const logs = this.logs;
+    this.patterns?.start();
     const es = this.config.traces.elasticsearch;
     if (es !== undefined) {
       this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
@@ -213,6 +219,7 @@ export class PlumbCollector {
       sink: logs,
       observer: { get observesLogs() { return alerts.observesLogs; }, observeLog: (event, now) => alerts.observeLog(event, now) },
       seen: state.logIds,
+      patterns: this.patterns,
       maxEventsPerBatch: this.config.maxEventsPerBatch,
       retryAfterMs: this.config.logs.queue.retryAfter,
       telemetry: this.ctx.telemetry,
@@ -230,6 +237,7 @@ export class PlumbCollector {
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
     await app.register(alertRoutes(this.alerts));
     if (this.membership !== null) registerRuleFleetRoutes(app, this.alerts, ruleToken);
+    await app.register(patternRoutes(this.patterns));
     const addr = parseListen(this.config.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -281,6 +289,7 @@ export class PlumbCollector {
     this.logs = null;
     await this.metricSinks?.stop(deadline);
     this.metricSinks = null;
+    this.patterns?.stop();
     await this.spanIndex?.stop(deadline);
     this.spanIndex = null;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));

@@ -14,6 +14,7 @@ import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
 import { HttpLimitsSchema } from '../shared/http-limits.ts';
 import { FleetSchema } from './fleet/config.ts';
+import { PatternsSchema } from './patterns/config.ts';
 
 export const CollectorMetricsSchema = Section({
   quantiles: Type.Array(Type.Number({ minimum: 0, maximum: 1 }), { default: [0.5, 0.9, 0.95, 0.99, 0.999], minItems: 1 }),
@@ -63,6 +64,7 @@ export const CollectorSchema = Section({
   alerts: AlertsConfigSchema,
   traces: CollectorTracesSchema,
   logs: CollectorLogsSchema,
+  patterns: PatternsSchema,
   journal: JournalSchema,
   limits: LimitsSchema,
   fleet: FleetSchema,

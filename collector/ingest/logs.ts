@@ -22,6 +22,7 @@ import { LOGS_PATH } from '../../shared/wire.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import { QueueBusyError, type AcceptedLogBatch } from '../logs/router.ts';
 import type { ReplayIds } from './dedupe.ts';
+import { annotateLine, type Observed, type PatternMiner } from '../patterns/miner.ts';
 
 /** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
 export interface LogBatchSink {
@@ -39,6 +40,8 @@ export interface LogsIngestOptions {
   observer: LogObserver | null;
   /** Ids of events accepted recently (a DurableIds over SeenEvents in the collector). */
   seen: ReplayIds;
+  /** Adds pattern_id and pattern to each event before the sinks get it; null when off. */
+  patterns?: PatternMiner | null;
   maxEventsPerBatch: number;
   retryAfterMs: number;
   telemetry: Telemetry;
@@ -95,7 +98,23 @@ class LogsIngest {
       return reply.code(200).send({ accepted: 0, duplicate: duplicates });
     }
     const parts: Buffer[] = [];
-    for (const i of fresh) parts.push(checked.lines[i], NEWLINE);
+    const miner = this.o.patterns ?? null;
+    const observed: Observed[] = [];
+    const now = Date.now();
+    for (const i of fresh) {
+      let line = checked.lines[i];
+      if (miner !== null) {
+        const ev = checked.events[i];
+        const o = miner.observe(ev, now);
+        if (o !== null) {
+          line = annotateLine(line, ev, o);
+          ev.pattern_id = o.id;
+          ev.pattern = o.template;
+          observed.push(o);
+        }
+      }
+      parts.push(line, NEWLINE);
+    }
     try {
       await this.o.sink.accept({ id: batchId, ndjson: Buffer.concat(parts), count: fresh.length }, this.o.tracing.enabled ? requestContext(request) : undefined);
     } catch (err) {
@@ -114,11 +133,11 @@ class LogsIngest {
     // agent sends the batch again and every sink gets it twice. Elasticsearch keeps one copy (same
     // _id) and the file sink skips ids it wrote recently; an S3 object may hold those lines twice.
     const recorded = this.o.seen.record(fresh.map((i) => checked.ids[i]));
+    miner?.commit(observed, now);
     this.batches.inc({ kind: 'logs', outcome: duplicates > 0 ? 'partial_duplicate' : 'accepted' });
     this.events.inc({ outcome: 'accepted' }, fresh.length);
     const observer = this.o.observer;
     if (observer !== null && observer.observesLogs) {
-      const now = Date.now();
       for (const i of fresh) observer.observeLog(checked.events[i], now);
     }
     await recorded;

@@ -1,6 +1,7 @@
 /**
  * The index template plumb installs for its log events: ECS-style mappings for the fields the
- * agent writes (@timestamp, message, event.id, host.name, log.file.path, log.offset, tags) and
+ * agent writes (@timestamp, message, event.id, host.name, log.file.path, log.offset, tags), the
+ * collector's pattern_id and pattern, and
  * strings as keywords otherwise, so parsed grok fields are searchable and aggregatable without
  * a mapping per pattern. With a data stream, the template declares it.
  */
@@ -25,6 +26,9 @@ export function logsIndexTemplate(o: TemplateOptions): Record<string, unknown> {
           '@timestamp': { type: 'date' },
           message: { type: 'match_only_text' },
           tags: { type: 'keyword' },
+          // log pattern mining (collector/patterns): the template's id and text
+          pattern_id: { type: 'keyword' },
+          pattern: { type: 'keyword', ignore_above: 4096 },
           event: { properties: { id: { type: 'keyword' }, dataset: { type: 'keyword' }, original: { type: 'keyword', index: false, doc_values: false } } },
           host: { properties: { name: { type: 'keyword' }, hostname: { type: 'keyword' } } },
           log: {
