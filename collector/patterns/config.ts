@@ -17,7 +17,7 @@ export const PatternsSchema = Section(
     masks: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'extra regexes whose matches count as variables (<*>), applied before the built-in ones' }),
     maxMessageBytes: Type.Integer({ minimum: 64, default: 4096, description: 'only this many leading characters of a message are mined' }),
     metricSeries: Type.Integer({ minimum: 0, default: 2000, description: 'most {source, pattern_id} series of plumb_log_pattern_events_total; events of further patterns are counted under source="_overflow"' }),
-    saveInterval: Duration('30s', { description: 'how often the templates are saved to <dataDir>/patterns.json (and at stop), so ids, counts and first-seen survive a restart' }),
+    saveInterval: Duration('30s', { allowZero: true, description: 'how often the templates are saved to <dataDir>/patterns.json, so ids, counts and first-seen survive a restart; 0: only at stop' }),
   },
   { description: 'Log pattern mining: a Drain-style fixed-depth parse tree per source, on the collector.' },
 );
