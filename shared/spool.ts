@@ -539,6 +539,13 @@ export class Spool {
     this.publishGauges();
     await this.persistCursor();
     for (const s of doomed) await unlink(s.path).catch((err: unknown) => this.warnIo('delete', s.path, err));
+    // Everything delivered: the tail goes too, so a drained queue holds no delivered data on disk
+    // (in the write order, so no append is writing into it).
+    if (this.records === 0 && this.tail !== null) {
+      await this.serialWrite(async () => {
+        if (this.records === 0 && !this.closed) await this.retireTail();
+      });
+    }
   }
 
   /** Puts the read cursor back at the first unacknowledged record: the next read() starts there. */

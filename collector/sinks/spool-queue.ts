@@ -5,8 +5,8 @@
  *
  * Depth in events and bytes counts what is not acknowledged; after a restart it is counted once
  * by reading the backlog through (a second of disk reading per gigabyte). Room is judged on the
- * spool's disk use (which can include up to one segment of delivered records until that segment
- * is rolled) plus the appends under way, so parallel accepts cannot overfill it.
+ * spool's disk use (delivered records go with their segment; once all are delivered, the segment
+ * being written goes too) plus the appends under way, so parallel accepts cannot overfill it.
  */
 import { Spool, SPOOL_FRAME_BYTES, type SpoolFsync, type SpoolPosition } from '../../shared/spool.ts';
 import type { Logger } from '../../shared/log.ts';

@@ -173,11 +173,19 @@ describe('Spool', () => {
     expect(await metricValue(telemetry.registry, 'plumb_spool_segments', { spool: 'test' })).toBe(files.length);
     const all = await readAll(s);
     await s.ack(all[all.length - 1].position);
-    // only the segment being written to remains, and it holds nothing unacknowledged
-    expect(await segmentFiles(dir)).toEqual([files[files.length - 1]]);
+    // everything was delivered: no segment remains, the one being written to included
+    expect(await segmentFiles(dir)).toEqual([]);
     expect(s.records).toBe(0);
+    expect(s.bytes).toBe(0);
     expect(await metricValue(telemetry.registry, 'plumb_spool_records', { spool: 'test' })).toBe(0);
-    expect(await metricValue(telemetry.registry, 'plumb_spool_bytes', { spool: 'test' })).toBe(s.bytes);
+    expect(await metricValue(telemetry.registry, 'plumb_spool_bytes', { spool: 'test' })).toBe(0);
+    // and writing goes on in a new segment
+    await s.append([rec(1000)]);
+    const more = await readAll(s);
+    expect(more.map((r) => r.data)).toEqual([rec(1000)]);
+    expect((await segmentFiles(dir)).length).toBe(1);
+    await s.ack(more[0].position);
+    expect(await segmentFiles(dir)).toEqual([]);
 
     // after a restart nothing is redelivered and the acknowledged leftovers go
     await closeSpool(s);
