@@ -47,6 +47,13 @@ interface ComposeFile {
 const compose = YAML.parse(readFileSync(join(DEPLOY, 'compose', 'docker-compose.yml'), 'utf8'), { merge: true }) as ComposeFile;
 
 /** Where a compose service's container path comes from in this repository. */
+/** The stack's token as the compose token service leaves it in the plumb-token volume. */
+async function composeToken(): Promise<string> {
+  const file = join(tmp, 'compose-token');
+  await writeFile(file, 'a-token-the-token-service-made');
+  return file;
+}
+
 function composeMount(service: string, containerPath: string): string {
   for (const v of compose.services[service].volumes ?? []) {
     const [src, dst] = v.split(':');
@@ -70,7 +77,7 @@ describe('every plumb config deploy/ ships passes plumb check-config', () => {
       return file;
     };
     const k8sConfigMaps = ['agent-configmap.yaml', 'collector-configmap.yaml'].map((f) => YAML.parse(readFileSync(join(DEPLOY, 'kubernetes', f), 'utf8')) as { metadata: { name: string }; data: Record<string, string> });
-    const chart = renderChart(join(DEPLOY, 'helm', 'plumb'), { releaseName: 'plumb', namespace: 'plumb' }).documents.filter((d) => d.object.kind === 'ConfigMap');
+    const chart = renderChart(join(DEPLOY, 'helm', 'plumb'), { releaseName: 'plumb', namespace: 'plumb', values: { token: { value: 'install-time-token' } } }).documents.filter((d) => d.object.kind === 'ConfigMap');
     expect(chart).toHaveLength(2);
     const composeRules = composeMount('collector', '/etc/plumb/rules.yaml');
     const configs: { what: string; file: string; env?: Record<string, string> }[] = [
@@ -192,7 +199,11 @@ describe.skipIf(SYSTEMD_ANALYZE === null)('systemd-analyze', () => {
 
 describe.skipIf(KUBECTL === null)('kubectl', () => {
   it('kustomize: builds deploy/kubernetes offline into the same objects', async () => {
-    const r = await run(KUBECTL!, ['kustomize', join(DEPLOY, 'kubernetes')]);
+    // the token file the operator writes first (git ignores it)
+    const dir = join(tmp, 'kustomize');
+    await cp(join(DEPLOY, 'kubernetes'), dir, { recursive: true });
+    await writeFile(join(dir, 'token'), 'operator-token');
+    const r = await run(KUBECTL!, ['kustomize', dir]);
     expect(r.code, r.output).toBe(0);
     const built = YAML.parseAllDocuments(r.output).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string } });
     expect(built.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
@@ -304,14 +315,15 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
     agentAddress = `127.0.0.1:${agentHttpPort}`;
     collectorUrl = `http://${collectorAddress}`;
     agentUrl = `http://${agentAddress}`;
+    const token = await composeToken();
     // The files as shipped; only what names the compose network or a fixed port is overridden.
     const collector = startPlumb(['collector', '--config', join(DEPLOY, 'compose', 'plumb', 'collector.yaml')], {
       env: {
         PLUMB_COLLECTOR__LISTEN: collectorAddress,
         PLUMB_COLLECTOR__DATA_DIR: join(tmp, 'collector'),
         PLUMB_COLLECTOR__ALERTS__RULES_FILE: composeMount('collector', '/etc/plumb/rules.yaml'),
-        // the demo token, read where the container sees it; the agent below sends the same file
-        PLUMB_COLLECTOR__AUTH__TOKEN_FILE: composeMount('collector', '/etc/plumb-secrets/token'),
+        // the stack's token; the agent below sends the same file
+        PLUMB_COLLECTOR__AUTH__TOKEN_FILE: token,
         PLUMB_COLLECTOR__ALERTS__ALERTMANAGER__URLS: `["http://127.0.0.1:${closedPort}"]`,
         PLUMB_COLLECTOR__TRACES__ZIPKIN__URL: zipkin.url,
         PLUMB_TELEMETRY__TRACING__ZIPKIN: zipkin.url,
@@ -338,7 +350,7 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
         PLUMB_AGENT__HTTP__LISTEN: agentAddress,
         PLUMB_AGENT__TRACES__ZIPKIN__LISTEN: `127.0.0.1:${agentZipkinPort}`,
         PLUMB_AGENT__FORWARD__COLLECTORS: `["${collectorUrl}"]`,
-        PLUMB_AGENT__FORWARD__AUTH__TOKEN_FILE: composeMount('agent', '/etc/plumb-secrets/token'),
+        PLUMB_AGENT__FORWARD__AUTH__TOKEN_FILE: token,
         PLUMB_AGENT__HOST__HOST_PROC: '/proc',
         PLUMB_AGENT__HOST__INTERVAL: '1s',
         PLUMB_TELEMETRY__TRACING__ZIPKIN: zipkin.url,

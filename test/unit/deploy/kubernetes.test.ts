@@ -40,14 +40,27 @@ type Volume = { name: string; configMap?: { name: string }; secret?: { secretNam
 type PodSpec = { containers: Container[]; volumes: Volume[]; serviceAccountName?: string; terminationGracePeriodSeconds?: number; tolerations?: { operator?: string }[]; securityContext?: { runAsNonRoot?: boolean } };
 type Workload = Obj & { spec: { selector: { matchLabels: Record<string, string> }; replicas?: number; serviceName?: string; volumeClaimTemplates?: { metadata: { name: string }; spec: { accessModes: string[]; resources: { requests: { storage: string } } } }[]; template: { metadata: { labels: Record<string, string>; annotations?: Record<string, string> }; spec: PodSpec } } };
 
-/** The manifests in the order kustomization.yaml lists them. */
-function loadManifests(): Obj[] {
+/** The Secret kustomization.yaml's secretGenerator makes, with `token` as the file's content. */
+function generatedSecret(token: string): Obj {
+  const k = YAML.parse(readFileSync(join(MANIFESTS, 'kustomization.yaml'), 'utf8')) as {
+    namespace: string;
+    secretGenerator: { name: string; files: string[]; type: string; options: { disableNameSuffixHash: boolean; labels: Record<string, string> } }[];
+  };
+  const g = k.secretGenerator[0];
+  return { apiVersion: 'v1', kind: 'Secret', metadata: { name: g.name, namespace: k.namespace, labels: g.options.labels }, type: g.type, stringData: { [g.files[0]]: token } };
+}
+
+/** The manifests in the order kustomization.yaml lists them, and the generated token Secret. */
+function loadManifests(token = 'test-token'): Obj[] {
   const kustomization = YAML.parse(readFileSync(join(MANIFESTS, 'kustomization.yaml'), 'utf8')) as { resources: string[] };
-  return kustomization.resources.flatMap((file) =>
-    YAML.parseAllDocuments(readFileSync(join(MANIFESTS, file), 'utf8'))
-      .map((d) => d.toJS() as Obj | null)
-      .filter((o): o is Obj => o !== null),
-  );
+  return [
+    ...kustomization.resources.flatMap((file) =>
+      YAML.parseAllDocuments(readFileSync(join(MANIFESTS, file), 'utf8'))
+        .map((d) => d.toJS() as Obj | null)
+        .filter((o): o is Obj => o !== null),
+    ),
+    generatedSecret(token),
+  ];
 }
 
 function find<T extends Obj = Obj>(objects: Obj[], kind: string, name?: string): T {
@@ -292,11 +305,20 @@ describe('the structural validator', () => {
   });
 });
 
+const TOKEN = 'test-token';
+
+/** The chart rendered with a token (it has none by default), other values merged over it. */
+function render(options: { releaseName: string; namespace: string; values?: Record<string, unknown> }) {
+  const values = options.values ?? {};
+  const token = { value: TOKEN, ...((values.token as object | undefined) ?? {}) };
+  return renderChart(CHART, { ...options, values: { ...values, token } });
+}
+
 describe('deploy/helm/plumb', () => {
   const release = { releaseName: 'plumb', namespace: 'plumb' };
 
   it('renders, with its default values, valid objects that agree with plumb defaults', () => {
-    const { documents } = renderChart(CHART, release);
+    const { documents } = render(release);
     checkPlumbObjects(
       documents.map((d) => d.object as Obj),
       { prefix: 'plumb', namespace: 'plumb' },
@@ -304,7 +326,7 @@ describe('deploy/helm/plumb', () => {
   });
 
   it('renders as release "plumb" the same objects as deploy/kubernetes', () => {
-    const chart = renderChart(CHART, release).documents.map((d) => d.object as Obj);
+    const chart = render(release).documents.map((d) => d.object as Obj);
     const plain = loadManifests().filter((o) => o.kind !== 'Namespace');
     expect(chart.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual(plain.map((o) => `${o.kind}/${o.metadata.name}`).sort());
     for (const p of plain) {
@@ -331,7 +353,7 @@ describe('deploy/helm/plumb', () => {
   });
 
   it('names everything after another release and namespace', () => {
-    const { documents } = renderChart(CHART, { releaseName: 'obs', namespace: 'monitoring' });
+    const { documents } = render({ releaseName: 'obs', namespace: 'monitoring' });
     const objects = documents.map((d) => d.object as Obj);
     checkPlumbObjects(objects, { prefix: 'obs-plumb', namespace: 'monitoring' });
     const config = plumbConfigIn(find(objects, 'ConfigMap', 'obs-plumb-agent'));
@@ -339,7 +361,7 @@ describe('deploy/helm/plumb', () => {
   });
 
   it('moves ports with the values, in the config and around it', () => {
-    const { documents } = renderChart(CHART, { ...release, values: { agent: { ports: { statsd: 18125 }, hostPorts: { statsd: 18125 } }, collector: { port: 19102 } } });
+    const { documents } = render({ ...release, values: { agent: { ports: { statsd: 18125 }, hostPorts: { statsd: 18125 } }, collector: { port: 19102 } } });
     const objects = documents.map((d) => d.object as Obj);
     const agentConfig = plumbConfigIn(find(objects, 'ConfigMap', 'plumb-agent'));
     const collectorConfig = plumbConfigIn(find(objects, 'ConfigMap', 'plumb-collector'));
@@ -355,7 +377,7 @@ describe('deploy/helm/plumb', () => {
   });
 
   it('sets replicas, the volume size and class, and drops the PDB when asked', () => {
-    const { documents } = renderChart(CHART, { ...release, values: { collector: { replicas: 5, persistence: { size: '50Gi', storageClassName: 'fast' }, podDisruptionBudget: { enabled: false } } } });
+    const { documents } = render({ ...release, values: { collector: { replicas: 5, persistence: { size: '50Gi', storageClassName: 'fast' }, podDisruptionBudget: { enabled: false } } } });
     const kinds = documents.map((d) => d.object.kind);
     expect(kinds).not.toContain('PodDisruptionBudget');
     const sts = find<Workload>(documents.map((d) => d.object as Obj), 'StatefulSet');
@@ -365,7 +387,7 @@ describe('deploy/helm/plumb', () => {
   });
 
   it('uses an existing token Secret instead of creating one', () => {
-    const { documents } = renderChart(CHART, { ...release, values: { token: { existingSecret: 'my-token' } } });
+    const { documents } = render({ ...release, values: { token: { existingSecret: 'my-token' } } });
     const objects = documents.map((d) => d.object as Obj);
     expect(objects.map((o) => o.kind)).not.toContain('Secret');
     checkPlumbObjects(objects, { prefix: 'plumb', namespace: 'plumb', secretExternal: true });
@@ -375,7 +397,7 @@ describe('deploy/helm/plumb', () => {
   it('changes the pods\' config checksum when the config changes', () => {
     const checksum = (values: Record<string, unknown>) =>
       find<Workload>(
-        renderChart(CHART, { ...release, values }).documents.map((d) => d.object as Obj),
+        render({ ...release, values }).documents.map((d) => d.object as Obj),
         'DaemonSet',
       ).spec.template.metadata.annotations?.['checksum/config'];
     expect(checksum({})).toBe(checksum({}));
@@ -383,7 +405,7 @@ describe('deploy/helm/plumb', () => {
   });
 
   it('ships the Grafana dashboards as a sidecar ConfigMap, identical to deploy/grafana/dashboards', () => {
-    const { documents } = renderChart(CHART, { ...release, values: { grafanaDashboards: { enabled: true, namespace: 'grafana' } } });
+    const { documents } = render({ ...release, values: { grafanaDashboards: { enabled: true, namespace: 'grafana' } } });
     const cm = find(documents.map((d) => d.object as Obj), 'ConfigMap', 'plumb-grafana-dashboards') as Obj & { data: Record<string, string> };
     expect(cm.metadata.namespace).toBe('grafana');
     expect(cm.metadata.labels?.grafana_dashboard).toBe('1');
@@ -394,7 +416,7 @@ describe('deploy/helm/plumb', () => {
       expect(readFileSync(join(CHART, 'dashboards', f), 'utf8'), `chart copy of ${f}`).toBe(original);
       expect(JSON.parse(cm.data[f])).toEqual(JSON.parse(original));
     }
-    expect(renderChart(CHART, release).documents.some((d) => d.object.metadata && (d.object.metadata as { name: string }).name === 'plumb-grafana-dashboards')).toBe(false);
+    expect(render(release).documents.some((d) => d.object.metadata && (d.object.metadata as { name: string }).name === 'plumb-grafana-dashboards')).toBe(false);
   });
 
   it('is an application chart whose appVersion is plumb\'s version', () => {

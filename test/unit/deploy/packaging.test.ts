@@ -178,7 +178,7 @@ describe('deploy/compose', () => {
 
   it('runs plumb and everything around it', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['agent', 'alertmanager', 'collector', 'demo', 'elasticsearch', 'grafana', 'kibana', 'kibana-setup', 'minio', 'minio-setup', 'prometheus', 'zipkin'].sort(),
+      ['agent', 'alertmanager', 'collector', 'demo', 'elasticsearch', 'grafana', 'kibana', 'kibana-setup', 'minio', 'minio-setup', 'prometheus', 'token', 'zipkin'].sort(),
     );
     for (const svc of ['agent', 'collector']) {
       expect(services[svc].build).toEqual({ context: '../..', dockerfile: 'deploy/docker/Dockerfile' });
@@ -214,10 +214,16 @@ describe('deploy/compose', () => {
     expect(published).toContain(`${port(agent.config.agent.traces.zipkin.listen)}:${port(agent.config.agent.traces.zipkin.listen)}`);
     expect(services.collector.ports).toContain(`${port(collector.config.collector.listen)}:${port(collector.config.collector.listen)}`);
     expect(agent.config.agent.forward.collectors).toEqual([`http://collector:${port(collector.config.collector.listen)}`]);
-    // the agent sends the token file the collector accepts
-    const collectorToken = mounts('collector').get(collector.config.collector.auth.tokenFile!);
-    expect(collectorToken).toBeDefined();
-    expect(mounts('agent').get(agent.config.agent.forward.auth!.tokenFile!)).toBe(collectorToken);
+    // the agent sends the token file the collector accepts: both mount the volume the token service writes it to
+    const tokenFile = collector.config.collector.auth.tokenFile!;
+    expect(agent.config.agent.forward.auth!.tokenFile).toBe(tokenFile);
+    const tokenDir = tokenFile.slice(0, tokenFile.lastIndexOf('/'));
+    for (const svc of ['agent', 'collector']) {
+      expect(services[svc].volumes).toContain(`plumb-token:${tokenDir}:ro`);
+      expect(services[svc].depends_on?.token).toEqual({ condition: 'service_completed_successfully' });
+    }
+    expect(services.token.volumes).toEqual(['plumb-token:/secrets']);
+    expect(tokenFile.slice(tokenFile.lastIndexOf('/'))).toBe('/token');
     expect(collector.rulesFile).toBeDefined();
     expect(collector.config.collector.alerts.alertmanager.urls).toEqual(['http://alertmanager:9093']);
     expect(collector.config.collector.traces.zipkin?.url).toBe('http://zipkin:9411');
