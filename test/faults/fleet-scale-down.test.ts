@@ -22,8 +22,8 @@ import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 
 const LINES = 20_000;
 const RATE = 4000;
-const COUNTERS = 6;
-const INCREMENTS = 4000;
+const COUNTERS = 12;
+const INCREMENTS = 2000;
 
 let run: FaultRun;
 afterEach(async () => {
@@ -53,7 +53,7 @@ describe('fault: scale-down of a fleet from three collectors to two', () => {
         }),
       );
     }
-    for (const c of collectors) await c.start(60_000);
+    const started = Promise.all(collectors.map((c) => c.start(90_000)));
     const [a, b, leaving] = collectors;
     const proxy = await startTcpProxy(urls);
     run.defer(() => proxy.close());
@@ -72,10 +72,9 @@ describe('fault: scale-down of a fleet from three collectors to two', () => {
       });
       agents.push(Object.assign(agent, { statsdPort, file }));
     }
-    for (const agent of agents) {
-      await agent.start(60_000);
-      await waitReady(agent, 60_000);
-    }
+    await started;
+    await Promise.all(agents.map((agent) => agent.start(90_000)));
+    for (const agent of agents) await waitReady(agent, 60_000);
 
     const writers = agents.map((agent, i) => writeLog(run, { file: agent.file, count: LINES, rate: RATE, prefix: `agent${i}` }));
     const names = Array.from({ length: COUNTERS }, (_, k) => `fleet.scale.c${k}`);

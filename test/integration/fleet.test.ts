@@ -8,9 +8,9 @@
  * saw everything, so equal within float rounding, well inside the sketch's 1% error), counters
  * exactly.
  *
- * Two ways in: agents that list the three collectors (they route by the same rendezvous hashing,
- * so almost nothing is forwarded), and agents that know one URL, a TCP round-robin proxy standing
- * in for a Kubernetes Service (each batch lands on any collector, which forwards what it does not
+ * Two ways in: four agent processes that list the three collectors (they route by the same
+ * rendezvous hashing, so nothing is forwarded), and two agents (in this process) that know one
+ * URL, a TCP round-robin proxy standing in for a Kubernetes Service (each batch lands on any collector, which forwards what it does not
  * own). Each prints bytes sent between collectors per agent interval and the share of series
  * forwarded.
  */
@@ -64,9 +64,9 @@ function agentLines(prefix: string, a: number): string[] {
   return lines;
 }
 
-/** Starts roles two at a time, with room for a loaded machine. */
+/** Starts roles side by side, with room for a loaded machine. */
 async function startAll<T extends Role>(roles: T[]): Promise<T[]> {
-  for (let i = 0; i < roles.length; i += 2) await Promise.all(roles.slice(i, i + 2).map((r) => r.start(60_000)));
+  await Promise.all(roles.map((r) => r.start(90_000)));
   return roles;
 }
 
@@ -124,7 +124,10 @@ async function fleetTotals(collectors: Role[]): Promise<FleetNumbers> {
  * Sends each agent its lines (and the reference agent all of them), waits until every line is
  * counted and every counter total has arrived, then checks the fleet against the reference.
  */
-async function scenario(name: string, prefix: string, agents: StatsdRole[], ref: Reference, collectors: Role[]): Promise<void> {
+/** What a scenario needs of an agent: its HTTP URL (its /metrics) and its statsd port. */
+type Sender = Pick<StatsdRole, 'name' | 'url' | 'statsdPort'>;
+
+async function scenario(name: string, prefix: string, agents: Sender[], ref: Reference, collectors: Role[]): Promise<void> {
   const before = await fleetTotals(collectors);
   const batchesBefore = await Promise.all(agents.map(async (a) => sumOf(await scrape(a.url), 'plumb_forward_batches_total', { kind: 'metrics' })));
   const refBefore = await linesCounted(ref.agentUrl);
@@ -191,7 +194,7 @@ describe('a fleet of three collectors', () => {
   it('four agents listing the collectors, then two behind one load-balanced URL: quantiles equal one collector\'s, counters exact', async () => {
     run = faultRun('fleet-quantiles');
     const collectors = await fleetOf(3);
-    await startAll(collectors);
+    const started = startAll(collectors);
     const refCollector = await startCollector('collector: { listen: "127.0.0.1:0" }');
     const refAgent = await startAgent(`
 agent:
@@ -206,14 +209,27 @@ agent:
     run.defer(() => proxy?.close());
     const agents: StatsdRole[] = [];
     for (let i = 0; i < 4; i++) agents.push(await statsdAgent(`agent-${i}`, urls));
-    for (let i = 0; i < 2; i++) agents.push(await statsdAgent(`lb-agent-${i}`, [proxy.url]));
+    // collectors first: an agent that found one down at its start would route around it for a health-check interval
+    await started;
     await startAll(agents);
     for (const a of agents) await waitReady(a, 60_000);
     await waitFor(async () => (await Promise.all(collectors.map(async (c) => ((await (await fetch(`${c.url}/api/v1/fleet`)).json()) as { members: string[] }).members.length))).every((n) => n === 3), {
       what: 'every collector to list the fleet',
     });
     await scenario('agents-route', 'direct', agents.slice(0, 4), ref, collectors);
-    await scenario('one-url', 'balanced', agents.slice(4), ref, collectors);
+    // two more agents that know one URL: the proxy in front of the three (in this process, to save two process starts)
+    const balanced: Sender[] = [];
+    for (let i = 0; i < 2; i++) {
+      const a = await startAgent(`
+agent:
+  http: { listen: "127.0.0.1:0" }
+  statsd: { listen: "127.0.0.1:0", flushInterval: 200ms }
+  host: { enabled: false }
+  forward: { collectors: ["${proxy.url}"], retryInitial: 50ms, retryMax: 1s }
+`);
+      balanced.push({ name: `lb-agent-${i}`, url: a.url, statsdPort: a.statsdPort });
+    }
+    await scenario('one-url', 'balanced', balanced, ref, collectors);
     // the load balancer spread the agents' connections over more than one collector
     expect(proxy.connections.size).toBeGreaterThan(1);
     await proxy.close();
