@@ -28,6 +28,8 @@ export interface FleetRoutesOptions {
   maxMetricsPerBatch: number;
   /** Whether the collector takes requests now (false while it stops). */
   accepting: () => boolean;
+  /** More of GET /api/v1/fleet (e.g. which alert rules this collector owns), merged into the answer. */
+  moreStatus?: () => Record<string, unknown>;
 }
 
 function digest(s: string): Buffer {
@@ -69,5 +71,6 @@ export function registerFleetRoutes(app: FastifyInstance, o: FleetRoutesOptions)
     ...fleetStatus(o.membership, o.config),
     series: { held: o.intake.store.size, owned: o.intake.store.countRoutes((r) => o.membership.owns(r)) },
     forwarded: { ...o.router.totals },
+    ...(o.moreStatus?.() ?? {}),
   }));
 }
