@@ -108,7 +108,9 @@ export class PlumbCollector {
     this.zipkinExporter = t.zipkin ? new ZipkinExporter(t.zipkin, tracesCtx) : null;
     this.spanMetrics = t.spanMetrics.enabled ? new SpanMetrics(t.spanMetrics, tracesCtx) : null;
     const j = config.journal;
+    this.patterns = config.patterns.enabled ? new PatternMiner(config.patterns, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'patterns' }), dataDir: resolve(config.dataDir) }) : null;
     this.alerts = new AlertEngine({
+      patterns: this.patterns,
       config: config.alerts,
       telemetry: ctx.telemetry,
       log: ctx.log.child({ component: 'alerts' }),
@@ -122,7 +124,6 @@ export class PlumbCollector {
         checkpointIntervalMs: j.checkpointInterval,
       },
     });
-    this.patterns = config.patterns.enabled ? new PatternMiner(config.patterns, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'patterns' }), dataDir: resolve(config.dataDir) }) : null;
     const alerts = this.alerts;
     this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o, now) => alerts.observeMetric(o, now) };
   }

@@ -29,6 +29,7 @@ import { AlertBudget, AlertSet, type Alert, type Rendered, type Sample, type Tra
 import { SeriesBudget, SeriesStore, storeKey, type CumulativeObservation, type GroupSummary, type MetricObservation, type StoreSpec, type StoreState } from './store.ts';
 import { compileTemplate } from './template.ts';
 import { FileWatcher } from './watch.ts';
+import { patternValues, type PatternTable } from './patterns.ts';
 import { loadAlert, RuleStateJournal, saveAlert, type GroupState, type RuleStateMeta } from './persist.ts';
 import type { JournalOptions } from '../../shared/journal.ts';
 import { mergeSummary, summaryFromState, summaryState } from './buckets.ts';
@@ -52,6 +53,8 @@ export interface AlertEngineOptions {
   staleAfter?: number;
   /** Where rule state is journaled (<dataDir>/state/alert-rules); absent: nothing survives a restart. */
   persist?: Omit<JournalOptions, 'name'>;
+  /** The collector's log patterns, for `patterns:` rules; absent: they see no patterns. */
+  patterns?: PatternTable | null;
 }
 
 /** Default of `staleAfter`, the default of collector.metrics.seriesTtl. */
@@ -281,6 +284,7 @@ export class AlertEngine implements RuleFleetHandler {
   private lastEvaluationSeconds = 0;
   private readonly metrics;
   private readonly staleAfter: number;
+  private readonly patterns: PatternTable | null;
   private readonly persistOptions: Omit<JournalOptions, 'name'> | undefined;
   private ruleState: RuleStateJournal | null = null;
   /**
@@ -307,6 +311,7 @@ export class AlertEngine implements RuleFleetHandler {
     this.config = config;
     this.telemetry = telemetry;
     this.log = options.log;
+    this.patterns = options.patterns ?? null;
     this.logOnce = new LogOnce(options.log);
     this.clock = options.now ?? Date.now;
     this.staleAfter = options.staleAfter ?? DEFAULT_STALE_AFTER;
@@ -834,7 +839,7 @@ export class AlertEngine implements RuleFleetHandler {
         else if (src.kind === 'ratio') {
           numerator = store(metricSpec(src.numerator, rule.by, sketches), [window]);
           denominator = store(metricSpec(src.denominator, rule.by, sketches), [window]);
-        } else {
+        } else if (src.kind === 'logs') {
           main = store({ names: [], matchers: src.ref.where, logMatch: src.ref.match, logField: src.ref.field, isLog: true, by: rule.by ?? [], sketches: false, goodAtOrBelow: NaN }, [window]);
         }
         const base = `alert\u0000${rule.name}\u0000${rule.identity}`;
@@ -1056,6 +1061,12 @@ export class AlertEngine implements RuleFleetHandler {
     const sketch = rule.aggregate.kind === 'quantile';
     // `last`: a group whose newest reading is older than the staleness TTL has no value, as on /metrics.
     const fresh = rule.aggregate.kind === 'last' ? (g: GroupSummary) => g.summary.lastAt >= now - this.staleAfter : () => true;
+    if (rule.source.kind === 'patterns') {
+      const table = this.patterns;
+      if (table === null) return { values, hadData: false, error: 'log pattern mining is off (collector.patterns.enabled)' };
+      values.push(...patternValues(table, rule.source.ref, window, now));
+      return { values, hadData: values.length > 0, error: undefined };
+    }
     if (c.main !== undefined) {
       const groups = summaries(c.main, window, sketch).filter(fresh);
       for (const g of groups) {

@@ -34,10 +34,27 @@ export interface LogRef {
   readonly field: string;
 }
 
+/**
+ * A rule over the collector's log patterns (collector/patterns). Each template of a source the
+ * matchers select (labels `source`, `pattern_id`) is a group:
+ * - `new`: the template was first seen within the window (after the miner's own first window);
+ *   the value is its events since.
+ * - `spike`: its events per minute over the window divided by those over the `baseline` before
+ *   the window (at least one event's worth, so a quiet pattern is not divided by 0); templates
+ *   with fewer than `minEvents` in the window, or first seen within the window + baseline, are left out.
+ */
+export interface PatternRef {
+  readonly where: readonly Matcher[];
+  readonly signal: 'new' | 'spike';
+  readonly baseline: number;
+  readonly minEvents: number;
+}
+
 export type Source =
   | { readonly kind: 'metric'; readonly ref: MetricRef }
   | { readonly kind: 'ratio'; readonly numerator: MetricRef; readonly denominator: MetricRef }
-  | { readonly kind: 'logs'; readonly ref: LogRef };
+  | { readonly kind: 'logs'; readonly ref: LogRef }
+  | { readonly kind: 'patterns'; readonly ref: PatternRef };
 
 export type TemplateMap = ReadonlyMap<string, Template>;
 
@@ -124,10 +141,14 @@ const PLAIN_AGGREGATES = ['avg', 'min', 'max', 'sum', 'count', 'rate', 'increase
 const LOG_AGGREGATES = ['count', 'rate', 'increase'];
 const LABEL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-const ALERT_KEYS = ['alert', 'metric', 'where', 'ratio', 'logs', 'aggregate', 'window', 'op', 'threshold', 'for', 'keepFiringFor', 'labels', 'annotations', 'by', 'absent'];
+const ALERT_KEYS = ['alert', 'metric', 'where', 'ratio', 'logs', 'patterns', 'aggregate', 'window', 'op', 'threshold', 'for', 'keepFiringFor', 'labels', 'annotations', 'by', 'absent'];
 const SLO_KEYS = ['slo', 'objective', 'period', 'good', 'bad', 'total', 'latency', 'by', 'alert', 'alerts', 'labels', 'annotations'];
 const REF_KEYS = ['metric', 'where'];
 const LOG_KEYS = ['where', 'match', 'field'];
+const PATTERN_KEYS = ['new', 'spike', 'where'];
+const SPIKE_KEYS = ['baseline', 'minEvents'];
+/** Minutes of per-pattern counts the miner keeps (collector/patterns/miner.ts RATE_MINUTES). */
+const PATTERN_HISTORY = 72 * 60_000;
 const LATENCY_KEYS = ['metric', 'where', 'threshold'];
 const BURN_KEYS = ['severity', 'long', 'short', 'burnRate', 'for'];
 
@@ -250,9 +271,9 @@ class Checker {
   }
 
   private alert(raw: Record<string, unknown>, name: string): ThresholdRule | undefined {
-    const sources = (['metric', 'ratio', 'logs'] as const).filter((k) => raw[k] !== undefined);
+    const sources = (['metric', 'ratio', 'logs', 'patterns'] as const).filter((k) => raw[k] !== undefined);
     if (sources.length !== 1) {
-      this.error(sources.length === 0 ? 'metric' : sources[1], sources.length === 0 ? 'missing: name the data with "metric:", "ratio:" or "logs:"' : `use only one of "metric", "ratio" and "logs"`);
+      this.error(sources.length === 0 ? 'metric' : sources[1], sources.length === 0 ? 'missing: name the data with "metric:", "ratio:", "logs:" or "patterns:"' : `use only one of "metric", "ratio", "logs" and "patterns"`);
     }
     const kind = sources[0] ?? 'metric';
     let source: Source | undefined;
@@ -264,7 +285,15 @@ class Checker {
       if (metric !== undefined) source = { kind: 'metric', ref: { metric, where } };
     } else {
       if (raw.where !== undefined) this.error('where', `belongs inside "${kind}:" for a ${kind} rule`);
-      source = kind === 'ratio' ? this.ratio(raw.ratio) : this.logs(raw.logs);
+      source = kind === 'ratio' ? this.ratio(raw.ratio) : kind === 'logs' ? this.logs(raw.logs) : this.patterns(raw.patterns);
+    }
+    if (kind === 'patterns') {
+      // the value is the pattern's own (events, or the spike factor): no aggregate; op and
+      // threshold default to "> 0" for new patterns and "> 3" for spikes
+      if (raw.aggregate !== undefined) this.error('aggregate', 'a patterns rule has no aggregate: its value is the new pattern\'s events or the spike factor');
+      if (raw.absent !== undefined) this.error('absent', 'a patterns rule cannot fire on absent data');
+      raw = { ...raw, aggregate: 'count', op: raw.op ?? '>', threshold: raw.threshold ?? (source?.kind === 'patterns' && source.ref.signal === 'spike' ? 3 : 0) };
+      delete raw.absent;
     }
 
     const defaultAggregate = kind === 'metric' ? undefined : kind === 'ratio' ? 'increase' : 'count';
@@ -282,6 +311,9 @@ class Checker {
     }
 
     const window = this.duration(raw.window, 'window', { required: true, min: this.options.resolution, max: MAX_WINDOW });
+    if (source?.kind === 'patterns' && source.ref.signal === 'spike' && window !== undefined && window + source.ref.baseline > PATTERN_HISTORY) {
+      this.error('window', `window + patterns.spike.baseline may span at most ${formatWindow(PATTERN_HISTORY)} (the per-minute counts a pattern keeps)`);
+    }
     const absent = this.boolean(raw.absent, 'absent') ?? false;
     let op: CompareOp | undefined;
     let threshold: number | undefined;
@@ -314,7 +346,7 @@ class Checker {
       line: this.line,
       name,
       identity: identity(raw, ['annotations', 'for', 'keepFiringFor']),
-      by: by ?? (kind === 'metric' ? undefined : []),
+      by: kind === 'patterns' ? ['source', 'pattern_id'] : (by ?? (kind === 'metric' ? undefined : [])),
       labels,
       annotations,
       source,
@@ -471,6 +503,35 @@ class Checker {
     return { kind: 'logs', ref: { where, match, field } };
   }
 
+  private patterns(raw: unknown): Source | undefined {
+    const usage = 'expected { new: true } or { spike: { baseline: 1h, minEvents: 20 } }, with an optional where: { source: <name> }';
+    if (!isObject(raw)) {
+      this.error('patterns', usage);
+      return undefined;
+    }
+    for (const k of Object.keys(raw)) if (!PATTERN_KEYS.includes(k)) this.error(`patterns.${k}`, `unknown key${hint(k, PATTERN_KEYS)}`);
+    const where = this.where(raw.where, 'patterns.where', true);
+    for (const m of where) if (m.name !== 'source' && m.name !== 'pattern_id') this.error('patterns.where', `patterns have the labels source and pattern_id (got ${show(m.name)})`);
+    const isNew = raw.new === true;
+    const spike = raw.spike;
+    if (raw.new !== undefined && raw.new !== true) this.error('patterns.new', `expected true (got ${show(raw.new)})`);
+    if (isNew === (spike !== undefined)) {
+      this.error('patterns', `give exactly one of "new" and "spike": ${usage}`);
+      return undefined;
+    }
+    if (isNew) return { kind: 'patterns', ref: { where, signal: 'new', baseline: 0, minEvents: 1 } };
+    const spec: Record<string, unknown> = spike === true || spike === null ? {} : isObject(spike) ? spike : {};
+    if (!(spike === true || spike === null || isObject(spike))) this.error('patterns.spike', usage);
+    for (const k of Object.keys(spec)) if (!SPIKE_KEYS.includes(k)) this.error(`patterns.spike.${k}`, `unknown key${hint(k, SPIKE_KEYS)}`);
+    const baseline = this.duration(spec.baseline ?? '1h', 'patterns.spike.baseline', { min: 60_000, max: PATTERN_HISTORY }) ?? 3_600_000;
+    let minEvents = 10;
+    if (spec.minEvents !== undefined) {
+      if (typeof spec.minEvents === 'number' && Number.isInteger(spec.minEvents) && spec.minEvents >= 1) minEvents = spec.minEvents;
+      else this.error('patterns.spike.minEvents', `expected a whole number of at least 1 (got ${show(spec.minEvents)})`);
+    }
+    return { kind: 'patterns', ref: { where, signal: 'spike', baseline, minEvents } };
+  }
+
   private ref(raw: unknown, key: string): MetricRef | undefined {
     if (!isObject(raw)) {
       this.error(key, `expected { metric: <name>, where: { label: value } } (got ${show(raw)})`);
@@ -607,7 +668,12 @@ export function describeRule(rule: ThresholdRule): string {
   const s = rule.source;
   if (s.kind === 'metric') expr = `${agg}${by}(${refText(s.ref, rule.window)})`;
   else if (s.kind === 'ratio') expr = `${agg}${by}(${refText(s.numerator, rule.window)}) / ${agg}${by}(${refText(s.denominator, rule.window)})`;
-  else {
+  else if (s.kind === 'patterns') {
+    expr =
+      s.ref.signal === 'new'
+        ? `new_patterns${formatMatchers(s.ref.where)}[${formatWindow(rule.window)}]`
+        : `pattern_rate${formatMatchers(s.ref.where)}[${formatWindow(rule.window)}] / pattern_rate${formatMatchers(s.ref.where)}[${formatWindow(s.ref.baseline)} offset ${formatWindow(rule.window)}]`;
+  } else {
     const match = s.ref.match ? ` |~ ${JSON.stringify(s.ref.match.source)}` : '';
     expr = `${agg}${by}(logs${formatMatchers(s.ref.where)}${match}[${formatWindow(rule.window)}])`;
   }

@@ -276,7 +276,7 @@ function countMinute(s: PatternStats, now: number): void {
 }
 
 /** Events of a pattern in the whole minutes [from, to) (Unix ms, floored to minutes). */
-export function eventsBetween(s: PatternStats, from: number, to: number): number {
+export function eventsBetween(s: Pick<PatternStats, 'minutes' | 'minuteOf'>, from: number, to: number): number {
   let n = 0;
   const first = Math.floor(from / MINUTE);
   const last = Math.floor(to / MINUTE);

@@ -72,7 +72,7 @@ rules:
       'rule "BadEverything" (rules[1], line 9): for: expected a duration like "30s", "5m" or "1h" (got "soon")',
       'rule "BadEverything" (rules[1], line 9): labels.alertname: the alert name comes from "alert:"',
       'rule "BadEverything" (rules[1], line 9): annotations.summary: unsupported template "{{ $val }}"',
-      'rule "NoSource" (rules[2], line 19): metric: missing: name the data with "metric:", "ratio:" or "logs:"',
+      'rule "NoSource" (rules[2], line 19): metric: missing: name the data with "metric:", "ratio:", "logs:" or "patterns:"',
       'rule "LogAvg" (rules[3], line 24): logs.match: invalid regular expression',
       'rule "LogAvg" (rules[3], line 24): aggregate: a logs rule counts events: use count, rate or increase (got "avg")',
       'rule "checkout" (rules[4], line 30): objective: expected a percentage between 0 and 100',
