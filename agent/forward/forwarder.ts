@@ -119,6 +119,10 @@ export class Forwarder {
       itemsRejected: t.counter('plumb_forward_items_rejected_total', 'items of acknowledged batches that a collector refused one by one, by kind and reason (the rest of each batch applied)', ['kind', 'reason']),
       latency: t.histogram('plumb_forward_request_seconds', 'collector request latency', ['kind'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]),
     };
+    // at 0 from the start: Prometheus' increase() cannot see a first drop on a series born at 1
+    for (const kind of ['metrics', 'traces', 'logs']) {
+      for (const reason of ['queue_full', 'spool_full', 'rejected', 'invalid', 'shutdown']) instruments.dropped.inc({ kind, reason }, 0);
+    }
     this.health = new CollectorHealth(options.collectors, ctx);
     const connection = new Connection({ auth: options.auth, tls: options.tls });
     for (const c of options.collectors) {

@@ -48,6 +48,8 @@ export function installBodyHandling(app: FastifyInstance, telemetry: Telemetry, 
   // Every refusal, whoever answered it (auth, the heap guard, a route, the error handler below),
   // is counted here once. The probe and scrape paths are not ingest: a 503 from /readyz is not.
   const rejected = telemetry.counter('plumb_ingest_rejected_total', 'requests the collector refused, by HTTP status', ['status']);
+  // at 0 from the start, so an alert on increase() sees the first refusal
+  for (const status of ['400', '401', '413', '415', '429', '503']) rejected.inc({ status }, 0);
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode < 400) return;
     const path = request.url.split('?', 1)[0];

@@ -102,6 +102,8 @@ export class ZipkinExporter {
     this.queue = new BoundedQueue<QueuedSpan>({ maxItems: config.maxQueuedSpans, maxBytes: config.maxQueuedBytes });
     const t = ctx.telemetry;
     this.events = t.counter('plumb_sink_events_total', 'Events handled by sinks, by outcome (sent, rejected, dropped, refused).', ['sink', 'outcome']);
+    // at 0 from the start, so an alert on increase() sees the first loss
+    for (const outcome of ['sent', 'rejected', 'dropped', 'refused'] as const) this.events.inc({ sink: SINK, outcome }, 0);
     this.retries = t.counter('plumb_sink_retries_total', 'Sink writes retried, by reason (unavailable, throttled, server_error, auth, item_throttled, item_server_error, other).', ['sink', 'reason']);
     this.depth = t.gauge('plumb_sink_queue_depth', 'Events waiting in a sink queue.', ['sink']);
     this.depthBytes = t.gauge('plumb_sink_queue_bytes', 'Bytes waiting in a sink queue.', ['sink']);

@@ -29,6 +29,8 @@ export class TailMetrics {
     this.filesWatched = telemetry.gauge('plumb_tail_files_watched', 'Files the tailer follows (open or closed while idle).');
     this.openFiles = telemetry.gauge('plumb_tail_open_files', 'Files the tailer holds open.');
     this.filesRefused = telemetry.counter('plumb_tail_files_refused_total', 'Matching files not opened, by reason (retried on the next discovery).', ['reason']);
+    // at 0 from the start, so an alert on increase() sees the first refusal
+    for (const reason of ['max_files', 'max_open_files', 'open_error']) this.filesRefused.inc({ reason }, 0);
     this.bytesRead = telemetry.counter('plumb_tail_read_bytes_total', 'Bytes read from log files.');
     this.linesRead = telemetry.counter('plumb_tail_lines_total', 'Lines read from log files.');
     this.linesTruncated = telemetry.counter('plumb_tail_lines_truncated_total', 'Lines cut at maxLineBytes (kept, flagged truncated).');
