@@ -56,6 +56,12 @@ export class PlumbAgent {
   readonly statsd: StatsdServer;
   readonly forwarder: Forwarder;
   readonly host: HostCollector | null;
+  /**
+   * Host metrics collected at each flush rather than on their own timer, when the two intervals
+   * are equal (the default): two timers of one period drift against each other, so an interval
+   * sometimes got two collections (the first one's gauges overwritten) and the next none.
+   */
+  private readonly hostDriven: boolean;
   readonly checks: ServiceChecker | null;
   /** Spans from applications, sealed into batches for the forwarder; null when the receiver is off. */
   readonly spanBatcher: SpanBatcher | null;
@@ -144,6 +150,7 @@ export class PlumbAgent {
           )
         : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
+    this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
     this.logs =
@@ -168,7 +175,7 @@ export class PlumbAgent {
     const addSamples = (samples: HostSample[]): void => {
       for (const s of samples) this.aggregator.addSample(s.name, s.type, s.value, s.tags);
     };
-    this.host?.start(addSamples);
+    this.host?.start(addSamples, this.hostDriven);
     if (this.checks) {
       const hostname = this.config.hostname ?? (this.host ? await this.host.hostname() : os.hostname());
       this.checks.start((results) => {
@@ -187,7 +194,10 @@ export class PlumbAgent {
    */
   async flush(): Promise<void> {
     const err = this.aggregator.lastError;
-    const interval = await this.aggregator.flushAsync();
+    const ended = this.aggregator.flushAsync();
+    // Right after an interval ends, so each interval gets exactly one collection.
+    if (this.hostDriven) this.host?.tick();
+    const interval = await ended;
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
     if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) {
       this.flushes.inc();

@@ -82,6 +82,8 @@ export class HostCollector {
   private host: string | undefined;
   private cpuBase: Baseline<CpuTimes> | undefined;
   private coreBase = new Map<number, CpuTimes>();
+  /** Per-core times for node_cpu_seconds_total, kept whether or not perCpu is on. */
+  private nodeCoreBase = new Map<number, CpuTimes>();
   private ctxtBase: Baseline<number> | undefined;
   private forksBase: number | undefined;
   private diskBase = new Map<string, Baseline<DiskStats>>();
@@ -137,6 +139,11 @@ export class HostCollector {
       gauge(out, 'system.load.1', l.load1, tags);
       gauge(out, 'system.load.5', l.load5, tags);
       gauge(out, 'system.load.15', l.load15, tags);
+      if (this.config.nodeExporter) {
+        gauge(out, 'node_load1', l.load1, tags);
+        gauge(out, 'node_load5', l.load5, tags);
+        gauge(out, 'node_load15', l.load15, tags);
+      }
       if (cores !== undefined && cores > 0) {
         gauge(out, 'system.load.norm.1', l.load1 / cores, tags);
         gauge(out, 'system.load.norm.5', l.load5 / cores, tags);
@@ -151,15 +158,23 @@ export class HostCollector {
     if (fileNr?.value) {
       gauge(out, 'system.fd.open', fileNr.value.allocated - fileNr.value.unused, tags);
       gauge(out, 'system.fd.max', fileNr.value.max, tags);
+      if (this.config.nodeExporter) {
+        gauge(out, 'node_filefd_allocated', fileNr.value.allocated, tags);
+        gauge(out, 'node_filefd_maximum', fileNr.value.max, tags);
+      }
     }
     if (processes !== undefined) gauge(out, 'system.proc.number', processes, tags);
     if (stat) {
       const s = stat.value;
+      const node = this.config.nodeExporter;
       if (s.procsRunning !== undefined) gauge(out, 'system.proc.running', s.procsRunning, tags);
       if (s.procsBlocked !== undefined) gauge(out, 'system.proc.blocked', s.procsBlocked, tags);
+      if (node && s.procsRunning !== undefined) gauge(out, 'node_procs_running', s.procsRunning, tags);
+      if (node && s.procsBlocked !== undefined) gauge(out, 'node_procs_blocked', s.procsBlocked, tags);
       if (s.processesCreated !== undefined) {
         if (this.forksBase !== undefined && s.processesCreated >= this.forksBase) {
           out.push({ name: 'system.proc.created', type: 'c', value: s.processesCreated - this.forksBase, tags });
+          if (node) counter(out, 'node_forks_total', s.processesCreated - this.forksBase, tags);
         }
         this.forksBase = s.processesCreated;
       }
@@ -170,8 +185,11 @@ export class HostCollector {
     return out;
   }
 
-  /** Collects now and every interval, handing each collection to `sink`. */
-  start(sink: (samples: HostSample[]) => void): void {
+  /**
+   * Collects now and every interval, handing each collection to `sink`. `driven`: collects now and
+   * then at each tick() instead, so the owner can collect once per interval of its own (see tick).
+   */
+  start(sink: (samples: HostSample[]) => void, driven = false): void {
     this.runner ??= new IntervalRunner(this.config.interval, async () => {
       const samples = await this.collect();
       try {
@@ -180,7 +198,13 @@ export class HostCollector {
         this.log.error({ err: errorMessage(err) }, 'host metrics: the aggregator refused a collection');
       }
     });
-    this.runner.start();
+    if (driven) this.runner.startDriven();
+    else this.runner.start();
+  }
+
+  /** Driven mode: one collection now (skipped while the previous one has not finished). */
+  tick(): void {
+    this.runner?.tick();
   }
 
   /** Stops the schedule; resolves once a collection in progress has been handed over. */
@@ -206,10 +230,21 @@ export class HostCollector {
       // Cores taken offline drop out of /proc/stat; forget them with the rest.
       this.coreBase = stat.cores;
     }
+    if (this.config.nodeExporter) {
+      // node_exporter's cumulative CPU seconds per core and mode: the increase since the last
+      // collection (USER_HZ is 100 on Linux); the collector adds them up into a counter.
+      for (const [n, times] of stat.cores) {
+        const prev = this.nodeCoreBase.get(n);
+        if (!prev) continue;
+        for (const mode of CPU_STATES) counter(out, 'node_cpu_seconds_total', Math.max(0, times[mode] - prev[mode]) / USER_HZ, [...tags, `cpu:${n}`, `mode:${mode}`]);
+      }
+      this.nodeCoreBase = stat.cores;
+    }
     if (stat.contextSwitches !== undefined) {
       const prev = this.ctxtBase;
       if (prev && stat.contextSwitches >= prev.value && at > prev.at) {
         gauge(out, 'system.cpu.context_switches', ((stat.contextSwitches - prev.value) * 1000) / (at - prev.at), tags);
+        if (this.config.nodeExporter) counter(out, 'node_context_switches_total', stat.contextSwitches - prev.value, tags);
       }
       this.ctxtBase = { at, value: stat.contextSwitches };
     }
@@ -246,6 +281,12 @@ export class HostCollector {
       gauge(out, 'system.swap.free', swapFree, tags);
       gauge(out, 'system.swap.used', swapTotal - swapFree, tags);
     }
+    if (this.config.nodeExporter) {
+      for (const key of NODE_MEMINFO_BYTES) {
+        const v = m.get(key);
+        if (v !== undefined) gauge(out, `node_memory_${key}_bytes`, v, tags);
+      }
+    }
   }
 
   // ---- block devices -----------------------------------------------------------------------
@@ -256,6 +297,7 @@ export class HostCollector {
       if (this.excludeDevice(d.name) || (!this.config.partitions && isPartition(d.name))) continue;
       const t = [...tags, `device:${tagValue(d.name)}`];
       gauge(out, 'system.io.in_progress', d.inProgress, t);
+      if (this.config.nodeExporter) gauge(out, 'node_disk_io_now', d.inProgress, t);
       const prev = this.diskBase.get(d.name);
       next.set(d.name, { at, value: d });
       if (!prev || at <= prev.at) continue;
@@ -284,6 +326,16 @@ export class HostCollector {
       counter(out, 'system.io.writes', dWrites, t);
       counter(out, 'system.io.bytes_read', dRead, t);
       counter(out, 'system.io.bytes_written', dWritten, t);
+      if (this.config.nodeExporter) {
+        counter(out, 'node_disk_reads_completed_total', dReads, t);
+        counter(out, 'node_disk_writes_completed_total', dWrites, t);
+        counter(out, 'node_disk_read_bytes_total', dRead, t);
+        counter(out, 'node_disk_written_bytes_total', dWritten, t);
+        counter(out, 'node_disk_read_time_seconds_total', dReadMs / 1000, t);
+        counter(out, 'node_disk_write_time_seconds_total', dWriteMs / 1000, t);
+        counter(out, 'node_disk_io_time_seconds_total', dIoMs / 1000, t);
+        counter(out, 'node_disk_io_time_weighted_seconds_total', dWeighted / 1000, t);
+      }
     }
     this.diskBase = next;
   }
@@ -319,6 +371,17 @@ export class HostCollector {
       counter(out, 'system.net.packets_out.error', d.errorsOut, t);
       counter(out, 'system.net.packets_in.drop', d.dropsIn, t);
       counter(out, 'system.net.packets_out.drop', d.dropsOut, t);
+      if (this.config.nodeExporter) {
+        const nt = [...tags, `device:${tagValue(n.iface)}`];
+        counter(out, 'node_network_receive_bytes_total', d.bytesIn, nt);
+        counter(out, 'node_network_transmit_bytes_total', d.bytesOut, nt);
+        counter(out, 'node_network_receive_packets_total', d.packetsIn, nt);
+        counter(out, 'node_network_transmit_packets_total', d.packetsOut, nt);
+        counter(out, 'node_network_receive_errs_total', d.errorsIn, nt);
+        counter(out, 'node_network_transmit_errs_total', d.errorsOut, nt);
+        counter(out, 'node_network_receive_drop_total', d.dropsIn, nt);
+        counter(out, 'node_network_transmit_drop_total', d.dropsOut, nt);
+      }
     }
     this.netBase = next;
   }
@@ -352,6 +415,14 @@ export class HostCollector {
         gauge(out, 'system.fs.inodes.used', s.files - s.ffree, t);
         gauge(out, 'system.fs.inodes.free', s.ffree, t);
         gauge(out, 'system.fs.inodes.pct_used', ((s.files - s.ffree) / s.files) * 100, t);
+      }
+      if (this.config.nodeExporter) {
+        const nt = [...tags, `device:${tagValue(m.source)}`, `mountpoint:${tagValue(m.mountPoint)}`, `fstype:${tagValue(m.fsType)}`];
+        gauge(out, 'node_filesystem_size_bytes', total, nt);
+        gauge(out, 'node_filesystem_free_bytes', free, nt);
+        gauge(out, 'node_filesystem_avail_bytes', avail, nt);
+        gauge(out, 'node_filesystem_files', s.files, nt);
+        gauge(out, 'node_filesystem_files_free', s.ffree, nt);
       }
     });
     return out;
@@ -448,6 +519,32 @@ export class HostCollector {
     this.logOnce.warn(`host:${source}:${reason}:${path ?? ''}`, { source, reason, path, detail }, `host metrics: cannot read ${source}; its metrics are left out`);
   }
 }
+
+/** Clock ticks per second of /proc/stat's CPU times (USER_HZ; 100 on every Linux architecture plumb runs on). */
+const USER_HZ = 100;
+
+/** /proc/meminfo fields exposed as node_memory_<field>_bytes, as node_exporter names them. */
+const NODE_MEMINFO_BYTES = [
+  'MemTotal',
+  'MemFree',
+  'MemAvailable',
+  'Buffers',
+  'Cached',
+  'SwapCached',
+  'SwapTotal',
+  'SwapFree',
+  'Active',
+  'Inactive',
+  'Dirty',
+  'Writeback',
+  'AnonPages',
+  'Mapped',
+  'Shmem',
+  'Slab',
+  'SReclaimable',
+  'SUnreclaim',
+  'Committed_AS',
+] as const;
 
 function cpuPercentages(out: HostSample[], prev: CpuTimes, cur: CpuTimes, tags: string[]): void {
   // iowait may step backwards on tickless kernels; a negative step counts as none.

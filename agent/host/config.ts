@@ -66,6 +66,10 @@ export const HostMetricsSchema = Section({
   hostRoot: Type.Optional(Type.String({ minLength: 1, description: "where the host's / is mounted; prefixed to mount points before statfs" })),
   hostname: Type.Optional(Type.String({ minLength: 1, description: 'value of the host:<name> tag; read from the kernel when absent' })),
   perCpu: Type.Boolean({ default: false, description: 'also emit CPU percentages per core, tagged cpu:N' }),
+  nodeExporter: Type.Boolean({
+    default: true,
+    description: "also emit cumulative counters and gauges under node_exporter's names and labels (node_cpu_seconds_total{cpu,mode}, node_network_receive_bytes_total{device}, node_filesystem_avail_bytes{device,mountpoint,fstype}, …), so rate() and node_exporter dashboards work",
+  }),
   partitions: Type.Boolean({ default: false, description: 'report I/O of partitions as well as whole devices' }),
   excludeFilesystems: Type.Array(Type.String({ minLength: 1 }), {
     default: [...DEFAULT_EXCLUDE_FILESYSTEMS],

@@ -1,4 +1,7 @@
-/** Runs an async job every interval, never two at once, until stopped. */
+/**
+ * Runs an async job every interval, never two at once, until stopped; or, driven, once at start
+ * and then at each tick() of its owner.
+ */
 
 export class IntervalRunner {
   private readonly intervalMs: number;
@@ -7,6 +10,7 @@ export class IntervalRunner {
   private running: Promise<void> | undefined;
   private startedAt = 0;
   private stopped = true;
+  private driven = false;
 
   constructor(intervalMs: number, job: () => Promise<void>) {
     this.intervalMs = intervalMs;
@@ -18,6 +22,18 @@ export class IntervalRunner {
     if (!this.stopped) return;
     this.stopped = false;
     this.startedAt = performance.now();
+    this.fire();
+  }
+
+  /** Runs the job now, then only when tick() asks. */
+  startDriven(): void {
+    this.driven = true;
+    this.start();
+  }
+
+  /** Driven: runs the job now unless a run is still going (a slow run skips the tick). */
+  tick(): void {
+    if (this.stopped || this.running !== undefined) return;
     this.fire();
   }
 
@@ -41,7 +57,7 @@ export class IntervalRunner {
   }
 
   private schedule(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.driven) return;
     const elapsed = performance.now() - this.startedAt;
     const next = (Math.floor(elapsed / this.intervalMs) + 1) * this.intervalMs;
     this.timer = setTimeout(() => this.fire(), next - elapsed);

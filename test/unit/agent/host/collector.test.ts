@@ -385,3 +385,56 @@ describe('HostMetricsSchema', () => {
     expect(() => loadConfig(HostMetricsSchema, { text: 'interval: soon' })).toThrow(/interval: expected a duration/);
   });
 });
+
+describe("node_exporter's names", () => {
+  it('emits cumulative counters as increases, and gauges, under node_exporter names and labels', async () => {
+    const clock = { t: 1_000 };
+    const c = collector('', new Telemetry(), clock);
+    const first = byKey(await c.collect());
+    // counters need a baseline: none on the first collection
+    expect([...first.keys()].filter((k) => /^node_.*_total\|/.test(k))).toEqual([]);
+    expect(value(first, 'node_load1|')).toBe(1.5);
+    expect(value(first, 'node_memory_MemTotal_bytes|')).toBe(16_000_000 * KIB);
+    expect(value(first, 'node_memory_MemAvailable_bytes|')).toBe(9_000_000 * KIB);
+    expect(first.has('node_memory_HugePages_Total_bytes|')).toBe(false);
+    write('stat', STAT_2);
+    write('diskstats', DISKSTATS_2);
+    write('1/net/dev', NET_2);
+    clock.t += 10_000;
+    const samples = byKey(await c.collect());
+    const cpu = (n: number, mode: string): number => value(samples, `node_cpu_seconds_total|cpu:${n},mode:${mode}`);
+    expect([cpu(0, 'user'), cpu(0, 'system'), cpu(0, 'idle'), cpu(0, 'iowait'), cpu(0, 'irq'), cpu(0, 'steal')]).toEqual([0.3, 0.1, 0.5, 0.1, 0, 0]);
+    expect([cpu(1, 'user'), cpu(1, 'idle'), cpu(1, 'irq'), cpu(1, 'steal'), cpu(1, 'nice'), cpu(1, 'softirq')]).toEqual([0.3, 0.5, 0.05, 0.05, 0, 0]);
+    expect(samples.get('node_cpu_seconds_total|cpu:0,mode:user')?.type).toBe('c');
+    expect(value(samples, 'node_context_switches_total|')).toBe(2000);
+    expect(value(samples, 'node_forks_total|')).toBe(20);
+    expect(value(samples, 'node_procs_running|')).toBe(2);
+    expect(value(samples, 'node_disk_reads_completed_total|device:sda')).toBe(100);
+    expect(value(samples, 'node_disk_writes_completed_total|device:sda')).toBe(400);
+    expect(value(samples, 'node_disk_read_bytes_total|device:sda')).toBe(2000 * 512);
+    expect(value(samples, 'node_disk_written_bytes_total|device:sda')).toBe(8000 * 512);
+    expect(value(samples, 'node_disk_read_time_seconds_total|device:sda')).toBe(0.2);
+    expect(value(samples, 'node_disk_write_time_seconds_total|device:sda')).toBe(0.8);
+    expect(value(samples, 'node_disk_io_time_seconds_total|device:sda')).toBe(2.5);
+    expect(value(samples, 'node_disk_io_time_weighted_seconds_total|device:sda')).toBe(5);
+    expect(value(samples, 'node_disk_io_now|device:sda')).toBe(2);
+    expect(value(samples, 'node_network_receive_bytes_total|device:eth0')).toBe(100_000);
+    expect(value(samples, 'node_network_transmit_bytes_total|device:eth0')).toBe(200_000);
+    expect(value(samples, 'node_network_receive_packets_total|device:eth0')).toBe(100);
+    expect(value(samples, 'node_network_receive_errs_total|device:eth0')).toBe(2);
+    expect(value(samples, 'node_network_receive_drop_total|device:eth0')).toBe(1);
+    expect(value(samples, 'node_network_transmit_drop_total|device:eth0')).toBe(3);
+    expect(samples.has('node_network_receive_bytes_total|device:lo')).toBe(false);
+    const fs = statfsSync(root);
+    const block = fs.frsize > 0 ? fs.frsize : fs.bsize;
+    const avail = value(samples, 'node_filesystem_avail_bytes|device:/dev/sda1,mountpoint:/,fstype:ext4');
+    expect(Math.abs(avail - fs.bavail * block)).toBeLessThan(256 * MIB);
+    expect(samples.has('node_filesystem_size_bytes|device:/dev/sda1,mountpoint:/,fstype:ext4')).toBe(true);
+    expect(value(samples, 'node_filefd_allocated|')).toBe(2048);
+  });
+
+  it('are left out with nodeExporter: false', async () => {
+    const samples = await collector('nodeExporter: false').collect();
+    expect(samples.filter((s) => s.name.startsWith('node_'))).toEqual([]);
+  });
+});
