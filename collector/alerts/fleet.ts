@@ -217,9 +217,13 @@ export class RulePeers {
     }
   }
 
+  /** Idempotent: a collector stopped twice (an embedder's cleanup after its own stop) closes once. */
   close(): Promise<void> {
-    return this.dispatcher.close();
+    this.closing ??= this.dispatcher.close();
+    return this.closing;
   }
+
+  private closing: Promise<void> | null = null;
 }
 
 function digest(s: string): Buffer {
