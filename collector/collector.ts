@@ -201,6 +201,7 @@ export class PlumbCollector {
         authorization: this.peers.expectedAuthorization,
         maxMetricsPerBatch: this.config.maxMetricsPerBatch,
         accepting: () => this.phase !== 'stopping',
+        moreStatus: () => ({ rules: this.alerts.fleetOwnership() }),
       });
     } else {
       app.get('/api/v1/fleet', async () => ({ fleet: false, self: null, members: [] }));

@@ -33,7 +33,7 @@ import { patternValues, type PatternTable } from './patterns.ts';
 import { loadAlert, RuleStateJournal, saveAlert, type GroupState, type RuleStateMeta } from './persist.ts';
 import type { JournalOptions } from '../../shared/journal.ts';
 import { mergeSummary, summaryFromState, summaryState } from './buckets.ts';
-import type { FleetMembers, GroupWire, PartialsRequest, PartialsResponse, RuleFleetHandler, RulePeers, Want } from './fleet.ts';
+import type { FleetMembers, GroupWire, PartialsRequest, PartialsResponse, RuleFleetHandler, RulePeerClient, Want } from './fleet.ts';
 
 export type { MetricObservation, CumulativeObservation } from './store.ts';
 
@@ -253,7 +253,7 @@ function fieldText(event: Record<string, unknown>, field: string): string {
 
 interface FleetState {
   readonly members: FleetMembers;
-  readonly peers: RulePeers;
+  readonly peers: RulePeerClient;
   /** No rule is owned before this (Unix ms): the others must first see this collector up. */
   ownFrom: number;
   /** Groups evaluated here in the last round. */
@@ -455,13 +455,22 @@ export class AlertEngine implements RuleFleetHandler {
    * Evaluates rules as one member of a fleet from now on: only the rules this collector owns,
    * over every live member's data. Call before startEvaluating(); it owns nothing until fleetReady().
    */
-  attachFleet(members: FleetMembers, peers: RulePeers): void {
+  attachFleet(members: FleetMembers, peers: RulePeerClient): void {
     this.fleet = { members, peers, ownFrom: Infinity, owned: new Set(), coverages: [], down: [], takeovers: 0, lastBytes: 0 };
   }
 
   /** The collector listens: it may own rules two evaluation intervals from now, once the others have seen it up. */
   fleetReady(): void {
     if (this.fleet !== null) this.fleet.ownFrom = this.clock() + 2 * this.config.evaluationInterval;
+  }
+
+  /** One evaluation round now: alone, or as a member of the fleet (tests; the timer calls the same). */
+  evaluateRound(now: number = this.clock()): Promise<void> {
+    if (this.fleet === null) {
+      this.evaluate(now);
+      return Promise.resolve();
+    }
+    return this.evaluateFleet(now);
   }
 
   /** One round in a fleet: probe, own, fetch and merge the partial aggregates, evaluate, save, replicate, notify. */
@@ -645,6 +654,12 @@ export class AlertEngine implements RuleFleetHandler {
     }
     if (taken.length > 0) void journal.recordGroups(taken);
     return taken.length;
+  }
+
+  /** Rule ownership in short, for GET /api/v1/fleet: rules owned here, takeovers, members found down. */
+  fleetOwnership(): { owned: number; total: number; takeovers: number; down: string[] } {
+    const f = this.fleet;
+    return { owned: f?.owned.size ?? this.installed.compiled.length, total: this.installed.compiled.length, takeovers: f?.takeovers ?? 0, down: f?.down.map((d) => d.member) ?? [] };
   }
 
   /** Rule ownership as this collector sees it, for GET /api/v1/fleet/rules. */

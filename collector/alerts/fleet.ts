@@ -108,11 +108,24 @@ export interface PeerTraffic {
   failures: number;
 }
 
+/** What the engine uses of the other collectors: liveness and the three internal requests. */
+export interface RulePeerClient {
+  readonly traffic: PeerTraffic;
+  probe(members: readonly string[], self: string | undefined, now: number): Promise<void>;
+  isUp(member: string): boolean;
+  markUp(member: string): void;
+  downMembers(): { member: string; since: number }[];
+  partials(member: string, body: PartialsRequest): Promise<PartialsResponse>;
+  states(member: string, keys: string[]): Promise<StateResponse>;
+  replicate(member: string, body: ReplicaRequest): Promise<void>;
+  close(): Promise<void>;
+}
+
 /** Probe timeouts in a row that make a member down (a refused connection does at once). */
 const TIMEOUTS_TO_DOWN = 3;
 
 /** HTTP between collectors for rules, and each member's liveness as last probed. */
-export class RulePeers {
+export class RulePeers implements RulePeerClient {
   private readonly options: RulePeersOptions;
   private readonly dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
   private readonly health = new Map<string, MemberHealth>();

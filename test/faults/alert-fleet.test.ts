@@ -18,6 +18,7 @@ import { MetricPoster, counter, gauge } from '../helpers/metric-poster.ts';
 import { scrape } from '../helpers/prometheus.ts';
 import { startWebhookServer, type WebhookServer } from '../helpers/webhook-server.ts';
 import { sumOf } from './harness.ts';
+import { ownerOf, seriesKey } from '../../shared/membership.ts';
 
 const TOKEN = 'fleet-secret-for-tests';
 const INTERVAL = 200;
@@ -86,6 +87,16 @@ async function fleet(rules: string, hook: WebhookServer): Promise<Role[]> {
   return roles;
 }
 
+/**
+ * Tags that put series `name` on collector `on`: the fleet merges each series on its rendezvous
+ * owner (a batch posted elsewhere is forwarded there), so a test that wants a series on a given
+ * collector picks its tags.
+ */
+function tagsOn(name: string, on: Role, roles: Role[]): string[] {
+  const members = roles.map((r) => r.url);
+  for (let i = 0; ; i++) if (ownerOf(seriesKey({ name, tags: [`shard:${i}`] }), members) === on.url) return [`shard:${i}`];
+}
+
 function byUrl(roles: Role[], url: string | null): Role {
   const r = roles.find((x) => x.url === url);
   if (r === undefined) throw new Error(`no collector ${url}`);
@@ -120,6 +131,9 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     // numerator and denominator on two different collectors; the heartbeat on one that does not own its rule
     const [numHolder, denHolder] = roles;
     const beatHolder = roles.find((r) => r !== absentOwner)!;
+    const numTags = tagsOn('http.errors', numHolder, roles);
+    const denTags = tagsOn('http.requests', denHolder, roles);
+    const beatTags = tagsOn('heartbeat', beatHolder, roles);
     const posters = roles.map((_, i) => new MetricPoster(`agent-${i}`));
     let errorsPerBatch = 1;
     let heartbeat = true;
@@ -127,9 +141,9 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     const feeding = (async () => {
       while (posting) {
         await Promise.all([
-          posters[0].post(numHolder.url, posters[0].batch([counter('http.errors', errorsPerBatch)]), TOKEN),
-          posters[1].post(denHolder.url, posters[1].batch([counter('http.requests', 100)]), TOKEN),
-          heartbeat ? posters[2].post(beatHolder.url, posters[2].batch([counter('heartbeat', 1)]), TOKEN) : Promise.resolve(true),
+          posters[0].post(numHolder.url, posters[0].batch([counter('http.errors', errorsPerBatch, numTags)]), TOKEN),
+          posters[1].post(denHolder.url, posters[1].batch([counter('http.requests', 100, denTags)]), TOKEN),
+          heartbeat ? posters[2].post(beatHolder.url, posters[2].batch([counter('heartbeat', 1, beatTags)]), TOKEN) : Promise.resolve(true),
         ]);
         await sleep(INTERVAL);
       }
@@ -208,12 +222,14 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     const rule = (await fleetRules(roles[0])).rules[0];
     const owner = byUrl(roles, rule.owner);
     const runnerUp = byUrl(roles, rule.runnerUp);
+    // the gauge lives on the third collector, so the kill takes no data with it
     const holder = roles.find((r) => r !== owner && r !== runnerUp)!;
+    const depthTags = tagsOn('queue.depth', holder, roles);
     const poster = new MetricPoster('agent');
     let posting = true;
     const feeding = (async () => {
       while (posting) {
-        await poster.post(holder.url, poster.batch([gauge('queue.depth', 50)]), TOKEN);
+        await poster.post(holder.url, poster.batch([gauge('queue.depth', 50, depthTags)]), TOKEN);
         await sleep(INTERVAL);
       }
     })();
@@ -229,12 +245,17 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     await owner.kill();
     const killed = Date.now();
     const moved = await waitFor(async () => ((await fleetRules(runnerUp)).rules[0].owned ? Date.now() : undefined), { what: 'the runner-up to own the rule', intervalMs: 20 });
-    const afterMove = (await alerts(runnerUp)).find((a) => a.labels.alertname === 'DepthHigh');
-    expect(afterMove?.activeAt).toBe(pending.activeAt);
+    const afterMove = await waitFor(async () => (await alerts(runnerUp)).find((a) => a.labels.alertname === 'DepthHigh'), { what: 'DepthHigh on the runner-up', timeoutMs: 2000 }).catch(async () => {
+      const rulesApi = await (await fetch(`${runnerUp.url}/api/v1/rules`)).json();
+      throw new Error(`no DepthHigh on the runner-up: ${JSON.stringify(await fleetRules(runnerUp))} ${JSON.stringify(rulesApi)} ${runnerUp.output().slice(-3000)}`);
+    });
+    expect(afterMove.activeAt).toBe(pending.activeAt);
     const fired = await waitFor(() => hook.notices('DepthHigh', 'firing')[0], { what: 'DepthHigh firing', timeoutMs: 15_000 });
     await sleep(1500);
     expect(hook.notices('DepthHigh', 'firing'), JSON.stringify(hook.deliveries)).toHaveLength(1);
     expect((await fleetRules(runnerUp)).takeovers).toBe(takeoversBefore + 1);
+    const fleetApi = (await (await fetch(`${runnerUp.url}/api/v1/fleet`)).json()) as { rules: { owned: number; takeovers: number; down: string[] } };
+    expect(fleetApi.rules).toMatchObject({ owned: 1, takeovers: takeoversBefore + 1, down: [owner.url] });
     expect((await fleetRules(holder)).rules[0].owned).toBe(false);
     const offMs = fired.at - (activeAt + FOR);
     report({ scenario: 'alert-fleet-kill', sent: 1, delivered: 1, lost: 0, duplicated: 0, recoveryMs: moved - killed, notes: { ruleMovedMs: moved - killed, firedOffMs: offMs } });
