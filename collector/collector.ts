@@ -27,8 +27,13 @@ import { PatternMiner } from './patterns/miner.ts';
 import { patternRoutes } from './patterns/routes.ts';
 import { logsIngestPlugin } from './ingest/logs.ts';
 import { SpanIndex } from './traces/span-index.ts';
-import { resolveSecurity, installAuth } from './security.ts';
 import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
+import { resolveSecurity, installAuth, credentialCheck, type Security } from './security.ts';
+import os from 'node:os';
+import { OtlpIntake } from '../shared/otlp/intake.ts';
+import { startOtlpHttp, type OtlpServer } from '../shared/otlp/http.ts';
+import { startOtlpGrpc } from '../shared/otlp/grpc.ts';
+import { CollectorOtlpSink } from './ingest/otlp.ts';
 import type { Membership } from '../shared/membership.ts';
 import { membershipFor } from './fleet/fleet.ts';
 import { Peers, fleetToken } from './fleet/peers.ts';
@@ -72,6 +77,9 @@ export class PlumbCollector {
   /** Journaled counters and replay ids; restored by start() before the listener opens. */
   state: IngestState | null = null;
   private heapGuard: HeapGuard | null = null;
+  /** The OTLP doors' intake; null unless collector.otlp.enabled. Opened by start(). */
+  otlp: OtlpIntake | null = null;
+  private otlpServers: OtlpServer[] = [];
   /** The other collectors and who owns what; null without collector.fleet (a collector alone). */
   membership: Membership | null = null;
   /** Forwards series to their owners; null without collector.fleet. */
@@ -254,8 +262,71 @@ export class PlumbCollector {
     alerts.fleetReady();
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
+    await this.startOtlp(security);
     if (this.phase === 'starting' && this.ctx.holdReady !== true) this.phase = 'ready';
     this.ctx.log.info({ listen: this.address }, 'collector listening');
+  }
+
+  /** The OTLP doors, with the same credentials, TLS, body limit and heap guard as the main listener. */
+  private async startOtlp(security: Security): Promise<void> {
+    const o = this.config.otlp;
+    const state = this.state;
+    const logs = this.logs;
+    if (!o.enabled || state === null || logs === null) return;
+    // the loopback rule applies to every address the collector takes data on
+    for (const [on, listen] of [[o.http.enabled, o.http.listen], [o.grpc.enabled, o.grpc.listen]] as const) {
+      if (on) resolveSecurity({ ...this.config, listen }, this.ctx.env ?? {}, this.ctx.log, 'collector');
+    }
+    const alerts = this.alerts;
+    const sink = new CollectorOtlpSink({
+      metrics: state.metrics,
+      router: this.router,
+      index: this.spanIndex,
+      zipkin: this.zipkinExporter,
+      spanMetrics: this.spanMetrics,
+      logs,
+      seenLogIds: state.logIds,
+      observer: { get observesLogs() { return alerts.observesLogs; }, observeLog: (event, now) => alerts.observeLog(event, now) },
+    });
+    const otlp = (this.otlp = new OtlpIntake(
+      sink,
+      {
+        metrics: { resourceLabels: o.metrics.resourceLabels, relativeAccuracy: this.config.metrics.relativeAccuracy, maxStreams: o.metrics.maxStreams, streamTtlMs: o.metrics.streamTtl },
+        hostName: os.hostname(),
+        role: 'collector',
+      },
+      this.ctx.telemetry,
+    ));
+    otlp.start();
+    const log = this.ctx.log.child({ component: 'otlp' });
+    const heapGuard = this.heapGuard;
+    if (o.http.enabled) {
+      this.otlpServers.push(
+        await startOtlpHttp({
+          config: o,
+          intake: otlp,
+          log,
+          at: 'collector.otlp',
+          https: security.https,
+          configure: (app) => {
+            installAuth(app, security);
+            heapGuard?.install(app);
+          },
+        }),
+      );
+    }
+    if (o.grpc.enabled) {
+      const tls = security.https ? { cert: security.https.cert, key: security.https.key, ca: security.https.ca, requireClientCert: security.clientAuth === 'require' } : null;
+      this.otlpServers.push(await startOtlpGrpc({ config: o, intake: otlp, log, at: 'collector.otlp', tls, authorize: credentialCheck(security) }));
+    }
+  }
+
+  /** host:port of the OTLP/HTTP and OTLP/gRPC doors, in that order ('' when off). */
+  get otlpAddresses(): { http: string; grpc: string } {
+    const o = this.config.otlp;
+    const http = o.http.enabled ? (this.otlpServers[0]?.address ?? '') : '';
+    const grpc = o.grpc.enabled ? (this.otlpServers[o.http.enabled ? 1 : 0]?.address ?? '') : '';
+    return { http, grpc };
   }
 
   /** /readyz answers 200 from now on (for a collector started with holdReady). */
@@ -273,6 +344,10 @@ export class PlumbCollector {
     if (this.expireTimer) clearInterval(this.expireTimer);
     this.expireTimer = null;
     this.heapGuard?.stop();
+    for (const server of this.otlpServers) await server.stop();
+    this.otlpServers = [];
+    this.otlp?.stop();
+    this.otlp = null;
     await this.app?.close();
     this.app = null;
     const fleet = this.config.fleet;

@@ -13,6 +13,7 @@ import { JournalSchema } from './ingest/state.ts';
 import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
 import { HttpLimitsSchema } from '../shared/http-limits.ts';
+import { otlpSchema } from '../shared/otlp/http.ts';
 import { FleetSchema } from './fleet/config.ts';
 import { PatternsSchema } from './patterns/config.ts';
 
@@ -61,6 +62,7 @@ export const CollectorSchema = Section({
   maxEventsPerBatch: Type.Integer({ minimum: 1, default: 100_000, description: 'most log events one POST /v1/logs may carry; more get 400' }),
   logDedupeWindow: Type.Integer({ minimum: 0, default: 2_000_000, description: 'recent log event ids remembered (8 bytes each for agent ids) so a replayed event reaches the sinks once' }),
   metrics: CollectorMetricsSchema,
+  otlp: otlpSchema('127.0.0.1'),
   alerts: AlertsConfigSchema,
   traces: CollectorTracesSchema,
   logs: CollectorLogsSchema,

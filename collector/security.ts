@@ -239,3 +239,20 @@ export function installAuth(app: FastifyInstance, security: Security, options: {
     }
   });
 }
+
+/**
+ * The same check for callers that are not fastify routes (the OTLP/gRPC door): null when the
+ * request may pass, else the refusal message. Absent when no credentials are configured.
+ */
+export function credentialCheck(security: Security): ((authorization: string | undefined, certified: boolean) => string | null) | undefined {
+  const digests = security.tokenDigests;
+  const mode = security.clientAuth;
+  if (digests.length === 0 && mode !== 'require') return undefined;
+  return (authorization, certified) => {
+    const viaCert = mode !== 'none' && certified;
+    if (mode === 'require' && !viaCert) return 'a client certificate signed by collector.tls.clientCa is required (collector.tls.clientAuth: require)';
+    if (digests.length === 0 || (mode === 'request' && viaCert)) return null;
+    if (!tokenAccepted(authorization, digests)) return authorization === undefined ? 'this collector needs "authorization: Bearer <token>" metadata (collector.auth)' : "the bearer token is not one of collector.auth's tokens";
+    return null;
+  };
+}

@@ -19,6 +19,7 @@ import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-log
 import { OTLPLogExporter as JsonLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
 import { OTLPLogExporter as GrpcLogExporter } from '@opentelemetry/exporter-logs-otlp-grpc';
 import { ZipkinExporter } from '@opentelemetry/exporter-zipkin';
+import { Metadata } from '@grpc/grpc-js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json' | 'grpc';
 
@@ -30,6 +31,8 @@ export interface OtlpAppOptions {
   instanceId: string;
   /** Extra resource attributes (they go to target_info). */
   resource?: Attributes;
+  /** Sent with every export (HTTP headers, gRPC metadata), e.g. authorization. */
+  headers?: Record<string, string>;
   /** Also send every span to this Zipkin URL with OpenTelemetry's own Zipkin exporter (the reference). */
   zipkinReference?: string;
 }
@@ -46,21 +49,24 @@ export interface OtlpApp {
 }
 
 function exporters(o: OtlpAppOptions): { spans: SpanExporter; metrics: PushMetricExporter; logs: LogRecordExporter } {
+  const headers = o.headers ?? {};
   if (o.protocol === 'grpc') {
     const url = `http://${o.endpoint}`;
-    return { spans: new GrpcTraceExporter({ url }), metrics: new GrpcMetricExporter({ url }), logs: new GrpcLogExporter({ url }) };
+    const metadata = new Metadata();
+    for (const [k, v] of Object.entries(headers)) metadata.set(k, v);
+    return { spans: new GrpcTraceExporter({ url, metadata }), metrics: new GrpcMetricExporter({ url, metadata }), logs: new GrpcLogExporter({ url, metadata }) };
   }
   if (o.protocol === 'http/json') {
     return {
-      spans: new JsonTraceExporter({ url: `${o.endpoint}/v1/traces` }),
-      metrics: new JsonMetricExporter({ url: `${o.endpoint}/v1/metrics` }),
-      logs: new JsonLogExporter({ url: `${o.endpoint}/v1/logs` }),
+      spans: new JsonTraceExporter({ url: `${o.endpoint}/v1/traces`, headers }),
+      metrics: new JsonMetricExporter({ url: `${o.endpoint}/v1/metrics`, headers }),
+      logs: new JsonLogExporter({ url: `${o.endpoint}/v1/logs`, headers }),
     };
   }
   return {
-    spans: new ProtoTraceExporter({ url: `${o.endpoint}/v1/traces`, compression: 'gzip' as never }),
-    metrics: new ProtoMetricExporter({ url: `${o.endpoint}/v1/metrics`, compression: 'gzip' as never }),
-    logs: new ProtoLogExporter({ url: `${o.endpoint}/v1/logs`, compression: 'gzip' as never }),
+    spans: new ProtoTraceExporter({ url: `${o.endpoint}/v1/traces`, compression: 'gzip' as never, headers }),
+    metrics: new ProtoMetricExporter({ url: `${o.endpoint}/v1/metrics`, compression: 'gzip' as never, headers }),
+    logs: new ProtoLogExporter({ url: `${o.endpoint}/v1/logs`, compression: 'gzip' as never, headers }),
   };
 }
 

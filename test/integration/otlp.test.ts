@@ -240,3 +240,65 @@ agent:
     expect(text.status).toBe(415);
   });
 });
+
+describe('OpenTelemetry SDK → collector (OTLP), with a bearer token', () => {
+  let zipkin: ZipkinTestServer;
+  let collector: CollectorUnderTest;
+  const TOKEN = 'otlp-test-token-1';
+
+  beforeAll(async () => {
+    zipkin = await startZipkinServer();
+    collector = await startCollector(`
+collector:
+  listen: "127.0.0.1:0"
+  auth: { tokens: ["${TOKEN}"] }
+  traces:
+    zipkin: { url: "${zipkin.url}", retryInitial: 50ms }
+  logs:
+    sinks:
+      file: { flushInterval: 50ms }
+  otlp:
+    enabled: true
+    http: { listen: "127.0.0.1:0" }
+    grpc: { listen: "127.0.0.1:0" }
+`);
+  });
+
+  afterAll(async () => {
+    await stopAllInProcess();
+    await zipkin?.stop();
+  });
+
+  for (const protocol of ['http/protobuf', 'grpc'] as const) {
+    it(`takes all three signals over ${protocol} with the token, and refuses them without`, async () => {
+      const addr = collector.collector.otlpAddresses;
+      const endpoint = protocol === 'grpc' ? addr.grpc : `http://${addr.http}`;
+      const service = `direct-${protocol.replace(/\W/g, '-')}`;
+      const app = startOtlpApp({ protocol, endpoint, serviceName: service, instanceId: 'c-1', headers: { authorization: `Bearer ${TOKEN}` } });
+      await handleRequest(app, 0);
+      recordMetrics(app, 2);
+      await app.flushMetrics();
+      const recorded = app.spans();
+      await app.shutdown();
+      const ids = new Set(recorded.map((s) => s.spanContext().spanId));
+      await waitFor(() => zipkin.spans.filter((s) => ids.has(s.id)).length === recorded.length, { timeoutMs: 15_000, what: 'the spans in Zipkin' });
+      const labels = { service_name: service, service_instance_id: 'c-1' };
+      await waitFor(async () => valueOf(await scrape(collector.url), 'app_requests_total', { ...labels, route: '/orders' }) === 20, { what: 'the counter on /metrics' });
+      const e = await scrape(collector.url);
+      expect(valueOf(e, 'app_request_duration_milliseconds_bucket', { ...labels, le: '50' })).toBe(3);
+      expect(valueOf(e, 'app_queue_depth', labels)).toBe(14);
+      await waitFor(async () => (await fileEvents(join(collector.collector.config.dataDir, 'logs'))).some((ev) => (ev.service as { name?: string } | undefined)?.name === service), { what: 'the log event in the file sink' });
+
+      const refused = startOtlpApp({ protocol, endpoint, serviceName: `${service}-nope`, instanceId: 'c-2' });
+      refused.meter.createCounter('nope').add(1);
+      await refused.flushMetrics().catch(() => undefined);
+      await refused.shutdown().catch(() => undefined);
+      expect(valueOf(await scrape(collector.url), 'nope_total', { service_name: `${service}-nope`, service_instance_id: 'c-2' })).toBeUndefined();
+    }, 30_000);
+  }
+
+  it('answers 401 over HTTP without the token', async () => {
+    const res = await fetch(`http://${collector.collector.otlpAddresses.http}/v1/metrics`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.alloc(0) });
+    expect(res.status).toBe(401);
+  });
+});
