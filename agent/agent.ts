@@ -25,10 +25,8 @@ import { SpanBatcher } from './traces/batcher.ts';
 import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
 import { LogPipeline } from './logs/pipeline.ts';
-import { OtlpIntake } from '../shared/otlp/intake.ts';
-import { startOtlpHttp, type OtlpServer } from '../shared/otlp/http.ts';
-import { startOtlpGrpc } from '../shared/otlp/grpc.ts';
-import { AgentOtlpSink } from './otlp/sink.ts';
+import type { OtlpIntake } from '../shared/otlp/intake.ts';
+import type { OtlpServer } from '../shared/otlp/http.ts';
 import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 
 /**
@@ -68,8 +66,8 @@ export class PlumbAgent {
   /** Tailed files → parser threads → collector; null when no log input is configured. */
   readonly logs: LogPipeline | null;
   private zipkin: ZipkinReceiver | null = null;
-  /** OTLP doors' shared intake; null unless agent.otlp.enabled. */
-  readonly otlp: OtlpIntake | null;
+  /** OTLP doors' shared intake; null unless agent.otlp.enabled. Opened by start(). */
+  otlp: OtlpIntake | null = null;
   private otlpHttp: OtlpServer | null = null;
   private otlpGrpc: OtlpServer | null = null;
   private spanForwarding: { abort: AbortController; done: Promise<void> } | null = null;
@@ -136,19 +134,6 @@ export class PlumbAgent {
     );
     this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
     this.spanBatcher = config.traces.zipkin.enabled || config.otlp.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
-    const o = config.otlp;
-    this.otlp =
-      o.enabled && this.spanBatcher !== null
-        ? new OtlpIntake(
-            new AgentOtlpSink(this.forwarder, this.spanBatcher, this.instance),
-            {
-              metrics: { resourceLabels: o.metrics.resourceLabels, relativeAccuracy: s.relativeAccuracy, maxStreams: o.metrics.maxStreams, streamTtlMs: o.metrics.streamTtl },
-              hostName: hostname,
-              role: 'agent',
-            },
-            ctx.telemetry,
-          )
-        : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
     this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
@@ -233,10 +218,25 @@ export class PlumbAgent {
     const abort = new AbortController();
     this.spanForwarding = { abort, done: batcher.forwardTo((batch) => this.forwardSpans(batch), abort.signal, SPAN_HANDOFF_RETRY_MS) };
     if (this.config.traces.zipkin.enabled) this.zipkin = await startZipkinReceiver(this.config.traces.zipkin, { telemetry: this.ctx.telemetry, log: this.ctx.log }, batcher.onSpans);
-    const otlp = this.otlp;
-    if (otlp !== null) {
+    const o = this.config.otlp;
+    if (o.enabled) {
+      // loaded only when asked for: protobufjs and gRPC cost start-up time
+      const [{ OtlpIntake }, { startOtlpHttp }, { startOtlpGrpc }, { AgentOtlpSink }] = await Promise.all([
+        import('../shared/otlp/intake.ts'),
+        import('../shared/otlp/http.ts'),
+        import('../shared/otlp/grpc.ts'),
+        import('./otlp/sink.ts'),
+      ]);
+      const otlp = (this.otlp = new OtlpIntake(
+        new AgentOtlpSink(this.forwarder, batcher, this.instance),
+        {
+          metrics: { resourceLabels: o.metrics.resourceLabels, relativeAccuracy: this.config.statsd.relativeAccuracy, maxStreams: o.metrics.maxStreams, streamTtlMs: o.metrics.streamTtl },
+          hostName: this.config.hostname ?? os.hostname(),
+          role: 'agent',
+        },
+        this.ctx.telemetry,
+      ));
       otlp.start();
-      const o = this.config.otlp;
       const log = this.ctx.log.child({ component: 'otlp' });
       if (o.http.enabled) this.otlpHttp = await startOtlpHttp({ config: o, intake: otlp, log, at: 'agent.otlp' });
       if (o.grpc.enabled) this.otlpGrpc = await startOtlpGrpc({ config: o, intake: otlp, log, at: 'agent.otlp' });

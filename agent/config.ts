@@ -7,7 +7,7 @@ import { ZipkinReceiverSchema } from './traces/receiver.ts';
 import { SpanBatcherSchema } from './traces/batcher.ts';
 import { LogInputsSchema, TailerOptionsSchema } from './logs/tail/config.ts';
 import { GrokPoolSchema } from './logs/config.ts';
-import { otlpSchema } from '../shared/otlp/http.ts';
+import { otlpSchema } from '../shared/otlp/config.ts';
 import { HttpLimitsProperties } from '../shared/http-limits.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });

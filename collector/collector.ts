@@ -30,10 +30,8 @@ import { SpanIndex } from './traces/span-index.ts';
 import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 import { resolveSecurity, installAuth, credentialCheck, type Security } from './security.ts';
 import os from 'node:os';
-import { OtlpIntake } from '../shared/otlp/intake.ts';
-import { startOtlpHttp, type OtlpServer } from '../shared/otlp/http.ts';
-import { startOtlpGrpc } from '../shared/otlp/grpc.ts';
-import { CollectorOtlpSink } from './ingest/otlp.ts';
+import type { OtlpIntake } from '../shared/otlp/intake.ts';
+import type { OtlpServer } from '../shared/otlp/http.ts';
 import type { Membership } from '../shared/membership.ts';
 import { membershipFor } from './fleet/fleet.ts';
 import { Peers, fleetToken } from './fleet/peers.ts';
@@ -277,6 +275,13 @@ export class PlumbCollector {
     for (const [on, listen] of [[o.http.enabled, o.http.listen], [o.grpc.enabled, o.grpc.listen]] as const) {
       if (on) resolveSecurity({ ...this.config, listen }, this.ctx.env ?? {}, this.ctx.log, 'collector');
     }
+    // loaded only when asked for: protobufjs and gRPC cost start-up time
+    const [{ OtlpIntake }, { startOtlpHttp }, { startOtlpGrpc }, { CollectorOtlpSink }] = await Promise.all([
+      import('../shared/otlp/intake.ts'),
+      import('../shared/otlp/http.ts'),
+      import('../shared/otlp/grpc.ts'),
+      import('./ingest/otlp.ts'),
+    ]);
     const alerts = this.alerts;
     const sink = new CollectorOtlpSink({
       metrics: state.metrics,

@@ -13,7 +13,7 @@ import { JournalSchema } from './ingest/state.ts';
 import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
 import { HttpLimitsSchema } from '../shared/http-limits.ts';
-import { otlpSchema } from '../shared/otlp/http.ts';
+import { otlpSchema } from '../shared/otlp/config.ts';
 import { FleetSchema } from './fleet/config.ts';
 import { PatternsSchema } from './patterns/config.ts';
 

@@ -14,7 +14,8 @@ import { PlumbError, errorMessage } from '../errors.ts';
 import { LogOnce, type Logger } from '../log.ts';
 import { encodeResponse, GRPC_METHODS, type Signal } from './codec.ts';
 import type { OtlpIntake } from './intake.ts';
-import type { OtlpConfig, OtlpServer } from './http.ts';
+import type { OtlpServer } from './http.ts';
+import type { OtlpConfig } from './config.ts';
 
 export interface OtlpGrpcOptions {
   config: OtlpConfig;

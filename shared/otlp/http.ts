@@ -12,44 +12,15 @@
  */
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { Type, type StaticDecode } from '@sinclair/typebox';
 import { fastify, LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { LISTEN_PATTERN, formatAddress, parseListen } from '../address.ts';
-import { Section, Size, Duration } from '../config.ts';
+import { formatAddress, parseListen } from '../address.ts';
 import { PlumbError, errorMessage } from '../errors.ts';
 import { LogOnce, type Logger } from '../log.ts';
-import { DEFAULT_RESOURCE_LABELS } from './metrics.ts';
+import type { OtlpConfig } from './config.ts';
 import { encodeResponse, encodeStatus, GRPC_CODE, OTLP_PATHS, type Signal } from './codec.ts';
 import type { OtlpIntake } from './intake.ts';
 
 const gunzipAsync = promisify(gunzip);
-
-/** The `otlp` section of both roles; `at` names it in errors (agent.otlp, collector.otlp). */
-export function otlpSchema(defaultHost: string) {
-  return Section(
-    {
-      enabled: Type.Boolean({ default: false, description: 'Receive OTLP (traces, metrics, logs) over HTTP and gRPC.' }),
-      http: Section({
-        enabled: Type.Boolean({ default: true }),
-        listen: Type.String({ default: `${defaultHost}:4318`, pattern: LISTEN_PATTERN, errorMessage: 'host:port, like "127.0.0.1:4318"', description: 'OTLP/HTTP address' }),
-      }),
-      grpc: Section({
-        enabled: Type.Boolean({ default: true }),
-        listen: Type.String({ default: `${defaultHost}:4317`, pattern: LISTEN_PATTERN, errorMessage: 'host:port, like "127.0.0.1:4317"', description: 'OTLP/gRPC address' }),
-      }),
-      maxBodyBytes: Size('8mb', { description: 'largest request (HTTP body after gzip decompression, gRPC message); larger ones are refused (413 / RESOURCE_EXHAUSTED)' }),
-      retryAfter: Duration('1s', { description: 'Retry-After sent with 429 and 503' }),
-      metrics: Section({
-        resourceLabels: Type.Array(Type.String({ minLength: 1 }), { default: DEFAULT_RESOURCE_LABELS, description: 'resource attributes that become labels of every series; the others go to target_info' }),
-        maxStreams: Type.Integer({ minimum: 1, default: 200_000, description: 'cumulative streams remembered for delta conversion; beyond, the oldest are forgotten (counted)' }),
-        streamTtl: Duration('1h', { description: 'a cumulative stream without a point for this long is forgotten' }),
-      }),
-    },
-    { description: 'OTLP receiver: POST /v1/{traces,metrics,logs} on http.listen, the OTLP gRPC services on grpc.listen.' },
-  );
-}
-
-export type OtlpConfig = StaticDecode<ReturnType<typeof otlpSchema>>;
 
 export interface OtlpServer {
   address: string;

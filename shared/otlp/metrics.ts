@@ -36,8 +36,6 @@ import type { WireMetric } from '../wire.ts';
 import { anyValueToString, has, int64ToNumber, int64ToString, type Int64, type KeyValue, type Resource, type Scope } from './codec.ts';
 import { prometheusLabel, prometheusName } from './prom-names.ts';
 
-export const DEFAULT_RESOURCE_LABELS = ['service.name', 'service.namespace', 'service.instance.id', 'host.name'];
-
 export interface OtlpMetricsOptions {
   resourceLabels: readonly string[];
   relativeAccuracy: number;
