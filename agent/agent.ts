@@ -238,7 +238,11 @@ export class PlumbAgent {
       ));
       otlp.start();
       const log = this.ctx.log.child({ component: 'otlp' });
-      if (o.http.enabled) this.otlpHttp = await startOtlpHttp({ config: o, intake: otlp, log, at: 'agent.otlp' });
+      if (o.http.enabled) {
+        const limits = this.config.http;
+        const telemetry = this.ctx.telemetry;
+        this.otlpHttp = await startOtlpHttp({ config: o, intake: otlp, log, at: 'agent.otlp', serverOptions: httpServerOptions(limits), configure: (app) => installHttpLimits(app, limits, telemetry, 'otlp') });
+      }
       if (o.grpc.enabled) this.otlpGrpc = await startOtlpGrpc({ config: o, intake: otlp, log, at: 'agent.otlp' });
     }
   }

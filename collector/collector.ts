@@ -312,8 +312,9 @@ export class PlumbCollector {
           intake: otlp,
           log,
           at: 'collector.otlp',
-          https: security.https,
+          serverOptions: httpServerOptions(this.config.http, security.https),
           configure: (app) => {
+            installHttpLimits(app, this.config.http, this.ctx.telemetry, 'otlp');
             installAuth(app, security);
             heapGuard?.install(app);
           },

@@ -7,8 +7,8 @@
  * - 400 + google.rpc.Status: the body cannot be decoded (not retryable);
  * - 413: larger than maxBodyBytes after decompression; 415: another media type or encoding;
  * - 429 (a queue is full) or 503 (cannot be made durable now), both with Retry-After.
- * Auth and TLS come from the role (the collector installs its token / client certificate check
- * through `configure`); the agent's door is bound to loopback by default and has none.
+ * Timeouts, connection limits, auth and TLS come from the role, as its other doors have them
+ * (`serverOptions`, `configure`); the agent's door is bound to loopback by default and has no auth.
  */
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -34,8 +34,8 @@ export interface OtlpHttpOptions {
   log: Logger;
   /** Config key of the section, for error messages (agent.otlp, collector.otlp). */
   at: string;
-  /** TLS for the listener (the collector's collector.tls). */
-  https?: { cert: Buffer; key: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean } | null;
+  /** Options for Fastify(): the role's server timeouts and TLS (shared/http-limits.ts httpServerOptions). */
+  serverOptions?: Record<string, unknown>;
   /** Installs hooks before the routes (the collector's credential check and heap guard). */
   configure?: (app: FastifyInstance) => void;
 }
@@ -57,7 +57,7 @@ export async function startOtlpHttp(options: OtlpHttpOptions): Promise<OtlpServe
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
     forceCloseConnections: 'idle',
-    ...(options.https ? { https: options.https } : {}),
+    ...(options.serverOptions ?? {}),
   }) as unknown as FastifyInstance;
   options.configure?.(app);
   await app.register(otlpHttpPlugin, { config, intake: options.intake, log });
