@@ -45,6 +45,8 @@ export interface PromQLStore {
   restart(): Promise<void>;
   stop(): Promise<void>;
   output(): string;
+  /** The server's process id (for its CPU time). */
+  pid(): number | undefined;
 }
 
 async function queryApi(url: string, promql: string, time?: number): Promise<PromSeries[]> {
@@ -57,7 +59,7 @@ async function queryApi(url: string, promql: string, time?: number): Promise<Pro
 }
 
 /** A server process that can be killed and started again with the same arguments. */
-async function runnable(what: string, bin: string, args: string[], cwd: string, ready: () => Promise<boolean>): Promise<{ kill(): Promise<void>; start(): Promise<void>; stop(): Promise<void>; output(): string }> {
+async function runnable(what: string, bin: string, args: string[], cwd: string, ready: () => Promise<boolean>): Promise<{ kill(): Promise<void>; start(): Promise<void>; stop(): Promise<void>; output(): string; pid(): number | undefined }> {
   let proc: TrackedProcess | null = null;
   let log = '';
   const start = async (): Promise<void> => {
@@ -80,7 +82,7 @@ async function runnable(what: string, bin: string, args: string[], cwd: string, 
     }
   };
   await start();
-  return { start, kill: () => end('SIGKILL'), stop: () => end('SIGTERM'), output: () => log + (proc ? proc.stdout() + proc.stderr() : '') };
+  return { start, kill: () => end('SIGKILL'), stop: () => end('SIGTERM'), output: () => log + (proc ? proc.stdout() + proc.stderr() : ''), pid: () => (proc as TrackedProcess | null)?.child.pid };
 }
 
 async function ok(url: string): Promise<boolean> {
@@ -116,6 +118,7 @@ export async function startVictoriaMetrics(): Promise<PromQLStore> {
     kill: p.kill,
     restart: p.start,
     output: p.output,
+    pid: p.pid,
     stop: async () => {
       await p.stop();
       await rm(dir, { recursive: true, force: true });
@@ -146,6 +149,7 @@ export async function startPrometheusReceiver(): Promise<PromQLStore> {
     kill: p.kill,
     restart: p.start,
     output: p.output,
+    pid: p.pid,
     stop: async () => {
       await p.stop();
       await rm(dir, { recursive: true, force: true });
@@ -165,10 +169,12 @@ export interface CarbonUnderTest {
   restart(): Promise<void>;
   stop(): Promise<void>;
   output(): string;
+  /** The carbon-cache process id (for its CPU time). */
+  pid(): number | undefined;
 }
 
 /** carbon-cache in the foreground (--debug) with its own storage dir, whisper files at 1 s resolution. */
-export async function startCarbon(): Promise<CarbonUnderTest> {
+export async function startCarbon(options: { retention?: string } = {}): Promise<CarbonUnderTest> {
   if (CARBON_CACHE === null || WHISPER_FETCH === null) throw new Error('carbon-cache or whisper-fetch is not installed');
   const dir = await mkdtemp(join(tmpdir(), 'plumb-carbon-'));
   const [line, pickle, query] = [await freeTcpPort(), await freeTcpPort(), await freeTcpPort()];
@@ -202,7 +208,7 @@ export async function startCarbon(): Promise<CarbonUnderTest> {
       '',
     ].join('\n'),
   );
-  await writeFile(join(dir, 'storage-schemas.conf'), '[all]\npattern = .*\nretentions = 1s:6h\n');
+  await writeFile(join(dir, 'storage-schemas.conf'), `[all]\npattern = .*\nretentions = ${options.retention ?? '1s:6h'}\n`);
   const args = [`--config=${join(dir, 'carbon.conf')}`, '--debug', 'start'];
   const listening = async (): Promise<boolean> => {
     const net = await import('node:net');
@@ -244,6 +250,7 @@ export async function startCarbon(): Promise<CarbonUnderTest> {
     kill: p.kill,
     restart: p.start,
     output: p.output,
+    pid: p.pid,
     stop: async () => {
       await p.stop();
       await rm(dir, { recursive: true, force: true });

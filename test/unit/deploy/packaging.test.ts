@@ -178,7 +178,7 @@ describe('deploy/compose', () => {
 
   it('runs plumb and everything around it', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['agent', 'alertmanager', 'collector', 'demo', 'elasticsearch', 'grafana', 'kibana', 'kibana-setup', 'minio', 'minio-setup', 'prometheus', 'token', 'zipkin'].sort(),
+      ['agent', 'alertmanager', 'collector', 'demo', 'elasticsearch', 'grafana', 'kibana', 'kibana-setup', 'minio', 'minio-setup', 'prometheus', 'token', 'victoriametrics', 'zipkin'].sort(),
     );
     for (const svc of ['agent', 'collector']) {
       expect(services[svc].build).toEqual({ context: '../..', dockerfile: 'deploy/docker/Dockerfile' });
