@@ -15,7 +15,7 @@ const Listen = (def: string, description: string) => Type.String({ pattern: LIST
 export const StatsdSchema = Section({
   enabled: Type.Boolean({ default: true }),
   listen: Listen('127.0.0.1:8125', 'UDP address for statsd/DogStatsD'),
-  tcp: Type.Union([Type.Null(), Type.String({ pattern: LISTEN_PATTERN })], { default: null, description: 'optional newline-delimited TCP listener' }),
+  tcp: Type.Union([Type.Null(), Type.String({ pattern: LISTEN_PATTERN })], { default: null, description: 'optional newline-delimited TCP listener', errorMessage: 'null, or host:port like "127.0.0.1:8125"' }),
   flushInterval: Duration('10s'),
   maxSeries: Type.Integer({ minimum: 1, default: 100_000, description: 'distinct series per interval; more are dropped and counted' }),
   maxSetMembers: Type.Integer({ minimum: 1, default: 10_000 }),

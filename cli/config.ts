@@ -14,7 +14,8 @@ import { parseListen } from '../shared/address.ts';
 import { AgentLogsSchema, logsConfigErrors } from '../agent/logs/config.ts';
 import { CollectorLogsSchema, checkLogsConfig } from '../collector/logs/config.ts';
 import { checkSpanIndexConfig } from '../collector/traces/span-index.ts';
-import { SecurityCheckSchema, securityConfigErrors } from '../collector/security.ts';
+import { SecurityCheckSchema, agentFileErrors, securityConfigErrors, securityFileErrors } from '../collector/security.ts';
+import { ForwardSchema } from '../agent/config.ts';
 import { FleetCheckSchema, fleetConfigErrors } from '../collector/fleet/config.ts';
 
 export const PlumbSchema = Section({
@@ -68,6 +69,18 @@ export function selfTracingLoopErrors(config: PlumbConfig): string[] {
   return [`telemetry.tracing.zipkin: points at this agent's own Zipkin receiver (agent.traces.zipkin.listen ${receiver.listen}); plumb would trace its own traces forever — point it at Zipkin itself`];
 }
 
-export function loadPlumbConfig(options: LoadOptions): PlumbConfig {
-  return loadConfig(PlumbSchema, options, PLUMB_CHECKS);
+/**
+ * The checks that read this machine: token and TLS files, the tokensEnv variable. check-config
+ * runs them (not with --offline, for a config meant for another machine); at start the roles
+ * read the same files themselves.
+ */
+function machineChecks(env: Record<string, string | undefined>): ConfigCheck[] {
+  return [
+    { path: 'collector', schema: SecurityCheckSchema, run: (c: PlumbConfig['collector']) => securityFileErrors(c, env, 'collector') },
+    { path: 'agent.forward', schema: ForwardSchema, run: (f: PlumbConfig['agent']['forward']) => agentFileErrors(f, 'agent.forward') },
+  ];
+}
+
+export function loadPlumbConfig(options: LoadOptions & { machine?: boolean }): PlumbConfig {
+  return loadConfig(PlumbSchema, options, options.machine === true ? [...PLUMB_CHECKS, ...machineChecks(options.env ?? {})] : PLUMB_CHECKS);
 }

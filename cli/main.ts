@@ -32,7 +32,10 @@ Commands:
   agent --config FILE        run the agent (statsd, forwarding)
   collector --config FILE    run the collector (ingest, /metrics)
   all --config FILE          run agent and collector in one process
-  check-config FILE          validate FILE and print every error with its key path
+  check-config FILE [--offline]
+                             validate FILE and print every error with its key path; the token and
+                             TLS files and tokensEnv variable it names must be usable here, unless
+                             --offline (a config for another machine)
   statsd-parse               read statsd lines on stdin, write one JSON result per line
   grok --pattern P [--patterns-dir D]
                              match lines on stdin against a grok pattern, one JSON result per line
@@ -75,7 +78,7 @@ function parseArgs(argv: string[]): Args {
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version', 'offline'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
       else flags.set(a.slice(2), true);
     } else {
       positional.push(a);
@@ -178,7 +181,8 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write('plumb check-config: give the file to check\n');
         return 2;
       }
-      loadPlumbConfig({ file, env: process.env });
+      // the files and variables it names are checked on this machine too, unless told the config is for another
+      loadPlumbConfig({ file, env: process.env, machine: !args.flags.has('offline') });
       process.stdout.write(`${file}: ok\n`);
       return 0;
     }

@@ -121,6 +121,85 @@ export function securityConfigErrors(c: SecurityConfig, at: string): string[] {
   return errors;
 }
 
+/**
+ * What start-up would find on this machine: token and TLS files that are missing, unreadable,
+ * empty or unusable, a tokensEnv variable that is unset or empty, and a collector reachable from
+ * other hosts whose every token source turns out empty. check-config runs it (unless --offline),
+ * so these fail there and not at 3 am. Messages name keys and paths, never a token.
+ */
+export function securityFileErrors(c: SecurityConfig, env: Record<string, string | undefined>, at: string): string[] {
+  const errors: string[] = [];
+  const read = (path: string, key: string): Buffer | undefined => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      errors.push(`${key}: PLUMB_ERR_SECRET_READ: cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+      return undefined;
+    }
+  };
+  const listed = listedTokens(c.auth.tokens);
+  let tokens = typeof listed === 'string' ? 0 : listed.length;
+  if (c.auth.tokenFile !== undefined) {
+    const text = read(c.auth.tokenFile, `${at}.auth.tokenFile`);
+    if (text !== undefined) {
+      const n = tokenLines(text.toString('utf8')).length;
+      if (n === 0) errors.push(`${at}.auth.tokenFile: ${JSON.stringify(c.auth.tokenFile)} holds no token (one per line; # starts a comment)`);
+      tokens += n;
+    }
+  }
+  if (c.auth.tokensEnv !== undefined) {
+    const n = (env[c.auth.tokensEnv] ?? '').split(',').filter((t) => t.trim() !== '').length;
+    if (n === 0) errors.push(`${at}.auth.tokensEnv: the environment variable ${c.auth.tokensEnv} is ${env[c.auth.tokensEnv] === undefined ? 'not set' : 'empty'} (it must hold comma-separated tokens)`);
+    tokens += n;
+  }
+  const tls = c.tls;
+  if (tls !== undefined) {
+    const cert = read(tls.cert, `${at}.tls.cert`);
+    const key = read(tls.key, `${at}.tls.key`);
+    const ca = tls.clientCa !== undefined ? read(tls.clientCa, `${at}.tls.clientCa`) : undefined;
+    if (cert !== undefined && key !== undefined && (tls.clientCa === undefined || ca !== undefined)) {
+      try {
+        createSecureContext({ cert, key, ...(ca ? { ca } : {}) });
+      } catch (err) {
+        const reason = (err as { reason?: string }).reason ?? (err as Error).message;
+        errors.push(`${at}.tls: PLUMB_ERR_SECRET_READ: the certificate ${JSON.stringify(tls.cert)} and key ${JSON.stringify(tls.key)} cannot be used: ${reason}`);
+      }
+    }
+  }
+  // configured, but empty: the loopback rule's check above saw a token source and let it pass
+  if (!c.insecure && authConfigured(c) && tokens === 0 && c.tls?.clientAuth !== 'require') {
+    let host = '';
+    try {
+      host = parseListen(c.listen).host;
+    } catch {
+      // the schema reports a malformed listen address
+    }
+    if (host !== '' && !isLoopbackHost(host)) {
+      errors.push(`${at}.listen: PLUMB_ERR_INSECURE: every token source is empty, so ${c.listen} would be reachable from other hosts with nothing authenticating its callers; put a token in one, listen on loopback, or set ${at}.insecure: true`);
+    }
+  }
+  return errors;
+}
+
+/** Files the agent reads at start: its bearer token and TLS files for the collectors. */
+export function agentFileErrors(forward: { auth: { tokenFile?: string }; tls: { ca?: string; cert?: string; key?: string } }, at: string): string[] {
+  const errors: string[] = [];
+  const check = (path: string | undefined, key: string, needsText: boolean): void => {
+    if (path === undefined) return;
+    try {
+      const text = readFileSync(path, 'utf8');
+      if (needsText && text.trim() === '') errors.push(`${key}: ${JSON.stringify(path)} is empty (it must hold the bearer token)`);
+    } catch (err) {
+      errors.push(`${key}: PLUMB_ERR_SECRET_READ: cannot read ${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    }
+  };
+  check(forward.auth.tokenFile, `${at}.auth.tokenFile`, true);
+  check(forward.tls.ca, `${at}.tls.ca`, false);
+  check(forward.tls.cert, `${at}.tls.cert`, false);
+  check(forward.tls.key, `${at}.tls.key`, false);
+  return errors;
+}
+
 /** What the listener and the request hook need, resolved from files and the environment. */
 export interface Security {
   /** SHA-256 of every accepted token; empty: no token needed. */

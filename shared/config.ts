@@ -112,22 +112,56 @@ export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, c
   applyEnvOverrides(schema, raw as Record<string, unknown>, options.env ?? {}, errors);
   const withDefaults = Value.Default(schema, Value.Clone(raw));
   collectUnknownKeys(schema, withDefaults, '', errors);
+  const schemaErrors: string[] = [];
   for (const e of Value.Errors(schema, withDefaults)) {
     if (e.message === 'Unexpected property') continue; // reported above, with a suggestion
     const path = pointerToPath(e.path);
-    const expected = (e.schema as { errorMessage?: string }).errorMessage;
+    const expected = (e.schema as { errorMessage?: string }).errorMessage ?? (e.schema[Kind] === 'Union' ? describeUnion(e.schema) : undefined);
     const msg = expected ? `expected ${expected}` : e.message.charAt(0).toLowerCase() + e.message.slice(1);
     const line = `${path || '(top level)'}: ${msg}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`;
-    if (!errors.includes(line)) errors.push(line);
-  }
-  for (const check of checks) {
-    const subtree = check.path === '' ? withDefaults : check.path.split('.').reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), withDefaults);
-    if (Value.Check(check.schema, subtree)) errors.push(...check.run(Value.Decode(check.schema, subtree)));
+    if (!schemaErrors.includes(line)) schemaErrors.push(line);
   }
   // A union reports both branches' failures; keep the most specific line per path.
-  const deduped = dedupeByPath(errors);
-  if (deduped.length > 0) throw new ConfigError(source, deduped);
+  errors.push(...dedupeByPath(schemaErrors));
+  for (const check of checks) {
+    const subtree = check.path === '' ? withDefaults : check.path.split('.').reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), withDefaults);
+    // Unknown keys (reported above) must not hide what the check would find in the rest.
+    const cleaned = Value.Clean(check.schema, Value.Clone(subtree));
+    if (Value.Check(check.schema, cleaned)) {
+      for (const line of check.run(Value.Decode(check.schema, cleaned))) if (!errors.includes(line)) errors.push(line);
+    }
+  }
+  if (errors.length > 0) throw new ConfigError(source, errors);
   return Value.Decode(schema, withDefaults);
+}
+
+/** What a union accepts, for its error line: `one of "a", "b"`, or its members' kinds. */
+function describeUnion(schema: TSchema): string {
+  const members = (schema.anyOf as TSchema[] | undefined) ?? [];
+  if (members.length > 0 && members.every((m) => m.const !== undefined)) return `one of ${members.map((m) => JSON.stringify(m.const)).join(', ')}`;
+  const kinds = members.map((m) => {
+    if (m.const !== undefined) return JSON.stringify(m.const);
+    if (typeof m.errorMessage === 'string') return m.errorMessage as string;
+    switch (m[Kind]) {
+      case 'Null':
+        return 'null';
+      case 'String':
+        return m.pattern === undefined ? 'a string' : 'a string of the expected form';
+      case 'Integer':
+        return 'an integer';
+      case 'Number':
+        return 'a number';
+      case 'Boolean':
+        return 'true or false';
+      case 'Array':
+        return 'a list';
+      case 'Object':
+        return 'a mapping';
+      default:
+        return String(m[Kind]).toLowerCase();
+    }
+  });
+  return [...new Set(kinds)].join(' or ');
 }
 
 function dedupeByPath(errors: string[]): string[] {
