@@ -39,6 +39,11 @@ export interface CheckpointEntry {
   input?: number;
   /** When this content (this generation) was first seen (Unix ms): rotations made later are of it or of later contents. */
   since?: number;
+  /**
+   * A copy read in place of a truncated file holds only this many bytes: what the original
+   * handed out past it (read before the truncation) commits the copy up to here, not beyond.
+   */
+  end?: number;
 }
 
 export class CheckpointStore {
@@ -237,6 +242,7 @@ function parseEntry(raw: unknown): CheckpointEntry | undefined {
     size: typeof r.size === 'number' ? r.size : r.offset,
     input: typeof r.input === 'number' && Number.isSafeInteger(r.input) && r.input >= 0 ? r.input : undefined,
     since: typeof r.since === 'number' ? r.since : undefined,
+    end: typeof r.end === 'number' ? r.end : undefined,
   };
 }
 
@@ -280,7 +286,7 @@ export class AckTrack {
   advance(): boolean {
     const before = this.entry.offset;
     while (this.head < this.marks.length && this.marks[this.head].acked) {
-      const end = this.marks[this.head].end;
+      const end = Math.min(this.marks[this.head].end, this.entry.end ?? Infinity);
       if (end > this.entry.offset) this.entry.offset = end;
       this.head++;
     }

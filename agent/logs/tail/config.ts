@@ -42,9 +42,9 @@ export type LogFormat = (typeof LogFormats)[number];
 export const LogInputSchema = Section(
   {
     path: OneOrMany(
-      'absolute paths or globs; files that match later are picked up while running. Renamed rotations may match (a renamed file is recognised and not read twice); copytruncate copies should not: they are new files holding lines already read',
+      'absolute paths or globs; files that match later are picked up while running. Rotations may match: a renamed file and a copytruncate copy are recognised (by inode and fingerprint) and not read twice',
     ),
-    exclude: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'globs of paths to leave out (compressed files are always left out)' }),
+    exclude: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'globs of paths to leave out (compressed files are never matched; a .gz of a known file is read only to finish it)' }),
     format: Type.Union(
       LogFormats.map((f) => Type.Literal(f)),
       { default: 'plain', errorMessage: '"plain", "cri", "docker" or "json"' },
@@ -94,7 +94,7 @@ export type LogInput = StaticDecode<typeof LogInputSchema>;
 export type MultilineConfig = StaticDecode<typeof MultilineSchema>;
 export type TailerOptions = StaticDecode<typeof TailerOptionsSchema>;
 
-/** Compressed rotations are never tailed: their bytes are not lines. */
+/** Compressed files are never matched: their bytes are not lines (a .gz rotation of a known file is read through gunzip to finish it). */
 export const COMPRESSED_SUFFIXES: readonly string[] = ['.gz', '.bz2', '.xz', '.zst', '.zip', '.lz4', '.z', '.tgz', '.7z'];
 
 /** Paths of one input as a list. */

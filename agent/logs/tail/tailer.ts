@@ -158,7 +158,7 @@ export class Tailer {
     this.store = new CheckpointStore(config.dataDir, { maxEntries: config.options.maxFiles, forgetAfterMs: config.options.forgetAfter }, this.metrics, deps.log);
     this.discovery = new Discovery(config.inputs, config.options.maxFiles, deps.log);
     this.readBuf = Buffer.allocUnsafe(config.options.readChunkBytes);
-    this.verifyBuf = Buffer.allocUnsafe(config.options.readChunkBytes);
+    this.verifyBuf = Buffer.allocUnsafe(Math.max(config.options.readChunkBytes, config.options.fingerprintBytes));
     this.prefixBuf = Buffer.allocUnsafe(config.options.fingerprintBytes);
     this.metrics.lagBytes.set(0);
     this.metrics.unackedBatches.set(0);
@@ -613,7 +613,7 @@ export class Tailer {
           if (await this.continueElsewhere(retired.lineage, now, found)) this.retired.splice(this.retired.indexOf(retired), 1);
           return;
         }
-        if (this.copyOfLive(c, this.prefixBuf, available, found)) {
+        if (await this.copyOfLive(c, this.prefixBuf, available, found)) {
           this.copies.set(key, c.size);
           await handle.close();
           return;
@@ -650,14 +650,20 @@ export class Tailer {
    * stopped (`continueElsewhere`). A short fingerprint only counts when the new file is no
    * longer than the original, so two files that merely start alike are not confused for long.
    */
-  private copyOfLive(c: Candidate, prefix: Buffer, available: number, found: Map<string, Candidate>): boolean {
+  private async copyOfLive(c: Candidate, prefix: Buffer, available: number, found: Map<string, Candidate>): Promise<boolean> {
     const dir = path.dirname(c.path);
     const key = inodeKey(c);
     const hashes = new Map<number, string>();
     for (const e of this.store.values()) {
-      if (e.fp.len === 0 || e.fp.len > available) continue;
+      if (e.fp.len === 0) continue;
       const k = inodeKey(e);
       if (k === key || (!this.tails.has(k) && !found.has(k)) || path.dirname(e.path) !== dir) continue;
+      if (e.fp.len > available) {
+        // Shorter than the fingerprint: a copy still being written (logrotate copies while the
+        // directory is scanned) if all it holds so far is the start of a followed file.
+        if (await this.startsLike(this.tails.get(k), prefix, available)) return true;
+        continue;
+      }
       if (e.fp.len < this.options.fingerprintBytes && c.size > e.size) continue;
       let h = hashes.get(e.fp.len);
       if (h === undefined) {
@@ -667,6 +673,13 @@ export class Tailer {
       if (h === e.fp.hash) return true;
     }
     return false;
+  }
+
+  /** Whether the open file `f` starts with `prefix[0, n)` (n > 0). */
+  private async startsLike(f: TailedFile | undefined, prefix: Buffer, n: number): Promise<boolean> {
+    if (n === 0 || f?.handle === undefined || f.compressed) return false;
+    const got = await readPrefix(f.handle, this.verifyBuf.subarray(0, n)).catch(() => 0);
+    return got === n && this.verifyBuf.compare(prefix, 0, n, 0, n) === 0;
   }
 
   /**
@@ -718,8 +731,6 @@ export class Tailer {
       const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
       const key = inodeKey(inode);
       if (this.tails.has(key)) continue;
-      const known = this.store.get(key);
-      if (known !== undefined && known !== l.entry) continue;
       candidates.push({ file, gz, inode, size: Number(st.size), mtimeMs: Number(st.mtimeMs) });
     }
     candidates.sort((a, b) => Number(a.gz) - Number(b.gz) || b.mtimeMs - a.mtimeMs);
@@ -753,7 +764,11 @@ export class Tailer {
           continue;
         }
         const available = await readPrefix(source, this.prefixBuf);
-        if (compareFingerprint(l.entry.fp, this.prefixBuf, available) !== 'same') {
+        // A file the checkpoint knows as itself is not a copy; an entry whose fingerprint it does
+        // not match is of a deleted file whose inode was handed out again.
+        const known = this.store.get(key);
+        const itself = known !== undefined && known !== l.entry && compareFingerprint(known.fp, this.prefixBuf, available) === 'same';
+        if (itself || compareFingerprint(l.entry.fp, this.prefixBuf, available) !== 'same') {
           await source.close();
           continue;
         }
@@ -781,7 +796,7 @@ export class Tailer {
   /** A rotated copy holding a content of a file that was never read: read whole, under its own identity. */
   private async openUnseen(c: { file: string; gz: boolean; inode: Inode; size: number }, input: number, now: number, found: Map<string, Candidate> | undefined): Promise<void> {
     const key = inodeKey(c.inode);
-    if (this.tails.has(key) || this.store.get(key) !== undefined) return;
+    if (this.tails.has(key)) return;
     let source: Source | undefined;
     try {
       let opened: string;
@@ -800,6 +815,11 @@ export class Tailer {
         return;
       }
       const available = await readPrefix(source, this.prefixBuf);
+      // A rotation of a content the checkpoint knows (a copy read already, now compressed) is not unseen.
+      if (this.knownContent(c.file, this.prefixBuf, available)) {
+        await source.close();
+        return;
+      }
       const entry = newEntry(c.inode, c.file, 0, 0, now);
       entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
       entry.size = c.gz ? 0 : c.size;
@@ -839,6 +859,10 @@ export class Tailer {
     e.seenAt = now;
     e.size = Number.isFinite(size) ? size : e.size;
     e.input = l.input;
+    if (!c.gz && Number.isFinite(size)) {
+      e.end = size;
+      if (e.offset > size) e.offset = size;
+    }
     this.store.set(e, () => true);
     const from = c.gz ? l.from : Math.min(l.from, size);
     const file = new TailedFile(key, c.inode, source, c.file, e, from, this.settings[l.input], l.track?.entry === e ? l.track : undefined);
@@ -884,6 +908,16 @@ export class Tailer {
     if (l.entry.fp.len === 0) return;
     this.retired.push({ lineage: l, searchUntil: now + Math.max(this.options.rotateWait, 2 * this.options.discoverInterval) });
     if (this.retired.length > MAX_RETIRED) this.retired.shift();
+  }
+
+  /** Whether a file in `file`'s directory that the checkpoint knows starts with these bytes. */
+  private knownContent(file: string, prefix: Buffer, available: number): boolean {
+    const dir = path.dirname(file);
+    for (const e of this.store.values()) {
+      if (e.fp.len > 0 && path.dirname(e.path) === dir && compareFingerprint(e.fp, prefix, available) === 'same') return true;
+    }
+    for (const r of this.retired) if (r.lineage.entry.fp.len > 0 && compareFingerprint(r.lineage.entry.fp, prefix, available) === 'same') return true;
+    return false;
   }
 
   /** A truncated file's identity whose leading bytes the new file `c` starts with: its copy. */
