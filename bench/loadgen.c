@@ -13,6 +13,8 @@
  *
  *   loadgen --port P [--host 127.0.0.1] [--rate LINES_PER_S | 0 = flat out] [--duration S]
  *           [--series N] [--size BYTES] [--pool DATAGRAMS] [--seed S] [--dump FILE]
+ *   loadgen --unix PATH ...   the same datagrams to a Unix datagram socket (DogStatsD's unix://);
+ *           its sends block while the receiver's queue is full, as a blocking client's would
  *
  * Series i has a fixed type from i mod 20: 12 counters, 6 timers, 1 gauge, 1 set (60/30/5/5),
  * and lines pick series uniformly, so the line mix follows the series mix.
@@ -28,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -120,12 +123,13 @@ static int dump_pool(const char *path, const struct datagram *pool, uint32_t cou
 static double tv_seconds(struct timeval tv) { return (double)tv.tv_sec + (double)tv.tv_usec / 1e6; }
 
 static void usage(void) {
-    fprintf(stderr, "usage: loadgen --port P [--host 127.0.0.1] [--rate LINES_PER_S] [--duration S] [--series N] [--size BYTES] [--pool N] [--seed S] [--dump FILE]\n");
+    fprintf(stderr, "usage: loadgen (--port P [--host 127.0.0.1] | --unix PATH) [--rate LINES_PER_S] [--duration S] [--series N] [--size BYTES] [--pool N] [--seed S] [--dump FILE]\n");
 }
 
 int main(int argc, char **argv) {
     const char *host = "127.0.0.1";
     const char *dump = NULL;
+    const char *unix_path = NULL;
     long port = 0;
     double rate = 0, duration = 10;
     long series = 1000, size = 1400, pool_count = 4096;
@@ -146,6 +150,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--pool")) pool_count = strtol(v, NULL, 10);
         else if (!strcmp(k, "--seed")) seed = strtoull(v, NULL, 10);
         else if (!strcmp(k, "--dump")) dump = v;
+        else if (!strcmp(k, "--unix")) unix_path = v;
         else {
             usage();
             return 2;
@@ -153,7 +158,8 @@ int main(int argc, char **argv) {
         a++;
     }
     if (series < 1 || series > 10000000 || size < 64 || size > MAX_DATAGRAM || pool_count < 1 || pool_count > 1000000 ||
-        rate < 0 || duration <= 0 || duration > 600 || (!dump && (port < 1 || port > 65535))) {
+        rate < 0 || duration <= 0 || duration > 600 || (!dump && !unix_path && (port < 1 || port > 65535)) ||
+        (unix_path && strlen(unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path))) {
         usage();
         return 2;
     }
@@ -180,17 +186,26 @@ int main(int argc, char **argv) {
     }
 
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int fd = socket(unix_path ? AF_UNIX : AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) {
         perror("loadgen: socket");
         return 1;
     }
     int sndbuf = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &dst.sin_addr) != 1 || connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
-        perror("loadgen: connect");
-        return 1;
+    if (unix_path) {
+        struct sockaddr_un dst = {.sun_family = AF_UNIX};
+        strcpy(dst.sun_path, unix_path);
+        if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+            perror("loadgen: connect");
+            return 1;
+        }
+    } else {
+        struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        if (inet_pton(AF_INET, host, &dst.sin_addr) != 1 || connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0) {
+            perror("loadgen: connect");
+            return 1;
+        }
     }
 
     struct mmsghdr msgs[BATCH];

@@ -20,6 +20,8 @@ export interface LoadgenResult {
 
 export interface LoadgenOptions {
   port: number;
+  /** Send to this Unix datagram socket instead of 127.0.0.1:port. */
+  unixPath?: string;
   /** Lines per second; 0 sends flat out. */
   rate: number;
   seconds: number;
@@ -63,7 +65,8 @@ function runJson<T>(binary: string, args: string[], timeoutMs: number): Promise<
 }
 
 export function runLoadgen(binary: string, o: LoadgenOptions): Promise<LoadgenResult> {
-  const args = ['--port', String(o.port), '--rate', String(Math.round(o.rate)), '--duration', String(o.seconds), '--series', String(o.series), '--seed', String(o.seed ?? 1)];
+  const target = o.unixPath ? ['--unix', o.unixPath] : ['--port', String(o.port)];
+  const args = [...target, '--rate', String(Math.round(o.rate)), '--duration', String(o.seconds), '--series', String(o.series), '--seed', String(o.seed ?? 1)];
   return runJson<LoadgenResult>(binary, args, o.seconds * 1000 + 30_000);
 }
 

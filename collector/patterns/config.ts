@@ -13,6 +13,7 @@ export const PatternsSchema = Section(
     depth: Type.Integer({ minimum: 3, maximum: 10, default: 4, description: 'parse tree depth (Drain\'s depth): root, length layer, then depth - 2 leading tokens' }),
     similarity: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.7, description: 'share of equal tokens for a message to join a template (Drain\'s st)' }),
     maxChildren: Type.Integer({ minimum: 2, default: 100, description: 'children of a tree node before further tokens share its <*> branch' }),
+    maxLeafPatterns: Type.Integer({ minimum: 1, default: 100, description: 'templates in one leaf of the tree (a message is compared with at most this many); past it the leaf\'s least recently seen is forgotten and counted' }),
     maxPatterns: Type.Integer({ minimum: 1, default: 50_000, description: 'templates kept over all sources; past it the least recently seen is forgotten and counted' }),
     masks: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'extra regexes whose matches count as variables (<*>), applied before the built-in ones' }),
     maxMessageBytes: Type.Integer({ minimum: 64, default: 4096, description: 'only this many leading characters of a message are mined' }),

@@ -12,8 +12,9 @@
  * Otherwise it starts a new group.
  *
  * Bounded: at most `maxClusters` groups; past that the least recently seen group is evicted
- * (and reported to the caller), as Drain3 does with its LRU cache. Tree nodes are removed with
- * their last group.
+ * (and reported to the caller), as Drain3 does with its LRU cache; and at most `maxLeafClusters`
+ * in one leaf, so a message is compared with a bounded number of groups. Tree nodes are removed
+ * with their last group.
  */
 
 export const WILDCARD = '<*>';
@@ -27,6 +28,11 @@ export interface DrainOptions {
   maxChildren: number;
   /** Groups kept; the least recently seen is evicted past this. */
   maxClusters: number;
+  /**
+   * Groups per leaf; past it the leaf's least recently seen group is evicted. Bounds the work per
+   * message when many unrelated messages share a leaf (the <*> branch of a crowded node).
+   */
+  maxLeafClusters?: number;
   /** Applied in order; every match becomes `<*>`. Must be global (`g`) regexes. */
   masks: readonly RegExp[];
 }
@@ -114,15 +120,23 @@ export class Drain {
     if (match !== null) {
       const changed = mergeInto(match, tokens);
       this.touch(match);
+      // the leaf keeps its groups least recently seen first too
+      const list = leaf.clusters;
+      if (list[list.length - 1] !== match) {
+        list.splice(list.indexOf(match), 1);
+        list.push(match);
+      }
       match.size++;
       return { cluster: match, created: false, changed, evicted: null };
     }
+    // a full leaf gives up its least recently seen group first
+    const leafFull = leaf.clusters.length >= (this.options.maxLeafClusters ?? Infinity) ? leaf.clusters[0] : null;
     const cluster = new Cluster(source, tokens.slice(), leaf);
     cluster.size = 1;
     leaf.clusters.push(cluster);
     this.append(cluster);
     this.count++;
-    const evicted = this.count > this.options.maxClusters ? this.evictOldest() : null;
+    const evicted = leafFull !== null ? this.evict(leafFull) : this.count > this.options.maxClusters ? this.evictOldest() : null;
     return { cluster, created: true, changed: false, evicted };
   }
 
@@ -211,8 +225,10 @@ export class Drain {
   }
 
   private evictOldest(): Cluster | null {
-    const c = this.head;
-    if (c === null) return null;
+    return this.head === null ? null : this.evict(this.head);
+  }
+
+  private evict(c: Cluster): Cluster {
     this.unlink(c);
     this.count--;
     const leaf = c.leaf;

@@ -95,7 +95,7 @@ export class PatternMiner {
     this.log = ctx.log;
     this.file = join(ctx.dataDir, 'patterns.json');
     const masks = [...config.masks.map((m) => new RegExp(m, 'g')), ...DEFAULT_MASKS];
-    this.drain = new Drain({ depth: config.depth, similarity: config.similarity, maxChildren: config.maxChildren, maxClusters: config.maxPatterns, masks });
+    this.drain = new Drain({ depth: config.depth, similarity: config.similarity, maxChildren: config.maxChildren, maxClusters: config.maxPatterns, maxLeafClusters: config.maxLeafPatterns, masks });
     this.sourcePaths = config.sourceFields.map((f) => f.split('.'));
     this.messagePath = config.field.split('.');
     const t = ctx.telemetry;

@@ -66,6 +66,21 @@ describe('Drain parse tree', () => {
   });
 });
 
+describe('Drain leaf bound', () => {
+  it('compares a message with at most maxLeafClusters groups, forgetting the leaf\'s least recently seen', () => {
+    const d = drain({ maxChildren: 2, maxLeafClusters: 10 });
+    const evicted: string[] = [];
+    // first tokens beyond maxChildren share the <*> branch: one crowded leaf
+    for (let i = 0; i < 100; i++) {
+      const w = (n: number) => String.fromCharCode(97 + (n % 26)) + String.fromCharCode(97 + Math.floor(n / 26) % 26);
+      const r = d.add('s', `${w(i)}x ${w(i + 1)}y ${w(i + 2)}z ${w(i + 3)}q`);
+      if (r.evicted) evicted.push(r.evicted.template);
+    }
+    expect(d.size).toBeLessThanOrEqual(12);
+    expect(evicted.length).toBeGreaterThanOrEqual(88);
+  });
+});
+
 describe('grouping accuracy on the loghub 2k samples (bench/loghub)', () => {
   // Drain's published figures on these samples are 0.998, 1.0, 0.788 and 0.690; plumb's defaults
   // (one setting for all four) must do at least as well.
