@@ -179,7 +179,7 @@ export class PlumbCollector {
     const ruleToken = fleet === undefined ? undefined : fleetToken(fleet);
     if (this.membership !== null && fleet !== undefined) {
       const interval = this.config.alerts.evaluationInterval;
-      alerts.attachFleet(this.membership, new RulePeers({ token: ruleToken, timeout: Math.min(fleet.timeout, Math.max(1000, 2 * interval)), probeTimeout: Math.max(2000, 2 * interval) }));
+      alerts.attachFleet(this.membership, new RulePeers({ token: ruleToken, timeout: Math.min(fleet.timeout, Math.max(1000, 2 * interval)), probeTimeout: Math.min(fleet.timeout, Math.max(2000, interval)) }));
     }
     alerts.startEvaluating();
     // after the state is restored: the first export carries what the journal brought back

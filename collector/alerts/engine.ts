@@ -265,6 +265,8 @@ interface FleetState {
   takeovers: number;
   /** Bytes between collectors (both ways) and duration of the last round. */
   lastBytes: number;
+  /** The liveness probes under way, if any. */
+  probing: Promise<void> | null;
 }
 
 export class AlertEngine implements RuleFleetHandler {
@@ -434,6 +436,7 @@ export class AlertEngine implements RuleFleetHandler {
     this.watcher?.stop();
     await this.notifier.stop(timeoutMs);
     while (this.ticking) await new Promise((r) => setTimeout(r, 10));
+    await this.fleet?.probing;
     await this.fleet?.peers.close();
     await this.ruleState?.close();
     this.ruleState = null;
@@ -456,7 +459,7 @@ export class AlertEngine implements RuleFleetHandler {
    * over every live member's data. Call before startEvaluating(); it owns nothing until fleetReady().
    */
   attachFleet(members: FleetMembers, peers: RulePeerClient): void {
-    this.fleet = { members, peers, ownFrom: Infinity, owned: new Set(), coverages: [], down: [], takeovers: 0, lastBytes: 0 };
+    this.fleet = { members, peers, ownFrom: Infinity, owned: new Set(), coverages: [], down: [], takeovers: 0, lastBytes: 0, probing: null };
   }
 
   /** The collector listens: it may own rules two evaluation intervals from now, once the others have seen it up. */
@@ -480,7 +483,16 @@ export class AlertEngine implements RuleFleetHandler {
     const self = f.members.self();
     const list = f.members.members();
     const bytesBefore = f.peers.traffic.sent + f.peers.traffic.received;
-    await f.peers.probe(list, self, now);
+    // Probes run beside the rounds: a refused connection (a dead collector) is known within
+    // milliseconds and used in this round; a collector that hangs delays no round by more than
+    // a quarter of the interval, and counts as down after its third timeout.
+    if (f.probing === null) {
+      const probing = f.peers.probe(list, self, now).finally(() => {
+        f.probing = null;
+      });
+      f.probing = probing;
+    }
+    await Promise.race([f.probing, new Promise((r) => setTimeout(r, Math.max(50, this.config.evaluationInterval / 4)).unref())]);
     const others = list.filter((m) => m !== self && f.peers.isUp(m));
     f.down = f.peers.downMembers();
     const { compiled } = this.installed;

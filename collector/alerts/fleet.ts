@@ -13,7 +13,7 @@
  * evaluation with pending and firing alerts as they were.
  *
  * Liveness is probed, not negotiated: each collector asks every other one for GET /readyz once
- * per evaluation. A refused connection or a non-2xx answer (a stopping collector says 503) makes
+ * per evaluation, beside the round (which waits for the answers at most a quarter interval). A refused connection or a non-2xx answer (a stopping collector says 503) makes
  * a member down at once; a timeout only the third time in a row, so a slow answer on a busy
  * machine does not hand a rule to two collectors. A request from a member (it asks for partial
  * aggregates or sends a replica) shows it alive at once, so a collector that wrongly thought an
