@@ -129,7 +129,7 @@ describe('collector durability across kill -9', () => {
     }
     expect(duplicates).toBe(6);
     // span batch ids are remembered too
-    expect(await postSpans(c.url, 3)).toEqual({ accepted: 0, duplicate: true });
+    expect(await postSpans(c.url, 3)).toEqual({ accepted: 0, dropped: 0, duplicate: true });
     expect((await postSpans(c.url, 4)).duplicate).toBe(false);
     const final = await scrape(c.url);
     expect(valueOf(final, 'orders_total', { shop: 'eu' })).toBe(2 * 36);
