@@ -11,6 +11,7 @@ import { Aggregator } from './statsd/aggregator.ts';
 import { StatsdServer } from './statsd/server.ts';
 import { Forwarder } from './forward/forwarder.ts';
 import { shardInterval } from './forward/shard.ts';
+import { PendingInterval, type BacklogDropReason, type BacklogLimits, type IntervalPart } from './forward/backlog.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
 import type { Logger } from '../shared/log.ts';
 import { parseListen, formatAddress } from '../shared/address.ts';
@@ -60,6 +61,12 @@ export class PlumbAgent {
    * sometimes got two collections (the first one's gauges overwritten) and the next none.
    */
   private readonly hostDriven: boolean;
+  /** Per collector: intervals its lane had no room for, merged (forward/backlog.ts). */
+  private readonly pending = new Map<string, PendingInterval>();
+  private readonly backlogLimits: BacklogLimits;
+  private handoff: Promise<void> = Promise.resolve();
+  private readonly intervalsMerged: { inc(): void };
+  private readonly mergeDrop: (reason: BacklogDropReason | 'shutdown', n: number) => void;
   readonly checks: ServiceChecker | null;
   /** Spans from applications, sealed into batches for the forwarder; null when the receiver is off. */
   readonly spanBatcher: SpanBatcher | null;
@@ -132,6 +139,16 @@ export class PlumbAgent {
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
+    this.backlogLimits = { maxSeries: s.maxSeries, maxSetMembers: s.maxSetMembers, maxEvents: s.maxEvents };
+    this.intervalsMerged = ctx.telemetry.counter('plumb_forward_intervals_merged_total', 'metric intervals merged into a pending interval because their collector\'s lane (spool or memory queue) was full');
+    const mergeDropped = ctx.telemetry.counter('plumb_forward_merge_dropped_total', 'metrics, events and checks dropped from merged pending intervals, by reason (merge_max_series, merge_max_events, shutdown)', ['reason']);
+    for (const reason of ['merge_max_series', 'merge_max_events', 'shutdown']) mergeDropped.inc({ reason }, 0);
+    this.mergeDrop = (reason, n) => mergeDropped.inc({ reason }, n);
+    ctx.telemetry.gaugeFrom('plumb_forward_pending_series', 'series held in merged pending intervals, waiting for room in their lane', () => {
+      let n = 0;
+      for (const p of this.pending.values()) n += p.series;
+      return n;
+    });
     this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
     this.spanBatcher = config.traces.zipkin.enabled || config.otlp.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
@@ -184,25 +201,61 @@ export class PlumbAgent {
     if (this.hostDriven) this.host?.tick();
     const interval = await ended;
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
-    if (interval.metrics.length === 0 && interval.events.length === 0 && interval.serviceChecks.length === 0) {
-      this.flushes.inc();
-      return;
-    }
+    // One hand-off at a time, so a pending merged interval is never sent twice.
+    const handoff = this.handoff.then(() => this.handOff(interval));
+    this.handoff = handoff.catch(() => undefined);
+    await handoff;
+    this.flushes.inc();
+  }
+
+  /**
+   * Queues one batch per collector. A lane that is full (its spool, or its memory queue) does not
+   * drop the batch: it is merged into that collector's pending interval, sent whole at a later
+   * flush once the lane has room again (see forward/backlog.ts).
+   */
+  private async handOff(interval: IntervalPart): Promise<void> {
+    const empty = (p: Omit<IntervalPart, 'start' | 'end'>): boolean => p.metrics.length === 0 && p.events.length === 0 && p.serviceChecks.length === 0;
+    if (empty(interval) && this.pending.size === 0) return;
     const seq = ++this.seq;
     const targets = this.forwarder.shardTargets();
     const parts = shardInterval(interval, targets);
+    const byCollector = new Map<string, IntervalPart>();
+    targets.forEach((c, i) => {
+      if (!empty(parts[i])) byCollector.set(c, { start: interval.start, end: interval.end, ...parts[i] });
+    });
     const sends: Promise<unknown>[] = [];
-    for (let i = 0; i < targets.length; i++) {
-      const part = parts[i];
-      if (part.metrics.length === 0 && part.events.length === 0 && part.serviceChecks.length === 0) continue;
-      const collector = targets[i];
+    for (const collector of new Set([...this.pending.keys(), ...byCollector.keys()])) {
+      let part = byCollector.get(collector);
+      const pending = this.pending.get(collector);
+      if (pending !== undefined) {
+        if (part !== undefined) {
+          pending.merge(part, this.mergeDrop);
+          this.intervalsMerged.inc();
+        }
+        part = pending.toPart();
+      }
+      if (part === undefined) continue;
       const id = `${this.instance}:${seq}:${this.forwarder.collectorIndex(collector)}`;
-      const batch: MetricBatch = { id, agent: this.instance, seq, start: interval.start, end: interval.end, ...part };
+      const batch: MetricBatch = { id, agent: this.instance, seq, ...part };
       const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'metrics', 'plumb.batch.id': id, 'plumb.metrics': batch.metrics.length } }, ROOT_CONTEXT);
-      sends.push(this.forwarder.send('metrics', METRICS_PATH, id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector }).finally(() => span.end()));
+      const whole = part;
+      sends.push(
+        this.forwarder
+          .send('metrics', METRICS_PATH, id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector, whenFull: 'refuse' })
+          .then((outcome) => {
+            span.setAttribute('plumb.outcome', outcome);
+            if (outcome === 'queued') {
+              this.pending.delete(collector);
+            } else if (pending === undefined) {
+              this.pending.set(collector, new PendingInterval(this.backlogLimits, whole, this.mergeDrop));
+              this.intervalsMerged.inc();
+              this.ctx.log.warn({ collector, reason: outcome }, 'forward lane full: metric intervals are merged until it has room (resolution, not data, is lost)');
+            }
+          })
+          .finally(() => span.end()),
+      );
     }
     await Promise.all(sends);
-    this.flushes.inc();
   }
 
   /** host:port the Zipkin receiver is bound to ('' when it is off or not started). */
@@ -339,6 +392,11 @@ export class PlumbAgent {
     await this.host?.stop();
     await this.checks?.stop();
     await this.flush();
+    for (const [collector, p] of this.pending) {
+      this.mergeDrop('shutdown', p.series);
+      this.ctx.log.warn({ collector, series: p.series, intervals: p.intervals }, 'stopped with merged metric intervals its lane had no room for; dropped');
+    }
+    this.pending.clear();
     await this.forwarder.stop(Math.max(0, deadline - Date.now()));
     await this.http?.close();
     this.http = null;

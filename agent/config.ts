@@ -57,7 +57,7 @@ export const StatsdSchema = Section({
 export const ForwardSpoolSchema = Section(
   {
     enabled: Type.Boolean({ default: true, description: 'write metric and span batches to disk before they count as queued (survives a crash or kill -9)' }),
-    maxBytes: Size('1gb', { description: 'disk for all lanes together, split evenly between the metrics lane of each collector and the traces lane; a batch that does not fit is dropped and counted' }),
+    maxBytes: Size('1gb', { description: 'disk for all lanes together, split evenly between the metrics lane of each collector and the traces lane; a metric interval that does not fit is merged into the intervals waiting for room (counters add, gauges keep the last value, sketches merge) instead of dropped' }),
     segmentBytes: Size('16mb', { description: 'size of one segment file' }),
     fsync: Type.Union([Type.Literal('batch'), Type.Literal('interval'), Type.Literal('never')], {
       default: 'batch',

@@ -226,7 +226,7 @@ agent:
     }
   });
 
-  it('drops and counts intervals that do not fit in a full spool, stays healthy, and delivers again once the collector is back', async () => {
+  it('merges the intervals that do not fit in a full spool, stays healthy, and delivers every count once the collector is back', async () => {
     const held = await downCollector();
     const collectorPort = held.port;
     const a = await startAgent(`
@@ -251,19 +251,22 @@ agent:
       await waitFor(async () => valueOf(await scrape(a.url), 'plumb_statsd_lines_total') === lines, { what: `${lines} lines counted` });
       await a.agent.flush();
     };
-    const dropped = async () => valueOf(await scrape(a.url), 'plumb_forward_dropped_total', { kind: 'metrics', reason: 'spool_full' }) ?? 0;
-    while ((await dropped()) < 2) {
+    // intervals that do not fit are merged, not dropped (agent/forward/backlog.ts)
+    const merged = async () => valueOf(await scrape(a.url), 'plumb_forward_intervals_merged_total') ?? 0;
+    while ((await merged()) < 2) {
       await round();
       expect(rounds).toBeLessThan(200);
     }
-    const full = await dropped();
+    const full = await merged();
     const health = await fetch(`${a.url}/healthz`);
     expect(health.status).toBe(200);
+    expect(valueOf(await scrape(a.url), 'plumb_forward_dropped_total', { kind: 'metrics', reason: 'spool_full' }) ?? 0).toBe(0);
     expect(valueOf(await scrape(a.url), 'plumb_spool_refused_total', { spool: samplesOf(await scrape(a.url), 'plumb_spool_records').find((x) => x.labels.spool?.startsWith('forward_metrics-'))?.labels.spool ?? '', reason: 'full' })).toBe(full);
 
     const collector = await collectorOn(held);
     await waitFor(async () => (await collectorTotal(collector.url, 'spool_full_count_total')) === rounds - full, { what: 'the spooled intervals delivered' });
+    // the next interval goes with the merged ones: every count arrives
     await round();
-    await waitFor(async () => (await collectorTotal(collector.url, 'spool_full_count_total')) === rounds - full, { what: 'a new interval delivered' });
+    await waitFor(async () => (await collectorTotal(collector.url, 'spool_full_count_total')) === rounds, { what: 'the merged intervals and a new one delivered' });
   });
 });
