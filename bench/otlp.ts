@@ -1,0 +1,334 @@
+/**
+ * OTLP against Zipkin JSON through agent → collector, side by side in one run (`npm run bench:otlp`):
+ *
+ *   node bench/otlp.ts [--seconds 10] [--warmup 3] [--concurrency 8] [--spans 100] [--points 1000]
+ *
+ * Three variants, each with a fresh `plumb agent` and `plumb collector` from this checkout
+ * (default settings except ports; statsd and host metrics off; OTLP on over HTTP):
+ * - zipkin-json: `concurrency` clients POST Zipkin v2 JSON to the agent's Zipkin receiver,
+ *   `spans` spans a request (the spans of bench/traces.ts);
+ * - otlp-protobuf: the same spans as OTLP/HTTP protobuf requests (encoded once, up front, with
+ *   shared/otlp's exporter mapping) to the agent's POST /v1/traces;
+ * - otlp-metrics: OTLP/HTTP protobuf metric requests of `points` data points each (a third delta
+ *   sums, a third gauges, a third explicit-bucket histograms, 100 series a metric) to /v1/metrics.
+ * Spans are counted where the collector exports them (a Zipkin stand-in in this process), points
+ * by the collector's plumb_ingest_metrics_total. CPU time of each plumb process comes from
+ * /proc over the measured window; agent RSS at its end. Variants run one after the other, so
+ * other load on the machine (reported) affects them alike only roughly: compare within a run.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import { encodeRequest } from '../shared/otlp/codec.ts';
+import { spansToOtlp } from '../shared/otlp/traces.ts';
+import type { ZipkinSpan } from '../shared/zipkin.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const NODE = join(ROOT, 'node_modules', '.bin', 'node');
+const CLI = join(ROOT, 'cli', 'main.ts');
+const TRACE_ID_KEY = Buffer.from('"traceId":');
+
+interface Options {
+  seconds: number;
+  warmup: number;
+  concurrency: number;
+  spans: number;
+  points: number;
+}
+
+function options(argv: string[]): Options {
+  const o: Options = { seconds: 10, warmup: 3, concurrency: 8, spans: 100, points: 1000 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '') as keyof Options;
+    if (!(key in o)) throw new Error(`unknown option ${argv[i]}`);
+    o[key] = Number(argv[i + 1]);
+  }
+  return o;
+}
+
+function countSpans(json: Buffer): number {
+  let n = 0;
+  for (let at = json.indexOf(TRACE_ID_KEY); at !== -1; at = json.indexOf(TRACE_ID_KEY, at + TRACE_ID_KEY.length)) n++;
+  return n;
+}
+
+async function startZipkin(): Promise<{ server: Server; url: string; spans: () => number }> {
+  let spans = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks);
+      spans += countSpans(req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw);
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans: () => spans };
+}
+
+// ---- plumb processes ----
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+function startPlumb(role: 'agent' | 'collector', env: Record<string, string>): ChildProcess {
+  const clean: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PLUMB_')) clean[k] = v;
+  const child = spawn(NODE, [CLI, role], { cwd: ROOT, env: { ...clean, PLUMB_LOG__LEVEL: 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
+  return child;
+}
+
+async function waitForOk(url: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** User + system CPU seconds of a process, from /proc/<pid>/stat (Linux, USER_HZ 100). */
+function cpuSeconds(pid: number): number {
+  const text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** Busy and total CPU seconds of the whole machine, from /proc/stat. */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + f[4];
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: (total - idle) / 100, total: total / 100 };
+}
+
+function rssMiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+// ---- load ----
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, '0');
+}
+
+/** `count` request bodies of `spans` spans each: a SERVER span per trace with CLIENT children. */
+function bodies(count: number, spans: number): Buffer[] {
+  const out: Buffer[] = [];
+  const now = Date.now() * 1000;
+  let id = 1;
+  for (let b = 0; b < count; b++) {
+    const list: unknown[] = [];
+    const traceId = hex(0x10000 + b, 32);
+    const root = hex(id, 16);
+    for (let i = 0; i < spans; i++) {
+      const server = i === 0;
+      list.push({
+        traceId,
+        id: server ? root : hex(id + i, 16),
+        ...(server ? {} : { parentId: root }),
+        name: server ? 'GET /api/orders/{id}' : `SELECT orders ${i % 5}`,
+        kind: server ? 'SERVER' : 'CLIENT',
+        timestamp: now + i * 10,
+        duration: 150 + ((i * 7919) % 5000),
+        localEndpoint: { serviceName: `svc-${b % 4}`, ipv4: '10.0.0.12', port: 8080 },
+        tags: { 'http.request.method': 'GET', 'http.route': '/api/orders/{id}', 'db.system': 'postgresql', 'net.peer.name': 'db-1', 'app.shard': String(i % 16), 'otel.library.name': 'bench' },
+      });
+    }
+    id += spans;
+    out.push(Buffer.from(JSON.stringify(list)));
+  }
+  return out;
+}
+
+/** The same spans as OTLP/HTTP protobuf request bodies. */
+function otlpBodies(json: Buffer[]): Buffer[] {
+  return json.map((b) => Buffer.from(encodeRequest('traces', spansToOtlp(JSON.parse(b.toString('utf8')) as ZipkinSpan[]))));
+}
+
+/** `count` metric requests of `points` points: delta sums, gauges, explicit-bucket histograms. */
+function metricBodies(count: number, points: number): Buffer[] {
+  const out: Buffer[] = [];
+  const now = BigInt(Date.now()) * 1_000_000n;
+  const perKind = Math.floor(points / 3);
+  for (let b = 0; b < count; b++) {
+    const metrics: Record<string, unknown>[] = [];
+    const series = (k: number) => [{ key: 'route', value: { stringValue: `/api/${k % 100}` } }, { key: 'code', value: { intValue: 200 } }];
+    const dps = (n: number, make: (k: number) => Record<string, unknown>) => Array.from({ length: n }, (_, k) => ({ attributes: series(k), startTimeUnixNano: String(now), timeUnixNano: String(now + 1_000_000_000n), ...make(k) }));
+    for (let m = 0; m < Math.ceil(perKind / 100); m++) {
+      const n = Math.min(100, perKind - m * 100);
+      metrics.push({ name: `bench.requests.${m}`, unit: '{request}', sum: { aggregationTemporality: 1, isMonotonic: true, dataPoints: dps(n, (k) => ({ asInt: 1 + (k % 7) })) } });
+      metrics.push({ name: `bench.inflight.${m}`, gauge: { dataPoints: dps(n, (k) => ({ asDouble: k / 3 })) } });
+      metrics.push({
+        name: `bench.latency.${m}`,
+        unit: 'ms',
+        histogram: { aggregationTemporality: 1, dataPoints: dps(n, (k) => ({ count: 10, sum: 123.5 + k, explicitBounds: [5, 10, 25, 50, 100, 250, 500, 1000], bucketCounts: [1, 1, 2, 2, 2, 1, 1, 0, 0] })) },
+      });
+    }
+    out.push(Buffer.from(encodeRequest('metrics', { resourceMetrics: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: `svc-${b % 4}` } }] }, scopeMetrics: [{ scope: { name: 'bench' }, metrics }] }] })));
+  }
+  return out;
+}
+
+interface Load {
+  accepted: number;
+  refused: number;
+  stop(): Promise<void>;
+}
+
+function startLoad(url: string, payloads: Buffer[], contentType: string, concurrency: number, itemsPerRequest: number, ok: number): Load {
+  const dispatcher = new Agent({ connections: concurrency, keepAliveTimeout: 30_000 });
+  const state = { accepted: 0, refused: 0, running: true };
+  async function client(k: number): Promise<void> {
+    let next = k;
+    while (state.running) {
+      const body = payloads[next % payloads.length];
+      const res = await request(url, { method: 'POST', body, headers: { 'content-type': contentType }, dispatcher });
+      await res.body.dump();
+      if (res.statusCode === ok) {
+        state.accepted += itemsPerRequest;
+        next += concurrency;
+      } else if (res.statusCode === 429 || res.statusCode === 503) {
+        state.refused += itemsPerRequest;
+        await sleep(20);
+      } else {
+        throw new Error(`agent answered ${res.statusCode}`);
+      }
+    }
+  }
+  const clients = Array.from({ length: concurrency }, (_, k) => client(k));
+  return {
+    get accepted() {
+      return state.accepted;
+    },
+    get refused() {
+      return state.refused;
+    },
+    async stop() {
+      state.running = false;
+      await Promise.all(clients);
+      await dispatcher.close();
+    },
+  };
+}
+
+async function ingestedPoints(collectorUrl: string): Promise<number> {
+  const text = await (await fetch(`${collectorUrl}/metrics`)).text();
+  const m = /^plumb_ingest_metrics_total (\S+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+type Variant = 'zipkin-json' | 'otlp-protobuf' | 'otlp-metrics';
+
+async function runVariant(variant: Variant, o: Options, spanJson: Buffer[], spanOtlp: Buffer[], metricOtlp: Buffer[]): Promise<Record<string, unknown>> {
+  const zipkin = await startZipkin();
+  const [collectorPort, agentHttp, receiverPort, otlpPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  const collectorUrl = `http://127.0.0.1:${collectorPort}`;
+  const collector = startPlumb('collector', { PLUMB_COLLECTOR__LISTEN: `127.0.0.1:${collectorPort}`, PLUMB_COLLECTOR__TRACES__ZIPKIN: `{url: "${zipkin.url}"}` });
+  const agent = startPlumb('agent', {
+    PLUMB_AGENT__HTTP__LISTEN: `127.0.0.1:${agentHttp}`,
+    PLUMB_AGENT__STATSD__ENABLED: 'false',
+    PLUMB_AGENT__HOST__ENABLED: 'false',
+    PLUMB_AGENT__FORWARD__COLLECTORS: `["${collectorUrl}"]`,
+    PLUMB_AGENT__TRACES__ZIPKIN__LISTEN: `127.0.0.1:${receiverPort}`,
+    PLUMB_AGENT__OTLP__ENABLED: 'true',
+    PLUMB_AGENT__OTLP__HTTP__LISTEN: `127.0.0.1:${otlpPort}`,
+    PLUMB_AGENT__OTLP__GRPC__ENABLED: 'false',
+  });
+  try {
+    await waitForOk(`${collectorUrl}/readyz`, 60_000);
+    await waitForOk(`http://127.0.0.1:${agentHttp}/readyz`, 60_000);
+    const metrics = variant === 'otlp-metrics';
+    const perRequest = metrics ? 3 * Math.floor(o.points / 3) : o.spans;
+    const load =
+      variant === 'zipkin-json'
+        ? startLoad(`http://127.0.0.1:${receiverPort}/api/v2/spans`, spanJson, 'application/json', o.concurrency, perRequest, 202)
+        : startLoad(`http://127.0.0.1:${otlpPort}/v1/${metrics ? 'metrics' : 'traces'}`, metrics ? metricOtlp : spanOtlp, 'application/x-protobuf', o.concurrency, perRequest, 200);
+    const delivered = metrics ? () => ingestedPoints(collectorUrl) : () => Promise.resolve(zipkin.spans());
+    await sleep(o.warmup * 1000);
+    const t0 = performance.now();
+    const s0 = await delivered();
+    const a0 = load.accepted;
+    const r0 = load.refused;
+    const c0 = cpuSeconds(collector.pid!);
+    const g0 = cpuSeconds(agent.pid!);
+    const m0 = machineCpu();
+    await sleep(o.seconds * 1000);
+    const elapsed = (performance.now() - t0) / 1000;
+    const out = (await delivered()) - s0;
+    const accepted = load.accepted - a0;
+    const refused = load.refused - r0;
+    const collectorCpu = cpuSeconds(collector.pid!) - c0;
+    const agentCpu = cpuSeconds(agent.pid!) - g0;
+    const m1 = machineCpu();
+    const machineBusy = (m1.busy - m0.busy) / (m1.total - m0.total);
+    const agentRss = rssMiB(agent.pid!);
+    await load.stop();
+    const drainStart = performance.now();
+    while ((await delivered()) < load.accepted && performance.now() - drainStart < 60_000) await sleep(100);
+    const lost = load.accepted - (await delivered());
+    const unit = metrics ? 'point' : 'span';
+    return {
+      variant,
+      [`accepted ${unit}s/s`]: Math.round(accepted / elapsed),
+      [`delivered ${unit}s/s`]: Math.round(out / elapsed),
+      [`refused (429/503) ${unit}s/s`]: Math.round(refused / elapsed),
+      [`agent CPU µs/${unit}`]: Number(((agentCpu / accepted) * 1e6).toFixed(2)),
+      [`collector CPU µs/${unit}`]: Number(((collectorCpu / Math.max(1, out)) * 1e6).toFixed(2)),
+      'agent CPU cores': Number((agentCpu / elapsed).toFixed(2)),
+      'collector CPU cores': Number((collectorCpu / elapsed).toFixed(2)),
+      'agent RSS MiB': Math.round(agentRss),
+      'machine busy': `${Math.round(machineBusy * 100)}% of ${os.cpus().length} cores`,
+      lost,
+    };
+  } finally {
+    await stopChild(agent);
+    await stopChild(collector);
+    await new Promise<void>((resolve) => zipkin.server.close(() => resolve()));
+  }
+}
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const spanJson = bodies(64, o.spans);
+  const spanOtlp = otlpBodies(spanJson);
+  const metricOtlp = metricBodies(16, o.points);
+  const results: Record<string, unknown>[] = [];
+  for (const v of ['zipkin-json', 'otlp-protobuf', 'otlp-metrics'] as const) results.push(await runVariant(v, o, spanJson, spanOtlp, metricOtlp));
+  const report = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.versions.node}`,
+    options: o,
+    bodyBytes: { zipkinJson: Math.round(spanJson.reduce((n, b) => n + b.length, 0) / spanJson.length), otlpProtobuf: Math.round(spanOtlp.reduce((n, b) => n + b.length, 0) / spanOtlp.length), otlpMetrics: Math.round(metricOtlp.reduce((n, b) => n + b.length, 0) / metricOtlp.length) },
+    results,
+  };
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  if (results.some((r) => r.lost !== 0)) process.exitCode = 1;
+}
+
+await main();
