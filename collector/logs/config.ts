@@ -3,6 +3,7 @@
  * (local files, Elasticsearch, S3) and the bounded disk queue each sink drains.
  */
 import { existsSync, statSync } from 'node:fs';
+import { OtlpExportSchema } from '../../shared/otlp/config.ts';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Duration, Section, Size } from '../../shared/config.ts';
 import { parseIndexPattern } from './index-name.ts';
@@ -136,6 +137,7 @@ export const CollectorLogsSchema = Section(
       file: Type.Optional(FileSinkSchema),
       elasticsearch: Type.Optional(ElasticsearchSinkSchema),
       s3: Type.Optional(S3SinkSchema),
+      otlp: Type.Optional(OtlpExportSchema),
     }, { description: 'Where log events go. With none configured, the file sink under <collector.dataDir>/logs.' }),
     queue: QueueSchema,
     deadLetter: DeadLetterSchema,

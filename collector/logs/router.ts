@@ -178,7 +178,7 @@ export class LogRouter {
 async function buildSinks(config: CollectorLogsConfig, ctx: LogRouterContext): Promise<LogSink[]> {
   const s = config.sinks;
   const sinks: LogSink[] = [];
-  const none = s.file === undefined && s.elasticsearch === undefined && s.s3 === undefined;
+  const none = s.file === undefined && s.elasticsearch === undefined && s.s3 === undefined && s.otlp === undefined;
   if (s.file !== undefined || none) {
     const file = s.file ?? Value.Decode(FileSinkSchema, Value.Default(FileSinkSchema, {}));
     sinks.push(new FileSink(file, resolve(file.dir ?? defaultLogsDir(ctx.dataDir))));
@@ -191,6 +191,10 @@ async function buildSinks(config: CollectorLogsConfig, ctx: LogRouterContext): P
   if (s.s3 !== undefined) {
     const { S3Sink } = await import('./s3.ts');
     sinks.push(new S3Sink(s.s3, { log: ctx.log }));
+  }
+  if (s.otlp !== undefined) {
+    const { OtlpLogSink } = await import('./otlp.ts');
+    sinks.push(new OtlpLogSink(s.otlp));
   }
   return sinks;
 }

@@ -6,7 +6,7 @@ import type { LogEvent } from './event.ts';
 import type { RejectedItem, Sink, SinkWriteResult } from '../sinks/sink.ts';
 
 /** The log sink's name in metrics, status and its queue directory; `elasticsearch_spans` is the span index. */
-export type SinkName = 'file' | 'elasticsearch' | 's3' | 'elasticsearch_spans';
+export type SinkName = 'file' | 'elasticsearch' | 's3' | 'otlp' | 'elasticsearch_spans';
 
 /** A log event the sink refused for good, and why. */
 export type RejectedEvent = RejectedItem<LogEvent>;

@@ -36,3 +36,26 @@ export function otlpSchema(defaultHost: string) {
 
 export type OtlpConfig = StaticDecode<ReturnType<typeof otlpSchema>>;
 
+
+/** A collector sink section: collector.logs.sinks.otlp (and, later, the traces and metrics ones). */
+export const OtlpExportSchema = Section(
+  {
+    endpoint: Type.String({ pattern: '^https?://[^\\s]+$', errorMessage: 'an http(s) URL like "http://otel-collector:4318"', description: 'Base URL; the signal path (/v1/logs, …) is appended.' }),
+    headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'Sent with every request, e.g. { authorization: "Bearer …" }.' }),
+    tls: Section({
+      ca: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA that signed the server certificate (default: system CAs).' })),
+      cert: Type.Optional(Type.String({ minLength: 1, description: 'PEM client certificate, for servers that require one.' })),
+      key: Type.Optional(Type.String({ minLength: 1, description: 'PEM key of the client certificate.' })),
+    }),
+    timeout: Duration('10s', { description: 'Longest wait for one request.' }),
+    compression: Type.Boolean({ default: true, description: 'gzip request bodies.' }),
+    flushBytes: Size('1mb', { description: 'Largest batch of queued items for one request (before encoding).' }),
+    flushInterval: Duration('1s', { description: 'Longest wait for more items before a request.' }),
+    retryInitial: Duration('500ms', { description: 'First retry delay; doubles per attempt, with jitter; a Retry-After from the server wins.' }),
+    retryMax: Duration('60s', { description: 'Longest retry delay.' }),
+  },
+  { optional: true, description: 'OTLP/HTTP exporter (protobuf): to another plumb, an OpenTelemetry Collector, Tempo, a vendor.' },
+);
+
+export type OtlpExportConfig = NonNullable<StaticDecode<typeof OtlpExportSchema>>;
+
