@@ -57,7 +57,10 @@ export class StatsdServer {
     t.countFrom(t.counter('plumb_statsd_socket_drops_total', 'datagrams the kernel dropped on the statsd socket because its receive buffer was full'), () => this.kernelDrops());
     t.countFrom(t.counter('plumb_statsd_tcp_lines_too_long_total', 'TCP statsd lines over maxLineBytes, discarded'), () => this.tcpTooLong);
     const u = options.unix;
-    this.unix = u && (u.path || u.streamPath) ? new UnixStatsdListener({ ...u, maxFrameBytes: options.maxLineBytes }, aggregator, this.log) : null;
+    this.unix =
+      u && (u.path || u.streamPath)
+        ? new UnixStatsdListener({ ...u, maxFrameBytes: options.maxLineBytes, maxConnections: options.tcpMaxConnections, idleTimeoutMs: options.tcpIdleTimeoutMs }, aggregator, this.log)
+        : null;
     const received = t.counter('plumb_statsd_received_total', 'statsd datagrams (UDP, unix) or chunks and frames (TCP, unix stream) received, by transport', ['transport']);
     t.countFrom(received, () => this.udpDatagrams.n, { transport: 'udp' });
     if (options.tcp) t.countFrom(received, () => this.tcpChunks.n, { transport: 'tcp' });
@@ -68,6 +71,7 @@ export class StatsdServer {
       t.gaugeFrom('plumb_statsd_unix_receive_buffer_bytes', 'receive buffer of the statsd unix datagram socket granted by the kernel (as Linux reports it: twice the usable size)', () => unix.receiveBufferBytes);
       t.countFrom(t.counter('plumb_statsd_unix_oversized_total', 'unix datagrams cut at the 64 KiB read limit (their last line discarded) and unix stream frames over maxLineBytes (skipped)'), () => unix.stats.oversized);
       t.countFrom(t.counter('plumb_statsd_unix_errors_total', 'errors that closed the statsd unix datagram socket'), () => unix.stats.errors);
+      t.countFrom(t.counter('plumb_statsd_unix_stream_closed_total', 'unix stream connections refused over the connection limit or closed idle (the TCP limits)'), () => unix.stats.streamClosed);
     }
     const closed = t.counter('plumb_statsd_tcp_closed_total', 'statsd TCP connections closed by a limit, by reason (max_connections, idle)', ['reason']);
     t.countFrom(closed, () => this.tcpRefused, { reason: 'max_connections' });

@@ -31,6 +31,10 @@ export interface UnixSocketOptions {
   receiveBufferBytes: number;
   /** Longest stream frame accepted; a longer one is skipped and counted. */
   maxFrameBytes: number;
+  /** Stream connections at once (as for TCP); more are closed on accept and counted. */
+  maxConnections?: number;
+  /** A stream connection idle this long is closed (as for TCP). */
+  idleTimeoutMs?: number;
 }
 
 /** node-unix-socket reads at most this many bytes of a datagram; a longer one arrives cut here. */
@@ -42,6 +46,8 @@ export interface UnixSocketStats {
   /** Datagrams that reached the read limit (their last line is discarded) and stream frames over maxFrameBytes. */
   oversized: number;
   errors: number;
+  /** Stream connections refused at maxConnections or closed idle. */
+  streamClosed: number;
 }
 
 export class UnixStatsdListener {
@@ -51,7 +57,7 @@ export class UnixStatsdListener {
   private dgram: DgramSocket | null = null;
   private stream: net.Server | null = null;
   private readonly connections = new Set<net.Socket>();
-  readonly stats: UnixSocketStats = { datagrams: 0, streamFrames: 0, oversized: 0, errors: 0 };
+  readonly stats: UnixSocketStats = { datagrams: 0, streamFrames: 0, oversized: 0, errors: 0, streamClosed: 0 };
   /** SO_RCVBUF the kernel granted (Linux reports twice the usable size), 0 before start. */
   receiveBufferBytes = 0;
 
@@ -121,6 +127,8 @@ export class UnixStatsdListener {
   private async startStream(path: string, gid: number | null): Promise<void> {
     await prepareSocketPath(path, 'agent.statsd.socket.streamPath');
     const server = net.createServer((conn) => this.onConnection(conn));
+    server.maxConnections = this.options.maxConnections ?? 512;
+    server.on('drop', () => this.stats.streamClosed++);
     server.listen(path);
     try {
       await once(server, 'listening');
@@ -134,6 +142,10 @@ export class UnixStatsdListener {
   /** Frames: uint32 little-endian length, then that many bytes of newline-separated lines. */
   private onConnection(conn: net.Socket): void {
     this.connections.add(conn);
+    conn.setTimeout(this.options.idleTimeoutMs ?? 120_000, () => {
+      this.stats.streamClosed++;
+      conn.destroy();
+    });
     const reader = new FrameReader(this.options.maxFrameBytes, (buf, start, end) => {
       this.stats.streamFrames++;
       if (end > start) this.aggregator.ingest(buf, start, end);

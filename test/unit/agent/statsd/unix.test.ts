@@ -185,6 +185,25 @@ describe('statsd over a unix stream socket', () => {
   });
 });
 
+describe('unix stream limits', () => {
+  it('closes an idle stream connection, as TCP does', async () => {
+    const streamPath = join(dir, 'idle.socket');
+    const telemetry = new Telemetry();
+    const agg = new Aggregator(aggregatorOptions, telemetry);
+    const server = new StatsdServer(
+      { listen: '127.0.0.1:0', tcp: null, receiveBufferBytes: 1 << 20, maxLineBytes: 1024, tcpIdleTimeoutMs: 100, unix: { path: null, streamPath, mode: 0o622, group: null, receiveBufferBytes: 1 << 20 } },
+      agg,
+      { telemetry, log: silentLogger() },
+    );
+    await server.start();
+    servers.push(server);
+    const conn = net.connect(streamPath);
+    const closed = new Promise((r) => conn.once('close', r));
+    await closed;
+    expect(valueOf(parseExposition(await telemetry.metrics()), 'plumb_statsd_unix_stream_closed_total')).toBe(1);
+  });
+});
+
 describe('FrameReader', () => {
   it('splits frames at any chunk boundary', () => {
     const frames: string[] = [];
