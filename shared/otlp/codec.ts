@@ -274,9 +274,22 @@ export function anyValueToJs(v: AnyValue | null | undefined): unknown {
   }
 }
 
+const ONEOF_KINDS: Record<string, 'string' | 'bool' | 'int' | 'double' | 'array' | 'kvlist' | 'bytes'> = {
+  stringValue: 'string',
+  boolValue: 'bool',
+  intValue: 'int',
+  doubleValue: 'double',
+  arrayValue: 'array',
+  kvlistValue: 'kvlist',
+  bytesValue: 'bytes',
+};
+
 /** Which oneof an AnyValue holds. */
 export function anyValueKind(v: AnyValue | null | undefined): 'string' | 'bool' | 'int' | 'double' | 'array' | 'kvlist' | 'bytes' | 'empty' {
   if (!v) return 'empty';
+  // decoded messages name the field set in their oneof's virtual property
+  const set = (v as { value?: unknown }).value;
+  if (typeof set === 'string') return ONEOF_KINDS[set] ?? 'empty';
   if (has(v, 'stringValue')) return 'string';
   if (has(v, 'boolValue')) return 'bool';
   if (has(v, 'intValue')) return 'int';
@@ -289,6 +302,7 @@ export function anyValueKind(v: AnyValue | null | undefined): 'string' | 'bool' 
 
 /** An attribute value as a string, the way OpenTelemetry's Zipkin exporter writes tags (arrays and maps as JSON). */
 export function anyValueToString(v: AnyValue | null | undefined): string {
+  if (v && (v as { value?: unknown }).value === 'stringValue') return v.stringValue as string;
   const kind = anyValueKind(v);
   if (kind === 'string') return v!.stringValue as string;
   if (kind === 'array' || kind === 'kvlist') return JSON.stringify(anyValueToJs(v));

@@ -141,13 +141,13 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
   const kind = KINDS[s.kind ?? 0];
   if (kind !== undefined) span.kind = kind;
   if (s.name) span.name = s.name;
-  const start = nanos(s.startTimeUnixNano);
-  const end = nanos(s.endTimeUnixNano);
-  if (start > 0n) {
+  const start = micros(s.startTimeUnixNano);
+  if (start > 0) {
+    const end = micros(s.endTimeUnixNano);
     if (end < start) return reject(out, 'span end_time_unix_nano is before its start');
-    const ts = Number(start / 1000n);
-    if (ts > 0) span.timestamp = ts;
-    const d = Number((end - start) / 1000n);
+    span.timestamp = start;
+    // (end − start) in whole µs, truncated
+    const d = Math.floor(nanosBetween(s.startTimeUnixNano, s.endTimeUnixNano) / 1000);
     if (d > 0) span.duration = d;
   }
   span.localEndpoint = { serviceName: service };
@@ -199,7 +199,7 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
   if (events.length > 0) {
     const annotations: ZipkinAnnotation[] = [];
     for (const e of events) {
-      const t = Number(nanos(e.timeUnixNano) / 1000n);
+      const t = micros(e.timeUnixNano);
       if (!(t > 0)) continue;
       const name = e.name ?? '';
       const attrs = e.attributes ?? [];
@@ -221,6 +221,26 @@ function nanos(v: Int64 | null | undefined): bigint {
   if (v === null || v === undefined) return 0n;
   if (typeof v === 'number') return BigInt(Math.round(v));
   return BigInt(v.toString());
+}
+
+/**
+ * Whole microseconds of a uint64 nanosecond count, exactly, without BigInt: 2^32 ns is
+ * 4 294 967 µs + 296 ns, so high·2^32 + low = (high·4 294 967) µs + (high·296 + low) ns, and both
+ * parts stay far below 2^53.
+ */
+function micros(v: Int64 | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  if (typeof v === 'number') return Math.floor(v / 1000);
+  const high = v.high >>> 0;
+  const low = v.low >>> 0;
+  if (high === 0) return Math.floor(low / 1000);
+  const rest = high * 296 + low;
+  return high * 4294967 + Math.floor(rest / 1000);
+}
+/** end − start in nanoseconds (exact below 2^53 ns, about 104 days). */
+function nanosBetween(start: Int64 | null | undefined, end: Int64 | null | undefined): number {
+  if (typeof start !== 'object' || start === null || typeof end !== 'object' || end === null) return Number(nanos(end) - nanos(start));
+  return ((end.high >>> 0) - (start.high >>> 0)) * 4294967296 + ((end.low >>> 0) - (start.low >>> 0));
 }
 
 function remoteEndpoint(attrs: readonly KeyValue[]): ZipkinEndpoint | undefined {
