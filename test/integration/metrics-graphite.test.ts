@@ -32,8 +32,21 @@ function send(lines: string[]): Promise<void> {
   return new Promise((resolve, reject) => udp.send(lines.join('\n'), agent.statsdPort, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
 }
 
+/** /metrics (the store's part) as each export saw it, by the export's instant. */
+const atExport = new Map<number, string>();
+
+/** Keeps /metrics as each export sees it: render and export read the store in one synchronous step. */
+function recordExports(): void {
+  const sinks = collector.collector.metricSinks!;
+  const exportAt = sinks.exportAt.bind(sinks);
+  sinks.exportAt = (at: number) => {
+    atExport.set(at, collector.collector.store.render(at));
+    return exportAt(at);
+  };
+}
+
 function exposedAt(at: number): { sample: Sample; type: SampleType }[] {
-  const e = parseExposition(collector.collector.store.render(at));
+  const e = parseExposition(atExport.get(at) ?? collector.collector.store.render(at));
   const typeOf = (name: string): SampleType => (e.types.get(name) ?? e.types.get(name.replace(/_(sum|count|bucket)$/, '')) ?? 'gauge') as SampleType;
   return e.samples.filter((s) => s.name.startsWith('gwt_')).map((sample) => ({ sample, type: typeOf(sample.name) }));
 }
@@ -82,6 +95,7 @@ agent:
   forward: { collectors: ["${collector.url}"], retryInitial: 50ms, retryMax: 500ms }
 `);
     udp = dgram.createSocket('udp4');
+    recordExports();
   }, 60_000);
 
   afterAll(async () => {
