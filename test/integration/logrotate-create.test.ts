@@ -1,0 +1,17 @@
+/**
+ * The tailer under the real logrotate with create (the application reopens on SIGHUP), with and without compress and delaycompress, and a restart across a compressed rotation.
+ * See logrotate-scenario.ts for how each scenario runs and counts.
+ */
+import { describe, it } from 'vitest';
+import { LOGROTATE, runScenario, type Scenario } from './logrotate-scenario.ts';
+
+const scenarios: Scenario[] = [
+  { name: 'create, the application reopens on SIGHUP', directives: ['create 0644'], glob: false },
+  { name: 'create with compress and delaycompress', directives: ['create 0644', 'compress', 'delaycompress'], glob: false },
+  { name: 'create with compress, no delaycompress', directives: ['create 0644', 'compress'], glob: false },
+  { name: 'create with compress, no delaycompress, tailer stopped across a rotation', directives: ['create 0644', 'compress'], glob: false, downFrom: 700, downTo: 950 },
+];
+
+describe.skipIf(LOGROTATE === undefined)('logrotate create', () => {
+  for (const s of scenarios) it(`${s.name}: every line once`, () => runScenario(s));
+});
