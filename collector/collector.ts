@@ -84,6 +84,10 @@ export class PlumbCollector {
   router: FleetRouter | null = null;
   private peers: Peers | null = null;
   private handoff: Handoff | null = null;
+  /** The member list changed: series now owned by another member are to be handed over. */
+  private rebalancePending = false;
+  private rebalancing: Promise<void> | null = null;
+  private wakeRebalance: (() => void) | null = null;
   /** What GET /readyz says: 503 unless 'ready'. */
   private phase: 'starting' | 'ready' | 'stopping' = 'starting';
   address = '';
@@ -258,11 +262,52 @@ export class PlumbCollector {
     // listening on port 0: the member URL is known only now
     if (this.membership !== null && fleet?.self === undefined && parseListen(this.config.listen).port === 0) this.membership.setSelf(this.url);
     alerts.fleetReady();
+    if (this.membership !== null) {
+      this.membership.onChange = () => this.scheduleRebalance();
+      this.scheduleRebalance();
+    }
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
     await this.startOtlp(security);
     if (this.phase === 'starting' && this.ctx.holdReady !== true) this.phase = 'ready';
     this.ctx.log.info({ listen: this.address }, 'collector listening');
+  }
+
+  /**
+   * After a change of the member list, hands the series whose owner is now another ready member
+   * to it (one pass at a time). A pass that moved something is followed by one more, for series
+   * a collector that read the list later still sent here meanwhile.
+   */
+  private scheduleRebalance(): void {
+    this.rebalancePending = true;
+    this.rebalancing ??= (async () => {
+      while (this.rebalancePending && this.phase !== 'stopping') {
+        this.rebalancePending = false;
+        const fleet = this.config.fleet;
+        const { state, membership, peers, handoff, router } = this;
+        if (fleet === undefined || state === null || membership === null || peers === null || handoff === null) return;
+        const r = await handoff
+          .rebalance(state.metrics, membership, peers, Date.now() + Math.min(fleet.handoffTimeout, fleet.timeout), (peer, bytes) => router?.countBytes(peer, bytes))
+          .catch((err: unknown) => {
+            this.ctx.log.error({ err }, 'handing series to their new owners failed; they stay here until the next change');
+            return null;
+          });
+        if (r !== null && (Object.keys(r.moved).length > 0 || r.kept > 0)) {
+          // once more after an interval, for late forwards and owners not ready yet (stop() cuts the wait short)
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, Math.max(100, fleet.interval));
+            this.wakeRebalance = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          this.wakeRebalance = null;
+          this.rebalancePending = true;
+        }
+      }
+    })().finally(() => {
+      this.rebalancing = null;
+    });
   }
 
   /** The OTLP doors, with the same credentials, TLS, body limit and heap guard as the main listener. */
@@ -357,6 +402,9 @@ export class PlumbCollector {
     await this.app?.close();
     this.app = null;
     const fleet = this.config.fleet;
+    if (this.membership !== null) this.membership.onChange = null;
+    this.wakeRebalance?.();
+    await this.rebalancing;
     if (this.state !== null && this.membership !== null && this.peers !== null && this.handoff !== null && fleet !== undefined) {
       const router = this.router;
       await this.handoff

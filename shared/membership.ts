@@ -163,6 +163,8 @@ export class Membership {
   lastRead = 0;
   /** Why the last read failed; null once one succeeds. */
   lastError: string | null = null;
+  /** Called after a read found the list different from the one before. */
+  onChange: ((members: readonly string[]) => void) | null = null;
 
   constructor(options: MembershipOptions, ctx: MembershipContext = {}) {
     const sources = [options.members !== undefined, options.dns !== undefined, options.membersFile !== undefined].filter(Boolean).length;
@@ -249,6 +251,7 @@ export class Membership {
     this.seeds = next.map(memberSeed);
     if (this.lastRead > 0 || before.length > 0) this.changes++;
     this.ctx.log?.info({ members: next, self: this.selfUrl }, 'fleet members changed');
+    this.onChange?.(next);
   }
 
   /** The members as last read: sorted, normalized base URLs. */

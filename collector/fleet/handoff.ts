@@ -12,6 +12,7 @@ import { errorMessage } from '../../shared/errors.ts';
 import type { Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import type { MetricIntake } from '../ingest/metrics.ts';
+import type { SeriesRef } from '../metrics/store.ts';
 import { INTERNAL_HANDOFF_PATH, type Peers } from './peers.ts';
 
 /** Series per handoff request: keeps each body far below collector.maxBodyBytes. */
@@ -27,7 +28,7 @@ export interface HandoffBody {
 export interface HandoffResult {
   /** Series moved, by new owner. */
   moved: Record<string, number>;
-  /** Series that could not be handed over by the deadline (kept in the data dir). */
+  /** Series that could not be handed over by the deadline, or (rebalance) whose owner is not ready: kept here. */
   kept: number;
 }
 
@@ -41,10 +42,10 @@ export class Handoff {
   constructor(ctx: { telemetry: Telemetry; log: Logger }) {
     const t = ctx.telemetry;
     this.log = ctx.log;
-    this.sent = t.counter('plumb_fleet_handoffs_sent_total', 'handoff requests (series of a stopping collector) acknowledged by their new owner, by peer', ['peer']);
-    this.received = t.counter('plumb_fleet_handoffs_received_total', 'handoff requests taken from a stopping collector');
-    this.seriesSent = t.counter('plumb_fleet_handoff_series_sent_total', 'series handed to their new owner on a graceful stop, by peer', ['peer']);
-    this.seriesReceived = t.counter('plumb_fleet_handoff_series_received_total', 'series merged in from a stopping collector');
+    this.sent = t.counter('plumb_fleet_handoffs_sent_total', 'handoff requests (series of a stopping collector, or moved after the member list changed) acknowledged by their new owner, by peer', ['peer']);
+    this.received = t.counter('plumb_fleet_handoffs_received_total', 'handoff requests taken from a stopping collector or one that no longer owns the series');
+    this.seriesSent = t.counter('plumb_fleet_handoff_series_sent_total', 'series handed to their new owner on a graceful stop or after the member list changed, by peer', ['peer']);
+    this.seriesReceived = t.counter('plumb_fleet_handoff_series_received_total', 'series merged in from a stopping collector or one that no longer owns them');
   }
 
   /** Hands every series to its owner among the other members; gives up at `deadline` (Unix ms). */
@@ -62,7 +63,51 @@ export class Handoff {
       return result;
     }
     const groups = intake.store.exportSeries((route) => ownerOf(route, others));
-    const base = `handoff:${self}@${Date.now()}`;
+    await this.send(groups, self, 'handoff', intake, peers, deadline, countBytes, result);
+    this.log.info({ moved: result.moved, kept: result.kept }, 'series handed to their new owners');
+    return result;
+  }
+
+  /**
+   * After the member list changed (a collector joined, or came back on a new address): hands the
+   * series this collector holds whose owner is now another ready member to that owner, the same
+   * way a graceful stop does, and stops exposing them once the owner acknowledged them. Batches
+   * being applied are let finish first, and new ones wait until the handoff ends (at `deadline`
+   * at the latest), so no increment lands on a series between its export and its removal.
+   */
+  async rebalance(intake: MetricIntake, membership: Membership, peers: Peers, deadline: number, countBytes: (peer: string, bytes: number) => void): Promise<HandoffResult> {
+    const self = membership.self() ?? '';
+    const result: HandoffResult = { moved: {}, kept: 0 };
+    const members = membership.members();
+    if (!membership.isMember()) return result; // not listed (yet, or any more): the graceful stop hands its series over
+    const moving = new Set<string>();
+    for (const m of members) if (m !== self) moving.add(m);
+    if (intake.store.countRoutes((route) => moving.has(ownerOf(route, members))) === 0) return result;
+    const ready = new Set<string>();
+    await Promise.all([...moving].map(async (m) => {
+      if (await peers.ready(m, 1000)) ready.add(m);
+    }));
+    result.kept = intake.store.countRoutes((route) => {
+      const owner = ownerOf(route, members);
+      return moving.has(owner) && !ready.has(owner);
+    });
+    if (ready.size === 0) return result;
+    const release = await intake.hold(deadline);
+    try {
+      const groups = intake.store.exportSeries((route) => {
+        const owner = ownerOf(route, members);
+        return ready.has(owner) ? owner : undefined;
+      });
+      await this.send(groups, self, 'rebalance', intake, peers, deadline, countBytes, result);
+    } finally {
+      release();
+    }
+    this.log.info({ moved: result.moved, kept: result.kept, members }, 'series handed to their new owners after the member list changed');
+    return result;
+  }
+
+  private async send(groups: Map<string, { chunks: unknown[]; keys: SeriesRef[] }>, self: string, kind: string, intake: MetricIntake, peers: Peers, deadline: number, countBytes: (peer: string, bytes: number) => void, result: HandoffResult): Promise<void> {
+    const base = `${kind}:${self}@${Date.now()}`;
     const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
     await Promise.all(
       [...groups].map(async ([peer, group]) => {
@@ -100,8 +145,6 @@ export class Handoff {
         }
       }),
     );
-    this.log.info({ moved: result.moved, kept: result.kept }, 'series handed to their new owners');
-    return result;
   }
 
   /** The receiving side: journal and merge. */
@@ -110,7 +153,7 @@ export class Handoff {
     if (!r.duplicate) {
       this.received.inc();
       this.seriesReceived.inc(r.merged);
-      this.log.info({ from: body.from, series: r.merged }, 'series handed over by a stopping collector');
+      this.log.info({ from: body.from, series: r.merged }, 'series handed over by another collector');
     }
     return r;
   }

@@ -66,6 +66,8 @@ export class MetricIntake {
   private journal: Journal | null = null;
   /** Batches being journaled, so a copy arriving meanwhile waits for the outcome of the first. */
   private readonly inflight = new Map<string, Promise<AcceptResult>>();
+  /** While series are handed away (hold()): new batches wait for it. */
+  private gate: Promise<void> | null = null;
   /** Journal records skipped at open because their batch id was already in the restored window. */
   skippedReplays = 0;
   private readonly part: SnapshotPart | undefined;
@@ -145,6 +147,7 @@ export class MetricIntake {
 
   /** Journals the batch, then applies it; a batch id seen before is acknowledged as a duplicate. */
   accept(batch: MetricBatch): Promise<AcceptResult> {
+    if (this.gate !== null) return this.gate.then(() => this.accept(batch));
     if (this.recent.has(batch.id)) return Promise.resolve({ refused: 0, duplicate: true, refusals: [] });
     const first = this.inflight.get(batch.id);
     if (first !== undefined) return first.then(() => ({ refused: 0, duplicate: true, refusals: [] }));
@@ -183,6 +186,25 @@ export class MetricIntake {
       .finally(() => this.inflight.delete(id));
     this.inflight.set(id, run);
     return run.then(() => ({ merged, duplicate: false }));
+  }
+
+  /**
+   * Lets the batches being applied finish, then holds new ones until the returned release is
+   * called (or `deadline`, Unix ms, passes): what is exported meanwhile is what gets removed.
+   */
+  async hold(deadline: number): Promise<() => void> {
+    while (this.gate !== null) await this.gate;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const timer = setTimeout(() => release(), Math.max(0, deadline - Date.now()));
+    const release = (): void => {
+      clearTimeout(timer);
+      if (this.gate === gate) this.gate = null;
+      open();
+    };
+    this.gate = gate;
+    await Promise.allSettled([...this.inflight.values()]);
+    return release;
   }
 
   /** Removes series another collector now holds, durably: a restart does not bring them back. */
