@@ -178,7 +178,7 @@ agent:
     const feed = setInterval(() => (sending = send([`rwt.stream:1|c`]).then(() => void n++)), 50);
     try {
       await waitFor(() => exposedAt(Date.now()).some((s) => s.name === 'rwt_stream_total'), { timeoutMs: 10_000, what: 'the stream in /metrics' });
-      const first = await settledExport(Date.now() + 1);
+      await settledExport(Date.now() + 1);
       await vm.kill();
       // exports made from here on can only reach the store after it is back; one made just
       // before may have been acknowledged by it and lost with its memory
