@@ -195,9 +195,16 @@ agent:
       await waitFor(() => exposedAt(Date.now()).find((s) => s.name === 'rwt_stream_total')?.value === n, { timeoutMs: 10_000, what: 'every stream line in /metrics' });
       const last = await settledExport(Date.now() + 1);
       expect(await metricValue(collector.telemetry.registry, 'plumb_sink_queue_refused_total', { sink: 'vm' })).toBe(0);
-      await vm.flush();
-      const res = await fetch(`${vm.url}/api/v1/export?${new URLSearchParams({ 'match[]': 'rwt_stream_total' })}`);
-      const row = JSON.parse((await res.text()).trim()) as { values: number[]; timestamps: number[] };
+      // the store acknowledged the last export; it becomes searchable after its own flush
+      const row = await waitFor(
+        async () => {
+          await vm.flush();
+          const res = await fetch(`${vm.url}/api/v1/export?${new URLSearchParams({ 'match[]': 'rwt_stream_total' })}`);
+          const r = JSON.parse((await res.text()).trim()) as { values: number[]; timestamps: number[] };
+          return r.timestamps.includes(last) ? r : false;
+        },
+        { timeoutMs: 10_000, what: 'the last export searchable in VictoriaMetrics' },
+      );
       // one sample per second from the first export after the kill on, no hole across the outage
       const from = Math.floor(killedAt / 1000) * 1000 + 1000;
       const inWindow = row.timestamps.filter((t) => t >= from && t <= last);
