@@ -109,7 +109,7 @@ export async function runScenario(s: Scenario): Promise<void> {
       current = r;
       // The file is known again before the next rotation (a rotation of a file the agent never
       // saw is not read: the .gz of an unknown file could be anything).
-      await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) >= 1, { what: 'the file reopened' });
+      await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) >= 1, { what: 'the file reopened', timeoutMs: 30_000 });
     }
     await run(LOGROTATE as string, ['-f', '-s', path.join(dir, 'logrotate.state'), conf]);
     rotations++;
