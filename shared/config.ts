@@ -125,14 +125,40 @@ export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, c
   errors.push(...dedupeByPath(schemaErrors));
   for (const check of checks) {
     const subtree = check.path === '' ? withDefaults : check.path.split('.').reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), withDefaults);
-    // Unknown keys (reported above) must not hide what the check would find in the rest.
-    const cleaned = Value.Clean(check.schema, Value.Clone(subtree));
-    if (Value.Check(check.schema, cleaned)) {
-      for (const line of check.run(Value.Decode(check.schema, cleaned))) if (!errors.includes(line)) errors.push(line);
+    // Unknown keys and type errors (both reported above) must not hide what the check would find in the rest.
+    const checkable = withoutSchemaErrors(check.schema, Value.Clean(check.schema, Value.Clone(subtree)));
+    if (checkable !== undefined) {
+      for (const line of check.run(Value.Decode(check.schema, checkable))) if (!errors.includes(line)) errors.push(line);
     }
   }
   if (errors.length > 0) throw new ConfigError(source, errors);
   return Value.Decode(schema, withDefaults);
+}
+
+/**
+ * The value with every schema error set aside, so a semantic check can still look at the rest:
+ * a wrong value falls back to its key's default, or is left out when the key is optional. When
+ * neither works (a required key without a default is wrong) the check cannot run: undefined.
+ * The value is a private clone; it is changed in place.
+ */
+function withoutSchemaErrors(schema: TSchema, value: unknown): unknown {
+  let previous = '';
+  for (let round = 0; round < 200; round++) {
+    const first = Value.Errors(schema, value).First();
+    if (first === undefined) return value;
+    const where = `${first.path} ${first.message}`;
+    if (where === previous) return undefined;
+    previous = where;
+    const keys = first.path.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+    if (keys.length === 0) return undefined;
+    const parent = keys.slice(0, -1).reduce<unknown>((v, k) => (v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), value);
+    if (parent === null || typeof parent !== 'object' || Array.isArray(parent)) return undefined;
+    const last = keys[keys.length - 1];
+    const fallback = (first.schema as { default?: unknown }).default;
+    if (fallback !== undefined) (parent as Record<string, unknown>)[last] = Value.Clone(fallback);
+    else delete (parent as Record<string, unknown>)[last];
+  }
+  return undefined;
 }
 
 /** What a union accepts, for its error line: `one of "a", "b"`, or its members' kinds. */

@@ -4,7 +4,7 @@
  * can fix a file in one pass. The format is described in config/rules/README.md.
  */
 import { readFileSync } from 'node:fs';
-import YAML, { LineCounter, isMap, isSeq } from 'yaml';
+import YAML, { LineCounter, isMap, isScalar, isSeq } from 'yaml';
 import { formatDuration, parseDuration } from '../../shared/units.ts';
 import { formatMatchers, parseMatcher, type Matcher } from './matchers.ts';
 import { compileTemplate, type Template } from './template.ts';
@@ -185,17 +185,35 @@ export function parseRules(text: string, options: ParseOptions): ParseResult {
   if (!Array.isArray(list)) return { rules: [], errors: [...errors, 'rules: expected a list of rules'] };
 
   const rulesNode = doc.get('rules', true);
-  const lineOf = (i: number): number | undefined => {
-    if (!isSeq(rulesNode)) return undefined;
-    const item = rulesNode.items[i];
-    const offset = isMap(item) || isSeq(item) ? item.range?.[0] : undefined;
+  const lineAt = (node: unknown): number | undefined => {
+    const offset = isMap(node) || isSeq(node) || isScalar(node) ? node.range?.[0] : undefined;
     return offset === undefined ? undefined : lineCounter.linePos(offset).line;
+  };
+  /** The line of a rule's key ("patterns.spike.baseline"), or of the rule when the key is not written. */
+  const lineOf = (i: number, key: string): number | undefined => {
+    const item = isSeq(rulesNode) ? rulesNode.items[i] : undefined;
+    if (!isMap(item)) return lineAt(item);
+    let node: unknown = item;
+    let keyNode: unknown;
+    for (const part of key.split(/\.|\[(\d+)\]/).filter((p) => p !== undefined && p !== '')) {
+      if (isSeq(node) && /^\d+$/.test(part)) {
+        node = node.items[Number(part)];
+        keyNode = node;
+        continue;
+      }
+      if (!isMap(node)) break;
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === part);
+      if (pair === undefined) break;
+      keyNode = pair.key;
+      node = pair.value;
+    }
+    return lineAt(keyNode) ?? lineAt(item);
   };
 
   const rules: Rule[] = [];
   const sloNames = new Map<string, number>();
   list.forEach((raw: unknown, i: number) => {
-    const c = new Checker(errors, i, lineOf(i), raw, options);
+    const c = new Checker(errors, i, (key) => lineOf(i, key), raw, options);
     const rule = c.rule();
     if (rule === undefined) return;
     if (rule.type === 'slo') {
@@ -219,33 +237,34 @@ function isObject(v: unknown): v is Record<string, unknown> {
 class Checker {
   private readonly errors: string[];
   private readonly index: number;
-  private readonly line: number | undefined;
+  private readonly lineOf: (key: string) => number | undefined;
   private readonly raw: unknown;
   private readonly options: ParseOptions;
-  private prefix: string;
+  private name: string | undefined;
   private count = 0;
 
-  constructor(errors: string[], index: number, line: number | undefined, raw: unknown, options: ParseOptions) {
+  constructor(errors: string[], index: number, lineOf: (key: string) => number | undefined, raw: unknown, options: ParseOptions) {
     this.errors = errors;
     this.index = index;
-    this.line = line;
+    this.lineOf = lineOf;
     this.raw = raw;
     this.options = options;
-    this.prefix = this.describe(undefined);
   }
 
   get ok(): boolean {
     return this.count === 0;
   }
 
-  private describe(name: string | undefined): string {
-    const where = `rules[${this.index}]${this.line !== undefined ? `, line ${this.line}` : ''}`;
-    return name === undefined ? where : `rule "${name}" (${where})`;
+  /** `rule "A" (rules[0], line 6)`: the line is the key's when it is written, else the rule's. */
+  private describe(key: string): string {
+    const line = this.lineOf(key);
+    const where = `rules[${this.index}]${line !== undefined ? `, line ${line}` : ''}`;
+    return this.name === undefined ? where : `rule "${this.name}" (${where})`;
   }
 
   error(key: string, message: string): void {
     this.count++;
-    this.errors.push(`${this.prefix}: ${key === '' ? '' : `${key}: `}${message}`);
+    this.errors.push(`${this.describe(key)}: ${key === '' ? '' : `${key}: `}${message}`);
   }
 
   rule(): Rule | undefined {
@@ -262,7 +281,7 @@ class Checker {
     }
     const nameKey = isSlo ? 'slo' : 'alert';
     const name = raw[nameKey];
-    if (typeof name === 'string' && name.trim() !== '') this.prefix = this.describe(name);
+    if (typeof name === 'string' && name.trim() !== '') this.name = name;
     else this.error(nameKey, 'expected a non-empty name');
     const allowed = isSlo ? SLO_KEYS : ALERT_KEYS;
     for (const key of Object.keys(raw)) if (!allowed.includes(key)) this.error(key, `unknown key${hint(key, allowed)}`);
@@ -343,7 +362,7 @@ class Checker {
     const rule: ThresholdRule = {
       type: 'alert',
       index: this.index,
-      line: this.line,
+      line: this.lineOf(""),
       name,
       identity: identity(raw, ['annotations', 'for', 'keepFiringFor']),
       by: kind === 'patterns' ? ['source', 'pattern_id'] : (by ?? (kind === 'metric' ? undefined : [])),
@@ -398,7 +417,7 @@ class Checker {
     return {
       type: 'slo',
       index: this.index,
-      line: this.line,
+      line: this.lineOf(""),
       name,
       identity: identity(raw, ['annotations']),
       by,

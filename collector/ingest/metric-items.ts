@@ -90,6 +90,8 @@ function itemError(prefix: string, e: ValueError): ItemError {
 
 function reasonOf(e: ValueError): string {
   const p = e.path;
+  // A nullable field fails as a union; a string there can only have broken its length limit.
+  if (e.type === ValueErrorType.Union && typeof e.value === 'string') return 'field_too_long';
   switch (e.type) {
     case ValueErrorType.StringMaxLength:
       if (p === '/name') return 'name_too_long';

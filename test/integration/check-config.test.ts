@@ -98,8 +98,8 @@ describe('plumb check-config: every error at once, each saying what is expected'
     expect(r.code).toBe(1);
     expect(r.lines).toContain('collector.metrics.maxSerie: unknown key (did you mean "maxSeries"?)');
     expect(r.lines).toContain('collector.metrics.mappings[0].name: "x-y" cannot become a Prometheus metric name');
-    expect(r.lines).toContain(`${rules}: rule "A" (rules[0], line 2): op: expected one of > >= < <= == != (got ">>")`);
-    expect(r.lines).toContain(`${rules}: rule "A" (rules[0], line 2): fro: unknown key (did you mean "for"?)`);
+    expect(r.lines).toContain(`${rules}: rule "A" (rules[0], line 6): op: expected one of > >= < <= == != (got ">>")`);
+    expect(r.lines).toContain(`${rules}: rule "A" (rules[0], line 8): fro: unknown key (did you mean "for"?)`);
     expect(r.lines.filter((l) => l.startsWith(`${rules}: rule "B"`))).toHaveLength(2);
     expect(r.lines[0]).toMatch(/: 6 configuration error\(s\):$/);
   });

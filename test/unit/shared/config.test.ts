@@ -66,6 +66,30 @@ collector:
     );
   });
 
+  it("a type error inside a section does not hide that section's semantic errors", () => {
+    const errors = errorsOf(`
+agent:
+  logs:
+    - { path: /var/log/a.log, pattern: "%{NOSUCHPATTERN:x}" }
+    - { path: /var/log/b.log, pattern: "%{IP:client}", timestamp: { field: ts, format: "not a format QQQQ" }, multiline: { start: "^x", maxLines: many } }
+  grok: { workers: lots }
+collector:
+  metrics:
+    window: "ten seconds"
+    mappings:
+      - { match: "a.*", name: "x-y" }
+`);
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^agent\.grok\.workers: /),
+        expect.stringMatching(/^agent\.logs\[1\]\.multiline\.maxLines: /),
+        expect.stringMatching(/^agent\.logs\[0\]\.pattern: .*NOSUCHPATTERN/),
+        expect.stringMatching(/^collector\.metrics\.window: expected a duration/),
+        expect.stringMatching(/^collector\.metrics\.mappings\[0\]\.name: "x-y" cannot become a Prometheus metric name/),
+      ]),
+    );
+  });
+
   it('names a mapping whose regex does not compile', () => {
     expect(errorsOf('collector: { metrics: { mappings: [{ match: "(", matchType: regex }] } }')).toEqual([
       expect.stringMatching(/^collector\.metrics\.mappings\[0\]\.match: not a valid regular expression/),

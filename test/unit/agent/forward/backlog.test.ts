@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PendingInterval, type BacklogDropReason } from '../../../../agent/forward/backlog.ts';
 import { decodeSketch, encodeSketch, newSketch, quantile } from '../../../../shared/sketch.ts';
-import type { WireDistribution, WireMetric } from '../../../../shared/wire.ts';
+import type { ServiceCheck, StatsdEvent, WireDistribution, WireMetric } from '../../../../shared/wire.ts';
 
 function timer(values: number[]): WireMetric {
   const s = newSketch();
@@ -41,5 +41,20 @@ describe('merged pending interval', () => {
     p.merge(part(10, [{ type: 'c', name: 'a', tags: [], value: 1 }, { type: 'c', name: 'b', tags: [], value: 1 }]), (r, n) => drops.push([r, n]));
     expect(p.toPart().metrics).toEqual([{ type: 'c', name: 'a', tags: [], value: 2 }]);
     expect(drops).toEqual([['merge_max_series', 1]]);
+  });
+  it('keeps events up to maxEvents and the latest status of each check, counting what does not fit', () => {
+    const drops: [BacklogDropReason, number][] = [];
+    const drop = (r: BacklogDropReason, n: number): void => void drops.push([r, n]);
+    const event = (title: string): StatsdEvent => ({ title, text: '', timestamp: null, hostname: null, aggregationKey: null, priority: null, sourceType: null, alertType: null, tags: [] });
+    const check = (name: string, status: ServiceCheck['status']): ServiceCheck => ({ name, status, timestamp: null, hostname: null, tags: [], message: null });
+    const withItems = (start: number, events: StatsdEvent[], serviceChecks: ServiceCheck[]) => ({ ...part(start, []), events, serviceChecks });
+    const p = new PendingInterval({ maxSeries: 10, maxSetMembers: 3, maxEvents: 2 }, withItems(0, [event('a')], [check('db', 0)]), drop);
+    p.merge(withItems(10, [event('b'), event('c')], [check('db', 2), check('cache', 0)]), drop);
+    expect(drops).toEqual([['merge_max_events', 1]]);
+    p.merge(withItems(20, [], [check('queue', 1), check('db', 1)]), drop);
+    const out = p.toPart();
+    expect(out.events.map((e) => e.title)).toEqual(['a', 'b']);
+    expect(out.serviceChecks.map((c) => [c.name, c.status])).toEqual([['db', 1], ['cache', 0]]);
+    expect(drops).toEqual([['merge_max_events', 1], ['merge_max_events', 1]]);
   });
 });

@@ -18,7 +18,7 @@ function errorsOf(text: string): string[] {
 }
 
 describe('rule file validation', () => {
-  it('reports every mistake at once, each naming the rule, its line and the key', () => {
+  it('reports every mistake at once, each naming the rule, the line of the key (or of the rule when the key is missing) and the key', () => {
     const errors = errorsOf(`
 rules:
   - alert: BadWindow
@@ -61,26 +61,26 @@ rules:
   - metric: orphan
 `);
     const expected = [
-      'rule "BadWindow" (rules[0], line 3): window: expected a duration like "30s", "5m" or "1h" (got "5 minutes")',
-      'rule "BadEverything" (rules[1], line 9): treshold: unknown key (did you mean "threshold"?)',
-      'rule "BadEverything" (rules[1], line 9): where.bad-label: not a valid label name',
-      'rule "BadEverything" (rules[1], line 9): where.service: invalid regular expression "(api"',
-      'rule "BadEverything" (rules[1], line 9): aggregate: expected one of avg, min, max, sum, count, rate, increase, last or a percentile like p50, p99, p999 (got "median")',
-      'rule "BadEverything" (rules[1], line 9): window: must be at least 10s, the bucket resolution (got "1s")',
-      'rule "BadEverything" (rules[1], line 9): op: expected one of > >= < <= == != (got "=>")',
+      'rule "BadWindow" (rules[0], line 6): window: expected a duration like "30s", "5m" or "1h" (got "5 minutes")',
+      'rule "BadEverything" (rules[1], line 15): treshold: unknown key (did you mean "threshold"?)',
+      'rule "BadEverything" (rules[1], line 11): where.bad-label: not a valid label name',
+      'rule "BadEverything" (rules[1], line 11): where.service: invalid regular expression "(api"',
+      'rule "BadEverything" (rules[1], line 12): aggregate: expected one of avg, min, max, sum, count, rate, increase, last or a percentile like p50, p99, p999 (got "median")',
+      'rule "BadEverything" (rules[1], line 13): window: must be at least 10s, the bucket resolution (got "1s")',
+      'rule "BadEverything" (rules[1], line 14): op: expected one of > >= < <= == != (got "=>")',
       'rule "BadEverything" (rules[1], line 9): threshold: missing',
-      'rule "BadEverything" (rules[1], line 9): for: expected a duration like "30s", "5m" or "1h" (got "soon")',
-      'rule "BadEverything" (rules[1], line 9): labels.alertname: the alert name comes from "alert:"',
-      'rule "BadEverything" (rules[1], line 9): annotations.summary: unsupported template "{{ $val }}"',
+      'rule "BadEverything" (rules[1], line 16): for: expected a duration like "30s", "5m" or "1h" (got "soon")',
+      'rule "BadEverything" (rules[1], line 17): labels.alertname: the alert name comes from "alert:"',
+      'rule "BadEverything" (rules[1], line 18): annotations.summary: unsupported template "{{ $val }}"',
       'rule "NoSource" (rules[2], line 19): metric: missing: name the data with "metric:", "ratio:", "logs:" or "patterns:"',
-      'rule "LogAvg" (rules[3], line 24): logs.match: invalid regular expression',
-      'rule "LogAvg" (rules[3], line 24): aggregate: a logs rule counts events: use count, rate or increase (got "avg")',
-      'rule "checkout" (rules[4], line 30): objective: expected a percentage between 0 and 100',
+      'rule "LogAvg" (rules[3], line 25): logs.match: invalid regular expression',
+      'rule "LogAvg" (rules[3], line 26): aggregate: a logs rule counts events: use count, rate or increase (got "avg")',
+      'rule "checkout" (rules[4], line 31): objective: expected a percentage between 0 and 100',
       'rule "checkout" (rules[4], line 30): period: missing',
-      'rule "checkout" (rules[4], line 30): bad: give "good" or "bad", not both',
+      'rule "checkout" (rules[4], line 33): bad: give "good" or "bad", not both',
       'rule "checkout" (rules[4], line 30): total: missing',
-      'rule "checkout" (rules[4], line 30): alerts[0].long: must be at most 90d',
-      'rule "checkout" (rules[5], line 36): latency.threshold: expected a number',
+      'rule "checkout" (rules[4], line 35): alerts[0].long: must be at most 90d',
+      'rule "checkout" (rules[5], line 39): latency.threshold: expected a number',
       'rules[6], line 40: each rule needs "alert: <name>"',
     ];
     for (const e of expected) expect(errors.some((line) => line.startsWith(e)), `missing: ${e}\nin:\n${errors.join('\n')}`).toBe(true);
@@ -150,8 +150,8 @@ rules:
     expect(r.ok).toBe(false);
     expect(r.rules).toBe(1);
     expect(r.errors).toEqual([
-      'rule "QueueDeep" (rules[0], line 3): window: expected a duration like "30s", "5m" or "1h" (got "forever")',
-      'rule "QueueDeep" (rules[0], line 3): op: expected one of > >= < <= == != (got "bigger")',
+      'rule "QueueDeep" (rules[0], line 6): window: expected a duration like "30s", "5m" or "1h" (got "forever")',
+      'rule "QueueDeep" (rules[0], line 7): op: expected one of > >= < <= == != (got "bigger")',
     ]);
 
     now = 15_000;

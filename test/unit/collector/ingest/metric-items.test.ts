@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { checkBatchItems, type UncheckedBatch } from '../../../../collector/ingest/metric-items.ts';
 import { MetricStore } from '../../../../collector/metrics/store.ts';
 import { badItem, goodItem } from '../../../helpers/metric-items.ts';
+import { STATSD_LIMITS } from '../../../../shared/statsd-limits.ts';
 
 function envelope(metrics: unknown[]): UncheckedBatch {
   return { id: 'b', agent: 'a', seq: 1, start: 0, end: 1, metrics, events: [], serviceChecks: [] };
@@ -61,5 +62,37 @@ describe('metric batch items', () => {
       }),
       { numRuns: 500 },
     );
+  });
+  it('refuses one over-long event or service check field, keeping the other events and checks of the batch', () => {
+    const long = (n: number) => 'x'.repeat(n + 1);
+    const event = (over: Record<string, unknown>) => ({ title: 'deploy', text: 'done', timestamp: null, hostname: null, aggregationKey: null, priority: null, sourceType: null, alertType: null, tags: [], ...over });
+    const check = (over: Record<string, unknown>) => ({ name: 'db.up', status: 0, timestamp: null, hostname: null, tags: [], message: null, ...over });
+    const { batch, errors } = checkBatchItems({
+      ...envelope([]),
+      events: [
+        event({ title: long(STATSD_LIMITS.maxEventTitleLength) }),
+        event({ text: long(STATSD_LIMITS.maxEventTextLength) }),
+        event({ hostname: long(STATSD_LIMITS.maxFieldLength) }),
+        event({ tags: Array.from({ length: STATSD_LIMITS.maxTags + 1 }, (_, i) => `t:${i}`) }),
+        event({ title: 'kept' }),
+      ],
+      serviceChecks: [
+        check({ name: long(STATSD_LIMITS.maxNameLength) }),
+        check({ message: long(STATSD_LIMITS.maxEventTextLength) }),
+        check({ tags: [long(STATSD_LIMITS.maxTagLength)] }),
+        check({ name: 'kept.check' }),
+      ],
+    });
+    expect(batch.events.map((e) => e.title)).toEqual(['kept']);
+    expect(batch.serviceChecks.map((c) => c.name)).toEqual(['kept.check']);
+    expect(errors.map((e) => `${e.path} ${e.reason}`)).toEqual([
+      '/events/0/title field_too_long',
+      '/events/1/text field_too_long',
+      '/events/2/hostname field_too_long',
+      '/events/3/tags too_many_tags',
+      '/serviceChecks/0/name name_too_long',
+      '/serviceChecks/1/message field_too_long',
+      '/serviceChecks/2/tags/0 tag_too_long',
+    ]);
   });
 });
