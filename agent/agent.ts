@@ -25,7 +25,7 @@ import { startZipkinReceiver, type ZipkinReceiver } from './traces/receiver.ts';
 import { SpanBatcher } from './traces/batcher.ts';
 import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
-import { LogPipeline } from './logs/pipeline.ts';
+import type { LogPipeline } from './logs/pipeline.ts';
 import type { OtlpIntake } from '../shared/otlp/intake.ts';
 import type { OtlpServer } from '../shared/otlp/http.ts';
 import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
@@ -70,8 +70,11 @@ export class PlumbAgent {
   readonly checks: ServiceChecker | null;
   /** Spans from applications, sealed into batches for the forwarder; null when the receiver is off. */
   readonly spanBatcher: SpanBatcher | null;
-  /** Tailed files → parser threads → collector; null when no log input is configured. */
-  readonly logs: LogPipeline | null;
+  /**
+   * Tailed files → parser threads → collector; null when no log input is configured. Built by
+   * start(): the parser pool (piscina) and the tailer are loaded only by an agent that tails.
+   */
+  logs: LogPipeline | null = null;
   private zipkin: ZipkinReceiver | null = null;
   /** OTLP doors' shared intake; null unless agent.otlp.enabled. Opened by start(). */
   otlp: OtlpIntake | null = null;
@@ -155,20 +158,21 @@ export class PlumbAgent {
     this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
-    this.logs =
-      config.logs.length > 0
-        ? new LogPipeline(
-            { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: hostname },
-            { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'logs' }), forwarder: this.forwarder, tracing: this.tracing },
-          )
-        : null;
   }
 
   async start(): Promise<void> {
     await this.forwarder.start();
     await this.startHttp();
     await this.startTraces();
-    await this.logs?.start();
+    if (this.config.logs.length > 0) {
+      const { LogPipeline } = await import('./logs/pipeline.ts');
+      const config = this.config;
+      this.logs = new LogPipeline(
+        { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname() },
+        { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'logs' }), forwarder: this.forwarder, tracing: this.tracing },
+      );
+      await this.logs.start();
+    }
     if (this.config.statsd.enabled) {
       await this.statsd.start();
       this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);

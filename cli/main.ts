@@ -18,12 +18,12 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { PlumbAgent } from '../agent/agent.ts';
 import type { PlumbCollector } from '../collector/collector.ts';
-import { parseLineToJson } from '../agent/statsd/parser.ts';
 import { Telemetry } from '../shared/telemetry.ts';
 import { createLogger, type Logger } from '../shared/log.ts';
 import { ConfigError } from '../shared/config.ts';
 import { PlumbError } from '../shared/errors.ts';
-import { loadPlumbConfig, selfTracingLoopErrors, type PlumbConfig } from './config.ts';
+import type { PlumbConfig } from './config.ts';
+import { selfTracingLoopErrors, type AgentFileConfig } from './agent-config.ts';
 import { startSelfTracing } from '../shared/tracing.ts';
 
 const USAGE = `Usage: plumb <command> [options]
@@ -93,13 +93,26 @@ function configPath(args: Args): string | undefined {
   return process.env.PLUMB_CONFIG;
 }
 
-function load(args: Args): PlumbConfig {
+function source(args: Args): { file: string; text?: string } {
   const file = configPath(args);
-  if (file === undefined) return loadPlumbConfig({ text: '{}', file: '<defaults>', env: process.env });
-  return loadPlumbConfig({ file, env: process.env });
+  return file === undefined ? { text: '{}', file: '<defaults>' } : { file };
 }
 
-async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, log: Logger): Promise<void> {
+/** The whole file: both roles' schemas (and so the collector's modules) are loaded. */
+async function load(args: Args): Promise<PlumbConfig> {
+  const { loadPlumbConfig } = await import('./config.ts');
+  return loadPlumbConfig({ ...source(args), env: process.env });
+}
+
+/** `plumb agent` reads only its part of the file, and loads none of the collector's code. */
+async function loadAgent(args: Args): Promise<AgentFileConfig> {
+  const { loadAgentConfig } = await import('./agent-config.ts');
+  return loadAgentConfig({ ...source(args), env: process.env });
+}
+
+type RolesConfig = Pick<PlumbConfig, 'agent' | 'log' | 'telemetry'> & { collector?: PlumbConfig['collector'] };
+
+async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, log: Logger): Promise<void> {
   const telemetry = new Telemetry({ defaultMetrics: true });
   if (roles.includes('agent')) {
     const loop = selfTracingLoopErrors(config);
@@ -109,7 +122,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
   let collector: PlumbCollector | null = null;
   let agent: PlumbAgent | null = null;
   // Collector first: in `all`, the agent's first flush must find it listening.
-  if (roles.includes('collector')) {
+  if (roles.includes('collector') && config.collector !== undefined) {
     // Each role is loaded only when it runs: an agent-only host does not carry the collector.
     const { PlumbCollector } = await import('../collector/collector.ts');
     // in `plumb all`, ready means every door of the process accepts, the agent's included
@@ -147,6 +160,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: PlumbConfig, l
 
 /** Reads raw bytes (not text: invalid UTF-8 must reach the parser as it came) and answers line by line. */
 async function statsdParse(): Promise<void> {
+  const { parseLineToJson } = await import('../agent/statsd/parser.ts');
   let tail: Buffer = Buffer.alloc(0);
   const answer = async (line: Buffer): Promise<void> => {
     const end = line.length > 0 && line[line.length - 1] === 0x0d ? line.length - 1 : line.length;
@@ -182,6 +196,7 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       // the files and variables it names are checked on this machine too, unless told the config is for another
+      const { loadPlumbConfig } = await import('./config.ts');
       loadPlumbConfig({ file, env: process.env, machine: !args.flags.has('offline') });
       process.stdout.write(`${file}: ok\n`);
       return 0;
@@ -210,7 +225,7 @@ async function main(argv: string[]): Promise<number> {
         process.stderr.write(`plumb replay: --to ${String(to)}: only "elasticsearch" is supported\n`);
         return 2;
       }
-      const config = load(args);
+      const config = await load(args);
       const { runReplay } = await import('../collector/logs/replay.ts');
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
@@ -234,7 +249,8 @@ async function main(argv: string[]): Promise<number> {
     case 'agent':
     case 'collector':
     case 'all': {
-      const config = load(args);
+      // an agent leaves the collector's section unread
+      const config: RolesConfig = args.command === 'agent' ? { ...(await loadAgent(args)), collector: undefined } : await load(args);
       const log = createLogger({ level: config.log.level, name: 'plumb' });
       const roles = args.command === 'all' ? (['collector', 'agent'] as const) : ([args.command] as const);
       await runRoles([...roles], config, log);
