@@ -14,7 +14,7 @@ import { MetricSinks } from './metrics/sinks/export.ts';
 import { AlertEngine, alertRoutes, registerRuleFleetRoutes, RulePeers, WINDOW_CHUNK_PREFIX } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
-import { tracesIngestPlugin } from './ingest/traces.ts';
+import { tracesIngestPlugin, type DurableSpanSink } from './ingest/traces.ts';
 import { IngestState } from './ingest/state.ts';
 import { HeapGuard } from './ingest/limits.ts';
 import { ZipkinExporter } from './traces/zipkin-exporter.ts';
@@ -26,7 +26,8 @@ import { LogRouter } from './logs/router.ts';
 import { PatternMiner } from './patterns/miner.ts';
 import { patternRoutes } from './patterns/routes.ts';
 import { logsIngestPlugin } from './ingest/logs.ts';
-import { SpanIndex } from './traces/span-index.ts';
+import { SpanIndex, durableSpanSinks } from './traces/span-index.ts';
+import { createOtlpSpanExport } from './traces/otlp.ts';
 import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 import { resolveSecurity, installAuth, credentialCheck, type Security } from './security.ts';
 import os from 'node:os';
@@ -69,6 +70,10 @@ export class PlumbCollector {
   metricSinks: MetricSinks | null = null;
   /** Spans in Elasticsearch; null unless collector.traces.elasticsearch is configured. Opened by start(). */
   spanIndex: SpanIndex | null = null;
+  /** The OTLP span sink; null unless collector.traces.otlp is configured. Opened by start(). */
+  spanExport: SpanIndex | null = null;
+  /** The span index and the OTLP span sink as one durable sink, written first. */
+  private durableSpans: DurableSpanSink | null = null;
   private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -167,6 +172,12 @@ export class PlumbCollector {
       this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
       this.spanIndex.start();
     }
+    const otlpOut = this.config.traces.otlp;
+    if (otlpOut !== undefined) {
+      this.spanExport = await createOtlpSpanExport(otlpOut, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
+      this.spanExport.start();
+    }
+    const durableSpans = (this.durableSpans = durableSpanSinks([this.spanIndex, this.spanExport]));
     const fleet = this.config.fleet;
     if (fleet !== undefined) {
       const fleetLog = this.ctx.log.child({ component: 'fleet' });
@@ -220,7 +231,7 @@ export class PlumbCollector {
     await app.register(tracesIngestPlugin, {
       recent: state.traceIds,
       sink: this.zipkinExporter,
-      index: this.spanIndex,
+      index: durableSpans,
       spanMetrics: this.spanMetrics,
       maxSpansPerBatch: this.config.traces.maxSpansPerBatch,
       retryAfterMs: this.config.traces.retryAfter,
@@ -238,8 +249,8 @@ export class PlumbCollector {
       tracing: this.tracing,
       log: this.ctx.log.child({ component: 'logs-ingest' }),
     });
-    const spanIndex = this.spanIndex;
-    app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanIndex?.status() ?? [], metrics: metricSinks.status() }));
+    const spanSinks = [this.spanIndex, this.spanExport];
+    app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanSinks.flatMap((s) => s?.status() ?? []), metrics: metricSinks.status() }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
@@ -331,7 +342,7 @@ export class PlumbCollector {
     const sink = new CollectorOtlpSink({
       metrics: state.metrics,
       router: this.router,
-      index: this.spanIndex,
+      index: this.durableSpans,
       zipkin: this.zipkinExporter,
       spanMetrics: this.spanMetrics,
       logs,
@@ -423,6 +434,8 @@ export class PlumbCollector {
     this.patterns?.stop();
     await this.spanIndex?.stop(deadline);
     this.spanIndex = null;
+    await this.spanExport?.stop(deadline);
+    this.spanExport = null;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));
     await this.membership?.stop();
     this.membership = null;

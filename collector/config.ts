@@ -13,7 +13,7 @@ import { JournalSchema } from './ingest/state.ts';
 import { LimitsSchema } from './ingest/limits.ts';
 import { CollectorSecuritySchema } from './security.ts';
 import { HttpLimitsSchema } from '../shared/http-limits.ts';
-import { otlpSchema } from '../shared/otlp/config.ts';
+import { OtlpExportSchema, otlpSchema } from '../shared/otlp/config.ts';
 import { FleetSchema } from './fleet/config.ts';
 import { PatternsSchema } from './patterns/config.ts';
 
@@ -44,6 +44,7 @@ export const CollectorTracesSchema = Section(
   {
     zipkin: ZipkinSinkSchema,
     elasticsearch: SpanIndexSchema,
+    otlp: Type.Optional(OtlpExportSchema),
     spanMetrics: SpanMetricsSchema,
     maxSpansPerBatch: Type.Integer({ minimum: 1, default: 50_000, description: 'most spans one agent batch may carry; more get 400' }),
     retryAfter: Duration('1s', { description: 'Retry-After sent with 429 when the Zipkin sink queue is full' }),

@@ -108,7 +108,7 @@ class TracesIngest {
       reply
         .code(429)
         .header('retry-after', this.retryAfterSeconds)
-        .send({ error: 'PLUMB_ERR_SINK_RETRYABLE', message: 'the Elasticsearch span queue is full (collector.logs.queue.maxBytes); retry later' });
+        .send({ error: 'PLUMB_ERR_SINK_RETRYABLE', message: 'a span sink queue (Elasticsearch, OTLP) is full (collector.logs.queue.maxBytes); retry later' });
       return;
     }
     if (sink !== null && !sink.write(batch.spans, parent)) {

@@ -5,8 +5,8 @@
 import type { LogEvent } from './event.ts';
 import type { RejectedItem, Sink, SinkWriteResult } from '../sinks/sink.ts';
 
-/** The log sink's name in metrics, status and its queue directory; `elasticsearch_spans` is the span index. */
-export type SinkName = 'file' | 'elasticsearch' | 's3' | 'otlp' | 'elasticsearch_spans';
+/** The log sink's name in metrics, status and its queue directory; `elasticsearch_spans` and `otlp_spans` are span sinks. */
+export type SinkName = 'file' | 'elasticsearch' | 's3' | 'otlp' | 'elasticsearch_spans' | 'otlp_spans';
 
 /** A log event the sink refused for good, and why. */
 export type RejectedEvent = RejectedItem<LogEvent>;

@@ -25,6 +25,7 @@ import type { ZipkinSpan } from '../../shared/zipkin.ts';
 import { CollectorLogsSchema, ElasticsearchSinkSchema, checkLogsConfig, type CollectorLogsConfig } from '../logs/config.ts';
 import { LogRouter } from '../logs/router.ts';
 import { ElasticsearchSink } from '../logs/elasticsearch.ts';
+import type { DurableSpanSink } from '../ingest/traces.ts';
 
 /** The log sink's Elasticsearch settings, with span defaults for the index and its template. */
 export const SpanIndexSchema = Type.Optional(
@@ -46,9 +47,14 @@ export const SpanIndexSchema = Type.Optional(
 
 export type SpanIndexConfig = NonNullable<StaticDecode<typeof SpanIndexSchema>>;
 
+/** A span sink's log router configuration: queue defaults, no sink of its own (the caller gives it one). */
+export function spanQueueLogsConfig(): CollectorLogsConfig {
+  return Value.Decode(CollectorLogsSchema, Value.Default(CollectorLogsSchema, { sinks: {} }));
+}
+
 /** The span index as a log router configuration: its Elasticsearch sink alone, queue defaults. */
 export function spanIndexLogsConfig(config: SpanIndexConfig): CollectorLogsConfig {
-  const logs: CollectorLogsConfig = Value.Decode(CollectorLogsSchema, Value.Default(CollectorLogsSchema, { sinks: {} }));
+  const logs = spanQueueLogsConfig();
   logs.sinks = { elasticsearch: config };
   return logs;
 }
@@ -58,16 +64,25 @@ export function checkSpanIndexConfig(config: SpanIndexConfig, path: string): str
   return checkLogsConfig(spanIndexLogsConfig(config), '@').map((e) => e.replace('@.sinks.elasticsearch', path).replace(/^@\.queue/, 'collector.logs.queue'));
 }
 
-/** Where the span index keeps its queue and dead-letter file. */
+/** Where the span sinks (index, OTLP export) keep their queues and dead-letter files. */
 export function spanIndexDir(dataDir: string): string {
   return join(dataDir, 'spans');
 }
 
-export class SpanIndex {
+/**
+ * Spans stored durably for one sink: each write goes to the sink's disk queue (a log router with
+ * that sink alone) as one NDJSON line per span, and the sink runner drains it. The span index
+ * (Elasticsearch documents) and the OTLP span export (collector/traces/otlp.ts) are two of these.
+ */
+export class SpanIndex implements DurableSpanSink {
   private readonly router: LogRouter;
+  private readonly line: (span: ZipkinSpan) => string;
+  private readonly what: string;
 
-  private constructor(router: LogRouter) {
+  constructor(router: LogRouter, line: (span: ZipkinSpan) => string, what: string) {
     this.router = router;
+    this.line = line;
+    this.what = what;
   }
 
   static async create(config: SpanIndexConfig, ctx: { telemetry: Telemetry; log: Logger; dataDir: string; tracing?: SelfTracing }): Promise<SpanIndex> {
@@ -75,7 +90,12 @@ export class SpanIndex {
     const log = ctx.log.child({ component: 'span-index' });
     const sink = new ElasticsearchSink(config, { log, name: 'elasticsearch_spans' });
     const router = await LogRouter.create(logs, { ...ctx, dataDir: spanIndexDir(ctx.dataDir), log }, { sinks: [sink] });
-    return new SpanIndex(router);
+    return new SpanIndex(router, (s) => JSON.stringify(spanDocument(s)), 'the Elasticsearch span queue');
+  }
+
+  /** Names the queue in a 429's message. */
+  get description(): string {
+    return this.what;
   }
 
   start(): void {
@@ -91,12 +111,12 @@ export class SpanIndex {
   }
 
   /**
-   * Stores the spans in the index's disk queue; false when the queue is full (the ingest answers
-   * 429 and the agent sends the batch again).
+   * Stores the spans in the disk queue; false when the queue is full (the ingest answers 429 and
+   * the agent sends the batch again).
    */
   async write(spans: readonly ZipkinSpan[], _parent?: Context): Promise<boolean> {
     let text = '';
-    for (const s of spans) text += JSON.stringify(spanDocument(s)) + '\n';
+    for (const s of spans) text += this.line(s) + '\n';
     try {
       await this.router.accept({ id: '', ndjson: Buffer.from(text), count: spans.length });
       return true;
@@ -105,6 +125,18 @@ export class SpanIndex {
       throw err;
     }
   }
+}
+
+/** Several durable span sinks as one, written in order: a batch one refuses is refused (resent later; each keeps a span once per id or at least once). */
+export function durableSpanSinks(sinks: readonly (DurableSpanSink | null)[]): DurableSpanSink | null {
+  const list = sinks.filter((s): s is DurableSpanSink => s !== null);
+  if (list.length <= 1) return list[0] ?? null;
+  return {
+    async write(spans, parent) {
+      for (const s of list) if (!(await s.write(spans, parent))) return false;
+      return true;
+    },
+  };
 }
 
 /** The Elasticsearch document of a span (see the header). */

@@ -18,10 +18,11 @@
  *   {traceId, spanId[, traceState][, attributes]}, so they survive to the sinks and back out.
  *
  * spansToOtlp is the inverse used by the OTLP exporter: a span that came in through OTLP goes
- * out as the same OTLP span (less its trace state and its resource attributes other than
- * service.name, which travel as span attributes). A span that came in as Zipkin JSON keeps
- * everything its Zipkin form carries except localEndpoint addresses, debug and shared, which
- * OTLP has no field for; its remoteEndpoint becomes peer.service / network.peer.* attributes.
+ * out as the same OTLP span (less its trace state; its resource attributes other than
+ * service.name travel as span attributes). What the Zipkin form holds and OTLP has no field for
+ * (endpoint addresses, debug, shared, which derived tags were there) travels in the attribute
+ * `plumb.zipkin`, so another plumb reading the export stores the very same span; a remote
+ * service name also becomes peer.service for other back ends.
  */
 import type { ZipkinAnnotation, ZipkinEndpoint, ZipkinKind, ZipkinSpan } from '../zipkin.ts';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -154,8 +155,13 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
 
   const tags: Record<string, string> = {};
   const attrs = s.attributes ?? [];
-  for (const kv of attrs) setTag(tags, kv.key, anyValueToString(kv.value));
-  for (const [k, v] of resourceTags) setTag(tags, k, v);
+  let fields: ZipkinFields | null = null;
+  for (const kv of attrs) {
+    if (kv.key === ZIPKIN_FIELDS) fields = zipkinFields(anyValueToString(kv.value));
+    else setTag(tags, kv.key, anyValueToString(kv.value));
+  }
+  // a span exported by plumb carries every tag as an attribute: the resource's are not added again
+  if (fields === null) for (const [k, v] of resourceTags) setTag(tags, k, v);
   if (scope?.name) {
     tags[SCOPE_NAME_TAG] = scope.name;
     tags[LIBRARY_NAME_TAG] = scope.name;
@@ -171,7 +177,7 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
   } else if (code === STATUS_ERROR) {
     tags[STATUS_CODE_TAG] = 'ERROR';
     tags[ERROR_TAG] = s.status?.message ?? '';
-  } else if (tags[ERROR_TAG] === 'false') {
+  } else if (tags[ERROR_TAG] === 'false' && fields === null) {
     delete tags[ERROR_TAG];
   }
   if (s.droppedAttributesCount) tags[DROPPED_ATTRIBUTES_TAG] = String(s.droppedAttributesCount);
@@ -188,9 +194,10 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
     }
     tags[LINKS_TAG] = JSON.stringify(list);
   }
+  if (fields !== null) applyZipkinFields(span, tags, fields);
   if (Object.keys(tags).length > 0) span.tags = tags;
 
-  if (kind === 'CLIENT' || kind === 'PRODUCER') {
+  if (fields === null && (kind === 'CLIENT' || kind === 'PRODUCER')) {
     const remote = remoteEndpoint(attrs);
     if (remote !== undefined) span.remoteEndpoint = remote;
   }
@@ -209,6 +216,59 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
     if (annotations.length > 0) span.annotations = annotations;
   }
   return span;
+}
+
+/**
+ * What a plumb span holds that OTLP has no field for, carried by the exporter in one span
+ * attribute (`plumb.zipkin`, a JSON object) so that plumb → OTLP → plumb gives the same span:
+ * l: localEndpoint addresses and port; r: the remote endpoint as it was (null: none);
+ * u: no local service name; d, s: debug, shared; t: which of the tags the mapping derives from OTLP fields (status, scope,
+ * dropped counts, links) the span had; p: peer.service was added by the exporter. Another
+ * backend sees an ordinary string attribute.
+ */
+export const ZIPKIN_FIELDS = 'plumb.zipkin';
+
+interface ZipkinFields {
+  l?: ZipkinEndpoint;
+  r?: ZipkinEndpoint | null;
+  u?: boolean;
+  d?: boolean;
+  s?: boolean;
+  t?: string[];
+  p?: boolean;
+}
+
+function zipkinFields(json: string): ZipkinFields | null {
+  try {
+    const v = JSON.parse(json) as unknown;
+    return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as ZipkinFields) : null;
+  } catch {
+    return null;
+  }
+}
+
+function endpointOf(v: unknown): ZipkinEndpoint | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const e = v as Record<string, unknown>;
+  const out: ZipkinEndpoint = {};
+  if (typeof e.serviceName === 'string' && e.serviceName !== '') out.serviceName = e.serviceName;
+  if (typeof e.ipv4 === 'string' && isIPv4(e.ipv4)) out.ipv4 = e.ipv4;
+  if (typeof e.ipv6 === 'string' && isIPv6(e.ipv6)) out.ipv6 = e.ipv6;
+  if (typeof e.port === 'number' && Number.isInteger(e.port) && e.port > 0 && e.port <= 65535) out.port = e.port;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+function applyZipkinFields(span: ZipkinSpan, tags: Record<string, string>, f: ZipkinFields): void {
+  const local: ZipkinEndpoint = { ...(f.u === true ? {} : span.localEndpoint), ...endpointOf(f.l) };
+  if (Object.keys(local).length > 0) span.localEndpoint = local;
+  else delete span.localEndpoint;
+  const remote = endpointOf(f.r);
+  if (remote !== undefined) span.remoteEndpoint = remote;
+  if (f.d === true) span.debug = true;
+  if (f.s === true) span.shared = true;
+  const kept = new Set(Array.isArray(f.t) ? f.t : []);
+  for (const key of RESERVED_TAGS) if (!kept.has(key)) delete tags[key];
+  if (f.p === true) delete tags['peer.service'];
 }
 
 function setTag(tags: Record<string, string>, key: string, value: string): void {
@@ -286,7 +346,7 @@ export function spansToOtlp(spans: readonly ZipkinSpan[]): Record<string, unknow
       if (scopeVersion !== '') scope.version = scopeVersion;
       scopes.set(scopeKey, (group = { scope, spans: [] }));
     }
-    group.spans.push(spanToOtlp(z, service));
+    group.spans.push(spanToOtlp(z));
   }
   const resourceSpans: Record<string, unknown>[] = [];
   for (const [service, scopes] of byResource) {
@@ -302,7 +362,7 @@ function idBytes(hexId: string, bytes: number): Buffer {
   return Buffer.from(hexId.padStart(bytes * 2, '0'), 'hex');
 }
 
-function spanToOtlp(z: ZipkinSpan, service: string): Record<string, unknown> {
+function spanToOtlp(z: ZipkinSpan): Record<string, unknown> {
   const tags = z.tags ?? {};
   const start = BigInt(z.timestamp ?? 0) * 1000n;
   const end = start + BigInt(z.duration ?? 0) * 1000n;
@@ -317,18 +377,29 @@ function spanToOtlp(z: ZipkinSpan, service: string): Record<string, unknown> {
   if (z.parentId) out.parentSpanId = idBytes(z.parentId, 8);
   const attributes: KeyValue[] = [];
   const code = tags[STATUS_CODE_TAG];
+  const fields: ZipkinFields = {};
   for (const key of Object.keys(tags)) {
-    if (RESERVED_TAGS.has(key)) continue;
+    if (RESERVED_TAGS.has(key)) {
+      (fields.t ??= []).push(key);
+      continue;
+    }
     if (key === ERROR_TAG && code === 'ERROR') continue;
-    if (key === SERVICE_NAME && tags[key] === service) continue; // it is the resource's
     attributes.push({ key, value: { stringValue: tags[key] } });
   }
   // Zipkin → OTLP: peer.service from the remote endpoint, unless the tags it was derived from are there
   const remote = z.remoteEndpoint;
-  if (remote?.serviceName && !REMOTE_NAMES.some(([key]) => tags[key] === remote.serviceName)) {
+  if (remote?.serviceName && tags['peer.service'] === undefined && !REMOTE_NAMES.some(([key]) => tags[key] === remote.serviceName)) {
     attributes.push({ key: 'peer.service', value: { stringValue: remote.serviceName } });
+    fields.p = true;
   }
-  if (attributes.length > 0) out.attributes = attributes;
+  const local = z.localEndpoint;
+  if (local && (local.ipv4 !== undefined || local.ipv6 !== undefined || local.port !== undefined)) fields.l = { ipv4: local.ipv4, ipv6: local.ipv6, port: local.port };
+  if (!local?.serviceName) fields.u = true;
+  fields.r = remote ?? null;
+  if (z.debug) fields.d = true;
+  if (z.shared) fields.s = true;
+  attributes.push({ key: ZIPKIN_FIELDS, value: { stringValue: JSON.stringify(fields) } });
+  out.attributes = attributes;
   if (code === 'OK') out.status = { code: STATUS_OK };
   else if (code === 'ERROR') out.status = { code: STATUS_ERROR, message: tags[ERROR_TAG] ?? '' };
   if (tags[DROPPED_ATTRIBUTES_TAG]) out.droppedAttributesCount = Number(tags[DROPPED_ATTRIBUTES_TAG]);
@@ -348,7 +419,8 @@ function annotationToEvent(a: ZipkinAnnotation): Record<string, unknown> {
       const parsed = JSON.parse(`{${a.value}}`) as Record<string, unknown>;
       const keys = Object.keys(parsed);
       const attrs = parsed[keys[0]];
-      if (keys.length === 1 && attrs !== null && typeof attrs === 'object' && !Array.isArray(attrs)) {
+      // only what the receiving mapping writes back the same way: `"name":{"k":"v",…}`
+      if (keys.length === 1 && attrs !== null && typeof attrs === 'object' && !Array.isArray(attrs) && Object.values(attrs).every((v) => typeof v === 'string') && `${JSON.stringify(keys[0])}:${JSON.stringify(attrs)}` === a.value) {
         event.name = keys[0];
         event.attributes = Object.entries(attrs).map(([key, v]) => ({ key, value: jsToAnyValue(String(v)) }));
       }
