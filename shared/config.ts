@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Type, type TSchema, type StaticDecode, Kind, type TObject } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Value, ValueErrorType } from '@sinclair/typebox/value';
 import YAML from 'yaml';
 import { PlumbError } from './errors.ts';
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from './units.ts';
@@ -110,6 +110,7 @@ export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, c
   }
   const errors: string[] = [];
   applyEnvOverrides(schema, raw as Record<string, unknown>, options.env ?? {}, errors);
+  setAsideMisplacedLists(schema, raw, '', errors);
   const withDefaults = Value.Default(schema, Value.Clone(raw));
   collectUnknownKeys(schema, withDefaults, '', errors);
   const schemaErrors: string[] = [];
@@ -117,7 +118,8 @@ export function loadConfig<T extends TSchema>(schema: T, options: LoadOptions, c
     if (e.message === 'Unexpected property') continue; // reported above, with a suggestion
     const path = pointerToPath(e.path);
     const expected = (e.schema as { errorMessage?: string }).errorMessage ?? (e.schema[Kind] === 'Union' ? describeUnion(e.schema) : undefined);
-    const msg = expected ? `expected ${expected}` : e.message.charAt(0).toLowerCase() + e.message.slice(1);
+    const missing = e.type === ValueErrorType.ObjectRequiredProperty;
+    const msg = missing ? `missing${expected ? `: expected ${expected}` : ''}` : expected ? `expected ${expected}` : e.message.charAt(0).toLowerCase() + e.message.slice(1);
     const line = `${path || '(top level)'}: ${msg}${e.value !== undefined && typeof e.value !== 'object' ? ` (got ${JSON.stringify(e.value)})` : ''}`;
     if (!schemaErrors.includes(line)) schemaErrors.push(line);
   }
@@ -218,10 +220,41 @@ function objectMembers(schema: TSchema): TObject[] {
   return [];
 }
 
+/**
+ * A list written where a mapping belongs is reported here and removed (its key takes its
+ * default for the other checks): filling defaults would otherwise turn it into a mapping of
+ * "0", "1"… and the error would read as unknown keys.
+ */
+function setAsideMisplacedLists(schema: TSchema, value: unknown, path: string, errors: string[]): void {
+  if (value === null || typeof value !== 'object') return;
+  if (Array.isArray(value)) {
+    const items = schema[Kind] === 'Array' ? (schema.items as TSchema) : ((schema.anyOf as TSchema[] | undefined) ?? []).find((m) => m[Kind] === 'Array')?.items;
+    if (items !== undefined) value.forEach((item, i) => setAsideMisplacedLists(items as TSchema, item, `${path}[${i}]`, errors));
+    return;
+  }
+  const objects = objectMembers(schema);
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    const sub = objects.find((o) => key in o.properties)?.properties[key];
+    if (sub === undefined) continue;
+    const takesList = sub[Kind] === 'Array' || ((sub.anyOf as TSchema[] | undefined) ?? []).some((m) => m[Kind] === 'Array' || m[Kind] === 'Unknown' || m[Kind] === 'Any');
+    if (Array.isArray(child) && !takesList && objectMembers(sub).length > 0) {
+      errors.push(`${join(path, key)}: expected a mapping of keys, not a list`);
+      delete (value as Record<string, unknown>)[key];
+      continue;
+    }
+    setAsideMisplacedLists(sub, child, join(path, key), errors);
+  }
+}
+
 function collectUnknownKeys(schema: TSchema, value: unknown, path: string, errors: string[]): void {
   if (value === null || typeof value !== 'object') return;
   if (Array.isArray(value)) {
+    // A list where a mapping belongs is a type error, reported as one; its items have no keys to check.
     if (schema[Kind] === 'Array') value.forEach((item, i) => collectUnknownKeys(schema.items as TSchema, item, `${path}[${i}]`, errors));
+    else if (schema[Kind] === 'Union') {
+      const list = (schema.anyOf as TSchema[]).find((m) => m[Kind] === 'Array');
+      if (list !== undefined) value.forEach((item, i) => collectUnknownKeys(list.items as TSchema, item, `${path}[${i}]`, errors));
+    }
     return;
   }
   const objects = objectMembers(schema);

@@ -90,6 +90,21 @@ collector:
     );
   });
 
+  it('says a list was written where a mapping belongs, and that a required key is missing', () => {
+    const errors = errorsOf(`
+collector:
+  logs:
+    sinks:
+      - { type: file, path: /tmp/x }
+  traces: { zipkin: { urll: "http://zipkin:9411" } }
+`);
+    expect(errors).toEqual([
+      'collector.logs.sinks: expected a mapping of keys, not a list',
+      'collector.traces.zipkin.urll: unknown key (did you mean "url"?)',
+      expect.stringMatching(/^collector\.traces\.zipkin\.url: missing: expected an http\(s\) URL/),
+    ]);
+  });
+
   it('names a mapping whose regex does not compile', () => {
     expect(errorsOf('collector: { metrics: { mappings: [{ match: "(", matchType: regex }] } }')).toEqual([
       expect.stringMatching(/^collector\.metrics\.mappings\[0\]\.match: not a valid regular expression/),
