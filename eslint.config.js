@@ -11,4 +11,12 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // the console's script runs in the browser, as a classic script
+    files: ['shared/console/static/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(['document', 'window', 'location', 'fetch', 'setInterval', 'clearInterval', 'setTimeout', 'DOMParser', 'FormData', 'URLSearchParams', 'TextDecoder', 'AbortController', 'console'].map((g) => [g, 'readonly'])),
+    },
+  },
 );

@@ -29,6 +29,10 @@ import type { LogPipeline } from './logs/pipeline.ts';
 import type { OtlpIntake } from '../shared/otlp/intake.ts';
 import type { OtlpServer } from '../shared/otlp/http.ts';
 import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
+import { agentHeader } from '../shared/wire.ts';
+import type { GrokDebugger } from './logs/grok-debug.ts';
+import type { GrokService } from '../shared/console/grok.ts';
+import { consoleRoutes } from '../shared/console/routes.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -46,6 +50,9 @@ export interface AgentContext {
   log: Logger;
   /** plumb's own traces; off when absent. */
   tracing?: SelfTracing;
+  /** plumb's version and the hash of the configuration, named on every batch (x-plumb-agent) and shown by the console. */
+  version?: string;
+  configHash?: string;
 }
 
 export class PlumbAgent {
@@ -75,6 +82,15 @@ export class PlumbAgent {
    * start(): the parser pool (piscina) and the tailer are loaded only by an agent that tails.
    */
   logs: LogPipeline | null = null;
+  /**
+   * The grok debugger of the console and POST /api/v1/grok, in the log pipeline's parser
+   * threads; loaded on first use, so an agent nobody debugs on carries no extra code.
+   */
+  readonly grokDebugger: GrokService = {
+    inputs: () => this.config.logs.map((input, index) => ({ index, paths: typeof input.path === 'string' ? [input.path] : [...input.path], patterns: input.pattern === undefined ? [] : typeof input.pattern === 'string' ? [input.pattern] : [...input.pattern] })),
+    run: async (request) => (await this.loadGrok()).run(request),
+  };
+  private grok: Promise<GrokDebugger> | null = null;
   private zipkin: ZipkinReceiver | null = null;
   /** OTLP doors' shared intake; null unless agent.otlp.enabled. Opened by start(). */
   otlp: OtlpIntake | null = null;
@@ -139,6 +155,7 @@ export class PlumbAgent {
           : undefined,
         auth: f.auth,
         tls: f.tls,
+        identity: agentHeader({ hostname, version: ctx.version ?? 'unknown', configHash: ctx.configHash ?? '', instance: this.instance }),
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
@@ -158,6 +175,12 @@ export class PlumbAgent {
     this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
+  }
+
+  private loadGrok(): Promise<GrokDebugger> {
+    const hostName = this.config.hostname ?? os.hostname();
+    this.grok ??= import('./logs/grok-debug.ts').then(({ GrokDebugger }) => new GrokDebugger({ logs: this.config.logs, grok: this.config.grok, hostName }, () => this.logs));
+    return this.grok;
   }
 
   async start(): Promise<void> {
@@ -368,6 +391,14 @@ export class PlumbAgent {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.ctx.telemetry.metrics();
     });
+    await app.register(
+      consoleRoutes({
+        role: 'agent',
+        hostname: this.config.hostname ?? os.hostname(),
+        version: this.ctx.version ?? 'unknown',
+        grok: () => this.grokDebugger,
+      }),
+    );
     const addr = parseListen(this.config.http.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -404,5 +435,6 @@ export class PlumbAgent {
     await this.forwarder.stop(Math.max(0, deadline - Date.now()));
     await this.http?.close();
     this.http = null;
+    if (this.grok !== null) await (await this.grok).stop();
   }
 }

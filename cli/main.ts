@@ -13,6 +13,7 @@
 // first: on too old a Node.js, one clear line before anything else loads
 import './node-version.ts';
 import { readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -25,6 +26,7 @@ import { PlumbError } from '../shared/errors.ts';
 import type { PlumbConfig } from './config.ts';
 import { selfTracingLoopErrors, type AgentFileConfig } from './agent-config.ts';
 import { startSelfTracing } from '../shared/tracing.ts';
+import type { GrokService } from '../shared/console/grok.ts';
 
 const USAGE = `Usage: plumb <command> [options]
 
@@ -126,12 +128,14 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
     // Each role is loaded only when it runs: an agent-only host does not carry the collector.
     const { PlumbCollector } = await import('../collector/collector.ts');
     // in `plumb all`, ready means every door of the process accepts, the agent's included
-    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env, holdReady: roles.includes('agent') });
+    // the console's grok debugger: the agent's parser threads in `all`, else a thread of its own on first use
+    const grok = roles.includes('agent') ? () => agent?.grokDebugger ?? null : standaloneGrok(config);
+    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env, holdReady: roles.includes('agent'), version: version(), grok });
     await collector.start();
   }
   if (roles.includes('agent')) {
     const { PlumbAgent } = await import('../agent/agent.ts');
-    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing });
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), configHash: configHash(config.agent) });
     await agent.start();
   }
   collector?.markReady();
@@ -156,6 +160,24 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
   process.on('SIGHUP', () => void collector?.reload());
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** The agent's config hash on the x-plumb-agent header (the console's Fleet page): SHA-256 of its validated section, first 16 hex digits. */
+function configHash(config: RolesConfig['agent']): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
+}
+
+/** A collector alone has no parser threads: the grok debugger loads the engine and starts one thread on first use. */
+function standaloneGrok(config: RolesConfig): () => GrokService {
+  let loaded: Promise<GrokService> | null = null;
+  const service: GrokService = {
+    inputs: () => [],
+    run: async (request) => {
+      loaded ??= import('../agent/logs/grok-debug.ts').then(({ GrokDebugger }) => new GrokDebugger({ logs: [], grok: config.agent.grok, hostName: config.agent.hostname ?? '' }, () => null));
+      return (await loaded).run(request);
+    },
+  };
+  return () => service;
 }
 
 /** Reads raw bytes (not text: invalid UTF-8 must reach the parser as it came) and answers line by line. */

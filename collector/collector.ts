@@ -38,7 +38,13 @@ import { membershipFor } from './fleet/fleet.ts';
 import { Peers, fleetToken } from './fleet/peers.ts';
 import { FleetRouter } from './fleet/router.ts';
 import { Handoff } from './fleet/handoff.ts';
-import { registerFleetRoutes } from './fleet/routes.ts';
+import { fleetAnswer, registerFleetRoutes, type FleetRoutesOptions } from './fleet/routes.ts';
+import { AgentsSeen } from './ingest/agents.ts';
+import { SloHistory } from './alerts/slo-history.ts';
+import { consoleRoutes } from '../shared/console/routes.ts';
+import type { GrokService } from '../shared/console/grok.ts';
+import type { FleetBody, FleetRulesBody } from '../shared/console/pages/fleet.ts';
+import type { RulesBody } from '../shared/console/pages/alerts.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -52,6 +58,10 @@ export interface CollectorContext {
    * in the same process, its Zipkin receiver included, accepts too).
    */
   holdReady?: boolean;
+  /** plumb's version, shown by the console. */
+  version?: string;
+  /** The grok debugger the console and POST /api/v1/grok use (the CLI lends the agent's); none when absent. */
+  grok?: () => GrokService | null;
 }
 
 export class PlumbCollector {
@@ -93,6 +103,10 @@ export class PlumbCollector {
   private rebalancePending = false;
   private rebalancing: Promise<void> | null = null;
   private wakeRebalance: (() => void) | null = null;
+  /** Agents heard from, by the x-plumb-agent header of their batches. */
+  readonly agentsSeen = new AgentsSeen();
+  /** SLO budgets and burn rates over time, for the console's charts. */
+  private readonly sloHistory: SloHistory;
   /** What GET /readyz says: 503 unless 'ready'. */
   private phase: 'starting' | 'ready' | 'stopping' = 'starting';
   address = '';
@@ -140,6 +154,7 @@ export class PlumbCollector {
       },
     });
     const alerts = this.alerts;
+    this.sloHistory = new SloHistory(() => alerts.slos(), Math.max(1000, config.alerts.evaluationInterval));
     this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o, now) => alerts.observeMetric(o, now) };
   }
 
@@ -211,9 +226,12 @@ export class PlumbCollector {
     installBodyHandling(app, this.ctx.telemetry, budget, this.config.limits.retryAfter);
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
     const membership = this.membership;
+    this.agentsSeen.install(app, { metrics: METRICS_PATH, logs: LOGS_PATH, traces: TRACES_PATH });
+    const agentsSeen = this.agentsSeen;
+    let fleetBody: () => Record<string, unknown> = () => ({ fleet: false, self: null, members: [], agents: agentsSeen.list() });
     if (membership !== null && fleet !== undefined && this.peers !== null && this.handoff !== null) {
       this.router = new FleetRouter(membership, this.peers, state.metrics, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'fleet' }) });
-      registerFleetRoutes(app, {
+      const fleetOptions: FleetRoutesOptions = {
         config: fleet,
         membership,
         router: this.router,
@@ -222,10 +240,12 @@ export class PlumbCollector {
         authorization: this.peers.expectedAuthorization,
         maxMetricsPerBatch: this.config.maxMetricsPerBatch,
         accepting: () => this.phase !== 'stopping',
-        moreStatus: () => ({ rules: this.alerts.fleetOwnership() }),
-      });
+        moreStatus: () => ({ rules: this.alerts.fleetOwnership(), agents: agentsSeen.list() }),
+      };
+      registerFleetRoutes(app, fleetOptions);
+      fleetBody = () => fleetAnswer(fleetOptions);
     } else {
-      app.get('/api/v1/fleet', async () => ({ fleet: false, self: null, members: [] }));
+      app.get('/api/v1/fleet', async () => fleetBody());
     }
     registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, router: this.router }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
     await app.register(tracesIngestPlugin, {
@@ -261,6 +281,25 @@ export class PlumbCollector {
     await app.register(alertRoutes(this.alerts));
     if (this.membership !== null) registerRuleFleetRoutes(app, this.alerts, ruleToken);
     await app.register(patternRoutes(this.patterns));
+    this.sloHistory.start();
+    const sloHistory = this.sloHistory;
+    await app.register(
+      consoleRoutes({
+        role: 'collector',
+        hostname: os.hostname(),
+        version: this.ctx.version ?? 'unknown',
+        grok: this.ctx.grok ?? (() => null),
+        login: security.tokenDigests.length > 0,
+        secure: security.https !== null,
+        alerts: { rules: () => alerts.rulesJSON() as unknown as RulesBody, history: (slo) => sloHistory.samples(slo) },
+        fleet: {
+          fleet: () => fleetBody() as unknown as FleetBody,
+          rules: () => alerts.fleetRules() as unknown as FleetRulesBody,
+          // agents flush every 10 s by default: three missed flushes
+          staleAfterMs: 30_000,
+        },
+      }),
+    );
     const addr = parseListen(this.config.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -406,6 +445,7 @@ export class PlumbCollector {
     if (this.expireTimer) clearInterval(this.expireTimer);
     this.expireTimer = null;
     this.heapGuard?.stop();
+    this.sloHistory.stop();
     for (const server of this.otlpServers) await server.stop();
     this.otlpServers = [];
     this.otlp?.stop();

@@ -4,6 +4,8 @@
  *
  * Ingest (POST /v1/*) and the API (/api/v1/*) need a token or a verified client certificate
  * when either is configured; /metrics, /healthz and /readyz stay open for scrapers and probes.
+ * The console (/ui/) needs the same; a browser gives the token once to its login form and
+ * sends it back in a cookie, which counts on /ui/ and /api/ only.
  * The check runs in onRequest, before a body is read or decompressed. Tokens, files' contents
  * and keys never reach a log line, an error message or an API answer: only key names and paths.
  * Certificates and tokens are read once at start; changing them needs a restart.
@@ -273,8 +275,27 @@ export function resolveSecurity(c: SecurityConfig, env: Record<string, string | 
 /** Routes collectors of a fleet post to each other, authenticated by the fleet's own secret. */
 const INTERNAL_PREFIX = '/internal/';
 
-/** Routes that need no credentials: Prometheus scrapes and orchestrator probes. */
-const OPEN_PATHS = new Set(['/metrics', '/healthz', '/readyz']);
+/** Routes that need no credentials: Prometheus scrapes and orchestrator probes; the console's login form and its stylesheet and script. */
+const OPEN_PATHS = new Set(['/metrics', '/healthz', '/readyz', '/ui/login', '/ui/static/console.css', '/ui/static/console.js']);
+
+/** The console's login cookie (shared/console/pages/login.ts): a browser cannot send the header on a page load. */
+const LOGIN_COOKIE = 'plumb_token';
+
+/** The token of the console's login cookie, honoured on the console and the API only (never on ingest). */
+function cookieToken(path: string, cookie: string | undefined): string | undefined {
+  if (cookie === undefined || !(path.startsWith('/ui/') || path === '/ui' || path.startsWith('/api/'))) return undefined;
+  for (const part of cookie.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === LOGIN_COOKIE) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
 
 function tokenAccepted(header: string | undefined, digests: readonly Buffer[]): boolean {
   if (header === undefined) return false;
@@ -306,6 +327,7 @@ export function installAuth(app: FastifyInstance, security: Security, options: {
   app.addHook('onRequest', async (request, reply) => {
     const path = request.url.split('?', 1)[0];
     if (OPEN_PATHS.has(path) && (request.method === 'GET' || request.method === 'HEAD')) return;
+    if (path === '/ui/login' && request.method === 'POST') return;
     // collectors of a fleet: checked against the fleet's shared secret by collector/fleet/routes.ts
     if (path.startsWith(INTERNAL_PREFIX) && options.internal) return;
     const certified = mode !== 'none' && verifiedClient(request);
@@ -313,7 +335,12 @@ export function installAuth(app: FastifyInstance, security: Security, options: {
       return refuse(reply, 'a client certificate signed by collector.tls.clientCa is required (collector.tls.clientAuth: require)');
     }
     if (digests.length === 0 || (mode === 'request' && certified)) return;
-    if (!tokenAccepted(request.headers.authorization, digests)) {
+    const fromCookie = request.headers.authorization === undefined ? cookieToken(path, request.headers.cookie) : undefined;
+    if (fromCookie !== undefined ? !tokenAccepted(`Bearer ${fromCookie}`, digests) : !tokenAccepted(request.headers.authorization, digests)) {
+      // a person at a browser is sent to the login form rather than shown a JSON refusal
+      if ((path === '/ui' || path.startsWith('/ui/')) && request.method === 'GET') {
+        return reply.redirect(`/ui/login?next=${encodeURIComponent(request.url)}${fromCookie !== undefined ? '&failed=1' : ''}`);
+      }
       return refuse(reply, request.headers.authorization === undefined ? 'this collector needs "Authorization: Bearer <token>" (collector.auth)' : 'the bearer token is not one of collector.auth\'s tokens');
     }
   });

@@ -13,6 +13,7 @@ export const ErrorCodes = {
   PLUMB_ERR_FORWARD_RETRYABLE: 'the collector could not take a batch now',
   PLUMB_ERR_STATSD_PARSE: 'a statsd line could not be parsed',
   PLUMB_ERR_GROK_PATTERN: 'a grok pattern or pattern file is invalid',
+  PLUMB_ERR_GROK_INPUT: 'the grok debugger was asked for a log input that is not configured, or whose file cannot be read',
   PLUMB_ERR_SINK_PERMANENT: 'a downstream system refused data permanently',
   PLUMB_ERR_SINK_RETRYABLE: 'a downstream system could not take data now',
   PLUMB_ERR_SPOOL_DIR: 'a disk queue directory cannot be created, read or written',

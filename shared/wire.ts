@@ -16,6 +16,33 @@ export const LOGS_PATH = '/v1/logs';
 export const LOG_EVENT_ID = /^[0-9a-f]{32}[0-9a-f]{12}$/;
 
 /**
+ * Every batch an agent posts names the agent in this header, URL-encoded:
+ * `host=web-1&version=0.1.0&config=3f2a…&instance=web-1@1733…-a1b2c3`. Collectors list the
+ * agents they hear from (Fleet page, GET /api/v1/fleet); nothing depends on it for delivery.
+ */
+export const AGENT_HEADER = 'x-plumb-agent';
+
+export interface AgentIdentity {
+  hostname: string;
+  version: string;
+  configHash: string;
+  instance: string;
+}
+
+export function agentHeader(id: AgentIdentity): string {
+  return new URLSearchParams({ host: id.hostname, version: id.version, config: id.configHash, instance: id.instance }).toString();
+}
+
+/** Null when the header is not an agent's (too long, or no instance). */
+export function parseAgentHeader(value: string): AgentIdentity | null {
+  if (value.length > 1024) return null;
+  const p = new URLSearchParams(value);
+  const instance = p.get('instance');
+  if (instance === null || instance === '') return null;
+  return { hostname: p.get('host') ?? '', version: p.get('version') ?? '', configHash: p.get('config') ?? '', instance };
+}
+
+/**
  * Metric types as they appear on the wire. `ms`, `h` and `d` all carry a sketch; `hist` and
  * `sum` come from OTLP only (explicit-bucket histograms and summaries, which have no statsd form).
  */

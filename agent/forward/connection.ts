@@ -3,6 +3,7 @@
  * (agent.forward.tls; the server certificate is always verified) and the bearer token
  * (agent.forward.auth). Credentials are read once, at start; the token is never logged.
  */
+import { AGENT_HEADER } from '../../shared/wire.ts';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
@@ -29,6 +30,8 @@ export interface ConnectionOptions {
   tls?: ForwardTlsOptions;
   /** Connections kept per collector. */
   connections?: number;
+  /** The x-plumb-agent header every batch carries (shared/wire.ts); absent: none. */
+  identity?: string;
 }
 
 function configError(key: string, message: string, cause?: unknown): PlumbError {
@@ -82,8 +85,10 @@ export interface PostResult {
 export class Connection {
   private readonly dispatcher: Agent;
   private readonly authorization: string | undefined;
+  private readonly identity: string | undefined;
 
   constructor(options: ConnectionOptions = {}) {
+    this.identity = options.identity;
     const token = loadToken(options.auth);
     this.authorization = token === undefined ? undefined : `Bearer ${token}`;
     const tls = options.tls ?? {};
@@ -114,6 +119,7 @@ export class Connection {
 
   async post(url: URL, body: Buffer, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<PostResult> {
     if (this.authorization !== undefined) headers.authorization = this.authorization;
+    if (this.identity !== undefined) headers[AGENT_HEADER] = this.identity;
     const res = await request(url, { method: 'POST', body, headers, dispatcher: this.dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal });
     const text = await res.body.text();
     return { status: res.statusCode, retryAfter: res.headers['retry-after'], text };

@@ -66,6 +66,8 @@ export interface ForwarderOptions {
   spool?: ForwardSpoolOptions;
   auth?: ForwardAuthOptions;
   tls?: ForwardTlsOptions;
+  /** The x-plumb-agent header value naming this agent on every batch. */
+  identity?: string;
 }
 
 export interface SendOptions {
@@ -124,7 +126,7 @@ export class Forwarder {
       for (const reason of ['queue_full', 'spool_full', 'rejected', 'invalid', 'shutdown']) instruments.dropped.inc({ kind, reason }, 0);
     }
     this.health = new CollectorHealth(options.collectors, ctx);
-    const connection = new Connection({ auth: options.auth, tls: options.tls });
+    const connection = new Connection({ auth: options.auth, tls: options.tls, identity: options.identity });
     for (const c of options.collectors) {
       if (connection.hasToken && c.startsWith('http://')) {
         this.log.warn({ collector: c }, 'agent.forward.auth is set but this collector is plain http: the token travels unencrypted');
@@ -223,7 +225,7 @@ export class Forwarder {
     if (this.running) return this.starting ?? Promise.resolve();
     this.running = true;
     if (this.connectionClosed) {
-      this.ctx.connection = new Connection({ auth: this.options.auth, tls: this.options.tls });
+      this.ctx.connection = new Connection({ auth: this.options.auth, tls: this.options.tls, identity: this.options.identity });
       this.connectionClosed = false;
     }
     const starting = this.openSpools().then(

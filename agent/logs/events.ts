@@ -148,10 +148,13 @@ const OWN_OBJECTS = new Set(['host', 'log', 'event']);
 export class EventBuilder {
   private readonly parsers: InputParser[];
   private readonly hostName: string;
+  /** Built-in patterns with agent.grok.patternsDir over them (the grok debugger compiles against it too). */
+  readonly library: PatternLibrary;
 
   constructor(setup: ParserSetup) {
     const library = PatternLibrary.builtin().clone();
     for (const dir of setup.patternsDirs) library.loadPath(dir);
+    this.library = library;
     this.hostName = setup.hostName;
     this.parsers = setup.inputs.map((input) => {
       const patterns = input.pattern === undefined ? [] : typeof input.pattern === 'string' ? [input.pattern] : input.pattern;

@@ -184,6 +184,22 @@ export class LogPipeline {
     return concatResults(parts);
   }
 
+  /**
+   * Runs a named function of the parser threads (the grok debugger's) in this pool, with a
+   * deadline: a task that overruns it is aborted and its thread replaced, as for log chunks.
+   * Null when the pipeline is not running.
+   */
+  async runNamed<T>(name: string, task: unknown, timeoutMs: number): Promise<T | null> {
+    const pool = this.pool;
+    if (pool === null) return null;
+    try {
+      return (await pool.run(task, { name, signal: AbortSignal.timeout(timeoutMs) })) as T;
+    } catch (err) {
+      if (isAbort(err)) this.replaced.inc();
+      throw err;
+    }
+  }
+
   private async runTask(records: readonly TailRecord[], timeoutMs: number, timedOut = false): Promise<ParseResult> {
     const pool = this.pool;
     if (pool === null) throw new Error('log pipeline stopped');
@@ -221,7 +237,7 @@ export class LogPipeline {
   }
 }
 
-function isAbort(err: unknown): boolean {
+export function isAbort(err: unknown): boolean {
   return err instanceof Error && (err.name === 'AbortError' || err.name === 'TimeoutError');
 }
 

@@ -1269,6 +1269,11 @@ export class AlertEngine implements RuleFleetHandler {
     return this.installed.compiled.filter((c): c is SloEval => c.kind === 'slo').map((c) => c.view);
   }
 
+  /** Each SLO's budget and burn rates as of the last evaluation (the console samples them into a history). */
+  slos(): readonly SloView[] {
+    return this.sloViews;
+  }
+
   /**
    * Prometheus text for the collector's /metrics page: ALERTS, ALERTS_FOR_STATE,
    * plumb_slo_error_budget_remaining and plumb_slo_burn_rate, with # HELP and # TYPE lines.

@@ -66,11 +66,16 @@ export function registerFleetRoutes(app: FastifyInstance, o: FleetRoutesOptions)
     }
   });
 
-  app.get('/api/v1/fleet', async () => ({
+  app.get('/api/v1/fleet', async () => fleetAnswer(o));
+}
+
+/** Body of GET /api/v1/fleet in a fleet (the console's Fleet page reads it too). */
+export function fleetAnswer(o: FleetRoutesOptions): Record<string, unknown> {
+  return {
     fleet: true,
     ...fleetStatus(o.membership, o.config),
     series: { held: o.intake.store.size, owned: o.intake.store.countRoutes((r) => o.membership.owns(r)) },
     forwarded: { ...o.router.totals },
     ...(o.moreStatus?.() ?? {}),
-  }));
+  };
 }

@@ -128,6 +128,28 @@ describe('bearer tokens', () => {
     expect(valueOf(m, 'sec_hits_total')).toBe(6); // a:1 and a:2; the third post replays a:1
   });
 
+  it('the console asks a browser for a token once (login form, cookie); the cookie counts on /ui/ and /api/, never on ingest', async () => {
+    const { url } = await collectorWith('collector:\n  listen: "127.0.0.1:0"\n  auth: { tokens: ["console-token-dddd"] }\n');
+    const page = await fetch(`${url}/ui/alerts`, { redirect: 'manual' });
+    expect(page.status).toBe(302);
+    expect(page.headers.get('location')).toBe('/ui/login?next=%2Fui%2Falerts');
+    expect((await fetch(`${url}/ui/login`)).status).toBe(200);
+    expect((await fetch(`${url}/ui/static/console.css`)).status).toBe(200);
+    const login = await fetch(`${url}/ui/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=console-token-dddd&next=%2Fui%2Ffleet' });
+    expect(login.status).toBe(303);
+    expect(login.headers.get('location')).toBe('/ui/fleet');
+    const cookie = login.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/^plumb_token=console-token-dddd; Path=\/; HttpOnly; SameSite=Strict$/);
+    const jar = { cookie: cookie.split(';')[0] };
+    expect((await fetch(`${url}/ui/fleet`, { headers: jar })).status).toBe(200);
+    expect((await fetch(`${url}/api/v1/rules`, { headers: jar })).status).toBe(200);
+    expect((await post(url, undefined, JSON.stringify(BATCH), jar)).status).toBe(401);
+    const wrong = await fetch(`${url}/ui/fleet`, { headers: { cookie: 'plumb_token=not-the-token' }, redirect: 'manual' });
+    expect(wrong.status).toBe(302);
+    expect(wrong.headers.get('location')).toMatch(/failed=1/);
+    expect((await fetch(`${url}/api/v1/rules`, { headers: { cookie: 'plumb_token=not-the-token' } })).status).toBe(401);
+  });
+
   it('checks the token before reading the body: a bad gzip body without a token is a 401, not a 400', async () => {
     const { url } = await collectorWith('collector:\n  listen: "127.0.0.1:0"\n  auth: { tokens: ["gzip-token-cccc"] }\n');
     const junk = Buffer.from('this is not gzip at all');

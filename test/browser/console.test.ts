@@ -1,0 +1,207 @@
+/**
+ * The web console in a real browser: Debian's chromium driven by puppeteer-core (no browser is
+ * downloaded: CHROMIUM_PATH or /usr/bin/chromium), against `plumb all` started through the CLI
+ * with statsd traffic, a tailed log file and alert rules. Each page is loaded as a person would
+ * and checked for what they would see. One browser for the whole file.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
+import dgram from 'node:dgram';
+import os from 'node:os';
+import path from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { startPlumb, stopAllProcesses, type TrackedProcess } from '../helpers/processes.ts';
+import { freeTcpPorts, freeUdpPort } from '../helpers/ports.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let dir = '';
+let plumb: TrackedProcess;
+let browser: Browser;
+let page: Page;
+let collectorUrl = '';
+let agentUrl = '';
+let statsdPort = 0;
+const udp = dgram.createSocket('udp4');
+
+function statsd(...lines: string[]): Promise<void> {
+  return new Promise((resolve, reject) => udp.send(lines.join('\n'), statsdPort, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+}
+
+/** The visible text of the element matching `selector`, '' when there is none. */
+async function text(selector: string): Promise<string> {
+  return page.$eval(selector, (el) => (el as HTMLElement).innerText).catch(() => '');
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'plumb-console-'));
+  const [collectorPort, agentPort, zipkinPort] = await freeTcpPorts(3);
+  statsdPort = await freeUdpPort();
+  collectorUrl = `http://127.0.0.1:${collectorPort}`;
+  agentUrl = `http://127.0.0.1:${agentPort}`;
+  await writeFile(
+    path.join(dir, 'rules.yaml'),
+    `rules:
+  - alert: QueueBacklog
+    metric: queue.depth
+    aggregate: max
+    window: 1m
+    op: ">"
+    threshold: 10
+    labels: { severity: ticket }
+  - alert: QueueSlow
+    metric: queue.depth
+    aggregate: max
+    window: 1m
+    op: ">"
+    threshold: 5
+    for: 10m
+  - slo: checkout-availability
+    objective: 99
+    period: 1h
+    good: { metric: checkout.ok }
+    total: { metric: checkout.requests }
+`,
+  );
+  await writeFile(path.join(dir, 'app.log'), 'INFO started\n');
+  await writeFile(
+    path.join(dir, 'plumb.yaml'),
+    `agent:
+  hostname: console-test-host
+  statsd: { listen: "127.0.0.1:${statsdPort}", flushInterval: 500ms }
+  http: { listen: "127.0.0.1:${agentPort}" }
+  traces: { zipkin: { listen: "127.0.0.1:${zipkinPort}" } }
+  forward: { collectors: ["${collectorUrl}"] }
+  # the line deadline leaves room for a replaced parser thread to start on a busy machine
+  grok: { workers: 1, chunkTimeout: 2s, lineTimeout: 2s }
+  logs:
+    - path: ${path.join(dir, 'app.log')}
+      pattern: "%{LOGLEVEL:level} %{GREEDYDATA:msg}"
+collector:
+  listen: "127.0.0.1:${collectorPort}"
+  alerts: { rulesFile: ${path.join(dir, 'rules.yaml')}, evaluationInterval: 500ms }
+`,
+  );
+  plumb = startPlumb(['all', '--config', path.join(dir, 'plumb.yaml')]);
+  await waitFor(async () => (await fetch(`${collectorUrl}/readyz`).catch(() => null))?.ok, { timeoutMs: 30_000, what: `plumb all ready; stderr: ${plumb.stderr()}` });
+  browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+  page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 900 });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  udp.close();
+  await stopAllProcesses();
+  if (dir !== '') await rm(dir, { recursive: true, force: true });
+});
+
+describe('web console in chromium', () => {
+  it('Alerts lists a firing alert, a pending one with its for progress, and an SLO with budget, burn rates and charts', async () => {
+    // queue.depth 20 > 10: QueueBacklog fires at once, QueueSlow waits for 10m; 10 % of checkouts fail
+    const feed = setInterval(() => void statsd('queue.depth:20|g', 'checkout.requests:10|c', 'checkout.ok:9|c'), 200);
+    try {
+      await page.goto(`${collectorUrl}/ui/alerts`);
+      await waitFor(
+        async () => {
+          await page.reload();
+          return (await page.$('tr[data-rule="QueueBacklog"][data-state="firing"]')) !== null && (await page.$('section[data-slo="checkout-availability"] svg path')) !== null;
+        },
+        { timeoutMs: 20_000, intervalMs: 500, what: 'QueueBacklog firing and an SLO chart line' },
+      );
+    } finally {
+      clearInterval(feed);
+    }
+    const row = await text('tr[data-rule="QueueBacklog"]');
+    expect(row).toMatch(/firing/);
+    expect(row).toMatch(/20/);
+    expect(await page.$eval('tr[data-rule="QueueBacklog"]', (el) => getComputedStyle(el.querySelector('td')!).backgroundColor)).not.toBe('rgba(0, 0, 0, 0)');
+    const pending = await text('tr[data-rule="QueueSlow"]');
+    expect(pending).toMatch(/pending/);
+    expect(pending).toMatch(/of 10m/);
+    expect(await page.$('tr[data-rule="QueueSlow"] progress')).not.toBeNull();
+    const slo = await text('section[data-slo="checkout-availability"]');
+    expect(slo).toMatch(/objective 99% over 1h/);
+    expect(slo).toMatch(/-900\.0%/); // 10 % bad against a 1 % budget
+    expect(slo).toMatch(/5m: 10\.0×/);
+    expect(slo).toMatch(/Error budget remaining over the 1h 0m period/);
+    expect(await text('header nav')).toMatch(/Alerts\s*Fleet\s*Grok debugger/);
+  });
+
+  it('the page refreshes itself in place (with JavaScript) and still shows everything without it', async () => {
+    await page.goto(`${collectorUrl}/ui/alerts`);
+    const stamp = await page.$eval('main', (el) => ((el as HTMLElement).dataset.stamp = 'before'));
+    expect(stamp).toBe('before');
+    // the script swaps main's content, not the element: a marker inside it disappears
+    await page.$eval('main h1', (el) => el.setAttribute('data-old', '1'));
+    await waitFor(async () => (await page.$('main h1[data-old]')) === null, { timeoutMs: 15_000, what: 'main refreshed' });
+    expect(await page.$eval('main', (el) => (el as HTMLElement).dataset.stamp)).toBe('before');
+
+    const noJs = await browser.newPage();
+    try {
+      await noJs.setJavaScriptEnabled(false);
+      await noJs.goto(`${collectorUrl}/ui/alerts`);
+      expect(await noJs.$eval('tr[data-rule="QueueBacklog"]', (el) => (el as HTMLElement).innerText)).toMatch(/firing/);
+      expect(await noJs.$('noscript')).not.toBeNull();
+    } finally {
+      await noJs.close();
+    }
+  });
+
+  it('Fleet lists the agent with its host name, version, config hash and last batch', async () => {
+    await page.goto(`${collectorUrl}/ui/fleet`);
+    const row = await text('tr[data-agent="console-test-host"]');
+    expect(row).toMatch(/console-test-host/);
+    expect(row).toMatch(/0\.1\.0|\d+\.\d+\.\d+/);
+    expect(row).toMatch(/[0-9a-f]{12}/);
+    expect(row).toMatch(/ago/);
+    expect(await text('main')).toMatch(/runs alone/);
+  });
+
+  it('the grok debugger shows each line’s fields and marks the line that fails (script and no-script)', async () => {
+    await page.goto(`${agentUrl}/ui/grok`);
+    await page.type('input[name=pattern]', '%{IP:client} %{WORD:verb} %{NUMBER:bytes:int}');
+    await page.type('textarea[name=lines]', '10.0.0.1 GET 512\nnot a request line');
+    await page.click('#grok-form button[type=submit]');
+    await page.waitForSelector('#grok-result table.grok');
+    const matched = await text('#grok-result tr[data-outcome="matched"]');
+    expect(matched).toMatch(/client\s+10\.0\.0\.1/);
+    expect(matched).toMatch(/bytes\s+512/);
+    expect(await text('#grok-result tr[data-outcome="failed"]')).toMatch(/no match/);
+    expect(await text('#grok-result .summary')).toMatch(/1 of 2 matched \(50\.0%\)/);
+    expect(page.url()).toBe(`${agentUrl}/ui/grok`); // answered in place, through the API
+
+    // a configured input: its pattern, and the last lines of its file
+    await appendFile(path.join(dir, 'app.log'), 'WARN disk almost full\nthis line has no level\n');
+    await page.select('select[name=input]', '0');
+    await page.$eval('input[name=pattern]', (el) => ((el as HTMLInputElement).value = ''));
+    await page.$eval('textarea[name=lines]', (el) => ((el as HTMLTextAreaElement).value = ''));
+    await page.click('#grok-form button[type=submit]');
+    await page.waitForFunction(() => document.querySelector('#grok-result .summary')?.textContent?.includes('agent.logs[0]'));
+    expect(await text('#grok-result')).toMatch(/msg\s+disk almost full/);
+    expect(await text('#grok-result tr[data-outcome="failed"]')).toMatch(/this line has no level/);
+
+    const noJs = await browser.newPage();
+    try {
+      await noJs.setJavaScriptEnabled(false);
+      await noJs.goto(`${collectorUrl}/ui/grok`);
+      await noJs.type('input[name=pattern]', '%{WORD:first}');
+      await noJs.type('textarea[name=lines]', 'hello world');
+      await Promise.all([noJs.waitForNavigation(), noJs.click('#grok-form button[type=submit]')]);
+      expect(await noJs.$eval('#grok-result', (el) => (el as HTMLElement).innerText)).toMatch(/first\s+hello/);
+    } finally {
+      await noJs.close();
+    }
+  });
+
+  it('a pattern that backtracks without end is cut by the line deadline, not left running', async () => {
+    await page.goto(`${agentUrl}/ui/grok`);
+    await page.type('input[name=pattern]', '^(a+)+$');
+    await page.type('textarea[name=lines]', `${'a'.repeat(40)}b\naaa`);
+    await page.click('#grok-form button[type=submit]');
+    await page.waitForSelector('#grok-result table.grok', { timeout: 20_000 });
+    expect(await text('#grok-result tr[data-outcome="timeout"]')).toMatch(/overran the line deadline/);
+    expect(await text('#grok-result tr[data-outcome="matched"]')).toMatch(/aaa/);
+  });
+});
