@@ -29,6 +29,9 @@ const MAX_LINE_TIMEOUTS = 3;
 /** Lines read from the end of an input's file when the request gives none. */
 const SAMPLE_LINES = 20;
 const SAMPLE_BYTES = 64 * 1024;
+/** A task that only waits for a parser thread to be up, and how long a thread may take to start. */
+const WARM_UP: GrokDebugTask = { patterns: ['%{WORD}'], definitions: {}, lines: [] };
+const THREAD_START_MS = 30_000;
 /** A pool of its own (no log inputs) lets its thread go after this long unused. */
 const IDLE_MS = 60_000;
 
@@ -107,11 +110,15 @@ export class GrokDebugger implements GrokService {
     } else {
       // the whole overran: line by line, as the pipeline re-parses a chunk that overran
       let overran = 0;
+      let replaced = true;
       for (const line of lines) {
         if (overran >= MAX_LINE_TIMEOUTS) {
           results.push({ line, outcome: 'skipped' });
           continue;
         }
+        // the overrun thread was replaced: wait for the new one to start, so a line's deadline measures matching, not a thread's start
+        if (replaced) await runner(WARM_UP, THREAD_START_MS).catch(() => undefined);
+        replaced = false;
         try {
           const one = await runner({ patterns, definitions, lines: [line] }, timeouts.line);
           if ('error' in one) throw new PlumbError('PLUMB_ERR_GROK_PATTERN', one.error);
@@ -120,6 +127,7 @@ export class GrokDebugger implements GrokService {
         } catch (err) {
           if (!isAbort(err)) throw err;
           overran++;
+          replaced = true;
           results.push({ line, outcome: 'timeout' });
         }
       }
