@@ -33,6 +33,7 @@ import { agentHeader } from '../shared/wire.ts';
 import type { GrokDebugger } from './logs/grok-debug.ts';
 import type { GrokService } from '../shared/console/grok.ts';
 import { consoleRoutes } from '../shared/console/routes.ts';
+import { MemoryGuard } from './memory/guard.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -98,6 +99,8 @@ export class PlumbAgent {
   private otlpGrpc: OtlpServer | null = null;
   private spanForwarding: { abort: AbortController; done: Promise<void> } | null = null;
   private readonly tracing: SelfTracing;
+  /** Sheds load in a fixed order when RSS nears agent.memory.budget (memory/guard.ts). */
+  readonly guard: MemoryGuard;
   private http: FastifyInstance | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
   /** `${id}@${start}-${random}`: neither a restarted agent nor a twin with the same host name reuses batch ids. */
@@ -169,6 +172,7 @@ export class PlumbAgent {
       for (const p of this.pending.values()) n += p.series;
       return n;
     });
+    this.guard = new MemoryGuard({ budgetBytes: config.memory.budget, checkIntervalMs: config.memory.checkInterval }, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'memory' }) });
     this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
     this.spanBatcher = config.traces.zipkin.enabled || config.otlp.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
     const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
@@ -184,6 +188,7 @@ export class PlumbAgent {
   }
 
   async start(): Promise<void> {
+    this.guard.start();
     await this.forwarder.start();
     await this.startHttp();
     await this.startTraces();
@@ -192,7 +197,7 @@ export class PlumbAgent {
       const config = this.config;
       this.logs = new LogPipeline(
         { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname() },
-        { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'logs' }), forwarder: this.forwarder, tracing: this.tracing },
+        { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'logs' }), forwarder: this.forwarder, tracing: this.tracing, admit: () => this.guard.whenReadingAllowed() },
       );
       await this.logs.start();
     }
@@ -243,13 +248,24 @@ export class PlumbAgent {
   private async handOff(interval: IntervalPart): Promise<void> {
     const empty = (p: Omit<IntervalPart, 'start' | 'end'>): boolean => p.metrics.length === 0 && p.events.length === 0 && p.serviceChecks.length === 0;
     if (empty(interval) && this.pending.size === 0) return;
-    const seq = ++this.seq;
     const targets = this.forwarder.shardTargets();
     const parts = shardInterval(interval, targets);
     const byCollector = new Map<string, IntervalPart>();
     targets.forEach((c, i) => {
       if (!empty(parts[i])) byCollector.set(c, { start: interval.start, end: interval.end, ...parts[i] });
     });
+    if (this.guard.mergeInterval()) {
+      // Near the memory budget: one merged interval per collector grows only with new series,
+      // where queued batches would grow with every flush.
+      for (const [collector, part] of byCollector) {
+        const pending = this.pending.get(collector);
+        if (pending === undefined) this.pending.set(collector, new PendingInterval(this.backlogLimits, part, this.mergeDrop));
+        else pending.merge(part, this.mergeDrop);
+        this.intervalsMerged.inc();
+      }
+      return;
+    }
+    const seq = ++this.seq;
     const sends: Promise<unknown>[] = [];
     for (const collector of new Set([...this.pending.keys(), ...byCollector.keys()])) {
       let part = byCollector.get(collector);
@@ -297,7 +313,9 @@ export class PlumbAgent {
     batcher.start();
     const abort = new AbortController();
     this.spanForwarding = { abort, done: batcher.forwardTo((batch) => this.forwardSpans(batch), abort.signal, SPAN_HANDOFF_RETRY_MS) };
-    if (this.config.traces.zipkin.enabled) this.zipkin = await startZipkinReceiver(this.config.traces.zipkin, { telemetry: this.ctx.telemetry, log: this.ctx.log }, batcher.onSpans);
+    const guard = this.guard;
+    const onSpans = (spans: Parameters<SpanBatcher['onSpans']>[0]): boolean => !guard.refuseSpans(spans.length) && batcher.onSpans(spans);
+    if (this.config.traces.zipkin.enabled) this.zipkin = await startZipkinReceiver(this.config.traces.zipkin, { telemetry: this.ctx.telemetry, log: this.ctx.log }, onSpans);
     const o = this.config.otlp;
     if (o.enabled) {
       // loaded only when asked for: protobufjs and gRPC cost start-up time
@@ -308,7 +326,7 @@ export class PlumbAgent {
         import('./otlp/sink.ts'),
       ]);
       const otlp = (this.otlp = new OtlpIntake(
-        new AgentOtlpSink(this.forwarder, batcher, this.instance),
+        new AgentOtlpSink(this.forwarder, batcher, this.instance, () => !guard.refuseOtlp()),
         {
           metrics: { resourceLabels: o.metrics.resourceLabels, relativeAccuracy: this.config.statsd.relativeAccuracy, maxStreams: o.metrics.maxStreams, streamTtlMs: o.metrics.streamTtl },
           hostName: this.config.hostname ?? os.hostname(),
@@ -417,6 +435,8 @@ export class PlumbAgent {
   async stop(deadlineMs = 10_000): Promise<void> {
     const deadline = Date.now() + deadlineMs;
     this.ready = false;
+    // a stopping agent drains: nothing may wait on the guard
+    this.guard.stop();
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.stopTraces(deadline);

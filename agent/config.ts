@@ -108,6 +108,17 @@ export const AgentTracesSchema = Section(
   { description: 'Spans from applications (Zipkin v2), batched and forwarded to the collectors.' },
 );
 
+export const AgentMemorySchema = Section(
+  {
+    budget: Size(0, {
+      description:
+        'RSS the agent should stay under; near it the agent sheds load in order: at 80 % it stops reading files, at 90 % it answers spans and OTLP with 429, at 95 % it merges statsd intervals instead of queueing them. 0: no guard. Set it below the container or unit memory limit',
+    }),
+    checkInterval: Duration('1s', { description: 'how often RSS is read' }),
+  },
+  { description: 'The memory guard (agent/memory/guard.ts).' },
+);
+
 export const AgentSchema = Section({
   id: Type.Optional(Type.String({ minLength: 1, description: 'agent identity; defaults to the host name' })),
   hostname: Type.Optional(Type.String({ minLength: 1 })),
@@ -122,6 +133,7 @@ export const AgentSchema = Section({
   logs: LogInputsSchema,
   tail: TailerOptionsSchema,
   grok: GrokPoolSchema,
+  memory: AgentMemorySchema,
 });
 
 export type AgentConfig = StaticDecode<typeof AgentSchema>;

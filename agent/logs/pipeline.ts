@@ -40,6 +40,8 @@ export interface LogPipelineDeps {
   log: Logger;
   forwarder: Forwarder;
   tracing?: SelfTracing;
+  /** Resolves when the next batch may be taken (the memory guard holds reading back meanwhile). */
+  admit?: () => Promise<void>;
 }
 
 /** How soon a batch the forwarder had no room for is offered again (its queue drains meanwhile). */
@@ -121,6 +123,8 @@ export class LogPipeline {
 
   /** The tailer's consumer: takes a batch once a parse slot is free, then works on it apart. */
   private async take(batch: TailBatch): Promise<void> {
+    // the tailer reads no further while its batch waits here
+    if (this.deps.admit !== undefined) await this.deps.admit();
     while (this.inFlight >= this.maxInFlight && this.running) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     if (!this.running) throw new Error('log pipeline stopped');
     this.inFlight++;

@@ -28,18 +28,23 @@ export class AgentOtlpSink implements OtlpSink {
   /** The agent's instance name; batch ids are `${instance}:otlp:${seq}:${collector}`. */
   private readonly instance: string;
   private seq = 0;
+  /** False while the memory guard refuses OTLP requests (they are answered busy). */
+  private readonly admit: () => boolean;
 
-  constructor(forwarder: Forwarder, batcher: SpanBatcher, instance: string) {
+  constructor(forwarder: Forwarder, batcher: SpanBatcher, instance: string, admit: () => boolean = () => true) {
     this.forwarder = forwarder;
     this.batcher = batcher;
     this.instance = instance;
+    this.admit = admit;
   }
 
   async traces(spans: ZipkinSpan[]): Promise<SinkVerdict> {
+    if (!this.admit()) return 'busy';
     return this.batcher.onSpans(spans) ? 'ok' : 'busy';
   }
 
   async metrics(metrics: WireMetric[]): Promise<SinkVerdict> {
+    if (!this.admit()) return 'busy';
     const seq = ++this.seq;
     const now = Date.now();
     const targets = this.forwarder.shardTargets();
@@ -62,6 +67,7 @@ export class AgentOtlpSink implements OtlpSink {
   }
 
   async logs(events: LogsDecoded): Promise<SinkVerdict> {
+    if (!this.admit()) return 'busy';
     const id = `${this.instance}:otlp-logs:${++this.seq}`;
     const outcome = await this.forwarder.send('logs', LOGS_PATH, id, events.ndjson, undefined, { whenFull: 'refuse', contentType: 'application/x-ndjson' });
     return outcome === 'queued' ? 'ok' : 'busy';
