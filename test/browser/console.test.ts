@@ -5,29 +5,19 @@
  * and checked for what they would see. One browser for the whole file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile, appendFile } from 'node:fs/promises';
-import dgram from 'node:dgram';
-import os from 'node:os';
-import path from 'node:path';
+import { appendFile } from 'node:fs/promises';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
-import { startPlumb, stopAllProcesses, type TrackedProcess } from '../helpers/processes.ts';
-import { freeTcpPorts, freeUdpPort } from '../helpers/ports.ts';
+import { stopAllProcesses } from '../helpers/processes.ts';
+import { startConsoleScene, type ConsoleScene } from '../helpers/console-scene.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-let dir = '';
-let plumb: TrackedProcess;
+let scene: ConsoleScene;
 let browser: Browser;
 let page: Page;
 let collectorUrl = '';
 let agentUrl = '';
-let statsdPort = 0;
-const udp = dgram.createSocket('udp4');
-
-function statsd(...lines: string[]): Promise<void> {
-  return new Promise((resolve, reject) => udp.send(lines.join('\n'), statsdPort, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
-}
 
 /** The visible text of the element matching `selector`, '' when there is none. */
 async function text(selector: string): Promise<string> {
@@ -35,56 +25,8 @@ async function text(selector: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'plumb-console-'));
-  const [collectorPort, agentPort, zipkinPort] = await freeTcpPorts(3);
-  statsdPort = await freeUdpPort();
-  collectorUrl = `http://127.0.0.1:${collectorPort}`;
-  agentUrl = `http://127.0.0.1:${agentPort}`;
-  await writeFile(
-    path.join(dir, 'rules.yaml'),
-    `rules:
-  - alert: QueueBacklog
-    metric: queue.depth
-    aggregate: max
-    window: 1m
-    op: ">"
-    threshold: 10
-    labels: { severity: ticket }
-  - alert: QueueSlow
-    metric: queue.depth
-    aggregate: max
-    window: 1m
-    op: ">"
-    threshold: 5
-    for: 10m
-  - slo: checkout-availability
-    objective: 99
-    period: 1h
-    good: { metric: checkout.ok }
-    total: { metric: checkout.requests }
-`,
-  );
-  await writeFile(path.join(dir, 'app.log'), 'INFO started\n');
-  await writeFile(
-    path.join(dir, 'plumb.yaml'),
-    `agent:
-  hostname: console-test-host
-  statsd: { listen: "127.0.0.1:${statsdPort}", flushInterval: 500ms }
-  http: { listen: "127.0.0.1:${agentPort}" }
-  traces: { zipkin: { listen: "127.0.0.1:${zipkinPort}" } }
-  forward: { collectors: ["${collectorUrl}"] }
-  # the line deadline leaves room for a replaced parser thread to start on a busy machine
-  grok: { workers: 1, chunkTimeout: 2s, lineTimeout: 2s }
-  logs:
-    - path: ${path.join(dir, 'app.log')}
-      pattern: "%{LOGLEVEL:level} %{GREEDYDATA:msg}"
-collector:
-  listen: "127.0.0.1:${collectorPort}"
-  alerts: { rulesFile: ${path.join(dir, 'rules.yaml')}, evaluationInterval: 500ms }
-`,
-  );
-  plumb = startPlumb(['all', '--config', path.join(dir, 'plumb.yaml')]);
-  await waitFor(async () => (await fetch(`${collectorUrl}/readyz`).catch(() => null))?.ok, { timeoutMs: 30_000, what: `plumb all ready; stderr: ${plumb.stderr()}` });
+  scene = await startConsoleScene({ hostname: 'console-test-host' });
+  ({ collectorUrl, agentUrl } = scene);
   browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 900 });
@@ -92,15 +34,13 @@ collector:
 
 afterAll(async () => {
   await browser?.close();
-  udp.close();
+  await scene?.stop();
   await stopAllProcesses();
-  if (dir !== '') await rm(dir, { recursive: true, force: true });
 });
 
 describe('web console in chromium', () => {
   it('Alerts lists a firing alert, a pending one with its for progress, and an SLO with budget, burn rates and charts', async () => {
-    // queue.depth 20 > 10: QueueBacklog fires at once, QueueSlow waits for 10m; 10 % of checkouts fail
-    const feed = setInterval(() => void statsd('queue.depth:20|g', 'checkout.requests:10|c', 'checkout.ok:9|c'), 200);
+    const stopFeed = scene.feed();
     try {
       await page.goto(`${collectorUrl}/ui/alerts`);
       await waitFor(
@@ -111,7 +51,7 @@ describe('web console in chromium', () => {
         { timeoutMs: 20_000, intervalMs: 500, what: 'QueueBacklog firing and an SLO chart line' },
       );
     } finally {
-      clearInterval(feed);
+      stopFeed();
     }
     const row = await text('tr[data-rule="QueueBacklog"]');
     expect(row).toMatch(/firing/);
@@ -173,7 +113,7 @@ describe('web console in chromium', () => {
     expect(page.url()).toBe(`${agentUrl}/ui/grok`); // answered in place, through the API
 
     // a configured input: its pattern, and the last lines of its file
-    await appendFile(path.join(dir, 'app.log'), 'WARN disk almost full\nthis line has no level\n');
+    await appendFile(scene.appLog, 'WARN disk almost full\nthis line has no level\n');
     await page.select('select[name=input]', '0');
     await page.$eval('input[name=pattern]', (el) => ((el as HTMLInputElement).value = ''));
     await page.$eval('textarea[name=lines]', (el) => ((el as HTMLTextAreaElement).value = ''));

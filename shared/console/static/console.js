@@ -67,3 +67,69 @@
     return `<p class="summary"><span class="badge ${tone}">${a.matched} of ${total} matched (${pct})</span>${timed} pattern <code>${esc(a.patterns.join(' | '))}</code>${from}</p>${table}`;
   }
 })();
+
+// ── live tap: stream GET /api/v1/tap and show the newest lines ──
+(function () {
+  const form = document.getElementById('tap-form');
+  if (!form) return;
+  const out = document.getElementById('tap-out');
+  const state = document.getElementById('tap-state');
+  const stop = document.getElementById('tap-stop');
+  const KEEP = 500;
+  let abort = null;
+  let shown = [];
+  const show = () => { out.textContent = shown.join('\n'); out.scrollTop = out.scrollHeight; };
+  stop.addEventListener('click', () => abort && abort.abort());
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (abort) abort.abort();
+    abort = new AbortController();
+    const mine = abort;
+    const params = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (String(v) !== '') params.set(k, String(v));
+    shown = [];
+    show();
+    stop.disabled = false;
+    state.textContent = 'Connecting…';
+    let count = 0;
+    try {
+      const res = await fetch(`/api/v1/tap?${params}`, { signal: mine.signal, credentials: 'same-origin' });
+      if (!res.ok) {
+        const body = await res.json().catch(() => ({}));
+        throw new Error(body.message || `${res.status} ${res.statusText}`);
+      }
+      state.textContent = 'Running.';
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let tail = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        tail += decoder.decode(value, { stream: true });
+        const lines = tail.split('\n');
+        tail = lines.pop();
+        for (const line of lines) {
+          if (line === '') continue;
+          count++;
+          try {
+            const e = JSON.parse(line);
+            shown.push(`${e.at} ${e.kind} ${e.component} ${JSON.stringify(e.item)}`);
+          } catch {
+            shown.push(line);
+          }
+        }
+        if (shown.length > KEEP) shown = shown.slice(-KEEP);
+        show();
+        state.textContent = `Running: ${count} seen.`;
+      }
+      state.textContent = `Ended after ${count} (the limit, or the server closed the stream).`;
+    } catch (err) {
+      state.textContent = mine.signal.aborted ? `Stopped after ${count}.` : `Failed: ${err.message}`;
+    } finally {
+      if (abort === mine) {
+        abort = null;
+        stop.disabled = true;
+      }
+    }
+  });
+})();
