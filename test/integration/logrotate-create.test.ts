@@ -7,6 +7,8 @@ import { LOGROTATE, runScenario, type Scenario } from './logrotate-scenario.ts';
 
 const scenarios: Scenario[] = [
   { name: 'create, the application reopens on SIGHUP', directives: ['create 0644'], glob: false },
+  // The fresh file of each rotation appears at the path a followed file had: read from its beginning.
+  { name: 'create, newFilesStartAt end', directives: ['create 0644'], glob: false, input: { newFilesStartAt: 'end' } },
   { name: 'create with compress and delaycompress', directives: ['create 0644', 'compress', 'delaycompress'], glob: false },
   { name: 'create with compress, no delaycompress', directives: ['create 0644', 'compress'], glob: false },
   { name: 'create with compress, no delaycompress, tailer stopped across a rotation', directives: ['create 0644', 'compress'], glob: false, downFrom: 700, downTo: 950 },

@@ -50,6 +50,8 @@ export interface Scenario {
   /** The tailer is stopped for this part of the run (rotations happen meanwhile). */
   downFrom?: number;
   downTo?: number;
+  /** More keys of the input (e.g. newFilesStartAt). */
+  input?: Record<string, unknown>;
 }
 
 
@@ -82,7 +84,7 @@ export async function runScenario(s: Scenario): Promise<void> {
   const opts = options({ discoverInterval: '100ms', rotateWait: '1s' });
   const rigs: Rig[] = [];
   const startRig = async (): Promise<Rig> => {
-    const r = rig(dataDir, [input({ path: paths })], opts);
+    const r = rig(dataDir, [input({ ...s.input, path: paths })], opts);
     running.push(r);
     rigs.push(r);
     await r.tailer.start();

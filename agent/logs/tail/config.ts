@@ -15,12 +15,25 @@ const OneOrMany = (description: string) =>
     errorMessage: 'a string or a list of strings',
   });
 
+export const MultilineModes = ['start', 'continue-through', 'continue-past', 'halt-before', 'halt-with'] as const;
+export type MultilineMode = (typeof MultilineModes)[number];
+
 export const MultilineSchema = Section(
   {
-    start: Type.String({ minLength: 1, description: 'regular expression matching the first line of an event; lines that do not match continue the event before them' }),
+    mode: Type.Union(
+      MultilineModes.map((m) => Type.Literal(m)),
+      {
+        default: 'start',
+        errorMessage: '"start", "continue-through", "continue-past", "halt-before" or "halt-with"',
+        description:
+          'start: a line matching `start` begins an event, other lines continue it. The others (Vector\'s modes) open an event with a line matching `start` (any line when unset) and decide by `condition` which lines join it: continue-through joins lines that match; continue-past joins lines that match and the one after them; halt-before joins lines up to the first that matches, which begins the next event; halt-with joins lines up to and including the first that matches',
+      },
+    ),
+    start: Type.Optional(Type.String({ minLength: 1, description: 'regular expression matching the first line of an event (mode start: required; other lines continue the event before them)' })),
+    condition: Type.Optional(Type.String({ minLength: 1, description: 'regular expression deciding which lines join an open event (every mode but start: required)' })),
     maxBytes: Size('256kib', { description: 'an event is cut (and flagged truncated) at this size; later continuation lines are dropped' }),
     maxLines: Type.Integer({ minimum: 1, maximum: 100_000, default: 500, description: 'continuation lines past this count are dropped and the event flagged truncated' }),
-    timeout: Duration('2s', { description: 'an event is emitted when no line arrived for it this long' }),
+    timeout: Duration('2s', { description: 'an event is emitted when no line arrived for it this long (the last trace of a writer that went quiet)' }),
   },
   { optional: true },
 );
@@ -39,6 +52,11 @@ export const TimestampSchema = Section(
 export const LogFormats = ['plain', 'cri', 'docker', 'json'] as const;
 export type LogFormat = (typeof LogFormats)[number];
 
+export const LogEncodings = ['utf-8', 'latin1', 'utf-16le', 'utf-16be', 'utf-16'] as const;
+export type LogEncoding = (typeof LogEncodings)[number];
+
+const StartAt = (description: string) =>
+  Type.Union([Type.Literal('beginning'), Type.Literal('end')], { default: 'beginning', errorMessage: '"beginning" or "end"', description });
 export const LogInputSchema = Section(
   {
     path: OneOrMany(
@@ -53,11 +71,25 @@ export const LogInputSchema = Section(
     // led up to installing the agent (a crash-looping pod's first lines) to arrive, and event ids
     // are deterministic, so a re-read after a lost data directory is deduplicated downstream.
     // "end" is the opt-out for hosts with large histories nobody wants shipped.
-    startAt: Type.Union([Type.Literal('beginning'), Type.Literal('end')], {
-      default: 'beginning',
-      errorMessage: '"beginning" or "end"',
-      description: 'where to start in files that exist at start-up and have no checkpoint; files created later are always read from the beginning',
+    startAt: StartAt('where to start in files that exist at the very first start (no checkpoint file yet); end: after their last complete line'),
+    // New files are application logs that just began, or the fresh file of a rotation: reading
+    // them from the end would drop their first lines. "end" is for directories where files
+    // arrive whole (copied in) and only what is appended later matters.
+    newFilesStartAt: StartAt(
+      'where to start in files that appear later (while running, or while the agent was down) and have no checkpoint; a file created at a path a followed file had (a rotation) is always read from the beginning',
+    ),
+    ignoreOlder: Duration('0s', {
+      allowZero: true,
+      description: 'files without a checkpoint not modified for this long are not read; they are registered at their end and read from there when they change (0: off)',
     }),
+    encoding: Type.Union(
+      LogEncodings.map((e) => Type.Literal(e)),
+      {
+        default: 'utf-8',
+        errorMessage: '"utf-8", "latin1", "utf-16le", "utf-16be" or "utf-16"',
+        description: 'how the file is written; converted to UTF-8 when read. utf-16: little- or big-endian by the byte order mark (little-endian without one). A byte order mark is not part of the first line',
+      },
+    ),
     multiline: Type.Optional(MultilineSchema),
     pattern: Type.Optional(OneOrMany('grok pattern(s), tried in order')),
     definitions: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
@@ -83,6 +115,10 @@ export const TailerOptionsSchema = Section({
   batchMaxRecords: Type.Integer({ minimum: 1, default: 1000, description: 'a batch is handed out when it holds this many records' }),
   batchMaxBytes: Size('1mib', { description: 'or when its records\' text reaches this size' }),
   maxUnackedBatches: Type.Integer({ minimum: 1, default: 32, description: 'batches handed out and not yet acknowledged; reading pauses at this count' }),
+  unterminatedTimeout: Duration('0s', {
+    allowZero: true,
+    description: 'a last line without a newline is handed out after the file did not grow for this long; what follows it later is a line of its own (0: off, held until a newline comes or the file is rotated)',
+  }),
   partialTimeout: Duration('5s', { description: 'a cri/docker partial line with no continuation for this long is emitted as it is' }),
   rotateWait: Duration('5s', { description: 'a rotated or deleted file is read to its end and closed after no growth for this long; an unterminated last line is then emitted' }),
   closeInactive: Duration('5m', { description: 'a file that did not grow for this long is closed (and reopened when it grows), freeing its descriptor' }),
@@ -114,10 +150,18 @@ export function tailConfigErrors(inputs: readonly LogInput[], options: TailerOpt
       if (!path.isAbsolute(p)) errors.push(`${at}.path: "${p}" is not absolute; write the full path, e.g. /var/log/${p.replace(/^\.?\/*/, '')}`);
     }
     if (input.multiline !== undefined) {
-      try {
-        new RegExp(input.multiline.start);
-      } catch (err) {
-        errors.push(`${at}.multiline.start: not a valid regular expression (${(err as Error).message})`);
+      const ml = input.multiline;
+      if (ml.mode === 'start' && ml.start === undefined) errors.push(`${at}.multiline.start: required with mode "start" (a regular expression matching an event's first line)`);
+      if (ml.mode !== 'start' && ml.condition === undefined) errors.push(`${at}.multiline.condition: required with mode "${ml.mode}" (a regular expression deciding which lines join an event)`);
+      if (ml.mode === 'start' && ml.condition !== undefined) errors.push(`${at}.multiline.condition: not used with mode "start"; choose a mode such as "halt-before" or drop it`);
+      for (const key of ['start', 'condition'] as const) {
+        const re = ml[key];
+        if (re === undefined) continue;
+        try {
+          new RegExp(re);
+        } catch (err) {
+          errors.push(`${at}.multiline.${key}: not a valid regular expression (${(err as Error).message})`);
+        }
       }
       if (input.multiline.maxBytes < 1) errors.push(`${at}.multiline.maxBytes: must be at least 1 byte`);
       if (input.format === 'json') errors.push(`${at}.multiline: cannot be combined with format "json" (one object per line)`);

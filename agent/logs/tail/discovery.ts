@@ -20,6 +20,8 @@ export interface Candidate extends Inode {
   /** Index of the input that matched. */
   input: number;
   size: number;
+  /** Last modification (ignoreOlder). */
+  mtimeMs: number;
 }
 
 interface Pattern {
@@ -116,7 +118,7 @@ export class Discovery {
 
   private add(p: Pattern, file: string, st: BigIntStats | undefined, found: Map<string, Candidate>): void {
     if (st === undefined || !st.isFile()) return;
-    const c: Candidate = { path: file, input: p.input, dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs), size: Number(st.size) };
+    const c: Candidate = { path: file, input: p.input, dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs), size: Number(st.size), mtimeMs: Number(st.mtimeMs) };
     const key = inodeKey(c);
     if (found.has(key)) return;
     if (found.size >= this.maxCandidates) {

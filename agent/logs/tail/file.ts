@@ -9,6 +9,7 @@ import type { LogFormat, LogInput } from './config.ts';
 import { AckTrack, type CheckpointEntry } from './checkpoint.ts';
 import { decodeCri, decodeDocker, decodeJsonObject, kubernetesFromPath, PartialJoiner, type KubernetesMeta, type Piece } from './formats.ts';
 import { computeFileId, fingerprintOf, idPrefixLength, readPrefix, type Inode } from './identity.ts';
+import { codecFor, type Codec } from './encoding.ts';
 import { LineSplitter } from './lines.ts';
 import { MultilineAssembler } from './multiline.ts';
 import { JSON_INVALID_TAGS, MALFORMED_TAGS, NO_TAGS, type TailRecord } from './record.ts';
@@ -16,7 +17,9 @@ import { JSON_INVALID_TAGS, MALFORMED_TAGS, NO_TAGS, type TailRecord } from './r
 export interface FileSettings {
   input: number;
   inputConfig: LogInput;
-  multiline: RegExp | undefined;
+  multilineStart: RegExp | undefined;
+  multilineCondition: RegExp | undefined;
+  unterminatedTimeoutMs: number;
   maxLineBytes: number;
   fingerprintBytes: number;
   partialTimeoutMs: number;
@@ -73,6 +76,8 @@ export class TailedFile {
   idleReads = 0;
   /** Size at the last content check. */
   checkedSize = -1;
+  /** When a read last returned bytes. */
+  lastBytesAt = 0;
 
   /**
    * The file's first bytes as read from offset 0, while fewer than the fingerprint covers: a
@@ -84,6 +89,8 @@ export class TailedFile {
   private readonly joiner: PartialJoiner | undefined;
   private readonly multiline: MultilineAssembler | undefined;
   private sink: RecordSink | undefined;
+  /** The encoding is settled (utf-16 waits for the byte order mark). */
+  private codecKnown = false;
   private now = 0;
   private counts: ReadCounts = { bytes: 0, lines: 0, truncated: 0, malformed: 0 };
 
@@ -107,8 +114,8 @@ export class TailedFile {
     this.joiner = framed ? new PartialJoiner(settings.maxLineBytes) : undefined;
     const ml = settings.inputConfig.multiline;
     this.multiline =
-      ml !== undefined && settings.multiline !== undefined
-        ? new MultilineAssembler({ start: settings.multiline, maxBytes: ml.maxBytes, maxLines: ml.maxLines, timeoutMs: ml.timeout })
+      ml !== undefined
+        ? new MultilineAssembler({ mode: ml.mode, start: settings.multilineStart, condition: settings.multilineCondition, maxBytes: ml.maxBytes, maxLines: ml.maxLines, timeoutMs: ml.timeout })
         : undefined;
   }
 
@@ -150,6 +157,8 @@ export class TailedFile {
   /** Takes `buf[0, n)`, the bytes at the read position that `fill` returned. */
   async take(buf: Buffer, n: number, prefixBuf: Buffer, now: number, sink: RecordSink): Promise<ReadCounts> {
     if (this.entry.fileId === undefined) await this.ensureFileId(prefixBuf, false);
+    if (!this.codecKnown) await this.settleCodec(buf, n);
+    this.lastBytesAt = now;
     const start = this.readOffset;
     this.readOffset += n;
     if (this.head !== undefined) this.growHead(buf, n, start);
@@ -162,10 +171,22 @@ export class TailedFile {
     return this.end();
   }
 
-  /** Emits joined lines and events that waited longer than their timeouts. */
+  /**
+   * Emits joined lines and events that waited longer than their timeouts, and (with
+   * unterminatedTimeout) a last line without a newline once the file did not grow for that long:
+   * it ends at the read position, which is what is committed, so the rest of the line when it
+   * comes is read as a line of its own (its newline alone is a blank line, not forwarded). A line
+   * that ends halfway through a character waits for the rest of it.
+   */
   flushExpired(now: number, sink: RecordSink): number {
-    if (this.joiner === undefined && this.multiline === undefined) return 0;
+    const unterminated = this.settings.unterminatedTimeoutMs;
+    const flushTail = unterminated > 0 && this.lastBytesAt > 0 && now - this.lastBytesAt >= unterminated && this.splitter.pendingComplete;
+    if (this.joiner === undefined && this.multiline === undefined && !flushTail) return 0;
     this.begin(now, sink);
+    if (flushTail) {
+      this.splitter.flush(this.readOffset, this.onLine);
+      this.consumed = this.readOffset;
+    }
     this.joiner?.flushExpired(now, this.settings.partialTimeoutMs, this.onPiece);
     this.multiline?.flushExpired(now, this.onEvent);
     return this.end().malformed;
@@ -194,6 +215,8 @@ export class TailedFile {
     this.consumed = offset;
     this.head = offset === 0 ? EMPTY : undefined;
     this.splitter.reset();
+    // New content may have another byte order mark.
+    if (this.settings.inputConfig.encoding === 'utf-16') this.codecKnown = false;
     this.joiner?.clear();
     this.multiline?.clear();
     this.eofSince = 0;
@@ -225,6 +248,21 @@ export class TailedFile {
     await h?.close().catch(() => undefined);
   }
 
+  /** "utf-16" is little- or big-endian by the file's first two bytes. */
+  private async settleCodec(buf: Buffer, n: number): Promise<void> {
+    let head: Buffer | undefined;
+    if (this.readOffset === 0) head = buf.subarray(0, Math.min(n, 2));
+    else {
+      const two = Buffer.alloc(2);
+      const { bytesRead } = await (this.handle as Source).read(two, 0, 2, 0);
+      head = two.subarray(0, bytesRead);
+    }
+    const codec = codecFor(this.settings.inputConfig.encoding, head);
+    // One byte so far: little-endian until the second tells.
+    this.splitter.codec = codec ?? (codecFor('utf-16le', undefined) as Codec);
+    this.codecKnown = codec !== undefined;
+  }
+
   /** Names the file for event ids from its first line (or first bytes): see identity.ts. */
   private async ensureFileId(prefixBuf: Buffer, force: boolean): Promise<void> {
     const available = await readPrefix(this.handle as Source, prefixBuf);
@@ -248,6 +286,8 @@ export class TailedFile {
 
   private readonly onLine = (text: string, offset: number, end: number, truncated: boolean): void => {
     this.consumed = end;
+    // A byte order mark is not part of the first line.
+    if (offset === 0 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     if (this.joiner === undefined) {
       this.onPiece({ text, offset, end, truncated, stream: undefined, time: undefined, malformed: false });
       return;

@@ -4,8 +4,12 @@
  * past `maxLineBytes`. A line longer than that keeps its first `maxLineBytes` bytes (cut on a
  * character boundary) and is flagged truncated; the rest up to its newline is skipped. A line is
  * only handed out once its newline has been read: the last line of a live file may still be
- * being written.
+ * being written. Lines are found in the raw bytes and decoded by the file's codec (encoding.ts):
+ * a character split across two reads is decoded once its line is whole.
  */
+import { isNewline16, isReturn16, UTF8, utf8Cut, type Codec } from './encoding.ts';
+
+export { utf8Cut };
 
 /** Receives one line: its text without the newline (and without a trailing \r), where it starts, and the offset after its newline. */
 export type LineSink = (text: string, offset: number, end: number, truncated: boolean) => void;
@@ -20,9 +24,21 @@ export class LineSplitter {
   private partialLen = 0;
   private partialStart = -1;
   private overflow = false;
+  /** The last byte pushed: the first half of a UTF-16 newline split across two reads. */
+  private lastByte = -1;
+  /** How the file's bytes are decoded; set before the first push. */
+  codec: Codec = UTF8;
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes;
+  }
+
+  /** Whether the line held here is whole characters (a writer may be halfway through one). */
+  get pendingComplete(): boolean {
+    if (this.partialStart < 0) return false;
+    const buf = this.partial as Buffer;
+    if (this.overflow) return this.codec.unit === 1 || (this.partialLen & 1) === 0;
+    return this.codec.cut(buf, 0, this.partialLen) === this.partialLen;
   }
 
   /** File offset where the unterminated line held here starts, or -1 when none is held. */
@@ -35,8 +51,8 @@ export class LineSplitter {
    * `sink`. Returns the number of lines and how many of them were truncated.
    */
   push(chunk: Buffer, n: number, offset: number, sink: LineSink): { lines: number; truncated: number } {
+    if (this.codec.unit === 2) return this.pushWide(chunk, n, offset, sink);
     const view = chunk.subarray(0, n);
-    const max = this.maxLineBytes;
     let pos = 0;
     let lines = 0;
     let truncated = 0;
@@ -47,26 +63,95 @@ export class LineSplitter {
         break;
       }
       lines++;
-      if (this.partialStart < 0) {
-        if (nl - pos > max) {
-          truncated++;
-          sink(view.toString('utf8', pos, utf8Cut(view, pos, pos + max)), offset + pos, offset + nl + 1, true);
-        } else {
-          sink(decodeLine(view, pos, nl), offset + pos, offset + nl + 1, false);
-        }
-      } else {
-        this.append(view, pos, nl, offset + pos);
-        const buf = this.partial as Buffer;
-        const over = this.overflow;
-        if (over) truncated++;
-        const text = over ? buf.toString('utf8', 0, utf8Cut(buf, 0, this.partialLen)) : decodeLine(buf, 0, this.partialLen);
-        const start = this.partialStart;
-        this.clear();
-        sink(text, start, offset + nl + 1, over);
-      }
+      if (this.line(view, pos, nl, 1, offset, sink)) truncated++;
       pos = nl + 1;
     }
     return { lines, truncated };
+  }
+
+  /**
+   * UTF-16: a line ends at U+000A on an even file offset (a file starts at 0, and its byte order
+   * mark is one code unit). The newline's two bytes may come in two reads.
+   */
+  private pushWide(chunk: Buffer, n: number, offset: number, sink: LineSink): { lines: number; truncated: number } {
+    const view = chunk.subarray(0, n);
+    const be = this.codec.bigEndian;
+    let pos = 0;
+    let lines = 0;
+    let truncated = 0;
+    if (n === 0) return { lines, truncated };
+    // The first byte of a newline ended the previous read (it is the held line's last byte).
+    if (this.partialStart >= 0 && ((offset - 1) & 1) === 0 && this.lastByte === (be ? 0 : 0x0a) && view[0] === (be ? 0x0a : 0)) {
+      lines++;
+      if (!this.overflow) this.partialLen--;
+      if (this.emitHeld(offset + 1, sink)) truncated++;
+      pos = 1;
+    }
+    let from = pos;
+    while (pos < n) {
+      let nl = -1;
+      while (from < n) {
+        const i = view.indexOf(0x0a, from);
+        if (i < 0) break;
+        // Little-endian: 0a 00 at an even offset; big-endian: 00 0a, its 0a at an odd one.
+        const start = be ? i - 1 : i;
+        if (((offset + start) & 1) !== 0 || start < pos || start + 2 > n || !isNewline16(view, start, be)) {
+          from = i + 1;
+          continue;
+        }
+        nl = start;
+        break;
+      }
+      if (nl === -1) {
+        this.append(view, pos, n, offset + pos);
+        break;
+      }
+      lines++;
+      if (this.line(view, pos, nl, 2, offset, sink)) truncated++;
+      pos = nl + 2;
+      from = pos;
+    }
+    this.lastByte = view[n - 1];
+    return { lines, truncated };
+  }
+
+  /**
+   * Hands out the line whose last bytes are `view[pos, nl)`, ended by a newline of `nlBytes`
+   * bytes (`view[0]` is at file offset `offset`). Returns whether it was cut at maxLineBytes.
+   */
+  private line(view: Buffer, pos: number, nl: number, nlBytes: number, offset: number, sink: LineSink): boolean {
+    const end = offset + nl + nlBytes;
+    if (this.partialStart >= 0) {
+      this.append(view, pos, nl, offset + pos);
+      return this.emitHeld(end, sink);
+    }
+    const codec = this.codec;
+    if (nl - pos > this.maxLineBytes) {
+      sink(codec.decode(view, pos, codec.cut(view, pos, pos + this.maxLineBytes)), offset + pos, end, true);
+      return true;
+    }
+    sink(this.decodeLine(view, pos, nl), offset + pos, end, false);
+    return false;
+  }
+
+  /** Hands out the held line as ending at `end`; returns whether it was cut. */
+  private emitHeld(end: number, sink: LineSink): boolean {
+    const buf = this.partial as Buffer;
+    const over = this.overflow;
+    const text = over ? this.codec.decode(buf, 0, this.codec.cut(buf, 0, this.partialLen)) : this.decodeLine(buf, 0, this.partialLen);
+    const start = this.partialStart;
+    this.clear();
+    sink(text, start, end, over);
+    return over;
+  }
+
+  private decodeLine(buf: Buffer, start: number, end: number): string {
+    if (this.codec.unit === 2) {
+      if (end - start >= 2 && isReturn16(buf, end - 2, this.codec.bigEndian)) end -= 2;
+    } else if (end > start && buf[end - 1] === 0x0d) {
+      end--;
+    }
+    return this.codec.decode(buf, start, end);
   }
 
   /**
@@ -75,12 +160,7 @@ export class LineSplitter {
    */
   flush(end: number, sink: LineSink): boolean {
     if (this.partialStart < 0) return false;
-    const buf = this.partial as Buffer;
-    const over = this.overflow;
-    const text = over ? buf.toString('utf8', 0, utf8Cut(buf, 0, this.partialLen)) : decodeLine(buf, 0, this.partialLen);
-    const start = this.partialStart;
-    this.clear();
-    sink(text, start, end, over);
+    this.emitHeld(end, sink);
     return true;
   }
 
@@ -88,6 +168,7 @@ export class LineSplitter {
   reset(): void {
     this.clear();
     this.partial = undefined;
+    this.lastByte = -1;
   }
 
   private clear(): void {
@@ -115,23 +196,4 @@ export class LineSplitter {
     src.copy(this.partial, this.partialLen, start, start + take);
     this.partialLen = need;
   }
-}
-
-function decodeLine(buf: Buffer, start: number, end: number): string {
-  if (end > start && buf[end - 1] === 0x0d) end--;
-  return buf.toString('utf8', start, end);
-}
-
-/** The largest end ≤ `end` that does not split a UTF-8 character begun at or after `start`. */
-export function utf8Cut(buf: Buffer, start: number, end: number): number {
-  let i = end - 1;
-  let continuation = 0;
-  while (i >= start && (buf[i] & 0xc0) === 0x80 && continuation < 3) {
-    i--;
-    continuation++;
-  }
-  if (i < start) return end;
-  const lead = buf[i];
-  const width = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-  return i + width > end ? i : end;
 }

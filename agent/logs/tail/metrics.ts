@@ -9,6 +9,7 @@ export class TailMetrics {
   readonly filesWatched: Gauge;
   readonly openFiles: Gauge;
   readonly filesRefused: Counter<'reason'>;
+  readonly filesIgnored: Counter;
   readonly bytesRead: Counter;
   readonly linesRead: Counter;
   readonly linesTruncated: Counter;
@@ -31,6 +32,7 @@ export class TailMetrics {
     this.filesRefused = telemetry.counter('plumb_tail_files_refused_total', 'Matching files not opened, by reason (retried on the next discovery).', ['reason']);
     // at 0 from the start, so an alert on increase() sees the first refusal
     for (const reason of ['max_files', 'max_open_files', 'open_error']) this.filesRefused.inc({ reason }, 0);
+    this.filesIgnored = telemetry.counter('plumb_tail_files_ignored_total', 'Files without a checkpoint registered at their end unread because they were not modified within ignoreOlder.');
     this.bytesRead = telemetry.counter('plumb_tail_read_bytes_total', 'Bytes read from log files.');
     this.linesRead = telemetry.counter('plumb_tail_lines_total', 'Lines read from log files.');
     this.linesTruncated = telemetry.counter('plumb_tail_lines_truncated_total', 'Lines cut at maxLineBytes (kept, flagged truncated).');

@@ -1,16 +1,35 @@
 /**
- * Joins multi-line events (stack traces, pretty-printed dumps): a line matching `start` begins
- * an event, every other line continues the event before it and is joined to it with \n. An
- * event is emitted when the next one starts or when no line came for `timeout`; it holds at
+ * Joins multi-line events (stack traces, pretty-printed dumps, statements over several lines),
+ * lines joined with \n. Modes:
+ *
+ * - start: a line matching `start` begins an event, every other line continues the event before it.
+ * - The others (Vector's names): with no event open, a line matching `start` (any line when
+ *   `start` is unset) opens one, and a line that does not is an event of its own. An open event
+ *   then takes the next lines by `condition`:
+ *   - continue-through: a line matching it joins; the first that does not ends the event and is
+ *     looked at as a line with no event open.
+ *   - continue-past: a line matching it joins, and so does the first line that does not, which
+ *     ends the event (an opening line that does not match is an event of its own).
+ *   - halt-before: a line not matching it joins; the first that matches ends the event and is
+ *     looked at as a line with no event open.
+ *   - halt-with: every line joins; the first that matches ends the event with it (an opening
+ *     line that matches is an event of its own).
+ *
+ * An event is also emitted when no line came for `timeout` (a writer that went quiet); it holds at
  * most `maxBytes` and `maxLines` (what is past that is dropped and the event flagged
  * truncated), so a runaway event cannot hold memory. Events are assembled per stream: a
  * container's stdout and stderr do not continue each other.
  */
 import { utf8Cut } from './lines.ts';
+import type { MultilineMode } from './config.ts';
 import type { Piece, Stream } from './formats.ts';
 
 export interface MultilineRules {
-  start: RegExp;
+  mode: MultilineMode;
+  /** Required for mode start; for the others, unset means any line opens an event. */
+  start: RegExp | undefined;
+  /** Required for every mode but start. */
+  condition: RegExp | undefined;
   maxBytes: number;
   maxLines: number;
   timeoutMs: number;
@@ -36,12 +55,62 @@ export class MultilineAssembler {
   }
 
   push(piece: Piece, now: number, emit: (event: Piece) => void): void {
+    const r = this.rules;
     const p = this.pending.get(piece.stream);
-    if (p === undefined || this.rules.start.test(piece.text)) {
-      if (p !== undefined) emit(this.finish(p));
-      this.pending.set(piece.stream, this.begin(piece, now));
+    if (r.mode === 'start') {
+      if (p === undefined || (r.start as RegExp).test(piece.text)) {
+        if (p !== undefined) emit(this.finish(p));
+        this.pending.set(piece.stream, this.begin(piece, now));
+      } else {
+        this.add(p, piece, now);
+      }
       return;
     }
+    if (p === undefined) {
+      this.open(piece, now, emit);
+      return;
+    }
+    const matches = (r.condition as RegExp).test(piece.text);
+    switch (r.mode) {
+      case 'continue-through':
+      case 'halt-before':
+        if (matches === (r.mode === 'continue-through')) {
+          this.add(p, piece, now);
+        } else {
+          this.pending.delete(piece.stream);
+          emit(this.finish(p));
+          this.open(piece, now, emit);
+        }
+        return;
+      case 'continue-past':
+      case 'halt-with':
+        this.add(p, piece, now);
+        if (matches === (r.mode === 'halt-with')) {
+          this.pending.delete(piece.stream);
+          emit(this.finish(p));
+        }
+        return;
+    }
+  }
+
+  /** A line with no event open on its stream (every mode but start). */
+  private open(piece: Piece, now: number, emit: (event: Piece) => void): void {
+    const r = this.rules;
+    if (r.start !== undefined && !r.start.test(piece.text)) {
+      emit(this.finish(this.begin(piece, now)));
+      return;
+    }
+    const p = this.begin(piece, now);
+    // An opening line that already ends its event: the end marker itself (halt-with), or no
+    // continuation marker (continue-past).
+    if ((r.mode === 'halt-with' || r.mode === 'continue-past') && (r.condition as RegExp).test(piece.text) === (r.mode === 'halt-with')) {
+      emit(this.finish(p));
+      return;
+    }
+    this.pending.set(piece.stream, p);
+  }
+
+  private add(p: Pending, piece: Piece, now: number): void {
     p.end = piece.end;
     p.lastAt = now;
     p.truncated ||= piece.truncated;

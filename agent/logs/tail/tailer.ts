@@ -11,7 +11,7 @@
  * Records still being assembled when `stop` is called are not handed out; they were never
  * acknowledged, so the next start reads them again.
  */
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../../../shared/log.ts';
 import { LogOnce } from '../../../shared/log.ts';
@@ -23,6 +23,7 @@ import { tailConfigErrors, type LogInput, type TailerOptions } from './config.ts
 import { CheckpointStore, type AckMark, type AckTrack, type CheckpointEntry } from './checkpoint.ts';
 import { GzipSource, gzipStatedSize, type Source } from './compressed.ts';
 import { Discovery, isCompressed, type Candidate } from './discovery.ts';
+import { codecFor, lastLineEnd, UTF8 } from './encoding.ts';
 import { TailedFile, type FileSettings, type ReadCounts, type RecordSink } from './file.ts';
 import { compareFingerprint, fingerprintOf, hashBytes, inodeKey, readPrefix, type Inode } from './identity.ts';
 import { TailMetrics } from './metrics.ts';
@@ -128,6 +129,9 @@ export class Tailer {
   private runId = 0;
   private loopDone: Promise<void> | undefined;
   private initialPass = true;
+  private firstStart = false;
+  /** Paths the last discovery pass matched: a new file at one of them replaced a file (a rotation). */
+  private lastPaths = new Set<string>();
   private dirty = false;
   private checkpointTimer: NodeJS.Timeout | undefined;
   private wakeLoop: (() => void) | undefined;
@@ -149,7 +153,9 @@ export class Tailer {
     this.settings = config.inputs.map((input, i) => ({
       input: i,
       inputConfig: input,
-      multiline: input.multiline !== undefined ? new RegExp(input.multiline.start) : undefined,
+      multilineStart: input.multiline?.start !== undefined ? new RegExp(input.multiline.start) : undefined,
+      multilineCondition: input.multiline?.condition !== undefined ? new RegExp(input.multiline.condition) : undefined,
+      unterminatedTimeoutMs: config.options.unterminatedTimeout,
       maxLineBytes: config.options.maxLineBytes,
       fingerprintBytes: config.options.fingerprintBytes,
       partialTimeoutMs: config.options.partialTimeout,
@@ -179,7 +185,8 @@ export class Tailer {
     } catch (err) {
       throw new PlumbError('PLUMB_ERR_CONFIG_INVALID', `data directory ${this.dataDir}: cannot create it (${errorMessage(err)}); point the agent's data directory at a writable path`, { cause: err });
     }
-    await this.store.load();
+    // No checkpoint file: the very first start, where startAt applies.
+    this.firstStart = !(await this.store.load());
     this.runId++;
     this.running = true;
     this.initialPass = true;
@@ -497,9 +504,18 @@ export class Tailer {
         }
         // Nothing new since the last byte handed out: no need to hold it open.
         if (c.size === this.resumeOffset(key, entry)) continue;
-      } else if (initial && this.inputs[c.input].startAt === 'end') {
-        await this.registerAtEnd(c, now);
-        continue;
+      } else {
+        const inp = this.inputs[c.input];
+        // Not modified for ignoreOlder: registered at its end, read from there when it changes.
+        if (inp.ignoreOlder > 0 && now - c.mtimeMs > inp.ignoreOlder) {
+          await this.registerAtEnd(c, now);
+          this.metrics.filesIgnored.inc();
+          continue;
+        }
+        if (initial && this.firstStart && inp.startAt === 'end') {
+          await this.registerAtEnd(c, now);
+          continue;
+        }
       }
       if (!this.waitingSince.has(key)) this.waitingSince.set(key, now);
       waiting.push(c);
@@ -513,10 +529,11 @@ export class Tailer {
         break;
       }
       const c = waiting[i];
-      await this.openFile(c, this.store.get(inodeKey(c)), now, found);
+      await this.openFile(c, this.store.get(inodeKey(c)), now, found, initial);
       if (!this.isRunning(runId)) return;
     }
     this.initialPass = false;
+    this.lastPaths = new Set([...found.values()].map((c) => c.path));
     for (const key of this.waitingSince.keys()) if (this.tails.has(key) || !found.has(key)) this.waitingSince.delete(key);
     for (const key of this.copies.keys()) if (!found.has(key) || this.tails.has(key)) this.copies.delete(key);
     for (const [key, p] of this.parked) {
@@ -564,7 +581,7 @@ export class Tailer {
   }
 
   /** Opens a matching file, deciding from its checkpoint entry (if any) where to start. */
-  private async openFile(c: Candidate, entry: CheckpointEntry | undefined, now: number, found: Map<string, Candidate>): Promise<void> {
+  private async openFile(c: Candidate, entry: CheckpointEntry | undefined, now: number, found: Map<string, Candidate>, initial: boolean): Promise<void> {
     let handle;
     try {
       handle = await open(c.path, 'r');
@@ -619,6 +636,10 @@ export class Tailer {
           return;
         }
         use = newEntry(inode, c.path, 0, 0, now);
+        if (this.newFromEnd(c, initial)) {
+          offset = await this.endOfLastLine(handle, c.input, size, available);
+          use.offset = offset;
+        }
       }
       if (available > use.fp.len) use.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
       use.size = size;
@@ -967,11 +988,7 @@ export class Tailer {
       if (inodeKey(inode) !== inodeKey(c)) return;
       const size = Number(st.size);
       const available = await readPrefix(handle, this.prefixBuf);
-      // Start after the last newline, so a line being written is read whole.
-      const tailLen = Math.min(size, this.readBuf.length);
-      const { bytesRead } = await handle.read(this.readBuf, 0, tailLen, size - tailLen);
-      const nl = this.readBuf.subarray(0, bytesRead).lastIndexOf(0x0a);
-      const offset = nl >= 0 ? size - tailLen + nl + 1 : size;
+      const offset = await this.endOfLastLine(handle, c.input, size, available);
       const entry = newEntry(inode, c.path, 0, offset, now);
       entry.fp = fingerprintOf(this.prefixBuf, available, this.options.fingerprintBytes);
       entry.size = size;
@@ -983,6 +1000,34 @@ export class Tailer {
     } finally {
       await handle.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * Where a file read "from the end" starts: after its last complete line, so a line being
+   * written is read whole (`available` leading bytes are in prefixBuf, for the byte order mark).
+   */
+  private async endOfLastLine(handle: FileHandle, input: number, size: number, available: number): Promise<number> {
+    const tailLen = Math.min(size, this.readBuf.length);
+    const { bytesRead } = await handle.read(this.readBuf, 0, tailLen, size - tailLen);
+    const codec = codecFor(this.inputs[input].encoding, this.prefixBuf.subarray(0, available)) ?? UTF8;
+    const lineEnd = lastLineEnd(codec, this.readBuf, bytesRead, size - tailLen);
+    // No line end in the last chunk: one line longer than a chunk is being written, or the file
+    // has no newlines at all; either way what is there now is not read.
+    const offset = lineEnd >= 0 ? size - tailLen + lineEnd : size;
+    return codec.unit === 2 ? offset - (offset & 1) : offset;
+  }
+
+  /**
+   * newFilesStartAt "end" applies to a file that appeared after the first start, unless a
+   * followed file had its path (the fresh file of a rotation, or of a delete and recreate):
+   * reading that from its end would drop the lines written since the rotation.
+   */
+  private newFromEnd(c: Candidate, initial: boolean): boolean {
+    if (initial && this.firstStart) return false;
+    if (this.inputs[c.input].newFilesStartAt !== 'end') return false;
+    if (this.lastPaths.has(c.path)) return false;
+    for (const e of this.store.values()) if (e.path === c.path) return false;
+    return true;
   }
 
   /** An open file's size and leading bytes: truncated or rewritten in place means start over. */

@@ -28,7 +28,7 @@ agent:
     const [nginx, app, k8s] = cfg.agent.logs;
     expect(nginx).toMatchObject({ format: 'plain', startAt: 'beginning', exclude: [], fields: { service: 'web' }, pattern: '%{COMBINEDAPACHELOG}' });
     expect(nginx.timestamp).toEqual({ field: 'timestamp', format: 'dd/MMM/yyyy:HH:mm:ss Z' });
-    expect(app.multiline).toEqual({ start: '^\\d{4}-\\d{2}-\\d{2}', maxBytes: 256 * 1024, maxLines: 500, timeout: 2000 });
+    expect(app.multiline).toEqual({ mode: 'start', start: '^\\d{4}-\\d{2}-\\d{2}', maxBytes: 256 * 1024, maxLines: 500, timeout: 2000 });
     expect(k8s.format).toBe('cri');
     expect(cfg.agent.tail).toMatchObject({ maxOpenFiles: 100, discoverInterval: 1000, maxLineBytes: 65536, batchMaxRecords: 1000, batchMaxBytes: 1024 * 1024, fingerprintBytes: 1024 });
     expect(tailConfigErrors(cfg.agent.logs, cfg.agent.tail)).toEqual([]);
@@ -57,6 +57,29 @@ agent:
       'agent.tail.maxOpenFiles: larger than maxFiles (10000); raise maxFiles',
     ]);
     expect(() => new Tailer({ inputs: cfg.agent.logs, options: cfg.agent.tail, dataDir: '/tmp/unused' }, { telemetry: new Telemetry(), log: silentLogger(), next: async () => undefined })).toThrow(ConfigError);
+  });
+
+  it('checks multiline modes: start needs start, the others need a condition', () => {
+    const cfg = loadConfig(Schema, {
+      text:
+        'agent:\n  logs:\n    - path: /a\n      multiline: { mode: halt-with }\n    - path: /b\n      multiline: { condition: "x" }\n' +
+        '    - path: /c\n      multiline: { mode: continue-through, condition: "[" }\n    - path: /d\n      multiline: { mode: halt-before, condition: "^\\\\d" }\n',
+    });
+    expect(tailConfigErrors(cfg.agent.logs, cfg.agent.tail)).toEqual([
+      'agent.logs[0].multiline.condition: required with mode "halt-with" (a regular expression deciding which lines join an event)',
+      'agent.logs[1].multiline.start: required with mode "start" (a regular expression matching an event\'s first line)',
+      'agent.logs[1].multiline.condition: not used with mode "start"; choose a mode such as "halt-before" or drop it',
+      expect.stringMatching(/^agent\.logs\[2\]\.multiline\.condition: not a valid regular expression/),
+    ]);
+    expect(() => loadConfig(Schema, { text: 'agent:\n  logs:\n    - path: /a\n      multiline: { mode: halt_with, condition: x }\n' })).toThrow(/agent\.logs\[0\]\.multiline\.mode/);
+  });
+
+  it('reads the start, age and encoding keys with their defaults', () => {
+    const cfg = loadConfig(Schema, { text: 'agent:\n  logs:\n    - path: /a\n    - path: /b\n      newFilesStartAt: end\n      ignoreOlder: 2h\n      encoding: utf-16\n  tail:\n    unterminatedTimeout: 3s\n' });
+    expect(cfg.agent.logs[0]).toMatchObject({ startAt: 'beginning', newFilesStartAt: 'beginning', ignoreOlder: 0, encoding: 'utf-8' });
+    expect(cfg.agent.logs[1]).toMatchObject({ newFilesStartAt: 'end', ignoreOlder: 7_200_000, encoding: 'utf-16' });
+    expect(cfg.agent.tail.unterminatedTimeout).toBe(3000);
+    expect(() => loadConfig(Schema, { text: 'agent:\n  logs:\n    - path: /a\n      encoding: utf-32\n' })).toThrow(/agent\.logs\[0\]\.encoding/);
   });
 
   it('refuses unknown tailer options', () => {

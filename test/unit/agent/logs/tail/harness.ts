@@ -1,5 +1,6 @@
 /** Shared set-up for the tailer tests: temp dirs, decoded config, a collecting consumer, waits. */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { afterEach, beforeEach } from 'vitest';
 import os from 'node:os';
 import path from 'node:path';
 import { Value } from '@sinclair/typebox/value';
@@ -34,6 +35,39 @@ export function options(overrides: Record<string, unknown> = {}): TailerOptions 
 export async function tempDir(): Promise<{ dir: string; dataDir: string; cleanup: () => Promise<void> }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'plumb-tail-'));
   return { dir, dataDir: path.join(dir, 'data'), cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface Fixture {
+  readonly dir: string;
+  readonly dataDir: string;
+  /** Starts `r`; it is stopped after the test. */
+  started(r: Rig): Promise<Rig>;
+}
+
+/** Registers the hooks of a test file: a fresh directory per test, its tailers stopped after. */
+export function fixture(): Fixture {
+  let current: { dir: string; dataDir: string; cleanup: () => Promise<void> } | undefined;
+  const running: Rig[] = [];
+  beforeEach(async () => {
+    current = await tempDir();
+  });
+  afterEach(async () => {
+    for (const r of running.splice(0)) await r.tailer.stop(0);
+    await current?.cleanup();
+  });
+  return {
+    get dir() {
+      return (current as { dir: string }).dir;
+    },
+    get dataDir() {
+      return (current as { dataDir: string }).dataDir;
+    },
+    async started(r: Rig): Promise<Rig> {
+      running.push(r);
+      await r.tailer.start();
+      return r;
+    },
+  };
 }
 
 /** A consumer that keeps every batch; acknowledges each one at once unless told not to. */

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { LineSplitter, utf8Cut } from '../../../../../agent/logs/tail/lines.ts';
+import { codecFor, type Codec } from '../../../../../agent/logs/tail/encoding.ts';
 
 type Line = [text: string, offset: number, end: number, truncated: boolean];
 
 /** Feeds `text` to a splitter in chunks of `size` bytes through one reused buffer, as the tailer does. */
-function split(text: string | Buffer, size: number, max = 1024): { lines: Line[]; splitter: LineSplitter; offset: number } {
+function split(text: string | Buffer, size: number, max = 1024, codec?: Codec): { lines: Line[]; splitter: LineSplitter; offset: number } {
   const bytes = typeof text === 'string' ? Buffer.from(text) : text;
   const splitter = new LineSplitter(max);
+  if (codec !== undefined) splitter.codec = codec;
   const lines: Line[] = [];
   const buf = Buffer.alloc(size);
   let offset = 0;
@@ -85,3 +87,33 @@ describe('utf8Cut', () => {
     expect(utf8Cut(b, 0, 5)).toBe(5);
   });
 });
+
+describe('LineSplitter: UTF-16', () => {
+  // U+010A and U+0A0A have a 0x0a byte; U+1F600 is a surrogate pair.
+  const lines = ['Ċ ਊ', '😀 pair', '', 'crlf', 'last'];
+  const text = lines.slice(0, 4).join('\n') + '\r\n' + lines[4] + '\n';
+  for (const be of [false, true]) {
+    it(`${be ? 'big' : 'little'}-endian: the same lines and offsets whatever the chunk size, odd ones included`, () => {
+      const le = Buffer.from(text, 'utf16le');
+      const bytes = be ? Buffer.from(le).swap16() : le;
+      const codec = codecFor(be ? 'utf-16be' : 'utf-16le', undefined) as Codec;
+      const want = split(bytes, bytes.length, 1024, codec).lines;
+      expect(want.map((l) => l[0])).toEqual(lines);
+      expect(want[1][1]).toBe(Buffer.byteLength('Ċ ਊ\n', 'utf16le'));
+      for (let size = 1; size <= 9; size++) expect(split(bytes, size, 1024, codec).lines).toEqual(want);
+    });
+  }
+
+  it('cuts a long line on a code unit boundary, never inside a surrogate pair', () => {
+    const codec = codecFor('utf-16le', undefined) as Codec;
+    const bytes = Buffer.from('ab😀cd\nz\n', 'utf16le');
+    // 6 bytes: "ab" and the pair's first half; the cut drops the half.
+    for (const size of [1, 3, 64]) {
+      expect(split(bytes, size, 6, codec).lines).toEqual([
+        ['ab', 0, 14, true],
+        ['z', 14, 18, false],
+      ]);
+    }
+  });
+});
+
