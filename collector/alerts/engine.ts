@@ -29,7 +29,7 @@ import { AlertBudget, AlertSet, type Alert, type Rendered, type Sample, type Tra
 import { SeriesBudget, SeriesStore, storeKey, type CumulativeObservation, type GroupSummary, type MetricObservation, type StoreSpec, type StoreState } from './store.ts';
 import { compileTemplate } from './template.ts';
 import { FileWatcher } from './watch.ts';
-import { patternValues, type PatternTable } from './patterns.ts';
+import { answerPatterns, MergedPatterns, patternValues, type PatternTable, type PatternsRequest } from './patterns.ts';
 import { loadAlert, RuleStateJournal, saveAlert, type GroupState, type RuleStateMeta } from './persist.ts';
 import type { JournalOptions } from '../../shared/journal.ts';
 import { mergeSummary, summaryFromState, summaryState } from './buckets.ts';
@@ -287,6 +287,8 @@ export class AlertEngine implements RuleFleetHandler {
   private readonly metrics;
   private readonly staleAfter: number;
   private readonly patterns: PatternTable | null;
+  /** The fleet's merged pattern table while a fleet round evaluates (null: this collector's own). */
+  private roundPatterns: PatternTable | null = null;
   private readonly persistOptions: Omit<JournalOptions, 'name'> | undefined;
   private ruleState: RuleStateJournal | null = null;
   /**
@@ -535,9 +537,17 @@ export class AlertEngine implements RuleFleetHandler {
       } else for (const w of c.windows) for (const s of Object.values(c.stores)) want(s, w, false);
     }
     const list2 = [...wants.values()];
+    // log-pattern rules read every collector's templates (patterns.ts: across a fleet)
+    const patternRules = owned.flatMap((c) => (c.kind === 'alert' && c.rule.source.kind === 'patterns' ? [{ ref: c.rule.source.ref, window: c.window }] : []));
+    const patternAsk: PatternsRequest | undefined =
+      patternRules.length === 0 || this.patterns === null
+        ? undefined
+        : { activeSince: now - Math.max(...patternRules.map((r) => r.window + r.ref.baseline)) - 60_000, firstSeen: [] };
+    const mergedPatterns = patternAsk === undefined ? null : new MergedPatterns();
     const merged = new Map<string, Map<string, GroupSummary>>();
-    const local = this.partials({ from: '', now, wants: list2 });
+    const local = this.partials({ from: '', now, wants: list2, patterns: patternAsk });
     const add = (answer: PartialsResponse): void => {
+      if (answer.patterns) mergedPatterns?.addActive(answer.patterns.active);
       answer.partials.forEach((groups, i) => {
         if (groups === null) return;
         const key = wantKey(...list2[i]);
@@ -553,13 +563,25 @@ export class AlertEngine implements RuleFleetHandler {
     add(local);
     let missing: string | undefined;
     f.coverages = [];
-    if (list2.length > 0 || owned.some((c) => unitsOf(c).some((u) => u.grace > 0))) {
-      const answers = await Promise.allSettled(others.map((m) => f.peers.partials(m, { from: self ?? '', now, wants: list2 })));
+    if (list2.length > 0 || patternAsk !== undefined || owned.some((c) => unitsOf(c).some((u) => u.grace > 0))) {
+      const answers = await Promise.allSettled(others.map((m) => f.peers.partials(m, { from: self ?? '', now, wants: list2, patterns: patternAsk })));
       answers.forEach((a, i) => {
         if (a.status === 'fulfilled') {
           add(a.value);
           f.coverages.push(a.value.coverage);
         } else missing ??= `collector ${others[i]} did not answer for the rules' data (${errorMessage(a.reason)})`;
+      });
+    }
+    // a template that looks new here may have been seen long ago by a collector where it is quiet now
+    const newWindow = Math.max(-1, ...patternRules.filter((r) => r.ref.signal === 'new').map((r) => r.window));
+    const candidates = mergedPatterns === null || newWindow < 0 || missing !== undefined ? [] : mergedPatterns.newCandidates(newWindow, now);
+    if (candidates.length > 0) {
+      const ask: PatternsRequest = { activeSince: null, firstSeen: candidates };
+      mergedPatterns!.addFirstSeen(answerPatterns(this.patterns!, ask).firstSeen);
+      const answers = await Promise.allSettled(others.map((m) => f.peers.partials(m, { from: self ?? '', now, wants: [], patterns: ask })));
+      answers.forEach((a, i) => {
+        if (a.status === 'fulfilled') mergedPatterns!.addFirstSeen(a.value.patterns?.firstSeen ?? []);
+        else missing ??= `collector ${others[i]} did not answer for the rules' data (${errorMessage(a.reason)})`;
       });
     }
 
@@ -568,7 +590,12 @@ export class AlertEngine implements RuleFleetHandler {
       // part of the fleet's data is out of sight: alerts stay as they were, as for any failed evaluation
       for (const c of owned) for (const u of unitsOf(c)) this.advance(u, now, missing, false, [], webhook);
     } else {
-      webhook = this.evaluateRules(owned, now, (s, window, sketch) => [...(merged.get(wantKey(s.key, window, sketch))?.values() ?? [])]);
+      this.roundPatterns = mergedPatterns;
+      try {
+        webhook = this.evaluateRules(owned, now, (s, window, sketch) => [...(merged.get(wantKey(s.key, window, sketch))?.values() ?? [])]);
+      } finally {
+        this.roundPatterns = null;
+      }
     }
     const resend = this.resends(owned.flatMap(unitsOf), now);
     // on disk and at the runner-up before anyone is told: a takeover never sends a notification twice
@@ -640,7 +667,8 @@ export class AlertEngine implements RuleFleetHandler {
       if (s === undefined) return null;
       return s.summarize(req.now, window, sketch).map((g) => [g.key, g.labels as Record<string, string>, summaryState(g.summary)]);
     });
-    return { coverage: this.coverage, partials };
+    const patterns = req.patterns === undefined ? undefined : this.patterns === null ? null : answerPatterns(this.patterns, req.patterns);
+    return { coverage: this.coverage, partials, ...(patterns === undefined ? {} : { patterns }) };
   }
 
   /** The copies of rule state this collector holds (its own rules' and replicas). */
@@ -1089,7 +1117,7 @@ export class AlertEngine implements RuleFleetHandler {
     // `last`: a group whose newest reading is older than the staleness TTL has no value, as on /metrics.
     const fresh = rule.aggregate.kind === 'last' ? (g: GroupSummary) => g.summary.lastAt >= now - this.staleAfter : () => true;
     if (rule.source.kind === 'patterns') {
-      const table = this.patterns;
+      const table = this.roundPatterns ?? this.patterns;
       if (table === null) return { values, hadData: false, error: 'log pattern mining is off (collector.patterns.enabled)' };
       values.push(...patternValues(table, rule.source.ref, window, now));
       return { values, hadData: values.length > 0, error: undefined };

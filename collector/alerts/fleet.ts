@@ -22,7 +22,7 @@
  * it starts owning a rule it first takes the newest copy of the rule's state from the live members.
  *
  * Internal routes (POST, JSON), checked against the fleet's shared secret (collector.fleet.token):
- *   /internal/v1/rules/partials  {now, wants: [store, window, sketch][]} → {coverage, partials}
+ *   /internal/v1/rules/partials  {now, wants: [store, window, sketch][], patterns?} → {coverage, partials, patterns?}
  *   /internal/v1/rules/state     {keys}                                  → {groups: [key, state][]}
  *   /internal/v1/rules/replica   {from, groups: [key, state][]}          → {taken}
  */
@@ -32,6 +32,7 @@ import { Agent, request } from 'undici';
 import type { StatsState } from './buckets.ts';
 import type { GroupState } from './persist.ts';
 import type { Coverage } from './engine.ts';
+import type { PatternsAnswer, PatternsRequest } from './patterns.ts';
 
 export const RULES_PARTIALS_PATH = '/internal/v1/rules/partials';
 export const RULES_STATE_PATH = '/internal/v1/rules/state';
@@ -55,12 +56,16 @@ export interface PartialsRequest {
   from: string;
   now: number;
   wants: Want[];
+  /** Log-pattern rules' templates (patterns.ts); absent: none wanted. */
+  patterns?: PatternsRequest;
 }
 
 export interface PartialsResponse {
   coverage: Coverage;
   /** One entry per want, in order; null when this collector has no such store (other rules). */
   partials: (GroupWire[] | null)[];
+  /** Present when asked; null when this collector mines no patterns. */
+  patterns?: PatternsAnswer | null;
 }
 
 export interface StateRequest {
@@ -250,6 +255,11 @@ const wantsSchema = {
     from: { type: 'string', maxLength: 2048 },
     now: { type: 'number' },
     wants: { type: 'array', maxItems: 100_000, items: { type: 'array', minItems: 3, maxItems: 3, items: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] } },
+    patterns: {
+      type: 'object',
+      required: ['activeSince', 'firstSeen'],
+      properties: { activeSince: { type: ['number', 'null'] }, firstSeen: { type: 'array', maxItems: 100_000, items: { type: 'string', maxLength: 4096 } } },
+    },
   },
 } as const;
 

@@ -5,7 +5,13 @@
  * merges the others' partial aggregates (through their JSON wire form) and must agree with a
  * fourth engine that saw everything, for a quantile, a ratio, absent and an SLO's budget.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Value } from '@sinclair/typebox/value';
+import { PatternMiner } from '../../../../collector/patterns/miner.ts';
+import { PatternsSchema } from '../../../../collector/patterns/config.ts';
 import { silentLogger } from '../../../../shared/log.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import { newSketch } from '../../../../shared/sketch.ts';
@@ -124,5 +130,87 @@ describe('rules over a fleet', () => {
     for (const e of fleet.values()) await e.evaluateRound(clock.t);
     const missing = [...fleet.values()].flatMap((e) => e.alertsJSON().data.alerts.filter((x) => x.labels.alertname === 'HeartbeatMissing'));
     expect(missing).toHaveLength(1);
+  });
+
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('log-pattern rules see every collector\'s templates: new only if no collector saw it before, spikes over the fleet\'s counts', async () => {
+    const MIN = 60 * S;
+    const clock = new Clock(Date.UTC(2026, 0, 1));
+    const PATTERN_RULES = `
+rules:
+  - alert: NewLogPattern
+    patterns: { new: true }
+    window: 10m
+  - alert: LogPatternSpike
+    patterns: { spike: { baseline: 30m, minEvents: 20 } }
+    window: 5m
+    threshold: 8
+`;
+    const withMiner = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'plumb-fleet-patterns-'));
+      dirs.push(dir);
+      const telemetry = new Telemetry();
+      const miner = new PatternMiner(Value.Decode(PatternsSchema, Value.Default(PatternsSchema, { saveInterval: 0 })), { telemetry, log: silentLogger(), dataDir: dir });
+      miner.start(clock.t);
+      const e = new AlertEngine({ config: alertsConfig({ evaluationInterval: '10s' }), telemetry, log: silentLogger(), now: clock.now, patterns: miner });
+      const r = e.loadRulesText(PATTERN_RULES);
+      if (!r.ok) throw new Error(r.errors.join('\n'));
+      return { e, miner };
+    };
+    const nodes = new Map(MEMBERS.map((m) => [m, withMiner()]));
+    const fleet = new Map([...nodes].map(([m, n]) => [m, n.e]));
+    const alone = withMiner();
+    for (const [self, e] of fleet) {
+      e.attachFleet({ members: () => MEMBERS, self: () => self, rank: (key) => rendezvousRank(key, MEMBERS) }, peers(fleet));
+      e.fleetReady();
+    }
+    const [a, b, c] = MEMBERS.map((m) => nodes.get(m)!.miner);
+    const send = (miner: PatternMiner, service: string, message: string, n = 1): void => {
+      for (let i = 0; i < n; i++) {
+        miner.commit([miner.observe({ message, service }, clock.t)!], clock.t);
+        alone.miner.commit([alone.miner.observe({ message, service }, clock.t)!], clock.t);
+      }
+    };
+    // learned at start everywhere: not new
+    send(a, 'api', 'cache miss for key user:1234');
+    clock.t += 15 * MIN;
+    // c sees a rare template once, long before a sees it again
+    send(c, 'sshd', 'error: kex_exchange_identification: Connection closed by remote host');
+    // 40 minutes of a steady 4 timeouts per minute, spread over a and b
+    for (let m = 0; m < 40; m++) {
+      send(a, 'api', 'request timed out after 30 s on /v1/items', 2);
+      send(b, 'api', 'request timed out after 45 s on /v1/users', 2);
+      clock.t += MIN;
+    }
+    // then 40 per minute for 5 minutes, 10 on a, 10 on b and 20 on c: 10x the fleet's baseline,
+    // though only 5x (under the threshold of 8) on a or b alone, and a template new everywhere on b; a sees c's old one again
+    for (let m = 0; m < 5; m++) {
+      send(a, 'api', 'request timed out after 30 s on /v1/items', 10);
+      send(b, 'api', 'request timed out after 30 s on /v1/items', 10);
+      send(c, 'api', 'request timed out after 30 s on /v1/items', 20);
+      clock.t += MIN;
+    }
+    send(b, 'billing', 'invoice 42 could not be rendered: template missing', 3);
+    send(a, 'sshd', 'error: kex_exchange_identification: Connection closed by remote host');
+    for (const e of fleet.values()) await e.evaluateRound(clock.t);
+    alone.e.evaluate(clock.t);
+
+    const firing = (e: AlertEngine) =>
+      e
+        .alertsJSON()
+        .data.alerts.filter((x) => x.state === 'firing')
+        .map((x) => ({ name: x.labels.alertname, pattern: x.labels.pattern, value: Number(x.value) }));
+    const everywhere = [...fleet.values()].flatMap(firing).sort((x, y) => x.name.localeCompare(y.name));
+    expect(everywhere).toEqual(firing(alone.e).sort((x, y) => x.name.localeCompare(y.name)));
+    expect(everywhere.map((x) => [x.name, x.pattern])).toEqual([
+      ['LogPatternSpike', 'request timed out after <*> s on <*>'],
+      ['NewLogPattern', 'invoice <*> could not be rendered: template missing'],
+    ]);
+    expect(everywhere[0].value).toBeCloseTo(10, 5);
+    expect(everywhere[1].value).toBe(3);
   });
 });
