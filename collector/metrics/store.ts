@@ -99,11 +99,31 @@ class Series {
   buckets: number[] | null = null;
   /** OTLP summaries: the quantiles as the source computed them. */
   quantiles: [number, number][] | null = null;
+  /** What was applied since the last drainDeltas() (only while the store tracks deltas). */
+  pending: PendingDelta | null = null;
 
   constructor(labels: string, now: number) {
     this.labels = labels;
     this.lastSeen = now;
   }
+}
+
+/**
+ * What a series received since the last drainDeltas(): the OTLP metric sink exports these as
+ * deltas. Counters: `value`; histograms: per-bucket `counts` (the last above every bound) with
+ * sum and count; sketch summaries: the merged `sketch` and, while few enough, the samples.
+ */
+interface PendingDelta {
+  value: number;
+  sum: number;
+  count: number;
+  counts: number[] | null;
+  sketch: Sketch | null;
+  exact: ExactSamples | null;
+}
+
+function pendingOf(series: Series): PendingDelta {
+  return (series.pending ??= { value: 0, sum: 0, count: 0, counts: null, sketch: null, exact: { values: [], weights: [] } });
 }
 
 class Family {
@@ -142,6 +162,8 @@ export class MetricStore {
   private readonly events: StatsdEvent[] = [];
   readonly refused: Record<RefusalReason, number> = Object.fromEntries(REFUSAL_REASONS.map((r) => [r, 0])) as Record<RefusalReason, number>;
   expired = 0;
+  /** Keep what each series received since the last drainDeltas() (on when an OTLP metric sink exports). */
+  trackDeltas = false;
   /** Told of every sample applied that it wants; the alert engine listens here. */
   observer: MetricObserver | null = null;
   /** Told of every metric refused (the ingest logs them, once per reason and minute). */
@@ -267,6 +289,13 @@ export class MetricStore {
             cumulative += m.counts[i] ?? 0;
             series.buckets[i] += cumulative;
           }
+          if (this.trackDeltas) {
+            const p = pendingOf(series);
+            p.sum += m.sum;
+            p.count += m.count;
+            p.counts ??= new Array(m.bounds.length + 1).fill(0);
+            for (let i = 0; i <= m.bounds.length; i++) p.counts[i] += m.counts[i] ?? 0;
+          }
         }, m.bounds);
         return;
       }
@@ -283,6 +312,7 @@ export class MetricStore {
         const name = mapped.name.endsWith('_total') ? mapped.name : `${mapped.name}_total`;
         const s = this.applyValue(name, 'counter', 'c', help, mapped.labels, m.tags, now, (series) => {
           series.value += m.value;
+          if (this.trackDeltas) pendingOf(series).value += m.value;
         });
         if (s) this.observe(m, mapped.name, s, now, m.value);
         return;
@@ -320,12 +350,27 @@ export class MetricStore {
         const s = this.applyValue(mapped.name, buckets ? 'histogram' : 'summary', 'sketch', help, mapped.labels, m.tags, now, (series) => {
           series.sum += m.sum;
           series.count += m.count;
+          const p = this.trackDeltas ? pendingOf(series) : null;
+          if (p !== null) {
+            p.sum += m.sum;
+            p.count += m.count;
+          }
           if (buckets) {
             series.buckets ??= new Array(buckets.length).fill(0);
             const exact = exactSamplesOf(m);
-            for (let i = 0; i < buckets.length; i++) series.buckets[i] += exact === null ? countAtOrBelow(sketch, buckets[i]) : weightAtOrBelow(exact, buckets[i]);
+            if (p !== null) p.counts ??= new Array(buckets.length + 1).fill(0);
+            let below = 0;
+            for (let i = 0; i < buckets.length; i++) {
+              const atOrBelow = exact === null ? countAtOrBelow(sketch, buckets[i]) : weightAtOrBelow(exact, buckets[i]);
+              series.buckets[i] += atOrBelow;
+              if (p !== null) (p.counts as number[])[i] += atOrBelow - below;
+              below = atOrBelow;
+            }
+            if (p !== null) (p.counts as number[])[buckets.length] += m.count - below;
           } else {
-            this.addToWindow(series, sketch, exactSamplesOf(m), now);
+            const exact = exactSamplesOf(m);
+            this.addToWindow(series, sketch, exact, now);
+            if (p !== null) addPending(p, sketch, exact, this.options.relativeAccuracy);
           }
         }, buckets);
         if (s) this.observe(m, mapped.name, s, now, undefined, sketch);
@@ -658,6 +703,45 @@ export class MetricStore {
     }
   }
 
+  /**
+   * Every series with what it received since the last call (counters, histograms, sketch
+   * summaries) or its current value (gauges, sets, OTLP summaries), in the store's own kinds,
+   * and forgets what it returned: the OTLP metric sink exports these as deltas.
+   */
+  drainDeltas(visit: (d: SeriesDelta) => void, now = Date.now()): void {
+    this.expire(now);
+    for (const family of this.families.values()) {
+      for (const s of family.series.values()) {
+        const p = s.pending;
+        s.pending = null;
+        const base = { name: family.name, help: family.help, labels: s.labels };
+        switch (family.origin) {
+          case 'c':
+            visit({ ...base, kind: 'counter', value: p?.value ?? 0 });
+            break;
+          case 'g':
+          case 's':
+          case 'check':
+            visit({ ...base, kind: 'gauge', value: s.value });
+            break;
+          case 'osum':
+            visit({ ...base, kind: 'summary', quantiles: s.quantiles ?? [], sum: s.sum, count: s.count });
+            break;
+          case 'hist':
+          case 'sketch': {
+            if (family.type === 'histogram') {
+              const bounds = family.buckets ?? [];
+              visit({ ...base, kind: 'histogram', bounds, counts: p?.counts ?? new Array<number>(bounds.length + 1).fill(0), sum: p?.sum ?? 0, count: p?.count ?? 0 });
+            } else if (p !== null && p.sketch !== null && p.count > 0) {
+              visit({ ...base, kind: 'sketch', sketch: p.sketch, sum: p.sum, count: p.count, samples: p.exact });
+            }
+            break;
+          }
+        }
+      }
+    }
+  }
+
   /** Prometheus text exposition (format 0.0.4) of every series. */
   render(now = Date.now()): string {
     const out: string[] = [];
@@ -723,6 +807,29 @@ export class MetricStore {
 }
 
 export type { FamilyType };
+
+/** One series as drainDeltas() gives it. `labels`: the exposition's label text. */
+export type SeriesDelta = { name: string; help: string; labels: string } & (
+  | { kind: 'counter' | 'gauge'; value: number }
+  | { kind: 'summary'; quantiles: [number, number][]; sum: number; count: number }
+  | { kind: 'histogram'; bounds: number[]; counts: number[]; sum: number; count: number }
+  | { kind: 'sketch'; sketch: Sketch; sum: number; count: number; samples: ExactSamples | null }
+);
+
+/** Adds an applied sketch (and its samples, while the delta holds at most SKETCH_EXACT_SAMPLES) to a pending delta. */
+function addPending(p: PendingDelta, sketch: Sketch, exact: ExactSamples | null, accuracy: number): void {
+  p.sketch ??= newSketch(accuracy);
+  mergeSketch(p.sketch, sketch);
+  const kept = p.exact;
+  if (kept !== null && exact !== null && kept.values.length + exact.values.length <= SKETCH_EXACT_SAMPLES) {
+    for (let k = 0; k < exact.values.length; k++) {
+      kept.values.push(exact.values[k]);
+      kept.weights.push(exact.weights[k]);
+    }
+  } else {
+    p.exact = null;
+  }
+}
 
 /** What MetricStore.visit() calls: once per family, then once per sample of it. */
 export interface SampleVisitor {
@@ -869,7 +976,7 @@ function sameBounds(a: readonly number[], b: readonly number[]): boolean {
   return true;
 }
 
-interface ExactSamples {
+export interface ExactSamples {
   values: number[];
   weights: number[];
 }

@@ -6,51 +6,27 @@
  * `otlp_spans`). Spans are mapped by spansToOtlp (shared/otlp/traces.ts): what came in through
  * OTLP goes out as the span it was, and another plumb reading the export stores the same span.
  */
-import type { Span } from '@opentelemetry/api';
 import type { Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import type { SelfTracing } from '../../shared/tracing.ts';
 import type { ZipkinSpan } from '../../shared/zipkin.ts';
 import type { OtlpExportConfig } from '../../shared/otlp/config.ts';
-import { OtlpExporter } from '../../shared/otlp/export.ts';
 import { spansToOtlp } from '../../shared/otlp/traces.ts';
 import { LogRouter } from '../logs/router.ts';
-import { partialSuccess } from '../logs/otlp.ts';
+import { OtlpSinkBase } from '../sinks/otlp.ts';
 import type { LogEvent } from '../logs/event.ts';
-import type { LogSink, WriteResult } from '../logs/sink.ts';
+import type { LogSink } from '../logs/sink.ts';
 import { SpanIndex, spanIndexDir, spanQueueLogsConfig } from './span-index.ts';
 
-export class OtlpSpanSink implements LogSink {
+export class OtlpSpanSink extends OtlpSinkBase<LogEvent> implements LogSink {
   readonly name = 'otlp_spans' as const;
-  readonly batch: { maxBytes: number; maxWaitMs: number };
-  readonly backoff: { initialMs: number; maxMs: number };
-  private readonly exporter: OtlpExporter;
-  private readonly endpoint: string;
 
   constructor(config: OtlpExportConfig) {
-    this.batch = { maxBytes: config.flushBytes, maxWaitMs: config.flushInterval };
-    this.backoff = { initialMs: config.retryInitial, maxMs: config.retryMax };
-    this.exporter = new OtlpExporter(config, 'traces');
-    this.endpoint = config.endpoint;
+    super(config, 'traces');
   }
 
-  get secrets(): readonly string[] {
-    return this.exporter.secrets;
-  }
-
-  async open(): Promise<void> {
-    // OTLP has no health endpoint; the first write tells
-  }
-
-  async write(items: readonly LogEvent[], signal: AbortSignal, span: Span): Promise<WriteResult> {
-    const spans = items.map((e) => JSON.parse(e.line.toString('utf8')) as ZipkinSpan);
-    const answer = await this.exporter.send('traces', spansToOtlp(spans), signal);
-    span.setAttribute('plumb.otlp.rejected', answer.rejected);
-    return partialSuccess(items, answer, this.endpoint);
-  }
-
-  close(): Promise<void> {
-    return this.exporter.close();
+  protected request(items: readonly LogEvent[]): object {
+    return spansToOtlp(items.map((e) => JSON.parse(e.line.toString('utf8')) as ZipkinSpan));
   }
 }
 

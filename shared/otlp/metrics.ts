@@ -25,14 +25,17 @@
  * Exponential histograms: each bucket's count is added to a DDSketch at the bucket's geometric
  * midpoint, so a quantile read from the sketch is within (1 + α)·2^(2^−(scale+1)) − 1 of the true
  * value (α the sketch's relative accuracy): 1.0% + 0.0000661% at scale 20, 5.5% at scale 3 with
- * α = 1%. Count, sum, min and max are carried exactly.
+ * α = 1%. Count, sum, min and max are carried exactly. When a delta point's exemplars are all
+ * its samples (their count is the point's; the OTLP metric sink sends them so), they are kept as
+ * the interval's samples for exact quantiles, as statsd samples are.
  *
  * Resource attributes named in `resourceLabels` become labels of every series of that resource;
  * the others go to a `target_info` gauge (value 1) carrying those labels too, as Prometheus'
  * OTLP guidance has it.
  */
-import { newSketch, encodeSketch } from '../sketch.ts';
-import type { WireMetric } from '../wire.ts';
+import { newSketch, encodeSketch, SKETCH_EXACT_SAMPLES } from '../sketch.ts';
+import type { WireDistribution, WireMetric } from '../wire.ts';
+import { WEIGHT_ATTRIBUTE } from './metrics-out.ts';
 import { anyValueToString, has, int64ToNumber, int64ToString, type Int64, type KeyValue, type Resource, type Scope } from './codec.ts';
 import { prometheusLabel, prometheusName } from './prom-names.ts';
 
@@ -84,6 +87,7 @@ interface ExpPoint {
   max?: number | null;
   flags?: number | null;
   zeroThreshold?: number | null;
+  exemplars?: { asDouble?: number | null; asInt?: Int64 | null; filteredAttributes?: KeyValue[] | null }[] | null;
 }
 
 interface SummaryPoint {
@@ -301,7 +305,10 @@ export class OtlpMetricsDecoder {
           ({ e, sum, exact } = d);
         }
         const metric = expToDistribution(promName, tags(labels, dp.attributes), e, sum, exact && has(dp, 'min') ? dp.min : null, exact && has(dp, 'max') ? dp.max : null, this.options.relativeAccuracy);
-        if (metric !== null) out.metrics.push(metric);
+        if (metric !== null) {
+          if (temporality === DELTA) allSamples(metric, dp);
+          out.metrics.push(metric);
+        }
         taken++;
       }
     } else if (m.summary) {
@@ -547,8 +554,35 @@ function subtractExp(cur: ExpState, prev: ExpState): ExpState | null {
   return { scale, zero: a.zero - b.zero, pos, neg };
 }
 
+/**
+ * Exemplars that are every sample of a delta point (as many, by weight, as its count, and few
+ * enough) become the distribution's samples, so quantiles over them are exact nearest-rank ones.
+ * A sample's weight is its `plumb.weight` attribute (the OTLP metric sink writes it), 1 without.
+ */
+function allSamples(metric: WireDistribution, dp: ExpPoint): void {
+  const exemplars = dp.exemplars ?? [];
+  if (exemplars.length === 0 || exemplars.length > SKETCH_EXACT_SAMPLES) return;
+  const values: number[] = [];
+  const weights: number[] = [];
+  let total = 0;
+  let weighted = false;
+  for (const ex of exemplars) {
+    const v = has(ex, 'asDouble') ? (ex.asDouble as number) : int64ToNumber(ex.asInt);
+    let w = 1;
+    for (const kv of ex.filteredAttributes ?? []) if (kv.key === WEIGHT_ATTRIBUTE) w = Number(anyValueToString(kv.value));
+    if (!Number.isFinite(v) || !(w > 0)) return;
+    if (w !== 1) weighted = true;
+    values.push(v);
+    weights.push(w);
+    total += w;
+  }
+  if (Math.abs(total - metric.count) > 1e-6 * Math.max(1, metric.count)) return;
+  metric.samples = values;
+  if (weighted) metric.weights = weights;
+}
+
 /** The buckets as a DDSketch, each count at its bucket's geometric midpoint; count travels as what the buckets hold (the collector checks the sketch against it). */
-function expToDistribution(name: string, tags: string[], e: ExpState, sum: number, min: number | null | undefined, max: number | null | undefined, accuracy: number): WireMetric | null {
+function expToDistribution(name: string, tags: string[], e: ExpState, sum: number, min: number | null | undefined, max: number | null | undefined, accuracy: number): WireDistribution | null {
   const sketch = newSketch(accuracy);
   let lo = Infinity;
   let hi = -Infinity;

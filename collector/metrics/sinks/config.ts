@@ -6,6 +6,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Duration, Section, Size } from '../../../shared/config.ts';
+import { OtlpExportSchema } from '../../../shared/otlp/config.ts';
 
 const URL_PATTERN = '^https?://[^\\s]+$';
 
@@ -85,6 +86,7 @@ export const MetricSinksSchema = Section(
     interval: Duration('15s', { description: 'Every sink gets the samples /metrics shows at each multiple of this interval, stamped with that instant (the interval\'s end).' }),
     remoteWrite: Type.Optional(Type.Array(RemoteWriteSinkSchema, { description: 'One entry per store; names must differ.' })),
     graphite: Type.Optional(Type.Array(GraphiteSinkSchema, { description: 'One entry per carbon endpoint (or naming scheme); names must differ.' })),
+    otlp: Type.Optional(OtlpExportSchema),
     queue: Section({
       maxBytes: Size('512mb', { description: 'Disk taken by one sink\'s queue; an export that does not fit is dropped and counted in plumb_sink_queue_refused_total.' }),
       fsync: Type.Union([Type.Literal('batch'), Type.Literal('interval'), Type.Literal('never')], {
@@ -96,7 +98,7 @@ export const MetricSinksSchema = Section(
     deadLetter: Section({ maxBytes: Size('100mb', { description: 'Size of one dead-letter file (samples a store refused with a 4xx), rotated once to .1.' }) }),
     stopTimeout: Duration('10s', { description: 'How long a stop keeps draining the queues; the rest stays queued on disk for the next start.' }),
   },
-  { description: 'Long-term stores for metrics: remote_write and Graphite. None by default. Queues under <collector.dataDir>/metric-sinks/<name>/.' },
+  { description: 'Long-term stores for metrics: remote_write, Graphite, OTLP. None by default. Queues under <collector.dataDir>/metric-sinks/<name>/.' },
 );
 
 export type MetricSinksConfig = StaticDecode<typeof MetricSinksSchema>;
@@ -144,6 +146,7 @@ export function checkMetricSinksConfig(config: MetricSinksConfig, path: string):
       if (/[\s;]/.test(g.naming[k])) errors.push(`${at}.naming.${k}: no spaces or ";" in a Graphite path (got ${JSON.stringify(g.naming[k])})`);
     }
   });
+  if (config.otlp !== undefined && names.has('otlp')) errors.push(`${path}.otlp: the name "otlp" is taken by another sink; rename that one`);
   return errors;
 }
 

@@ -1,7 +1,8 @@
 /**
  * Metric sinks: every `interval` (at each multiple of it, wall clock) the samples /metrics shows
  * are read from the store (MetricStore.visit, the walk render() uses) and appended to each sink's
- * disk queue, stamped with that instant — the interval's end. A series that was exported last
+ * disk queue, stamped with that instant — the interval's end. The OTLP sink takes instead what
+ * each series received since the last export (MetricStore.drainDeltas; see otlp.ts). A series that was exported last
  * time and is gone now (expired, or its family dropped) gets Prometheus' staleness marker once.
  * Each sink drains its own queue through the shared sink runner (../../sinks/runner.ts): retries
  * with backoff and Retry-After, dead letters for what a store refuses for good, counters.
@@ -27,6 +28,7 @@ import type { MetricSinksConfig } from './config.ts';
 import { GraphiteSink } from './graphite.ts';
 import { RemoteWriteSink } from './remote-write.ts';
 import { STALE_JSON, decodeSamples, seriesPrefix, valueJson, type MetricSample, type SampleType } from './sample.ts';
+import { OtlpMetricSink, decodePoints, pointLine, type QueuedPointItem } from './otlp.ts';
 
 /** Queued NDJSON is appended in records of about this size. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -45,8 +47,10 @@ export interface MetricSinksOptions {
 }
 
 interface Target {
-  runner: SinkRunner<MetricSample>;
+  runner: SinkRunner<MetricSample> | SinkRunner<QueuedPointItem>;
   queue: SinkQueue;
+  /** samples: what /metrics shows (remote_write, Graphite); points: each series' delta (OTLP). */
+  takes: 'samples' | 'points';
 }
 
 export class MetricSinks {
@@ -77,7 +81,8 @@ export class MetricSinks {
   /** Builds the sinks from config and opens their queues; contacts no store. */
   static async create(config: MetricSinksConfig, store: MetricStore, ctx: MetricSinksContext, options: MetricSinksOptions = {}): Promise<MetricSinks> {
     const log = ctx.log.child({ component: 'metric-sinks' });
-    const sinks = options.sinks ?? buildSinks(config, ctx);
+    const sinks: (Sink<MetricSample> | OtlpMetricSink)[] = options.sinks ?? buildSinks(config, ctx);
+    if (options.sinks === undefined && config.otlp !== undefined) sinks.push(new OtlpMetricSink(config.otlp));
     const metrics = new SinkMetrics(ctx.telemetry);
     const targets: Target[] = [];
     try {
@@ -85,13 +90,17 @@ export class MetricSinks {
         const base = join(resolve(ctx.dataDir), 'metric-sinks', sink.name);
         const queue = await SpoolQueue.open({ dir: join(base, 'queue'), sink: sink.name, maxBytes: config.queue.maxBytes, fsync: config.queue.fsync, telemetry: ctx.telemetry, log });
         const deadLetter = new DeadLetterFile({ file: join(base, 'dead-letter.ndjson'), maxBytes: config.deadLetter.maxBytes, sink: sink.name, metrics, log });
-        targets.push({ queue, runner: new SinkRunner({ sink, decode: decodeSamples, queue, deadLetter, metrics, log, tracing: ctx.tracing }) });
+        const common = { queue, deadLetter, metrics, log, tracing: ctx.tracing };
+        if (sink instanceof OtlpMetricSink) targets.push({ queue, takes: 'points', runner: new SinkRunner({ sink, decode: decodePoints, ...common }) });
+        else targets.push({ queue, takes: 'samples', runner: new SinkRunner({ sink, decode: decodeSamples, ...common }) });
       }
     } catch (err) {
       await Promise.all(targets.map((t) => t.queue.close().catch(() => undefined)));
       throw err;
     }
     if (targets.length > 0) log.info({ sinks: targets.map((t) => t.runner.name), intervalMs: config.interval }, 'metric sinks ready');
+    // from here on (the journal is replayed): what each series receives is kept for the next export
+    if (targets.some((t) => t.takes === 'points')) store.trackDeltas = true;
     return new MetricSinks(config, store, targets, ctx, log);
   }
 
@@ -153,12 +162,32 @@ export class MetricSinks {
         push(`${prefix},${valueJson(value)}${tail}`);
       },
     };
-    this.store.visit(visitor, at);
-    for (const prefix of prev.values()) push(`${prefix},${STALE_JSON}${tail}`);
-    if (parts.length > 0) chunks.push({ data: Buffer.from(parts.join('')), samples: parts.length });
-    this.series = live;
+    const samples = this.targets.some((t) => t.takes === 'samples');
+    if (samples) {
+      this.store.visit(visitor, at);
+      for (const prefix of prev.values()) push(`${prefix},${STALE_JSON}${tail}`);
+      if (parts.length > 0) chunks.push({ data: Buffer.from(parts.join('')), samples: parts.length });
+      this.series = live;
+    }
+    const points: { data: Buffer; samples: number }[] = [];
+    if (this.targets.some((t) => t.takes === 'points')) {
+      const interval = this.lastExportAt > 0 ? at - this.lastExportAt : this.config.interval;
+      let lines: string[] = [];
+      let size = 0;
+      this.store.drainDeltas((d) => {
+        const line = pointLine(d, at, interval);
+        lines.push(line);
+        size += line.length + 1;
+        if (size >= CHUNK_BYTES) {
+          points.push({ data: Buffer.from(lines.join('\n') + '\n'), samples: lines.length });
+          lines = [];
+          size = 0;
+        }
+      }, at);
+      if (lines.length > 0) points.push({ data: Buffer.from(lines.join('\n') + '\n'), samples: lines.length });
+    }
     this.lastExportAt = at;
-    for (const t of this.targets) await this.enqueue(t, chunks);
+    for (const t of this.targets) await this.enqueue(t, t.takes === 'samples' ? chunks : points);
   }
 
   private async enqueue(t: Target, chunks: { data: Buffer; samples: number }[]): Promise<void> {
