@@ -34,6 +34,8 @@ import type { GrokDebugger } from './logs/grok-debug.ts';
 import type { GrokService } from '../shared/console/grok.ts';
 import { consoleRoutes } from '../shared/console/routes.ts';
 import { MemoryGuard } from './memory/guard.ts';
+import type { StatusContext, StatusModel } from '../shared/status.ts';
+import { agentStatusModel } from './status.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -54,6 +56,8 @@ export interface AgentContext {
   /** plumb's version and the hash of the configuration, named on every batch (x-plumb-agent) and shown by the console. */
   version?: string;
   configHash?: string;
+  /** Version and config identity for the status report (the CLI passes them). */
+  status?: StatusContext;
 }
 
 export class PlumbAgent {
@@ -109,6 +113,8 @@ export class PlumbAgent {
   private readonly flushes: { inc(): void };
   httpAddress = '';
   private ready = false;
+  /** GET /api/v1/status: the pipeline's components, files and statsd intake (status.ts). */
+  readonly status: StatusModel;
 
   constructor(config: AgentConfig, ctx: AgentContext) {
     this.config = config;
@@ -179,6 +185,7 @@ export class PlumbAgent {
     this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
+    this.status = agentStatusModel(this, ctx.telemetry, ctx.status);
   }
 
   private loadGrok(): Promise<GrokDebugger> {
@@ -210,6 +217,7 @@ export class PlumbAgent {
       for (const s of samples) this.aggregator.addSample(s.name, s.type, s.value, s.tags);
     };
     this.host?.start(addSamples, this.hostDriven);
+    this.status.start();
     if (this.checks) {
       const hostname = this.config.hostname ?? (this.host ? await this.host.hostname() : os.hostname());
       this.checks.start((results) => {
@@ -417,6 +425,7 @@ export class PlumbAgent {
         grok: () => this.grokDebugger,
       }),
     );
+    app.get('/api/v1/status', async () => this.status.report());
     const addr = parseListen(this.config.http.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -437,6 +446,7 @@ export class PlumbAgent {
     this.ready = false;
     // a stopping agent drains: nothing may wait on the guard
     this.guard.stop();
+    this.status.stop();
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.stopTraces(deadline);

@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { PlumbAgent } from '../agent/agent.ts';
 import type { PlumbCollector } from '../collector/collector.ts';
 import { Telemetry } from '../shared/telemetry.ts';
@@ -27,6 +27,8 @@ import type { PlumbConfig } from './config.ts';
 import { selfTracingLoopErrors, type AgentFileConfig } from './agent-config.ts';
 import { startSelfTracing } from '../shared/tracing.ts';
 import type { GrokService } from '../shared/console/grok.ts';
+import type { ConfigStatus, StatusContext } from '../shared/status.ts';
+import { resolveRemote, type Remote, type RemoteFlags } from './remote.ts';
 
 const USAGE = `Usage: plumb <command> [options]
 
@@ -41,12 +43,19 @@ Commands:
   statsd-parse               read statsd lines on stdin, write one JSON result per line
   grok --pattern P [--patterns-dir D]
                              match lines on stdin against a grok pattern, one JSON result per line
+  status [--url URL] [--json]
+                             the pipeline's components with rates, queues and drops, tailed files and
+                             statsd intake; exit code 1 when something is unhealthy, 2 when unreachable
+  top [--url URL] [--interval 2s]
+                             the same, redrawn; keys: n i o u d h g sort, r reverse, q quit
   replay --from s3://BUCKET/PREFIX --to elasticsearch --config FILE [--since T] [--until T] [--restart]
                              stream archived log objects back into Elasticsearch (same _ids: idempotent,
                              resumable); T is ISO 8601 or a duration back from now ("24h")
 
 Options:
   --config FILE   configuration file (YAML); also PLUMB_CONFIG
+  --url URL       status/top/tap: the agent or collector to ask (default http://127.0.0.1:8126, the agent)
+  --token-file F  status/top/tap: bearer token file (else PLUMB_TOKEN, else --config's agent.forward.auth)
   --help          show this help
   --version       print the version
 
@@ -80,7 +89,7 @@ function parseArgs(argv: string[]): Args {
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version', 'offline'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version', 'offline', 'json'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
       else flags.set(a.slice(2), true);
     } else {
       positional.push(a);
@@ -114,7 +123,20 @@ async function loadAgent(args: Args): Promise<AgentFileConfig> {
 
 type RolesConfig = Pick<PlumbConfig, 'agent' | 'log' | 'telemetry'> & { collector?: PlumbConfig['collector'] };
 
-async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, log: Logger): Promise<void> {
+/** What the status report says about the loaded config: its file, the sha256 of its bytes, when it was read. */
+function configStatus(args: Args): ConfigStatus {
+  const file = configPath(args);
+  let text = '';
+  try {
+    if (file !== undefined) text = readFileSync(file, 'utf8');
+  } catch {
+    // loading it already failed or succeeded; the hash then covers what could be read
+  }
+  return { path: file === undefined ? '' : resolve(file), hash: createHash('sha256').update(text).digest('hex'), loadedAt: new Date().toISOString() };
+}
+
+async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, log: Logger, loaded: ConfigStatus): Promise<void> {
+  const status: StatusContext = { version: version(), config: () => loaded };
   const telemetry = new Telemetry({ defaultMetrics: true });
   if (roles.includes('agent')) {
     const loop = selfTracingLoopErrors(config);
@@ -130,12 +152,12 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
     // in `plumb all`, ready means every door of the process accepts, the agent's included
     // the console's grok debugger: the agent's parser threads in `all`, else a thread of its own on first use
     const grok = roles.includes('agent') ? () => agent?.grokDebugger ?? null : standaloneGrok(config);
-    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env, holdReady: roles.includes('agent'), version: version(), grok });
+    collector = new PlumbCollector(config.collector, { telemetry, log: log.child({ role: 'collector' }), tracing, env: process.env, holdReady: roles.includes('agent'), version: version(), grok, status });
     await collector.start();
   }
   if (roles.includes('agent')) {
     const { PlumbAgent } = await import('../agent/agent.ts');
-    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), configHash: configHash(config.agent) });
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), configHash: configHash(config.agent), status });
     await agent.start();
   }
   collector?.markReady();
@@ -200,6 +222,26 @@ async function statsdParse(): Promise<void> {
   if (tail.length > 0) await answer(tail);
 }
 
+/** --url, --token-file, PLUMB_TOKEN and --config's agent section: where status/top/tap ask. */
+async function remoteOf(args: Args): Promise<Remote> {
+  const url = args.flags.get('url');
+  const tokenFile = args.flags.get('token-file');
+  const file = configPath(args);
+  let config: RemoteFlags['config'];
+  if (file !== undefined) {
+    const c = await loadAgent(args);
+    config = { listen: c.agent.http.listen, token: c.agent.forward.auth.token, tokenFile: c.agent.forward.auth.tokenFile };
+  }
+  return resolveRemote({ url: typeof url === 'string' ? url : undefined, tokenFile: typeof tokenFile === 'string' ? tokenFile : undefined, env: process.env, config });
+}
+
+/** "2s", "500ms", "2" (seconds) → milliseconds. */
+function parseSeconds(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text.trim());
+  if (m === null) throw new PlumbError('PLUMB_ERR_CONFIG_INVALID', `--interval ${text}: expected a duration like "2s" or "500ms"`);
+  return Math.max(100, m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000);
+}
+
 async function main(argv: string[]): Promise<number> {
   const args = parseArgs(argv);
   if (args.flags.has('version') || args.command === 'version') {
@@ -226,6 +268,15 @@ async function main(argv: string[]): Promise<number> {
     case 'statsd-parse':
       await statsdParse();
       return 0;
+    case 'status': {
+      const { runStatus } = await import('./status.ts');
+      return runStatus({ remote: await remoteOf(args), json: args.flags.has('json'), out: process.stdout });
+    }
+    case 'top': {
+      const { runTop } = await import('./top.ts');
+      const interval = args.flags.get('interval');
+      return runTop({ remote: await remoteOf(args), intervalMs: typeof interval === 'string' ? parseSeconds(interval) : 2000, input: process.stdin, out: process.stdout });
+    }
     case 'grok': {
       const pattern = args.flags.get('pattern');
       if (typeof pattern !== 'string') {
@@ -273,9 +324,10 @@ async function main(argv: string[]): Promise<number> {
     case 'all': {
       // an agent leaves the collector's section unread
       const config: RolesConfig = args.command === 'agent' ? { ...(await loadAgent(args)), collector: undefined } : await load(args);
+      const loaded = configStatus(args);
       const log = createLogger({ level: config.log.level, name: 'plumb' });
       const roles = args.command === 'all' ? (['collector', 'agent'] as const) : ([args.command] as const);
-      await runRoles([...roles], config, log);
+      await runRoles([...roles], config, log, loaded);
       return -1; // keep running until a signal
     }
     default:

@@ -45,6 +45,8 @@ import { consoleRoutes } from '../shared/console/routes.ts';
 import type { GrokService } from '../shared/console/grok.ts';
 import type { FleetBody, FleetRulesBody } from '../shared/console/pages/fleet.ts';
 import type { RulesBody } from '../shared/console/pages/alerts.ts';
+import type { StatusContext, StatusModel } from '../shared/status.ts';
+import { collectorStatusModel } from './status.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -62,6 +64,8 @@ export interface CollectorContext {
   version?: string;
   /** The grok debugger the console and POST /api/v1/grok use (the CLI lends the agent's); none when absent. */
   grok?: () => GrokService | null;
+  /** Version and config identity for the status report (the CLI passes them). */
+  status?: StatusContext;
 }
 
 export class PlumbCollector {
@@ -110,6 +114,8 @@ export class PlumbCollector {
   /** What GET /readyz says: 503 unless 'ready'. */
   private phase: 'starting' | 'ready' | 'stopping' = 'starting';
   address = '';
+  /** GET /api/v1/status: ingest, transforms and sinks with their queues (status.ts). */
+  readonly status: StatusModel;
 
   constructor(config: CollectorConfig, ctx: CollectorContext) {
     this.config = config;
@@ -156,6 +162,7 @@ export class PlumbCollector {
     const alerts = this.alerts;
     this.sloHistory = new SloHistory(() => alerts.slos(), Math.max(1000, config.alerts.evaluationInterval));
     this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o, now) => alerts.observeMetric(o, now) };
+    this.status = collectorStatusModel(this, ctx.telemetry, ctx.status);
   }
 
   /** Re-reads the alert rule file (SIGHUP); a broken file keeps the running rules. */
@@ -278,6 +285,7 @@ export class PlumbCollector {
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
+    app.get('/api/v1/status', async () => this.status.report());
     await app.register(alertRoutes(this.alerts));
     if (this.membership !== null) registerRuleFleetRoutes(app, this.alerts, ruleToken);
     await app.register(patternRoutes(this.patterns));
@@ -318,6 +326,7 @@ export class PlumbCollector {
     }
     this.expireTimer = setInterval(() => this.store.expire(), 10_000);
     this.expireTimer.unref();
+    this.status.start();
     await this.startOtlp(security);
     if (this.phase === 'starting' && this.ctx.holdReady !== true) this.phase = 'ready';
     this.ctx.log.info({ listen: this.address }, 'collector listening');
@@ -442,6 +451,7 @@ export class PlumbCollector {
   async stop(deadlineMs = 10_000 + (this.config.fleet?.handoffTimeout ?? 0)): Promise<void> {
     const deadline = Date.now() + deadlineMs;
     this.phase = 'stopping';
+    this.status.stop();
     if (this.expireTimer) clearInterval(this.expireTimer);
     this.expireTimer = null;
     this.heapGuard?.stop();

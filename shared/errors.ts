@@ -25,6 +25,10 @@ export const ErrorCodes = {
   PLUMB_ERR_JOURNAL_IO: 'writing the state journal failed, so the batch was not applied',
   PLUMB_ERR_INGEST_OVERLOADED: 'the collector is above its memory limit and refuses ingest for now',
   PLUMB_ERR_HTTP_BUSY: 'an HTTP server is handling its most requests at once and refuses more for now',
+  PLUMB_ERR_REMOTE: 'plumb status, top or tap could not get an answer from the agent or collector',
+  PLUMB_ERR_TAP_FILTER: 'a tap filter expression is malformed',
+  PLUMB_ERR_TAP_BUSY: 'the most taps allowed at once are already open',
+  PLUMB_ERR_TAP_COMPONENT: 'a tap names a component that does not exist or cannot be tapped',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

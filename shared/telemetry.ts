@@ -67,9 +67,14 @@ export class Telemetry {
     });
   }
 
+  /** Brings the counters fed by countFrom up to date (a scrape does it; so does the status model). */
+  sync(): void {
+    for (const hook of this.scrapeHooks) hook();
+  }
+
   /** The exposition text of plumb's own metrics. */
   async metrics(): Promise<string> {
-    for (const hook of this.scrapeHooks) hook();
+    this.sync();
     return this.registry.metrics();
   }
 }

@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { access, readdir, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT_CONTEXT, type Context } from '@opentelemetry/api';
+import type { Counter } from 'prom-client';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { PlumbError, errorMessage } from '../../shared/errors.ts';
@@ -107,6 +108,7 @@ export class Forwarder {
   private connectionClosed = false;
   private running = false;
   private starting: Promise<void> | null = null;
+  private readonly queued: Counter<'kind'>;
 
   constructor(options: ForwarderOptions, ctx: { telemetry: Telemetry; log: Logger; tracing?: SelfTracing }) {
     if (options.collectors.length === 0) throw new Error('agent.forward.collectors: at least one collector URL is needed');
@@ -125,6 +127,8 @@ export class Forwarder {
     for (const kind of ['metrics', 'traces', 'logs']) {
       for (const reason of ['queue_full', 'spool_full', 'rejected', 'invalid', 'shutdown']) instruments.dropped.inc({ kind, reason }, 0);
     }
+    this.queued = t.counter('plumb_forward_queued_total', 'batches taken into a lane (memory queue or spool), by kind', ['kind']);
+    for (const kind of ['metrics', 'traces', 'logs']) this.queued.inc({ kind }, 0);
     this.health = new CollectorHealth(options.collectors, ctx);
     const connection = new Connection({ auth: options.auth, tls: options.tls, identity: options.identity });
     for (const c of options.collectors) {
@@ -160,6 +164,17 @@ export class Forwarder {
     t.gauge('plumb_forward_lane_queue_bytes', 'bytes in a lane\'s memory queue', ['lane'], function () {
       for (const l of lanes()) this.set({ lane: l.name }, l.memoryBytes);
     });
+  }
+
+  /** Each lane as the status model shows it: what it carries, its depth against its bound. */
+  laneStatus(): { name: string; kind: 'metrics' | 'traces' | 'logs'; depth: number; bound: number; unit: 'batches' | 'bytes'; stuck: boolean }[] {
+    const kindOf = (l: Lane): 'metrics' | 'traces' | 'logs' => (l === this.tracesLane ? 'traces' : l === this.logsLane ? 'logs' : 'metrics');
+    return this.lanes().map((l) => ({ name: l.name, kind: kindOf(l), ...l.bound, stuck: l.stuck }));
+  }
+
+  /** The collectors and whether each is up. */
+  collectorStates(): { collector: string; up: boolean }[] {
+    return this.options.collectors.map((c) => ({ collector: c, up: this.health.isUp(c) }));
   }
 
   private lanes(): Lane[] {
@@ -208,7 +223,9 @@ export class Forwarder {
     const raw = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const contentType = Buffer.isBuffer(body) ? (options.contentType ?? 'application/octet-stream') : 'application/json';
     const payload = this.options.compress ? await gzipAsync(raw) : raw;
-    return lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
+    const outcome = await lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
+    if (outcome === 'queued') this.queued.inc({ kind });
+    return outcome;
   }
 
   private laneFor(kind: string, id: string, collector: string | undefined): Lane {

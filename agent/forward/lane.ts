@@ -81,6 +81,7 @@ export class Lane {
   readonly retire: boolean;
   private readonly ctx: LaneContext;
   private readonly memory: BoundedQueue<Pending>;
+  private readonly limits: { maxQueueBatches: number; maxQueueBytes: number };
   private spool: Spool | null;
   /** Spool mode: batches (and bytes) waiting for their spool write. */
   private writingBatches = 0;
@@ -99,6 +100,7 @@ export class Lane {
     this.ctx = ctx;
     this.spool = options.spool;
     this.memory = new BoundedQueue({ maxItems: options.maxQueueBatches, maxBytes: options.maxQueueBytes });
+    this.limits = { maxQueueBatches: options.maxQueueBatches, maxQueueBytes: options.maxQueueBytes };
   }
 
   /** Batches held in memory (spool mode: waiting for their spool write). */
@@ -121,6 +123,16 @@ export class Lane {
 
   get spooled(): number {
     return this.spool?.records ?? 0;
+  }
+
+  /** What bounds this lane: its spool's bytes when it has one, else its memory queue. */
+  get bound(): { depth: number; bound: number; unit: 'batches' | 'bytes' } {
+    if (this.spool !== null) return { depth: this.bytes, bound: this.spool.maxBytes, unit: 'bytes' };
+    const batches = this.memory.length / this.limits.maxQueueBatches;
+    const bytes = this.limits.maxQueueBytes > 0 ? this.memory.bytes / this.limits.maxQueueBytes : 0;
+    return bytes > batches
+      ? { depth: this.memory.bytes, bound: this.limits.maxQueueBytes, unit: 'bytes' }
+      : { depth: this.memory.length, bound: this.limits.maxQueueBatches, unit: 'batches' };
   }
 
   get hasSpool(): boolean {

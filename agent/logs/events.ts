@@ -68,6 +68,8 @@ export interface ParseResult {
   grokFailures: number;
   dateFailures: number;
   timeouts: number;
+  /** Events grok could not match (failures and timeouts), by file id; absent when none. */
+  failedByFile?: Record<string, number>;
 }
 
 /** Packs records for a parser thread; returns the task and the buffers to transfer. */
@@ -177,6 +179,7 @@ export class EventBuilder {
     let grokFailures = 0;
     let dateFailures = 0;
     let timeouts = 0;
+    let failedByFile: Record<string, number> | undefined;
     for (let i = 0; i < task.lengths.length; i++) {
       const line = text.slice(pos, pos + task.lengths[i]);
       pos += task.lengths[i];
@@ -186,9 +189,15 @@ export class EventBuilder {
       if (r.outcome & GROK_FAILED) grokFailures++;
       if (r.outcome & DATE_FAILED) dateFailures++;
       if (r.outcome & TIMED_OUT) timeouts++;
+      if (r.outcome & (GROK_FAILED | TIMED_OUT)) {
+        failedByFile ??= {};
+        failedByFile[task.fileIds[f]] = (failedByFile[task.fileIds[f]] ?? 0) + 1;
+      }
     }
     out.push('');
-    return { ndjson: ownedBytes(out.join('\n')), events: task.lengths.length, grokFailures, dateFailures, timeouts };
+    const result: ParseResult = { ndjson: ownedBytes(out.join('\n')), events: task.lengths.length, grokFailures, dateFailures, timeouts };
+    if (failedByFile !== undefined) result.failedByFile = failedByFile;
+    return result;
   }
 
   /** One event as a JSON line (no newline) and what went wrong with it. */

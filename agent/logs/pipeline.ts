@@ -25,7 +25,7 @@ import { backoffDelay } from '../../shared/retry.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../../shared/tracing.ts';
 import { LOGS_PATH } from '../../shared/wire.ts';
 import type { BatchResult, Forwarder } from '../forward/forwarder.ts';
-import { Tailer } from './tail/tailer.ts';
+import { Tailer, type TailedFileStatus } from './tail/tailer.ts';
 import { recordId, type TailBatch, type TailRecord } from './tail/record.ts';
 import { packRecords, type ParseResult, type ParseTask, type ParserSetup } from './events.ts';
 import { patternsDirs, poolSize, type LogsConfig } from './config.ts';
@@ -60,6 +60,7 @@ export class LogPipeline {
   private readonly maxInFlight: number;
   private pool: Piscina | null = null;
   private inFlight = 0;
+  private readonly perFile = new Map<string, { parsed: number; failed: number }>();
   private slotWaiters: (() => void)[] = [];
   private running = false;
   private readonly events: { inc(labels: Record<string, string>, n?: number): void };
@@ -156,7 +157,45 @@ export class LogPipeline {
     if (result.grokFailures > 0) this.events.inc({ outcome: 'grok_failure' }, result.grokFailures);
     if (result.dateFailures > 0) this.events.inc({ outcome: 'date_failure' }, result.dateFailures);
     if (result.timeouts > 0) this.events.inc({ outcome: 'grok_timeout' }, result.timeouts);
+    this.countByFile(batch.records, result.failedByFile);
     await this.forward(batch, result);
+  }
+
+  /** Parsed and failed events per file, for the status model (records of a file come in runs). */
+  private countByFile(records: readonly TailRecord[], failed: Record<string, number> | undefined): void {
+    let i = 0;
+    while (i < records.length) {
+      const id = records[i].fileId;
+      let j = i + 1;
+      while (j < records.length && records[j].fileId === id) j++;
+      let c = this.perFile.get(id);
+      if (c === undefined) {
+        // bounded: ids the tailer no longer shows go first
+        if (this.perFile.size >= 2 * this.config.tail.maxFiles) this.prunePerFile();
+        this.perFile.set(id, (c = { parsed: 0, failed: 0 }));
+      }
+      c.parsed += j - i;
+      i = j;
+    }
+    if (failed !== undefined) {
+      for (const [id, n] of Object.entries(failed)) {
+        const c = this.perFile.get(id);
+        if (c === undefined) continue;
+        c.parsed -= n;
+        c.failed += n;
+      }
+    }
+  }
+
+  private prunePerFile(): void {
+    const live = new Set(this.tailer.files().map((f) => f.id));
+    for (const id of this.perFile.keys()) if (!live.has(id)) this.perFile.delete(id);
+    if (this.perFile.size >= 2 * this.config.tail.maxFiles) this.perFile.clear();
+  }
+
+  /** The followed files with their lag and how their events parsed. */
+  files(now = Date.now()): (TailedFileStatus & { parsed: number; failed: number })[] {
+    return this.tailer.files(now).map((f) => ({ ...f, parsed: this.perFile.get(f.id)?.parsed ?? 0, failed: this.perFile.get(f.id)?.failed ?? 0 }));
   }
 
   private async parse(records: readonly TailRecord[]): Promise<ParseResult> {
@@ -257,6 +296,10 @@ function concatResults(parts: readonly ParseResult[]): ParseResult {
     sum.grokFailures += p.grokFailures;
     sum.dateFailures += p.dateFailures;
     sum.timeouts += p.timeouts;
+    if (p.failedByFile !== undefined) {
+      sum.failedByFile ??= {};
+      for (const [id, n] of Object.entries(p.failedByFile)) sum.failedByFile[id] = (sum.failedByFile[id] ?? 0) + n;
+    }
   }
   return sum;
 }

@@ -90,6 +90,11 @@ export class ZipkinExporter {
   private abort = new AbortController();
   private stopping = false;
 
+  /** Spans waiting to be sent. */
+  queueDepth(): number {
+    return this.queue.length;
+  }
+
   constructor(config: ZipkinExporterConfig, ctx: ZipkinExporterContext) {
     this.config = config;
     const base = config.url.replace(/\/+$/, '');

@@ -124,6 +124,7 @@ export const TailerOptionsSchema = Section({
   closeInactive: Duration('5m', { description: 'a file that did not grow for this long is closed (and reopened when it grows), freeing its descriptor' }),
   checkpointInterval: Duration('5s', { description: 'how often acknowledged offsets are written to disk' }),
   forgetAfter: Duration('24h', { description: 'checkpoints of files not seen for this long are dropped' }),
+  lagThreshold: Duration('30s', { description: 'a file whose oldest unacknowledged byte has waited longer than this is lagging: GET /api/v1/status marks the files component degraded' }),
 });
 
 export type LogInput = StaticDecode<typeof LogInputSchema>;

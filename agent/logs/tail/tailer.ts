@@ -29,6 +29,11 @@ import { compareFingerprint, fingerprintOf, hashBytes, inodeKey, readPrefix, typ
 import { TailMetrics } from './metrics.ts';
 import type { TailBatch, TailConsumer, TailRecord } from './record.ts';
 import { judgeOpen, judgeReopen, movedAwayKind } from './rotation.ts';
+import { LagClock } from './lag.ts';
+import type { FileStatus } from '../../../shared/status.ts';
+
+/** One followed file as the status model shows it (how its events parsed is the pipeline's to add). */
+export type TailedFileStatus = Omit<FileStatus, 'parsed' | 'failed'>;
 
 export interface TailerConfig {
   inputs: readonly LogInput[];
@@ -138,6 +143,10 @@ export class Tailer {
   /** The loop is waiting on the consumer, the one wait that may outlast stop's deadline. */
   private delivering = false;
   private ackWaiters: (() => void)[] = [];
+  /** For the status model: when each file's unacknowledged bytes appeared, rotations by path. */
+  private readonly lagClocks = new WeakMap<CheckpointEntry, LagClock>();
+  private readonly rotationsAt = new Map<string, number>();
+  private lastPassAt = 0;
 
   constructor(config: TailerConfig, deps: TailerDeps) {
     const errors = tailConfigErrors(config.inputs, config.options);
@@ -170,6 +179,38 @@ export class Tailer {
     this.metrics.unackedBatches.set(0);
     this.metrics.openFiles.set(0);
     this.metrics.filesWatched.set(0);
+  }
+
+  /**
+   * The files followed now (or seen by the last discovery pass), with their acknowledged offset
+   * and size as of that pass, for the status model.
+   */
+  files(now = Date.now()): TailedFileStatus[] {
+    const out: TailedFileStatus[] = [];
+    const inUse = (e: CheckpointEntry): boolean => this.tails.get(inodeKey(e))?.entry === e;
+    for (const e of this.store.values()) {
+      if (e.seenAt !== this.lastPassAt && !inUse(e)) continue;
+      const size = Math.max(e.size, e.offset);
+      out.push({
+        path: e.path,
+        id: e.fileId ?? inodeKey(e),
+        offset: e.offset,
+        size,
+        lagBytes: size - e.offset,
+        lagSeconds: Math.round((this.lagClocks.get(e)?.seconds(e.offset, size, now) ?? 0) * 10) / 10,
+        rotations: this.rotationsAt.get(e.path) ?? 0,
+      });
+    }
+    return out;
+  }
+
+  /** Counts a rotation, in total by kind and for the path it happened at. */
+  private rotation(kind: string, path: string): void {
+    this.metrics.rotations.inc({ kind });
+    this.rotationsAt.delete(path);
+    this.rotationsAt.set(path, (this.rotationsAt.get(path) ?? 0) + 1);
+    // bounded like the checkpoint: the least recently rotated path goes first
+    if (this.rotationsAt.size > this.options.maxFiles) this.rotationsAt.delete(this.rotationsAt.keys().next().value as string);
   }
 
   /** Batches handed out and not yet acknowledged. */
@@ -456,7 +497,7 @@ export class Tailer {
       const c = found.get(file.key);
       if (c !== undefined) {
         if (c.path !== file.path) {
-          if (!file.rotated) this.metrics.rotations.inc({ kind: 'rename' });
+          if (!file.rotated) this.rotation('rename', file.path);
           file.path = c.path;
           file.entry.path = c.path;
           this.dirty = true;
@@ -470,7 +511,7 @@ export class Tailer {
           ?.stat()
           .then((s) => s.nlink)
           .catch(() => 0);
-        this.metrics.rotations.inc({ kind: movedAwayKind(nlink ?? 0) });
+        this.rotation(movedAwayKind(nlink ?? 0), file.path);
       }
       if (!file.compressed) await this.checkContent(file, now);
       if (!this.isRunning(runId)) return;
@@ -542,8 +583,15 @@ export class Tailer {
     const inUse = (e: CheckpointEntry): boolean => this.tails.get(inodeKey(e))?.entry === e;
     this.store.forgetExpired(now, inUse);
     let lag = 0;
-    for (const e of this.store.values()) if (e.seenAt === now || inUse(e)) lag += Math.max(0, e.size - e.offset);
+    for (const e of this.store.values()) {
+      if (e.seenAt !== now && !inUse(e)) continue;
+      lag += Math.max(0, e.size - e.offset);
+      let clock = this.lagClocks.get(e);
+      if (clock === undefined) this.lagClocks.set(e, (clock = new LagClock()));
+      clock.note(e.size, e.offset, now);
+    }
     this.metrics.lagBytes.set(lag);
+    this.lastPassAt = now;
     this.metrics.filesWatched.set(found.size + rotatedOpen);
     this.metrics.openFiles.set(this.tails.size);
   }
@@ -618,7 +666,7 @@ export class Tailer {
           offset = verdict.offset;
           track = p?.track;
         } else {
-          this.metrics.rotations.inc({ kind: verdict.kind });
+          this.rotation(verdict.kind, c.path);
           // What was not read of the old content may be in a copy or a compressed rotation.
           lineage = { entry, track: p?.track, from, input: entry.input ?? c.input, truncated: verdict.kind === 'truncate' };
           use = newEntry(inode, c.path, verdict.generation, 0, now);
@@ -905,7 +953,7 @@ export class Tailer {
    * is read again from 0 as a new generation, so no event id repeats.
    */
   private async truncated(file: TailedFile, now: number): Promise<void> {
-    this.metrics.rotations.inc({ kind: 'truncate' });
+    this.rotation('truncate', file.path);
     this.seal(file);
     const lineage: Lineage = { entry: file.entry, track: file.track, from: file.safeOffset(), input: file.settings.input, truncated: true };
     // The new content's fingerprint is taken from the bytes read from 0 (TailedFile), not from a
