@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { EventBuilder, packRecords, TAG_DATE_FAILURE, TAG_GROK_FAILURE, TAG_GROK_TIMEOUT, type ParseTask, type ParserSetup } from '../../../../agent/logs/events.ts';
+import { EventBuilder, IsoTime, packRecords, TAG_DATE_FAILURE, TAG_GROK_FAILURE, TAG_GROK_TIMEOUT, type ParseTask, type ParserSetup } from '../../../../agent/logs/events.ts';
 import { eventId } from '../../../../agent/logs/tail/identity.ts';
 import { NO_TAGS, type TailRecord } from '../../../../agent/logs/tail/record.ts';
 
@@ -193,6 +193,21 @@ describe('EventBuilder', () => {
         expect(events.map((e) => e.message)).toEqual(texts.map((t) => t.replace(/\n/g, ' ')));
       }),
       { numRuns: 200 },
+    );
+  });
+});
+
+describe('IsoTime', () => {
+  it('formats as toISOString does, whatever the order of the times (property)', () => {
+    const iso = new IsoTime();
+    const ms = fc.oneof(fc.integer({ min: 0, max: 4e12 }), fc.integer({ min: -1e13, max: 3e14 }), fc.double({ min: -1e13, max: 3e14, noNaN: true }), fc.constantFrom(0, 999, 1000, Date.UTC(10000, 0, 1) - 1, Date.UTC(10000, 0, 1)));
+    fc.assert(
+      fc.property(fc.array(ms, { maxLength: 20 }), (times) => {
+        for (const t of times) {
+          expect(iso.format(t)).toBe(new Date(t).toISOString());
+          expect(iso.format(t + 1)).toBe(new Date(t + 1).toISOString());
+        }
+      }),
     );
   });
 });
