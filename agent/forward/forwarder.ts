@@ -61,6 +61,8 @@ export interface ForwarderOptions {
   maxQueueBatches: number;
   backoff: BackoffOptions;
   compress: boolean;
+  /** gzip level (1–9); 1 when absent. */
+  compressLevel?: number;
   /** How often every collector's /readyz is probed (default 5 s). */
   healthCheckIntervalMs?: number;
   /** Off when absent. */
@@ -222,7 +224,7 @@ export class Forwarder {
     if (refuse && lane.memoryBatches >= this.options.maxQueueBatches) return 'queue_full';
     const raw = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
     const contentType = Buffer.isBuffer(body) ? (options.contentType ?? 'application/octet-stream') : 'application/json';
-    const payload = this.options.compress ? await gzipAsync(raw) : raw;
+    const payload = this.options.compress ? await gzipAsync(raw, { level: this.options.compressLevel ?? 1 }) : raw;
     const outcome = await lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
     if (outcome === 'queued') this.queued.inc({ kind });
     return outcome;
