@@ -32,6 +32,8 @@ const WORK = join(ROOT, 'bench', '.work');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
 const CLI = join(ROOT, 'cli', 'main.ts');
 const PATTERN = '%{COMBINEDAPACHELOG}';
+/** As an operator would configure it: the event's time from the line. */
+const TIMESTAMP = { field: 'timestamp', format: 'dd/MMM/yyyy:HH:mm:ss Z' };
 
 interface Options {
   lines: number;
@@ -156,7 +158,7 @@ async function realPath(facts: FileFacts, o: Options, run: number): Promise<Path
       PLUMB_AGENT__TRACES__ZIPKIN__ENABLED: 'false',
       PLUMB_AGENT__FORWARD__COLLECTORS: `["http://127.0.0.1:${port}"]`,
       PLUMB_AGENT__GROK__WORKERS: String(o.threads),
-      PLUMB_AGENT__LOGS: JSON.stringify([{ path: facts.path, pattern: PATTERN }]),
+      PLUMB_AGENT__LOGS: JSON.stringify([{ path: facts.path, pattern: PATTERN, timestamp: TIMESTAMP }]),
     }, profileDir === null ? null : join(profileDir, 'agent'));
     const apid = agent.child.pid as number;
     const cpid = collector.pid as number;
@@ -285,7 +287,7 @@ function render(r: { date: string; machine: unknown; loadAverage: number[]; file
 
 **Machine** ${JSON.stringify(r.machine)}; load average at the start ${r.loadAverage.join(' / ')} (shared machine).
 
-**Method** \`npm run bench:logs-path -- --write\`: ${f(r.file.lines)} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line) tailed from the start by a \`plumb agent\` (${r.threads} parser thread${r.threads === 1 ? '' : 's'}, \`%{COMBINEDAPACHELOG}\`, gzip forwarding) into a \`plumb collector\` whose file sink writes hourly NDJSON files (defaults: disk queue fsync per batch, file fsync per write, pattern mining on). Window: first event written by the file sink → last. CPU: agent + collector from /proc/<pid>/stat over the window. Peers, same run and file: the raw regex alone over 200 000 lines in memory; a bare Node read + split (1 MiB reads, one string per line). Written files checked afterwards (count, sum and hash of every \`log.offset\`).
+**Method** \`npm run bench:logs-path -- --write\`: ${f(r.file.lines)} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line) tailed from the start by a \`plumb agent\` (${r.threads} parser thread${r.threads === 1 ? '' : 's'}, \`%{COMBINEDAPACHELOG}\` with its \`timestamp\` as the event's date, gzip forwarding) into a \`plumb collector\` whose file sink writes hourly NDJSON files (defaults: disk queue fsync per batch, file fsync per write, pattern mining on). Window: first event written by the file sink → last. CPU: agent + collector from /proc/<pid>/stat over the window. Peers, same run and file: the raw regex alone over 200 000 lines in memory; a bare Node read + split (1 MiB reads, one string per line). Written files checked afterwards (count, sum and hash of every \`log.offset\`).
 
 | run | lines/s | MiB/s | CPU µs/line (agent + collector) | peak RSS MiB agent / collector | raw regex lines/s (CPU/line) | bare read+split lines/s (CPU/line) | path ÷ regex / ÷ read+split | CPU pressure | every line once |
 |---|---|---|---|---|---|---|---|---|---|
