@@ -161,7 +161,11 @@ export class PlumbCollector {
     });
     const alerts = this.alerts;
     this.sloHistory = new SloHistory(() => alerts.slos(), Math.max(1000, config.alerts.evaluationInterval));
-    this.store.observer = { wants: (statsdName, name) => alerts.wantsMetric(statsdName, name), observe: (o, now) => alerts.observeMetric(o, now) };
+    this.store.observer = {
+      wants: (statsdName, name) => alerts.wantsMetric(statsdName, name),
+      observe: (o, now) => alerts.observeMetric(o, now),
+      observeCumulative: (o, now) => alerts.observeCumulative(o, now),
+    };
     this.status = collectorStatusModel(this, ctx.telemetry, ctx.status);
   }
 

@@ -25,7 +25,7 @@ import {
 } from './buckets.ts';
 import { matches, type Matcher } from './matchers.ts';
 
-export type MetricKind = 'c' | 'g' | 's' | 'ms' | 'h' | 'd';
+export type MetricKind = 'c' | 'g' | 's' | 'ms' | 'h' | 'd' | 'hist';
 
 /** One series of one agent batch, as the collector's ingest sees it after name mapping. */
 export interface MetricObservation {
@@ -38,6 +38,8 @@ export interface MetricObservation {
   value?: number;
   /** Timers, histograms, distributions: the interval's sketch (count, sum, min, max set). */
   sketch?: Sketch;
+  /** OTLP explicit histograms (`hist`, with `sketch` made from them): the interval's bucket counts, so a latency SLO at a bound counts exactly. */
+  histogram?: { bounds: readonly number[]; counts: readonly number[] };
 }
 
 /** A cumulative counter reading (a total since the source started); the store derives increments. */
@@ -174,7 +176,7 @@ export class SeriesStore {
         if (o.value !== undefined && Number.isFinite(o.value)) addSample(b, o.type === 'g' ? KIND_GAUGE : KIND_SET, o.value, 0, now, this.spec.sketches);
         break;
       default:
-        if (o.sketch !== undefined && o.sketch.count > 0) this.addDistribution(b, o.sketch, now);
+        if (o.sketch !== undefined && o.sketch.count > 0) this.addDistribution(b, o.sketch, now, o.histogram);
     }
   }
 
@@ -297,7 +299,7 @@ export class SeriesStore {
     return g.window.bucketAt(now);
   }
 
-  private addDistribution(b: Bucket, sketch: Sketch, now: number): void {
+  private addDistribution(b: Bucket, sketch: Sketch, now: number, histogram?: MetricObservation['histogram']): void {
     b.kinds |= KIND_DISTRIBUTION;
     b.reports++;
     b.events += sketch.count;
@@ -308,7 +310,7 @@ export class SeriesStore {
       b.last = sketch.sum / sketch.count;
       b.lastAt = now;
     }
-    if (!Number.isNaN(this.spec.goodAtOrBelow)) b.good += countAtOrBelow(sketch, this.spec.goodAtOrBelow);
+    if (!Number.isNaN(this.spec.goodAtOrBelow)) b.good += histogram === undefined ? countAtOrBelow(sketch, this.spec.goodAtOrBelow) : bucketsAtOrBelow(histogram, this.spec.goodAtOrBelow);
     if (this.spec.sketches) addSketch(b, sketch);
   }
 }
@@ -353,4 +355,11 @@ function project(labels: Readonly<Record<string, string>>, by: readonly string[]
     if (v !== undefined && v !== '') out[k] = v;
   }
   return out;
+}
+
+/** Events in the buckets whose upper bound is at or below `threshold`: exact for a threshold at a bound, an undercount between bounds. */
+function bucketsAtOrBelow(h: { bounds: readonly number[]; counts: readonly number[] }, threshold: number): number {
+  let n = 0;
+  for (let i = 0; i < h.bounds.length && h.bounds[i] <= threshold; i++) n += h.counts[i] ?? 0;
+  return n;
 }

@@ -280,7 +280,7 @@ export class MetricStore {
           this.refuse('bucket_mismatch', m, agent);
           return;
         }
-        this.applyValue(mapped.name, 'histogram', 'hist', help, mapped.labels, m.tags, now, (series) => {
+        const s = this.applyValue(mapped.name, 'histogram', 'hist', help, mapped.labels, m.tags, now, (series) => {
           series.sum += m.sum;
           series.count += m.count;
           series.buckets ??= new Array(m.bounds.length).fill(0);
@@ -297,15 +297,17 @@ export class MetricStore {
             for (let i = 0; i <= m.bounds.length; i++) p.counts[i] += m.counts[i] ?? 0;
           }
         }, m.bounds);
+        if (s) this.observe(m, mapped.name, s, now, undefined);
         return;
       }
       case 'sum': {
-        this.applyValue(mapped.name, 'summary', 'osum', help, mapped.labels, m.tags, now, (series) => {
+        const s = this.applyValue(mapped.name, 'summary', 'osum', help, mapped.labels, m.tags, now, (series) => {
           // count and sum are the source's running totals; quantiles its own window's
           series.quantiles = m.quantiles;
           series.sum = m.sum;
           series.count = m.count;
         });
+        if (s) this.observeSummary(m, mapped.name, s, now);
         return;
       }
       case 'c': {
@@ -379,8 +381,30 @@ export class MetricStore {
   }
 
   private observe(m: WireMetric, name: string, series: Series, now: number, value: number | undefined, sketch?: Sketch): void {
-    if (this.observer === null || m.type === 'hist' || m.type === 'sum' || !this.observer.wants(m.name, name)) return;
+    if (this.observer === null || m.type === 'sum' || !this.observer.wants(m.name, name)) return;
+    if (m.type === 'hist') {
+      // the alert engine reads the interval's buckets (exact counts at a bound) and a sketch of them for quantiles
+      this.observer.observe({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: 'hist', value: undefined, sketch: histogramSketch(m.bounds, m.counts, m.sum, this.options.relativeAccuracy), histogram: { bounds: m.bounds, counts: m.counts } }, now);
+      return;
+    }
     this.observer.observe({ statsdName: m.name, name, labels: parseLabelKey(series.labels), type: m.type, value, sketch }, now);
+  }
+
+  /**
+   * An OTLP summary for the alert engine: each quantile as a gauge series with a `quantile`
+   * label, `_count` and `_sum` as the running totals they are.
+   */
+  private observeSummary(m: WireMetric & { type: 'sum' }, name: string, series: Series, now: number): void {
+    const o = this.observer;
+    if (o === null) return;
+    const labels = parseLabelKey(series.labels);
+    if (o.wants(m.name, name)) {
+      for (const [q, v] of m.quantiles) o.observe({ statsdName: m.name, name, labels: { ...labels, quantile: String(q) }, type: 'g', value: v, sketch: undefined }, now);
+    }
+    if (o.observeCumulative === undefined) return;
+    for (const [suffix, value] of [['_count', m.count], ['_sum', m.sum]] as const) {
+      if (o.wants(`${m.name}${suffix}`, `${name}${suffix}`)) o.observeCumulative({ statsdName: `${m.name}${suffix}`, name: `${name}${suffix}`, labels, value }, now);
+    }
   }
 
   /** Finds or creates the family and series, refusing clashes; runs `update` on the series. */
@@ -954,15 +978,35 @@ export interface MetricObserver {
   wants(statsdName: string, name: string): boolean;
   /** `now`: when the batch was applied (at a journal replay, when it first was). */
   observe(o: ObservedMetric, now: number): void;
+  /** A running total (an OTLP summary's `_count` and `_sum`). */
+  observeCumulative?(o: { statsdName: string; name: string; labels: Record<string, string>; value: number }, now: number): void;
 }
 
 export interface ObservedMetric {
   statsdName: string;
   name: string;
   labels: Record<string, string>;
-  type: Exclude<WireMetric['type'], 'hist' | 'sum'>;
+  type: Exclude<WireMetric['type'], 'sum'>;
   value: number | undefined;
   sketch: Sketch | undefined;
+  /** OTLP explicit histograms: the interval's per-bucket counts (the last above every bound). */
+  histogram?: { bounds: readonly number[]; counts: readonly number[] };
+}
+
+/**
+ * An explicit-bucket histogram as a sketch: each bucket's count at its upper bound (the last,
+ * unbounded one at the last bound), so a quantile read from it is the bound of the bucket it
+ * falls in, as Prometheus' histogram_quantile would at most report.
+ */
+export function histogramSketch(bounds: readonly number[], counts: readonly number[], sum: number, accuracy: number): Sketch {
+  const sk = newSketch(accuracy);
+  for (let i = 0; i < counts.length; i++) {
+    const c = counts[i];
+    if (c > 0) sk.accept(bounds.length === 0 ? 0 : bounds[Math.min(i, bounds.length - 1)], c);
+  }
+  // the source's sum, not the bounds': averages stay true
+  if (sk.count > 0) sk.sum = sum;
+  return sk;
 }
 
 function increasing(bounds: readonly number[]): boolean {

@@ -314,7 +314,7 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
 
   beforeAll(async () => {
     zipkin = await startZipkinServer();
-    const [collectorPort, agentHttpPort, agentZipkinPort, closedPort] = await freeTcpPorts(4);
+    const [collectorPort, agentHttpPort, agentZipkinPort, closedPort, otlpHttpPort, otlpGrpcPort] = await freeTcpPorts(6);
     const statsdPort = await freeUdpPort();
     collectorAddress = `127.0.0.1:${collectorPort}`;
     agentAddress = `127.0.0.1:${agentHttpPort}`;
@@ -354,6 +354,8 @@ describe('the compose stack\'s agent and collector, fed by the demo app', () => 
         PLUMB_AGENT__STATSD__FLUSH_INTERVAL: '1s',
         PLUMB_AGENT__HTTP__LISTEN: agentAddress,
         PLUMB_AGENT__TRACES__ZIPKIN__LISTEN: `127.0.0.1:${agentZipkinPort}`,
+        PLUMB_AGENT__OTLP__HTTP__LISTEN: `127.0.0.1:${otlpHttpPort}`,
+        PLUMB_AGENT__OTLP__GRPC__LISTEN: `127.0.0.1:${otlpGrpcPort}`,
         PLUMB_AGENT__FORWARD__COLLECTORS: `["${collectorUrl}"]`,
         PLUMB_AGENT__FORWARD__AUTH__TOKEN_FILE: token,
         PLUMB_AGENT__HOST__HOST_PROC: '/proc',

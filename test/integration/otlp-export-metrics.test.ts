@@ -12,7 +12,8 @@ import { startCollector, stopAllInProcess, type CollectorUnderTest } from '../he
 import { startOtlpServer, type OtlpTestServer } from '../helpers/otlp-server.ts';
 import { MetricPoster, counter, gauge } from '../helpers/metric-poster.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { encodeRequest, int64ToNumber } from '../../shared/otlp/codec.ts';
+import { int64ToNumber } from '../../shared/otlp/codec.ts';
+import { histogramAndSummaryRequest } from '../helpers/otlp-metrics.ts';
 import { encodeSketch, newSketch } from '../../shared/sketch.ts';
 import type { WireMetric } from '../../shared/wire.ts';
 
@@ -35,29 +36,10 @@ function timer(name: string, values: number[], tags: string[], withSamples: bool
 }
 
 function otlpInput(n: number): Uint8Array {
-  const now = BigInt(Date.now()) * 1_000_000n;
-  return encodeRequest('metrics', {
-    resourceMetrics: [
-      {
-        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'api' } }] },
-        scopeMetrics: [
-          {
-            metrics: [
-              {
-                name: 'http.server.duration',
-                unit: 'ms',
-                histogram: { aggregationTemporality: 1, dataPoints: [{ attributes: [{ key: 'route', value: { stringValue: '/a' } }], startTimeUnixNano: String(now - 1_000_000_000n), timeUnixNano: String(now), count: 6 * n, sum: 120 * n, bucketCounts: [n, 2 * n, 3 * n], explicitBounds: [10, 50] }] },
-              },
-              {
-                name: 'rpc.latency',
-                unit: 's',
-                summary: { dataPoints: [{ timeUnixNano: String(now), count: 10 * n, sum: 5 * n, quantileValues: [{ quantile: 0.5, value: 0.25 * n }, { quantile: 0.99, value: 0.75 * n }] }] },
-              },
-            ],
-          },
-        ],
-      },
-    ],
+  return histogramAndSummaryRequest({
+    service: 'api',
+    histogram: { attributes: { route: '/a' }, count: 6 * n, sum: 120 * n, bucketCounts: [n, 2 * n, 3 * n], explicitBounds: [10, 50] },
+    summary: { count: 10 * n, sum: 5 * n, quantiles: [[0.5, 0.25 * n], [0.99, 0.75 * n]] },
   });
 }
 

@@ -88,6 +88,8 @@ const DEFAULTS = loadPlumbConfig({ text: '{}', env: {} });
 const DEFAULT_PORTS = {
   statsd: portOf(DEFAULTS.agent.statsd.listen),
   zipkin: portOf(DEFAULTS.agent.traces.zipkin.listen),
+  otlpHttp: portOf(DEFAULTS.agent.otlp.http.listen),
+  otlpGrpc: portOf(DEFAULTS.agent.otlp.grpc.listen),
   agentHttp: portOf(DEFAULTS.agent.http.listen),
   collector: portOf(DEFAULTS.collector.listen),
 };
@@ -159,6 +161,12 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   expect(port('http').hostPort, 'health and metrics stay off the node').toBeUndefined();
   expect(agentConfig.agent.statsd.listen).toBe(`0.0.0.0:${port('statsd').containerPort}`);
   expect(agentConfig.agent.traces.zipkin.listen).toBe(`0.0.0.0:${port('zipkin').containerPort}`);
+  // OTLP from the node's pods, on plumb's default ports
+  expect(port('otlp-http')).toMatchObject({ containerPort: DEFAULT_PORTS.otlpHttp, hostPort: DEFAULT_PORTS.otlpHttp, protocol: 'TCP' });
+  expect(port('otlp-grpc')).toMatchObject({ containerPort: DEFAULT_PORTS.otlpGrpc, hostPort: DEFAULT_PORTS.otlpGrpc, protocol: 'TCP' });
+  expect(agentConfig.agent.otlp.enabled).toBe(true);
+  expect(agentConfig.agent.otlp.http.listen).toBe(`0.0.0.0:${port('otlp-http').containerPort}`);
+  expect(agentConfig.agent.otlp.grpc.listen).toBe(`0.0.0.0:${port('otlp-grpc').containerPort}`);
   expect(agentConfig.agent.http.listen).toBe(`0.0.0.0:${port('http').containerPort}`);
   expect(agent.env).toContainEqual({ name: 'PLUMB_AGENT__HOSTNAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
   expect(agentConfig.agent.hostname, 'the node name reaches the config').toBe('node-1');

@@ -122,6 +122,8 @@ describe('deploy/docker', () => {
       [config.agent.statsd.listen, 'udp', DEFAULTS.agent.statsd.listen],
       [config.agent.http.listen, 'tcp', DEFAULTS.agent.http.listen],
       [config.agent.traces.zipkin.listen, 'tcp', DEFAULTS.agent.traces.zipkin.listen],
+      [config.agent.otlp.http.listen, 'tcp', DEFAULTS.agent.otlp.http.listen],
+      [config.agent.otlp.grpc.listen, 'tcp', DEFAULTS.agent.otlp.grpc.listen],
       [config.collector.listen, 'tcp', DEFAULTS.collector.listen],
     ] as const;
     expect(exposed).toEqual(listens.map(([l, proto]) => `${port(l)}/${proto}`).sort());
@@ -212,6 +214,8 @@ describe('deploy/compose', () => {
     expect(published).toContain(`${port(agent.config.agent.statsd.listen)}:${port(agent.config.agent.statsd.listen)}/udp`);
     expect(published).toContain(`${port(agent.config.agent.http.listen)}:${port(agent.config.agent.http.listen)}`);
     expect(published).toContain(`${port(agent.config.agent.traces.zipkin.listen)}:${port(agent.config.agent.traces.zipkin.listen)}`);
+    expect(agent.config.agent.otlp.enabled).toBe(true);
+    for (const door of [agent.config.agent.otlp.http.listen, agent.config.agent.otlp.grpc.listen]) expect(published).toContain(`${port(door)}:${port(door)}`);
     expect(services.collector.ports).toContain(`${port(collector.config.collector.listen)}:${port(collector.config.collector.listen)}`);
     expect(agent.config.agent.forward.collectors).toEqual([`http://collector:${port(collector.config.collector.listen)}`]);
     // the agent sends the token file the collector accepts: both mount the volume the token service writes it to
@@ -312,9 +316,13 @@ describe('deploy/systemd', () => {
     });
   }
 
-  it('keeps the agent\'s statsd on loopback and points it at a collector', () => {
+  it('keeps the agent\'s statsd and OTLP doors on loopback and points it at a collector', () => {
     const config = loadPlumbConfig({ text: read('systemd', 'agent.yaml'), env: {} });
     expect(config.agent.statsd.listen).toBe(DEFAULTS.agent.statsd.listen);
+    // OTLP is on in the host install, on the defaults, which are loopback
+    expect(config.agent.otlp.enabled).toBe(true);
+    expect([config.agent.otlp.http.listen, config.agent.otlp.grpc.listen]).toEqual([DEFAULTS.agent.otlp.http.listen, DEFAULTS.agent.otlp.grpc.listen]);
+    expect([DEFAULTS.agent.otlp.http.listen, DEFAULTS.agent.otlp.grpc.listen]).toEqual(['127.0.0.1:4318', '127.0.0.1:4317']);
     expect(config.agent.forward.collectors.every((u) => port(new URL(u).host) === port(DEFAULTS.collector.listen))).toBe(true);
     const collector = loadPlumbConfig({ text: read('systemd', 'collector.yaml'), env: {} });
     expect(collector.collector.listen).toBe(`0.0.0.0:${port(DEFAULTS.collector.listen)}`);
