@@ -53,9 +53,8 @@ export interface AgentContext {
   log: Logger;
   /** plumb's own traces; off when absent. */
   tracing?: SelfTracing;
-  /** plumb's version and the hash of the configuration, named on every batch (x-plumb-agent) and shown by the console. */
+  /** plumb's version, named on every batch (x-plumb-agent) and shown by the console. */
   version?: string;
-  configHash?: string;
   /** Version and config identity for the status report (the CLI passes them). */
   status?: StatusContext;
 }
@@ -165,7 +164,8 @@ export class PlumbAgent {
           : undefined,
         auth: f.auth,
         tls: f.tls,
-        identity: agentHeader({ hostname, version: ctx.version ?? 'unknown', configHash: ctx.configHash ?? '', instance: this.instance }),
+        // the config hash is the status report's (sha256 of the file), read at each batch: a reload changes it
+        identity: () => agentHeader({ hostname, version: ctx.version ?? ctx.status?.version ?? 'unknown', configHash: ctx.status?.config().hash ?? '', instance: this.instance }),
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
@@ -424,6 +424,8 @@ export class PlumbAgent {
         hostname: this.config.hostname ?? os.hostname(),
         version: this.ctx.version ?? 'unknown',
         grok: () => this.grokDebugger,
+        status: () => this.status.report(),
+        inputs: { lagThresholdMs: this.config.tail.lagThreshold },
       }),
     );
     app.get('/api/v1/status', async () => this.status.report());

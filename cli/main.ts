@@ -157,7 +157,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
   }
   if (roles.includes('agent')) {
     const { PlumbAgent } = await import('../agent/agent.ts');
-    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), configHash: configHash(config.agent), status });
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status });
     await agent.start();
   }
   collector?.markReady();
@@ -182,11 +182,6 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
   process.on('SIGHUP', () => void collector?.reload());
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-}
-
-/** The agent's config hash on the x-plumb-agent header (the console's Fleet page): SHA-256 of its validated section, first 16 hex digits. */
-function configHash(config: RolesConfig['agent']): string {
-  return createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 16);
 }
 
 /** A collector alone has no parser threads: the grok debugger loads the engine and starts one thread on first use. */

@@ -301,6 +301,7 @@ export class PlumbCollector {
         hostname: os.hostname(),
         version: this.ctx.version ?? 'unknown',
         grok: this.ctx.grok ?? (() => null),
+        status: () => this.status.report(),
         login: security.tokenDigests.length > 0,
         secure: security.https !== null,
         alerts: { rules: () => alerts.rulesJSON() as unknown as RulesBody, history: (slo) => sloHistory.samples(slo) },

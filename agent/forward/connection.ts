@@ -31,7 +31,7 @@ export interface ConnectionOptions {
   /** Connections kept per collector. */
   connections?: number;
   /** The x-plumb-agent header every batch carries (shared/wire.ts); absent: none. */
-  identity?: string;
+  identity?: () => string;
 }
 
 function configError(key: string, message: string, cause?: unknown): PlumbError {
@@ -85,7 +85,7 @@ export interface PostResult {
 export class Connection {
   private readonly dispatcher: Agent;
   private readonly authorization: string | undefined;
-  private readonly identity: string | undefined;
+  private readonly identity: (() => string) | undefined;
 
   constructor(options: ConnectionOptions = {}) {
     this.identity = options.identity;
@@ -119,7 +119,7 @@ export class Connection {
 
   async post(url: URL, body: Buffer, headers: Record<string, string>, timeoutMs: number, signal?: AbortSignal): Promise<PostResult> {
     if (this.authorization !== undefined) headers.authorization = this.authorization;
-    if (this.identity !== undefined) headers[AGENT_HEADER] = this.identity;
+    if (this.identity !== undefined) headers[AGENT_HEADER] = this.identity();
     const res = await request(url, { method: 'POST', body, headers, dispatcher: this.dispatcher, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, signal });
     const text = await res.body.text();
     return { status: res.statusCode, retryAfter: res.headers['retry-after'], text };

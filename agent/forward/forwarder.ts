@@ -70,7 +70,7 @@ export interface ForwarderOptions {
   auth?: ForwardAuthOptions;
   tls?: ForwardTlsOptions;
   /** The x-plumb-agent header value naming this agent on every batch. */
-  identity?: string;
+  identity?: () => string;
 }
 
 export interface SendOptions {

@@ -69,7 +69,7 @@ export function fmtBytes(n: number | undefined | null): string {
     v /= 1024;
     i++;
   }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+  return `${i === 0 ? v : v.toFixed(1).replace(/\.0$/, '')} ${units[i]}`;
 }
 
 /** Seconds → "3s", "4m 10s", "2h 5m", "3d 4h". */

@@ -15,6 +15,10 @@ import { alertsPage, type AlertsSource } from './pages/alerts.ts';
 import { fleetPage, type FleetSource } from './pages/fleet.ts';
 import { grokPage, type GrokForm } from './pages/grok.ts';
 import { LOGIN_COOKIE, loginPage } from './pages/login.ts';
+import { pipelinePage } from './pages/pipeline.ts';
+import { inputsPage } from './pages/inputs.ts';
+import { tapPage } from './pages/tap.ts';
+import type { StatusReport } from '../status.ts';
 
 export interface ConsoleOptions {
   role: 'agent' | 'collector';
@@ -22,6 +26,10 @@ export interface ConsoleOptions {
   version: string;
   /** The grok debugger; null: this role has none (yet). */
   grok: () => GrokService | null;
+  /** The role's status report (GET /api/v1/status), for the Pipeline, Inputs and Tap pages. */
+  status?: () => Promise<StatusReport>;
+  /** Agent: the Inputs page, marking files that lag past this (agent.tail.lagThreshold, ms). */
+  inputs?: { lagThresholdMs: number };
   alerts?: AlertsSource;
   fleet?: FleetSource;
   /** Whether the login form is useful: the role checks bearer tokens. */
@@ -59,9 +67,12 @@ function parseForm(body: unknown): Record<string, string> {
 
 export function consoleRoutes(o: ConsoleOptions): FastifyPluginAsync {
   const nav: NavItem[] = [];
+  if (o.status !== undefined) nav.push({ path: '/ui/pipeline', title: 'Pipeline' });
+  if (o.status !== undefined && o.inputs !== undefined) nav.push({ path: '/ui/inputs', title: 'Inputs' });
   if (o.alerts !== undefined) nav.push({ path: '/ui/alerts', title: 'Alerts' });
   if (o.fleet !== undefined) nav.push({ path: '/ui/fleet', title: 'Fleet' });
   nav.push({ path: '/ui/grok', title: 'Grok debugger' });
+  if (o.status !== undefined) nav.push({ path: '/ui/tap', title: 'Live tap' });
   const who = `${o.role} · ${o.hostname} · v${o.version}`;
   const send = (reply: FastifyReply, current: string, title: string, refresh: number, body: string): FastifyReply =>
     reply
@@ -103,6 +114,18 @@ export function consoleRoutes(o: ConsoleOptions): FastifyPluginAsync {
       return reply.header('set-cookie', cookie).redirect(next, 303);
     });
 
+    if (o.status !== undefined) {
+      const status = o.status;
+      app.get('/ui/pipeline', async (_req, reply) => send(reply, '/ui/pipeline', 'Pipeline', 2, pipelinePage(await status())));
+      if (o.inputs !== undefined) {
+        const lag = o.inputs.lagThresholdMs;
+        app.get('/ui/inputs', async (_req, reply) => send(reply, '/ui/inputs', 'Inputs', 2, inputsPage(await status(), lag)));
+      }
+      app.get<{ Querystring: Record<string, string | undefined> }>('/ui/tap', async (req, reply) => {
+        const q = req.query;
+        return send(reply, '/ui/tap', 'Live tap', 0, tapPage(await status(), { component: q.component ?? '', filter: q.filter ?? '', rate: q.rate ?? '20', limit: q.limit ?? '1000' }));
+      });
+    }
     if (o.alerts !== undefined) {
       const alerts = o.alerts;
       app.get('/ui/alerts', async (_req, reply) => send(reply, '/ui/alerts', 'Alerts', 5, alertsPage(alerts)));

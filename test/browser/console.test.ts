@@ -89,6 +89,52 @@ describe('web console in chromium', () => {
     }
   });
 
+  it('Pipeline draws the collector’s components and makes the sink that cannot reach Elasticsearch stand out', async () => {
+    await scene.logLines(60);
+    await page.goto(`${collectorUrl}/ui/pipeline`);
+    await waitFor(
+      async () => {
+        await page.reload();
+        return (await page.$('g.node.degraded[data-component="logs_elasticsearch"]')) !== null;
+      },
+      { timeoutMs: 20_000, intervalMs: 500, what: 'the Elasticsearch sink drawn degraded' },
+    );
+    const ok = await page.$eval('g.node[data-component="ingest_metrics"] rect', (el) => getComputedStyle(el).stroke);
+    const degraded = await page.$eval('g.node[data-component="logs_elasticsearch"] rect', (el) => getComputedStyle(el).stroke);
+    expect(degraded).not.toBe(ok);
+    const row = await text('tr[data-component="logs_elasticsearch"]');
+    expect(row).toMatch(/degraded/);
+    expect(row).toMatch(/cannot reach elasticsearch/);
+    expect(row).toMatch(/bytes/); // its queue against its bound
+    expect(await page.$eval('tr[data-component="logs_elasticsearch"]', (el) => el.className)).toMatch(/warn|bad/);
+    // in trouble first
+    expect(await page.$eval('table.components tbody tr', (el) => el.getAttribute('data-health'))).not.toBe('ok');
+    expect(await page.$$eval('svg.pipeline path.edge', (els) => els.length)).toBeGreaterThan(0);
+    expect(await text('main .summary')).toMatch(/sha256|Config/);
+  });
+
+  it('Inputs marks the file that lags behind (its batches refused while the sink is down) and shows statsd', async () => {
+    await page.goto(`${agentUrl}/ui/inputs`);
+    await waitFor(
+      async () => {
+        await scene.logLines(30);
+        await page.reload();
+        return (await page.$('tr[data-lagging="true"]')) !== null;
+      },
+      { timeoutMs: 30_000, intervalMs: 1000, what: 'the tailed file marked lagging' },
+    );
+    const row = await text(`tr[data-file="${scene.appLog}"]`);
+    expect(row).toMatch(/lagging/);
+    expect(row).toMatch(/KiB/); // offset of size, lag in bytes
+    expect(row).toMatch(/\d+(\.\d)?%/); // share of lines parsed
+    expect(row).toMatch(/failed/);
+    expect(await text('table.statsd')).toMatch(/lines per second/);
+    expect(await text('table.statsd')).toMatch(/of 100\.0k|of 100000/);
+    // the agent's own graph: the files source in trouble
+    await page.goto(`${agentUrl}/ui/pipeline`);
+    expect(await page.$('g.node.degraded[data-component="files"]')).not.toBeNull();
+  });
+
   it('Fleet lists the agent with its host name, version, config hash and last batch', async () => {
     await page.goto(`${collectorUrl}/ui/fleet`);
     const row = await text('tr[data-agent="console-test-host"]');
@@ -120,7 +166,7 @@ describe('web console in chromium', () => {
     await page.click('#grok-form button[type=submit]');
     await page.waitForFunction(() => document.querySelector('#grok-result .summary')?.textContent?.includes('agent.logs[0]'));
     expect(await text('#grok-result')).toMatch(/msg\s+disk almost full/);
-    expect(await text('#grok-result tr[data-outcome="failed"]')).toMatch(/this line has no level/);
+    expect(await page.$$eval('#grok-result tr[data-outcome="failed"]', (rows) => rows.map((r) => (r as HTMLElement).innerText).join('\n'))).toMatch(/this line has no level/);
 
     const noJs = await browser.newPage();
     try {

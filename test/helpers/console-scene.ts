@@ -5,7 +5,7 @@
  * the collector refuses log batches and the agent's file lags behind. Used by the browser test,
  * the screenshot script and the console's cost benchmark.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import dgram from 'node:dgram';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,8 @@ export interface ConsoleScene {
   statsd(...lines: string[]): Promise<void>;
   /** Keeps the alert rules' conditions true (a firing backlog, a burning SLO) until stopped. */
   feed(): () => void;
+  /** Appends `n` log lines of about 300 bytes to the tailed file, every third one not matching the pattern. */
+  logLines(n: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -74,19 +76,23 @@ export async function startConsoleScene(options: { hostname?: string; extraAgent
   forward: { collectors: ["${collectorUrl}"] }
   # the line deadline leaves room for a replaced parser thread to start on a busy machine
   grok: { workers: 1, chunkTimeout: 2s, lineTimeout: 2s }
+  tail: { lagThreshold: 3s }
   logs:
     - path: ${appLog}
       pattern: "%{LOGLEVEL:level} %{GREEDYDATA:msg}"
 ${options.extraAgentYaml ?? ''}collector:
   listen: "127.0.0.1:${collectorPort}"
   alerts: { rulesFile: ${path.join(dir, 'rules.yaml')}, evaluationInterval: 500ms }
+  logs:
+    # nothing listens there: the sink retries, its small queue fills, log batches get 429 and the agent's file lags
+    sinks: { elasticsearch: { node: "http://127.0.0.1:${deadEsPort}", template: { install: false }, retryInitial: 200ms, retryMax: 1s, timeout: 2s, flushBytes: 64kib } }
+    queue: { maxBytes: 1mib, highWater: 0.05, retryAfter: 1s }
 `,
   );
   const plumb = startPlumb(['all', '--config', path.join(dir, 'plumb.yaml')]);
   await waitFor(async () => (await fetch(`${collectorUrl}/readyz`).catch(() => null))?.ok, { timeoutMs: 30_000, what: `plumb all ready; stderr: ${plumb.stderr()}` });
   const udp = dgram.createSocket('udp4');
   const statsd = (...lines: string[]): Promise<void> => new Promise((resolve, reject) => udp.send(lines.join('\n'), statsdPort, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
-  void deadEsPort;
   return {
     dir,
     collectorUrl,
@@ -98,6 +104,11 @@ ${options.extraAgentYaml ?? ''}collector:
       // queue.depth 20 > 10: QueueBacklog fires at once, QueueSlow waits for 10m; 10 % of checkouts fail
       const timer = setInterval(() => void statsd('queue.depth:20|g', 'disk.used_ratio:0.5|g', 'checkout.requests:10|c', 'checkout.ok:9|c').catch(() => undefined), 200);
       return () => clearInterval(timer);
+    },
+    async logLines(n: number) {
+      const lines: string[] = [];
+      for (let i = 0; i < n; i++) lines.push(i % 3 === 2 ? `free text that is not a log line ${i}` : `${i % 2 === 0 ? 'INFO' : 'WARN'} request ${i} served ${'.'.repeat(280)}`);
+      await appendFile(appLog, `${lines.join('\n')}\n`);
     },
     async stop() {
       udp.close();
