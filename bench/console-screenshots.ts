@@ -29,8 +29,7 @@ try {
   // log lines for the inputs page and the tap, some that the pattern does not match
   for (let i = 0; i < settleSeconds; i++) {
     await scene.statsd(`api.latency:${40 + (i % 7) * 9}|ms`, 'api.requests:25|c', 'bad line without a type');
-    const { appendFile } = await import('node:fs/promises');
-    await appendFile(scene.appLog, `INFO request ${i} served in ${30 + i}ms\nWARN slow upstream ${i}\nfree text that is not a log line ${i}\n`);
+    await scene.logLines(30);
     await sleep(1000);
   }
   const page = await browser.newPage();
@@ -41,12 +40,9 @@ try {
     await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
     process.stdout.write(`${path.relative(REPO_ROOT, path.join(out, `${name}.png`))}\n`);
   };
-  for (const p of ['pipeline', 'inputs']) {
-    const base = p === 'inputs' ? scene.agentUrl : scene.collectorUrl;
-    const res = await fetch(`${base}/ui/${p}`);
-    if (res.ok) await shoot(`${base}/ui/${p}`, p);
-  }
-  await shoot(`${scene.agentUrl}/ui/pipeline`, 'pipeline-agent').catch(() => undefined);
+  await shoot(`${scene.collectorUrl}/ui/pipeline`, 'pipeline');
+  await shoot(`${scene.agentUrl}/ui/pipeline`, 'pipeline-agent');
+  await shoot(`${scene.agentUrl}/ui/inputs`, 'inputs');
   await shoot(`${scene.collectorUrl}/ui/alerts`, 'alerts');
   await shoot(`${scene.collectorUrl}/ui/fleet`, 'fleet');
   await shoot(`${scene.agentUrl}/ui/grok`, 'grok', async () => {
