@@ -26,6 +26,7 @@ import { SpanBatcher } from './traces/batcher.ts';
 import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
 import type { LogPipeline } from './logs/pipeline.ts';
+import type { KubeMetadata } from './logs/kubernetes/metadata.ts';
 import type { OtlpIntake } from '../shared/otlp/intake.ts';
 import type { OtlpServer } from '../shared/otlp/http.ts';
 import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
@@ -57,6 +58,8 @@ export interface AgentContext {
   version?: string;
   /** Version and config identity for the status report (the CLI passes them). */
   status?: StatusContext;
+  /** The process environment: where the Kubernetes API is ($KUBECONFIG, $KUBERNETES_SERVICE_HOST). */
+  env?: Record<string, string | undefined>;
 }
 
 export class PlumbAgent {
@@ -86,6 +89,7 @@ export class PlumbAgent {
    * start(): the parser pool (piscina) and the tailer are loaded only by an agent that tails.
    */
   logs: LogPipeline | null = null;
+  kubernetes: KubeMetadata | undefined;
   /**
    * The grok debugger of the console and POST /api/v1/grok, in the log pipeline's parser
    * threads; loaded on first use, so an agent nobody debugs on carries no extra code.
@@ -203,9 +207,24 @@ export class PlumbAgent {
     if (this.config.logs.length > 0) {
       const { LogPipeline } = await import('./logs/pipeline.ts');
       const config = this.config;
+      if (config.kubernetes.enabled) {
+        const { resolveAccess } = await import('./logs/kubernetes/access.ts');
+        const { KubeMetadata } = await import('./logs/kubernetes/metadata.ts');
+        const access = resolveAccess(config.kubernetes.kubeconfig, this.ctx.env ?? {});
+        this.kubernetes = new KubeMetadata(config.kubernetes, access, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'kubernetes' }) });
+        this.kubernetes.start();
+        this.ctx.log.info({ api: access.server, via: access.source }, 'Kubernetes metadata for logs');
+      }
       this.logs = new LogPipeline(
         { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname() },
-        { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'logs' }), forwarder: this.forwarder, tracing: this.tracing, admit: () => this.guard.whenReadingAllowed() },
+        {
+          telemetry: this.ctx.telemetry,
+          log: this.ctx.log.child({ component: 'logs' }),
+          forwarder: this.forwarder,
+          tracing: this.tracing,
+          admit: () => this.guard.whenReadingAllowed(),
+          kubernetes: this.kubernetes,
+        },
       );
       await this.logs.start();
     }
@@ -456,6 +475,8 @@ export class PlumbAgent {
     // Waits for the batches in flight to be acknowledged (the forwarder still runs), so their
     // offsets reach the checkpoint; what is not acknowledged by then is read again next start.
     await this.logs?.stop(Math.max(0, (deadline - Date.now()) / 2));
+    await this.kubernetes?.stop();
+    this.kubernetes = undefined;
     await this.statsd.stop();
     await this.host?.stop();
     await this.checks?.stop();

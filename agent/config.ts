@@ -7,6 +7,7 @@ import { ZipkinReceiverSchema } from './traces/receiver.ts';
 import { SpanBatcherSchema } from './traces/batcher.ts';
 import { LogInputsSchema, TailerOptionsSchema } from './logs/tail/config.ts';
 import { GrokPoolSchema } from './logs/config.ts';
+import { KubernetesSchema } from './logs/kubernetes/config.ts';
 import { otlpSchema } from '../shared/otlp/config.ts';
 import { HttpLimitsProperties } from '../shared/http-limits.ts';
 
@@ -134,6 +135,7 @@ export const AgentSchema = Section({
   logs: LogInputsSchema,
   tail: TailerOptionsSchema,
   grok: GrokPoolSchema,
+  kubernetes: KubernetesSchema,
   memory: AgentMemorySchema,
 });
 

@@ -157,7 +157,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
   }
   if (roles.includes('agent')) {
     const { PlumbAgent } = await import('../agent/agent.ts');
-    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status });
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status, env: process.env });
     await agent.start();
   }
   collector?.markReady();

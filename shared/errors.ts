@@ -29,6 +29,7 @@ export const ErrorCodes = {
   PLUMB_ERR_TAP_FILTER: 'a tap filter expression is malformed',
   PLUMB_ERR_TAP_BUSY: 'the most taps allowed at once are already open',
   PLUMB_ERR_TAP_COMPONENT: 'a tap names a component that does not exist or cannot be tapped',
+  PLUMB_ERR_KUBE_ACCESS: 'the Kubernetes API cannot be reached: no kubeconfig or service account, or one that cannot be read',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -26,6 +26,35 @@ import { compileGrok, type Grok, type GrokFields } from './grok/grok.ts';
 import { PatternLibrary } from './grok/library.ts';
 import { compileDateParser, type DateParser } from './grok/date.ts';
 
+/**
+ * `kubernetes.*` as Filebeat's add_kubernetes_metadata writes it: pod name and uid, namespace,
+ * node, container name and image, labels, annotations and the namespace's labels; `container.id`
+ * and `container.image.name` as ECS has them.
+ */
+function kubernetesFields(ev: Record<string, unknown>, k: KubernetesMeta): void {
+  const api = k.api;
+  const pod: Record<string, unknown> = { name: k.pod };
+  const uid = api?.uid ?? k.podUid;
+  if (uid !== undefined) pod.uid = uid;
+  const container: Record<string, unknown> = { name: k.container };
+  const kube: Record<string, unknown> = { pod, namespace: k.namespace, container };
+  const containerId = k.containerId ?? api?.containerId;
+  if (api !== undefined) {
+    if (api.image !== undefined) container.image = api.image;
+    if (api.nodeName !== undefined) kube.node = { name: api.nodeName };
+    if (api.labels !== undefined) kube.labels = api.labels;
+    if (api.annotations !== undefined) kube.annotations = api.annotations;
+    if (api.namespaceLabels !== undefined) kube.namespace_labels = api.namespaceLabels;
+  }
+  ev.kubernetes = kube;
+  if (containerId !== undefined || api?.image !== undefined) {
+    const c: Record<string, unknown> = {};
+    if (containerId !== undefined) c.id = containerId;
+    if (api?.image !== undefined) c.image = { name: api.image };
+    ev.container = c;
+  }
+}
+
 export const TAG_GROK_FAILURE = '_grokparsefailure';
 export const TAG_GROK_TIMEOUT = '_grokparsetimeout';
 export const TAG_DATE_FAILURE = '_dateparsefailure';
@@ -272,10 +301,7 @@ export class EventBuilder {
     if (p.hasFields) for (const key in p.fields) ev[key] = p.fields[key];
     if (extra !== null) {
       if (extra.stream !== undefined) ev.stream = extra.stream;
-      if (extra.k8s !== undefined) {
-        ev.kubernetes = { pod: { name: extra.k8s.pod }, namespace: extra.k8s.namespace, container: { name: extra.k8s.container } };
-        if (extra.k8s.containerId !== undefined) ev.container = { id: extra.k8s.containerId };
-      }
+      if (extra.k8s !== undefined) kubernetesFields(ev, extra.k8s);
     }
     const host = plainCopy(hostIn);
     host.name = this.hostName;

@@ -26,6 +26,7 @@ import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../../shared/tr
 import { LOGS_PATH } from '../../shared/wire.ts';
 import type { BatchResult, Forwarder } from '../forward/forwarder.ts';
 import { Tailer, type TailedFileStatus } from './tail/tailer.ts';
+import type { KubernetesMeta } from './tail/formats.ts';
 import { recordId, type TailBatch, type TailRecord } from './tail/record.ts';
 import { packRecords, type ParseResult, type ParseTask, type ParserSetup } from './events.ts';
 import { patternsDirs, poolSize, type LogsConfig } from './config.ts';
@@ -40,6 +41,8 @@ export interface LogPipelineDeps {
   log: Logger;
   forwarder: Forwarder;
   tracing?: SelfTracing;
+  /** Pod metadata from the Kubernetes API for kubelet log files (agent.kubernetes). */
+  kubernetes?: { enrich(meta: KubernetesMeta): KubernetesMeta };
   /** Resolves when the next batch may be taken (the memory guard holds reading back meanwhile). */
   admit?: () => Promise<void>;
 }
@@ -129,6 +132,8 @@ export class LogPipeline {
     while (this.inFlight >= this.maxInFlight && this.running) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
     if (!this.running) throw new Error('log pipeline stopped');
     this.inFlight++;
+    const kube = this.deps.kubernetes;
+    if (kube !== undefined) for (const r of batch.records) if (r.k8s !== undefined) r.k8s = kube.enrich(r.k8s);
     void this.process(batch);
   }
 

@@ -72,10 +72,25 @@ export interface KubernetesMeta {
   container: string;
   /** Present for /var/log/containers names, which carry it. */
   containerId: string | undefined;
+  /** Present for /var/log/pods directories, which carry it. */
+  podUid?: string;
+  /** From the Kubernetes API (agent.kubernetes), when the pod is known there. */
+  api?: PodMetadata;
+}
+
+/** What the Kubernetes API adds to a pod's events (label and annotation keys with dots as underscores). */
+export interface PodMetadata {
+  uid: string | undefined;
+  nodeName: string | undefined;
+  labels: Record<string, string> | undefined;
+  annotations: Record<string, string> | undefined;
+  namespaceLabels: Record<string, string> | undefined;
+  image: string | undefined;
+  containerId: string | undefined;
 }
 
 const CONTAINERS_NAME = /^([^_/]+)_([^_/]+)_(.+)-([0-9a-f]{64})\.log$/;
-const PODS_DIR = /^([^_/]+)_([^_/]+)_[0-9a-f-]+$/;
+const PODS_DIR = /^([^_/]+)_([^_/]+)_([0-9a-f-]+)$/;
 
 /**
  * Pod, namespace and container from the kubelet's file names:
@@ -90,7 +105,7 @@ export function kubernetesFromPath(file: string): KubernetesMeta | undefined {
   const podDir = path.basename(path.dirname(containerDir));
   const p = PODS_DIR.exec(podDir);
   if (p && path.basename(path.dirname(path.dirname(containerDir))) === 'pods' && /^\d+\.log/.test(base)) {
-    return { pod: p[2], namespace: p[1], container: path.basename(containerDir), containerId: undefined };
+    return { pod: p[2], namespace: p[1], container: path.basename(containerDir), containerId: undefined, podUid: p[3] };
   }
   return undefined;
 }

@@ -46,7 +46,7 @@ describe('kubernetesFromPath', () => {
   it('reads /var/log/containers and /var/log/pods names', () => {
     const id = 'f'.repeat(64);
     expect(kubernetesFromPath(`/var/log/containers/api-5d8c7-x2x9z_prod_api-server-${id}.log`)).toEqual({ pod: 'api-5d8c7-x2x9z', namespace: 'prod', container: 'api-server', containerId: id });
-    expect(kubernetesFromPath('/var/log/pods/prod_api-5d8c7-x2x9z_3f2a-11ee-9c1b/api-server/0.log')).toEqual({ pod: 'api-5d8c7-x2x9z', namespace: 'prod', container: 'api-server', containerId: undefined });
+    expect(kubernetesFromPath('/var/log/pods/prod_api-5d8c7-x2x9z_3f2a-11ee-9c1b/api-server/0.log')).toEqual({ pod: 'api-5d8c7-x2x9z', namespace: 'prod', container: 'api-server', containerId: undefined, podUid: '3f2a-11ee-9c1b' });
     expect(kubernetesFromPath('/var/log/nginx/access.log')).toBeUndefined();
   });
 });
