@@ -90,12 +90,21 @@ try {
   result.render = costs;
   browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
   const open = pages.filter((p) => !p.endsWith('/ui/grok'));
-  result.pagesOpen = open.length;
+  result.pagesOpen = open.map((u) => `${u.startsWith(scene.agentUrl) ? 'agent' : 'collector'} ${new URL(u).pathname}`);
   const b = browser;
+  // one browser context per page: each is a visible tab, so each refreshes itself (a hidden one does not)
+  const contexts: Awaited<ReturnType<Browser['createBrowserContext']>>[] = [];
   result.refreshing = await measure(pid, async () => {
-    for (const url of open) await (await b.newPage()).goto(url);
+    for (const url of open) {
+      const ctx = await b.createBrowserContext();
+      contexts.push(ctx);
+      const p = await ctx.newPage();
+      await p.goto(url);
+      if (await p.evaluate(() => document.hidden)) throw new Error(`${url} is a hidden tab: it would not refresh`);
+    }
   });
-  for (const p of await browser.pages()) await p.close();
+  for (const ctx of contexts) await ctx.close();
+  result.idleAgain = await measure(pid);
   const tapUrl = `${scene.agentUrl}/api/v1/tap?component=statsd&rate=100&limit=1000000`;
   const tap = await fetch(tapUrl).catch(() => null);
   if (tap?.ok && tap.body) {

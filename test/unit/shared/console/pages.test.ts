@@ -130,6 +130,22 @@ describe('fleet page', () => {
   });
 });
 
+describe('fleet page in a fleet', () => {
+  it('lists every collector with its state and the rules it evaluates, and this one’s series', () => {
+    const html = fleetPage(
+      {
+        fleet: () => ({ fleet: true, self: 'http://c1:9102', members: ['http://c1:9102', 'http://c2:9102'], source: 'static', lastRead: '2026-12-07T11:59:50Z', lastError: null, series: { held: 1200, owned: 600 }, agents: [] }),
+        rules: () => ({ down: [{ member: 'http://c2:9102', since: '2026-12-07T11:58:00Z' }], rules: [{ name: 'Backlog', type: 'alert', owner: 'http://c1:9102' }, { name: 'Latency', type: 'alert', owner: 'http://c2:9102' }] }),
+        staleAfterMs: 30_000,
+      },
+      NOW,
+    );
+    expect(html).toMatch(/<tr>.*http:\/\/c1:9102.*this collector.*up.*<code>Backlog<\/code>.*600 owned of 1200 held/);
+    expect(html).toMatch(/<tr class="bad">.*http:\/\/c2:9102.*down.*<code>Latency<\/code>/);
+    expect(html).toContain('No agent has sent a batch');
+  });
+});
+
 describe('formats', () => {
   it('escapes and formats', () => {
     expect(esc(`<a href="x">'&'</a>`)).toBe('&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;');
