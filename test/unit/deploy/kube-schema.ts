@@ -272,6 +272,13 @@ const KINDS: Record<string, Record<string, Schema>> = {
       ['scaleTargetRef', 'maxReplicas'],
     ),
   },
+  'rbac.authorization.k8s.io/v1/ClusterRole': {
+    rules: list(obj({ apiGroups: list(str), resources: list(str), verbs: list(str, 1), resourceNames: list(str), nonResourceURLs: list(str) }, ['verbs'])),
+  },
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': {
+    roleRef: obj({ apiGroup: str, kind: oneOfStrings('ClusterRole', 'Role'), name: str }, ['apiGroup', 'kind', 'name']),
+    subjects: list(obj({ kind: oneOfStrings('ServiceAccount', 'User', 'Group'), name: str, namespace: str, apiGroup: str }, ['kind', 'name'])),
+  },
   'policy/v1/PodDisruptionBudget': {
     spec: obj({ minAvailable: 'intOrString', maxUnavailable: 'intOrString', selector: LabelSelector, unhealthyPodEvictionPolicy: oneOfStrings('IfHealthyBudget', 'AlwaysAllow') }),
   },

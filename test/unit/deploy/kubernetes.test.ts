@@ -98,11 +98,30 @@ const DEFAULT_PORTS = {
  * Everything a set of plumb objects must satisfy, whichever way it was produced. `prefix` is
  * the name every object starts with ("plumb" for the manifests and release "plumb").
  */
+const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
+
+/**
+ * The agent's RBAC: read-only pods and namespaces, bound to its service account, whose token is
+ * mounted (agent.kubernetes), and the node named for the field selector.
+ */
+function checkAgentRbac(objects: Obj[], prefix: string, namespace: string): void {
+  const role = objects.find((o) => o.kind === 'ClusterRole') as (Obj & { rules: unknown }) | undefined;
+  expect(role?.metadata.name).toBe(`${prefix}-agent`);
+  expect(role?.rules).toEqual([{ apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['get', 'list', 'watch'] }]);
+  const binding = objects.find((o) => o.kind === 'ClusterRoleBinding') as (Obj & { roleRef: unknown; subjects: unknown }) | undefined;
+  expect(binding?.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${prefix}-agent` });
+  expect(binding?.subjects).toEqual([{ kind: 'ServiceAccount', name: `${prefix}-agent`, namespace }]);
+  const ds = find<Workload>(objects, 'DaemonSet');
+  expect((ds.spec.template.spec as { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(true);
+  const env = (ds.spec.template.spec.containers[0] as { env?: { name: string; valueFrom?: unknown }[] }).env ?? [];
+  expect(env.find((e) => e.name === 'PLUMB_AGENT__KUBERNETES__NODE_NAME')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+}
+
 function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: string; secretExternal?: boolean }): void {
   const errors = objects.flatMap((o) => validateObject(o));
   expect(errors).toEqual([]);
 
-  for (const o of objects) if (o.kind !== 'Namespace') expect(o.metadata.namespace, `${o.kind}/${o.metadata.name} namespace`).toBe(opts.namespace);
+  for (const o of objects) if (!CLUSTER_SCOPED.has(o.kind)) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name} namespace`).toBe(opts.namespace);
   const names = objects.map((o) => `${o.kind}/${o.metadata.name}`);
   expect(new Set(names).size, 'no two objects share kind and name').toBe(names.length);
 
@@ -273,6 +292,8 @@ describe('deploy/kubernetes', () => {
         'v1 ConfigMap plumb-agent',
         'v1 ServiceAccount plumb-agent',
         'apps/v1 DaemonSet plumb-agent',
+        'rbac.authorization.k8s.io/v1 ClusterRole plumb-agent',
+        'rbac.authorization.k8s.io/v1 ClusterRoleBinding plumb-agent',
         'v1 ConfigMap plumb-collector',
         'v1 ServiceAccount plumb-collector',
         'apps/v1 StatefulSet plumb-collector',
@@ -281,7 +302,8 @@ describe('deploy/kubernetes', () => {
         'policy/v1 PodDisruptionBudget plumb-collector',
       ].sort(),
     );
-    expect(objects.some((o) => /Role/.test(o.kind)), 'plumb needs no Kubernetes API access, so no RBAC').toBe(false);
+    // The agent reads pods and namespaces for log metadata; the collector needs no API access.
+    checkAgentRbac(objects, 'plumb', 'plumb');
   });
 
   it('is valid, consistent, and agrees with plumb defaults', () => {
@@ -364,8 +386,18 @@ describe('deploy/helm/plumb', () => {
     const { documents } = render({ releaseName: 'obs', namespace: 'monitoring' });
     const objects = documents.map((d) => d.object as Obj);
     checkPlumbObjects(objects, { prefix: 'obs-plumb', namespace: 'monitoring' });
+    checkAgentRbac(objects, 'obs-plumb', 'monitoring');
     const config = plumbConfigIn(find(objects, 'ConfigMap', 'obs-plumb-agent'));
     expect(config.agent.forward.collectors).toEqual(['http://obs-plumb-collector.monitoring.svc:9102']);
+  });
+
+  it('without agent.kubernetesApi: no RBAC, no service account token, no node name', () => {
+    const objects = render({ ...release, values: { agent: { kubernetesApi: false, config: { agent: { kubernetes: { enabled: false } } } } } }).documents.map((d) => d.object as Obj);
+    expect(objects.filter((o) => /Role/.test(o.kind))).toEqual([]);
+    const ds = find<Workload>(objects, 'DaemonSet');
+    expect((ds.spec.template.spec as { automountServiceAccountToken?: boolean }).automountServiceAccountToken).toBe(false);
+    const env = (ds.spec.template.spec.containers[0] as { env?: { name: string }[] }).env ?? [];
+    expect(env.map((e) => e.name)).not.toContain('PLUMB_AGENT__KUBERNETES__NODE_NAME');
   });
 
   it('moves ports with the values, in the config and around it', () => {
