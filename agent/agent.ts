@@ -22,8 +22,8 @@ import { HostCollector, ServiceChecker, checkSamples, serviceCheckStatuses, type
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { startZipkinReceiver, type ZipkinReceiver } from './traces/receiver.ts';
-import { SpanBatcher } from './traces/batcher.ts';
-import { TRACES_PATH, type SpanBatch } from '../shared/zipkin.ts';
+import { SpanBatcher, type SealedSpanBatch } from './traces/batcher.ts';
+import { TRACES_PATH } from '../shared/zipkin.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../shared/tracing.ts';
 import type { LogPipeline } from './logs/pipeline.ts';
 import type { KubeMetadata } from './logs/kubernetes/metadata.ts';
@@ -46,6 +46,8 @@ import { agentStatusModel } from './status.ts';
  * full the lane refuses and apps get 429 the same way.
  */
 const SPAN_BATCHES_IN_FORWARDER = 4;
+/** Sealed span batches are their JSON already. */
+const JSON_TYPE = 'application/json';
 /** How soon a span batch the forwarder had no room for is offered again. */
 const SPAN_HANDOFF_RETRY_MS = 10;
 
@@ -386,11 +388,11 @@ export class PlumbAgent {
    * Hands a sealed span batch to the forwarder. A full forwarder refuses rather than drops, so
    * the batch stays with the batcher, its queue fills and applications are answered 429.
    */
-  private async forwardSpans(batch: SpanBatch): Promise<boolean> {
+  private async forwardSpans(batch: SealedSpanBatch): Promise<boolean> {
     if (this.forwarder.laneBacklog('traces') >= SPAN_BATCHES_IN_FORWARDER) return false;
-    const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'traces', 'plumb.batch.id': batch.id, 'plumb.spans': batch.spans.length } }, ROOT_CONTEXT);
+    const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'traces', 'plumb.batch.id': batch.id, 'plumb.spans': batch.count } }, ROOT_CONTEXT);
     try {
-      const outcome = await this.forwarder.send('traces', TRACES_PATH, batch.id, batch, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), whenFull: 'refuse' });
+      const outcome = await this.forwarder.send('traces', TRACES_PATH, batch.id, batch.body, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), whenFull: 'refuse', contentType: JSON_TYPE });
       span.setAttribute('plumb.outcome', outcome);
       return outcome === 'queued';
     } finally {
@@ -421,7 +423,7 @@ export class PlumbAgent {
     while (batcher.queued > 0 && Date.now() < deadline && !this.forwarder.spooling) await sleep(10);
     forwarding.abort.abort();
     await forwarding.done;
-    for (const batch of batcher.drain()) await this.forwarder.send('traces', TRACES_PATH, batch.id, batch);
+    for (const batch of batcher.drain()) await this.forwarder.send('traces', TRACES_PATH, batch.id, batch.body, undefined, { contentType: JSON_TYPE });
   }
 
   private async startHttp(): Promise<void> {

@@ -1,5 +1,9 @@
 /**
- * Groups accepted spans into SpanBatches for the forwarder. A batch is sealed when it reaches
+ * Groups accepted spans into batches for the forwarder, held as the bytes that will be sent: each
+ * span is serialized once, when it is accepted (its size is needed then anyway), and a sealed
+ * batch is one Buffer of the SpanBatch JSON. Objects of a parsed request live only as long as the
+ * request; what waits for the collector is text, several times smaller than the object graph.
+ * A batch is sealed when it reaches
  * maxBatchSpans or maxBatchBytes, or when its oldest span has waited flushInterval. Sealed
  * batches wait in a bounded queue the forwarder drains. When the queue is full, offer()
  * refuses the whole request (the receiver answers 429) rather than take part of it: a client
@@ -18,6 +22,34 @@ import { LogOnce, type Logger } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { spanBatchId, type SpanBatch, type ZipkinSpan } from '../../shared/zipkin.ts';
+
+/** A sealed batch: the JSON of a SpanBatch, ready for the forwarder. */
+export class SealedSpanBatch {
+  readonly id: string;
+  readonly agent: string;
+  readonly seq: number;
+  /** Spans in the batch. */
+  readonly count: number;
+  /** `{"id":…,"agent":…,"seq":…,"spans":[…]}`, exactly JSON.stringify of the SpanBatch. */
+  readonly body: Buffer;
+
+  constructor(id: string, agent: string, seq: number, spans: readonly string[]) {
+    this.id = id;
+    this.agent = agent;
+    this.seq = seq;
+    this.count = spans.length;
+    this.body = Buffer.from(`{"id":${JSON.stringify(id)},"agent":${JSON.stringify(agent)},"seq":${seq},"spans":[${spans.join(',')}]}`);
+  }
+
+  /** The spans, decoded again (tests and diagnostics; the forwarder sends `body`). */
+  get spans(): ZipkinSpan[] {
+    return (JSON.parse(this.body.toString('utf8')) as SpanBatch).spans;
+  }
+
+  toJSON(): SpanBatch {
+    return JSON.parse(this.body.toString('utf8')) as SpanBatch;
+  }
+}
 
 export const SpanBatcherSchema = Section(
   {
@@ -42,7 +74,8 @@ export interface SpanBatcherContext {
 }
 
 interface OpenBatch {
-  spans: ZipkinSpan[];
+  /** Each span's JSON. */
+  spans: string[];
   bytes: number;
   openedAt: number;
 }
@@ -55,10 +88,10 @@ export class SpanBatcher {
   private readonly agent: string;
   private readonly log: Logger;
   private readonly logOnce: LogOnce;
-  private readonly queue: BoundedQueue<SpanBatch>;
+  private readonly queue: BoundedQueue<SealedSpanBatch>;
   private open: OpenBatch = { spans: [], bytes: 0, openedAt: 0 };
   /** A batch sealed at stop() when the queue had no room; handed out after the queue empties. */
-  private overflow: SpanBatch[] = [];
+  private overflow: SealedSpanBatch[] = [];
   private seq: number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -73,7 +106,7 @@ export class SpanBatcher {
     this.agent = ctx.agent;
     this.log = ctx.log.child({ component: 'span-batcher' });
     this.logOnce = new LogOnce(this.log);
-    this.queue = new BoundedQueue<SpanBatch>({ maxItems: config.maxQueuedBatches, maxBytes: config.maxQueuedBytes });
+    this.queue = new BoundedQueue<SealedSpanBatch>({ maxItems: config.maxQueuedBatches, maxBytes: config.maxQueuedBytes });
     this.seq = ctx.firstSeq ?? Date.now() * 1000;
     const t = ctx.telemetry;
     t.gaugeFrom('plumb_traces_batch_queue_depth', 'Span batches waiting for the forwarder.', () => this.queued);
@@ -99,7 +132,7 @@ export class SpanBatcher {
     this.stopped = true;
     if (this.open.spans.length > 0) {
       const batch = this.seal();
-      if (!this.queue.push(batch, batchBytes(batch, this.open.bytes))) this.overflow.push(batch);
+      if (!this.queue.push(batch, batch.body.length)) this.overflow.push(batch);
       this.open = { spans: [], bytes: 0, openedAt: 0 };
     }
   }
@@ -114,8 +147,12 @@ export class SpanBatcher {
       this.refused.inc(spans.length);
       return false;
     }
+    const texts = new Array<string>(spans.length);
     const sizes = new Array<number>(spans.length);
-    for (let i = 0; i < spans.length; i++) sizes[i] = Buffer.byteLength(JSON.stringify(spans[i])) + 1;
+    for (let i = 0; i < spans.length; i++) {
+      texts[i] = JSON.stringify(spans[i]);
+      sizes[i] = Buffer.byteLength(texts[i]) + 1;
+    }
     if (!this.fits(sizes)) {
       this.refused.inc(spans.length);
       return false;
@@ -126,7 +163,7 @@ export class SpanBatcher {
         this.pushOpen();
       }
       if (this.open.spans.length === 0) this.open.openedAt = now;
-      this.open.spans.push(spans[i]);
+      this.open.spans.push(texts[i]);
       this.open.bytes += sizes[i];
     }
     if (this.open.spans.length >= this.config.maxBatchSpans) this.pushOpen();
@@ -142,13 +179,13 @@ export class SpanBatcher {
   }
 
   /** The oldest sealed batch, or undefined. */
-  shift(): SpanBatch | undefined {
+  shift(): SealedSpanBatch | undefined {
     return this.queue.shift() ?? this.overflow.shift();
   }
 
   /** Puts back a batch the forwarder could not deliver, to be taken first (ignores the limits). */
-  unshift(batch: SpanBatch): void {
-    this.queue.unshift(batch, batchBytes(batch));
+  unshift(batch: SealedSpanBatch): void {
+    this.queue.unshift(batch, batch.body.length);
   }
 
   /** Resolves when a sealed batch is available (or `signal` aborts). */
@@ -158,8 +195,8 @@ export class SpanBatcher {
   }
 
   /** Takes every sealed batch at once (after stop(), to hand the rest to the forwarder). */
-  drain(): SpanBatch[] {
-    const out: SpanBatch[] = [];
+  drain(): SealedSpanBatch[] {
+    const out: SealedSpanBatch[] = [];
     for (let b = this.shift(); b; b = this.shift()) out.push(b);
     return out;
   }
@@ -170,7 +207,7 @@ export class SpanBatcher {
    * the queue fills and the receiver answers 429: backpressure reaches the application instead
    * of batches being dropped downstream.
    */
-  async forwardTo(next: (batch: SpanBatch) => boolean | Promise<boolean>, signal: AbortSignal, retryMs = 200): Promise<void> {
+  async forwardTo(next: (batch: SealedSpanBatch) => boolean | Promise<boolean>, signal: AbortSignal, retryMs = 200): Promise<void> {
     while (!signal.aborted) {
       await this.waitForBatch(signal);
       const batch = this.shift();
@@ -231,31 +268,19 @@ export class SpanBatcher {
   }
 
   private pushOpen(): void {
-    const bytes = this.open.bytes;
     const batch = this.seal();
     this.open = { spans: [], bytes: 0, openedAt: 0 };
-    if (!this.queue.push(batch, batchBytes(batch, bytes))) {
+    if (!this.queue.push(batch, batch.body.length)) {
       // fits() checked first, so this is a logic error; keep the batch rather than lose it
       this.log.error({ id: batch.id }, 'span batch queue refused a batch it had room for');
       this.overflow.push(batch);
     }
   }
 
-  private seal(): SpanBatch {
+  private seal(): SealedSpanBatch {
     const seq = this.seq++;
     this.sealed.inc();
-    return { id: spanBatchId(this.agent, seq), agent: this.agent, seq, spans: this.open.spans };
+    return new SealedSpanBatch(spanBatchId(this.agent, seq), this.agent, seq, this.open.spans);
   }
 
-}
-
-const batchSizes = new WeakMap<SpanBatch, number>();
-
-function batchBytes(batch: SpanBatch, spanBytes?: number): number {
-  let bytes = batchSizes.get(batch);
-  if (bytes === undefined) {
-    bytes = (spanBytes ?? Buffer.byteLength(JSON.stringify(batch.spans))) + BATCH_OVERHEAD_BYTES;
-    batchSizes.set(batch, bytes);
-  }
-  return bytes;
 }

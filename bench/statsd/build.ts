@@ -8,7 +8,7 @@
  * linter never sees generated JavaScript), with a link to the checkout's node_modules.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -59,6 +59,10 @@ export function buildCode(log: (line: string) => void): CodePaths {
   } catch (err) {
     const text = String((err as { stdout?: Buffer }).stdout ?? '').split('\n').slice(0, 3).join(' / ');
     log(`tsc reported errors (emitted anyway): ${text}`);
+  }
+  // files the compiled modules read next to themselves (as `npm run build` copies them into dist/)
+  for (const dir of ['shared/otlp/proto', 'shared/console/static']) {
+    if (existsSync(join(REPO, dir))) cpSync(join(REPO, dir), join(out, dir), { recursive: true });
   }
   const compiled = paths(out, '.js', true);
   for (const f of Object.values(compiled)) {

@@ -161,6 +161,7 @@ function metricValue(text: string, name: string): number {
 export async function startPlumb(options: StartOptions, sinkPort: number): Promise<Target> {
   const udpPort = await freePort();
   const httpPort = await freePort();
+  const zipkinPort = await freePort();
   const configFile = join(options.workDir, `plumb-agent-${options.receiveBufferBytes}.yaml`);
   writeFileSync(
     configFile,
@@ -170,6 +171,8 @@ export async function startPlumb(options: StartOptions, sinkPort: number): Promi
       `  http: { listen: "127.0.0.1:${httpPort}" }`,
       `  statsd: { listen: "127.0.0.1:${udpPort}", receiveBuffer: ${options.receiveBufferBytes}, flushInterval: 10s }`,
       `  forward: { collectors: ["http://127.0.0.1:${sinkPort}"] }`,
+      // the receiver stays on, as by default, on a port no other process on a shared machine holds
+      `  traces: { zipkin: { listen: "127.0.0.1:${zipkinPort}" } }`,
       'log: { level: warn }',
       '',
     ].join('\n'),
