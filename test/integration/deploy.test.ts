@@ -212,6 +212,8 @@ describe.skipIf(KUBECTL === null)('kubectl', () => {
     expect(r.code, r.output).toBe(0);
     const built = YAML.parseAllDocuments(r.output).map((d) => d.toJS() as { kind: string; metadata: { name: string; namespace?: string } });
     expect(built.map((o) => `${o.kind}/${o.metadata.name}`).sort()).toEqual([
+      'ClusterRole/plumb-agent',
+      'ClusterRoleBinding/plumb-agent',
       'ConfigMap/plumb-agent',
       'ConfigMap/plumb-collector',
       'DaemonSet/plumb-agent',
