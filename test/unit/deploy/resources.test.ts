@@ -54,6 +54,6 @@ describe('memory requests and limits', () => {
     const objects = (values: Record<string, unknown>) => renderChart(chart, { releaseName: 'plumb', namespace: 'plumb', values: { token: { value: 't' }, ...values } }).documents.map((d) => d.object as unknown as Workload);
     check(objects({}));
     const raised = objects({ agent: { maxHeapMiB: 1024 } }).find((w) => w.kind === 'DaemonSet')!;
-    expect(raised.spec.template.spec.containers[0].env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=1024' });
+    expect(raised.spec.template.spec.containers[0].env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=1024 --max-semi-space-size=2' });
   });
 });
