@@ -37,6 +37,7 @@ import { consoleRoutes } from '../shared/console/routes.ts';
 import { MemoryGuard } from './memory/guard.ts';
 import type { StatusContext, StatusModel } from '../shared/status.ts';
 import { agentStatusModel } from './status.ts';
+import { TapHub, registerTapRoute, type TapPoint } from '../shared/tap.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -120,6 +121,9 @@ export class PlumbAgent {
   private ready = false;
   /** GET /api/v1/status: the pipeline's components, files and statsd intake (status.ts). */
   readonly status: StatusModel;
+  /** GET /api/v1/tap: what passes a component, live (shared/tap.ts). */
+  readonly taps: TapHub;
+  private readonly aggregatorTap: TapPoint;
 
   constructor(config: AgentConfig, ctx: AgentContext) {
     this.config = config;
@@ -193,6 +197,15 @@ export class PlumbAgent {
     this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
     this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
     this.status = agentStatusModel(this, ctx.telemetry, ctx.status);
+    this.taps = new TapHub(ctx.telemetry);
+    if (config.statsd.enabled) this.aggregator.tap = this.taps.point('statsd', 'metric');
+    this.aggregatorTap = this.taps.point('aggregator', 'metric');
+    if (config.host.enabled || this.checks !== null) this.taps.point('host', 'metric');
+    if (config.logs.length > 0) {
+      this.taps.point('files', 'event');
+      this.taps.point('parser', 'event');
+    }
+    if (this.spanBatcher !== null) this.spanBatcher.tap = this.taps.point('span_batcher', 'span');
   }
 
   private loadGrok(): Promise<GrokDebugger> {
@@ -226,6 +239,7 @@ export class PlumbAgent {
           tracing: this.tracing,
           admit: () => this.guard.whenReadingAllowed(),
           kubernetes: this.kubernetes,
+          taps: { files: this.taps.point('files', 'event'), parser: this.taps.point('parser', 'event') },
         },
       );
       await this.logs.start();
@@ -235,7 +249,9 @@ export class PlumbAgent {
       this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);
       this.flushTimer.unref();
     }
+    const hostTap = this.taps.point('host', 'metric');
     const addSamples = (samples: HostSample[]): void => {
+      if (hostTap.active) hostTap.publish(samples);
       for (const s of samples) this.aggregator.addSample(s.name, s.type, s.value, s.tags);
     };
     this.host?.start(addSamples, this.hostDriven);
@@ -262,6 +278,7 @@ export class PlumbAgent {
     // Right after an interval ends, so each interval gets exactly one collection.
     if (this.hostDriven) this.host?.tick();
     const interval = await ended;
+    if (this.aggregatorTap.active) this.aggregatorTap.publish(interval.metrics);
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
     // One hand-off at a time, so a pending merged interval is never sent twice.
     const handoff = this.handoff.then(() => this.handOff(interval));
@@ -450,6 +467,7 @@ export class PlumbAgent {
       }),
     );
     app.get('/api/v1/status', async () => this.status.report());
+    registerTapRoute(app, this.taps);
     const addr = parseListen(this.config.http.listen);
     try {
       await app.listen({ host: addr.host, port: addr.port });
@@ -471,6 +489,7 @@ export class PlumbAgent {
     // a stopping agent drains: nothing may wait on the guard
     this.guard.stop();
     this.status.stop();
+    this.taps.closeAll();
     if (this.flushTimer) clearInterval(this.flushTimer);
     this.flushTimer = null;
     await this.stopTraces(deadline);

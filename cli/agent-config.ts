@@ -14,6 +14,10 @@ import { parseListen } from '../shared/address.ts';
 
 export const LogLevelSchema = Section({
   level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  format: Type.Union(['auto', 'json', 'pretty'].map((l) => Type.Literal(l)), {
+    default: 'auto',
+    description: 'json: one pino JSON object per line; pretty: one readable line per entry; auto: pretty when stderr is a terminal, else json (the --log-format flag wins)',
+  }),
 });
 
 export const TelemetrySchema = Section({ tracing: SelfTracingSchema }, { description: "plumb's own telemetry" });

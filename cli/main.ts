@@ -20,7 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { PlumbAgent } from '../agent/agent.ts';
 import type { PlumbCollector } from '../collector/collector.ts';
 import { Telemetry } from '../shared/telemetry.ts';
-import { createLogger, type Logger } from '../shared/log.ts';
+import { createLogger, logFormat, type LogFormat, type Logger } from '../shared/log.ts';
 import { ConfigError } from '../shared/config.ts';
 import { PlumbError } from '../shared/errors.ts';
 import type { PlumbConfig } from './config.ts';
@@ -43,6 +43,11 @@ Commands:
   statsd-parse               read statsd lines on stdin, write one JSON result per line
   grok --pattern P [--patterns-dir D]
                              match lines on stdin against a grok pattern, one JSON result per line
+  grok --pattern P [--definitions F] [--min-match PCT] [--json] FILE
+                             match report over a sample file: % matched, fields, first failures;
+                             exit 1 below --min-match (100), 2 when the pattern or file is unusable
+  tap COMPONENT [--filter EXPR] [--limit N] [--rate R] [--url URL]
+                             NDJSON of what passes a component, live
   status [--url URL] [--json]
                              the pipeline's components with rates, queues and drops, tailed files and
                              statsd intake; exit code 1 when something is unhealthy, 2 when unreachable
@@ -54,6 +59,7 @@ Commands:
 
 Options:
   --config FILE   configuration file (YAML); also PLUMB_CONFIG
+  --log-format F  plumb's own log lines: json (pino), pretty, or auto (pretty on a terminal; the default)
   --url URL       status/top/tap: the agent or collector to ask (default http://127.0.0.1:8126, the agent)
   --token-file F  status/top/tap: bearer token file (else PLUMB_TOKEN, else --config's agent.forward.auth)
   --help          show this help
@@ -217,6 +223,13 @@ async function statsdParse(): Promise<void> {
   if (tail.length > 0) await answer(tail);
 }
 
+/** --log-format pretty|json, else the config's log.format; auto: pretty on a terminal. */
+function logFormatOf(args: Args, configured: string): LogFormat {
+  const flag = args.flags.get('log-format');
+  if (flag !== undefined && flag !== 'json' && flag !== 'pretty' && flag !== 'auto') throw new PlumbError('PLUMB_ERR_CONFIG_INVALID', `--log-format ${String(flag)}: one of json, pretty, auto`);
+  return logFormat(typeof flag === 'string' ? flag : configured, process.stderr.isTTY === true);
+}
+
 /** --url, --token-file, PLUMB_TOKEN and --config's agent section: where status/top/tap ask. */
 async function remoteOf(args: Args): Promise<Remote> {
   const url = args.flags.get('url');
@@ -279,8 +292,45 @@ async function main(argv: string[]): Promise<number> {
         return 2;
       }
       const dir = args.flags.get('patterns-dir');
+      const file = args.positional[0];
+      if (file !== undefined) {
+        // a report over a sample file, by the agent's own grok threads and deadlines
+        const defs = args.flags.get('definitions');
+        const min = args.flags.get('min-match');
+        const minMatchPercent = typeof min === 'string' ? Number(min.replace(/%$/, '')) : 100;
+        if (!Number.isFinite(minMatchPercent) || minMatchPercent < 0 || minMatchPercent > 100) {
+          process.stderr.write(`plumb grok: --min-match ${String(min)}: a percentage from 0 to 100\n`);
+          return 2;
+        }
+        const grok = configPath(args) !== undefined ? (await loadAgent(args)).agent.grok : (await import('../agent/logs/config.ts')).defaultGrokPool();
+        const { runGrokReport } = await import('./grok-report.ts');
+        return runGrokReport({
+          pattern,
+          file,
+          patternFiles: [defs, dir].filter((d): d is string => typeof d === 'string'),
+          grok,
+          minMatchPercent,
+          json: args.flags.has('json'),
+          failures: 10,
+          out: process.stdout,
+          err: process.stderr,
+        });
+      }
       const { runGrokCli } = await import('../agent/logs/grok/cli.ts');
       return runGrokCli({ pattern, patternsDir: typeof dir === 'string' ? dir : undefined }, process.stdin, process.stdout);
+    }
+    case 'tap': {
+      const component = args.positional[0];
+      if (component === undefined) {
+        process.stderr.write('plumb tap: name the component to tap (plumb status lists them), e.g. plumb tap parser --filter \'level == "error"\'\n');
+        return 2;
+      }
+      const str = (name: string): string | undefined => {
+        const v = args.flags.get(name);
+        return typeof v === 'string' ? v : undefined;
+      };
+      const { runTap } = await import('./tap.ts');
+      return runTap({ remote: await remoteOf(args), component, filter: str('filter'), limit: str('limit'), rate: str('rate'), out: process.stdout, err: process.stderr });
     }
     case 'replay': {
       const from = args.flags.get('from');
@@ -310,7 +360,7 @@ async function main(argv: string[]): Promise<number> {
           dataDir: config.collector.dataDir,
           restart: args.flags.has('restart'),
         },
-        { out: process.stderr, isTTY: process.stderr.isTTY === true, signal: abort.signal, log: createLogger({ level: config.log.level, name: 'plumb' }) },
+        { out: process.stderr, isTTY: process.stderr.isTTY === true, signal: abort.signal, log: createLogger({ level: config.log.level, name: 'plumb', format: logFormatOf(args, config.log.format) }) },
       );
       return summary.exitCode;
     }
@@ -320,7 +370,7 @@ async function main(argv: string[]): Promise<number> {
       // an agent leaves the collector's section unread
       const config: RolesConfig = args.command === 'agent' ? { ...(await loadAgent(args)), collector: undefined } : await load(args);
       const loaded = configStatus(args);
-      const log = createLogger({ level: config.log.level, name: 'plumb' });
+      const log = createLogger({ level: config.log.level, name: 'plumb', format: logFormatOf(args, config.log.format) });
       const roles = args.command === 'all' ? (['collector', 'agent'] as const) : ([args.command] as const);
       await runRoles([...roles], config, log, loaded);
       return -1; // keep running until a signal

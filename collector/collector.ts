@@ -47,6 +47,7 @@ import type { FleetBody, FleetRulesBody } from '../shared/console/pages/fleet.ts
 import type { RulesBody } from '../shared/console/pages/alerts.ts';
 import type { StatusContext, StatusModel } from '../shared/status.ts';
 import { collectorStatusModel } from './status.ts';
+import { TapHub, registerTapRoute } from '../shared/tap.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -116,6 +117,8 @@ export class PlumbCollector {
   address = '';
   /** GET /api/v1/status: ingest, transforms and sinks with their queues (status.ts). */
   readonly status: StatusModel;
+  /** GET /api/v1/tap: what passes the ingest doors, live (shared/tap.ts). */
+  readonly taps: TapHub;
 
   constructor(config: CollectorConfig, ctx: CollectorContext) {
     this.config = config;
@@ -167,6 +170,7 @@ export class PlumbCollector {
       observeCumulative: (o, now) => alerts.observeCumulative(o, now),
     };
     this.status = collectorStatusModel(this, ctx.telemetry, ctx.status);
+    this.taps = new TapHub(ctx.telemetry);
   }
 
   /** Re-reads the alert rule file (SIGHUP); a broken file keeps the running rules. */
@@ -258,13 +262,14 @@ export class PlumbCollector {
     } else {
       app.get('/api/v1/fleet', async () => fleetBody());
     }
-    registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, router: this.router }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
+    registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, router: this.router, tap: this.taps.point('ingest_metrics', 'metric') }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
     await app.register(tracesIngestPlugin, {
       recent: state.traceIds,
       sink: this.zipkinExporter,
       index: durableSpans,
       spanMetrics: this.spanMetrics,
       maxSpansPerBatch: this.config.traces.maxSpansPerBatch,
+      tap: this.taps.point('ingest_traces', 'span'),
       retryAfterMs: this.config.traces.retryAfter,
       telemetry: this.ctx.telemetry,
       tracing: this.tracing,
@@ -279,6 +284,7 @@ export class PlumbCollector {
       telemetry: this.ctx.telemetry,
       tracing: this.tracing,
       log: this.ctx.log.child({ component: 'logs-ingest' }),
+      tap: this.taps.point('ingest_logs', 'event'),
     });
     const spanSinks = [this.spanIndex, this.spanExport];
     app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanSinks.flatMap((s) => s?.status() ?? []), metrics: metricSinks.status() }));
@@ -290,6 +296,7 @@ export class PlumbCollector {
     app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
     app.get('/api/v1/status', async () => this.status.report());
+    registerTapRoute(app, this.taps);
     await app.register(alertRoutes(this.alerts));
     if (this.membership !== null) registerRuleFleetRoutes(app, this.alerts, ruleToken);
     await app.register(patternRoutes(this.patterns));
@@ -457,6 +464,7 @@ export class PlumbCollector {
     const deadline = Date.now() + deadlineMs;
     this.phase = 'stopping';
     this.status.stop();
+    this.taps.closeAll();
     if (this.expireTimer) clearInterval(this.expireTimer);
     this.expireTimer = null;
     this.heapGuard?.stop();

@@ -5,6 +5,7 @@
  * pattern that cannot work is refused when the configuration is loaded, naming the input and
  * the pattern, instead of when the first line arrives.
  */
+import { Value } from '@sinclair/typebox/value';
 import { availableParallelism } from 'node:os';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Duration, Section } from '../../shared/config.ts';
@@ -39,6 +40,11 @@ export interface LogsConfig {
   logs: readonly LogInput[];
   tail: TailerOptions;
   grok: GrokPoolConfig;
+}
+
+/** agent.grok with every default (`plumb grok` without --config). */
+export function defaultGrokPool(): GrokPoolConfig {
+  return Value.Decode(GrokPoolSchema, Value.Default(GrokPoolSchema, {}));
 }
 
 export function poolSize(grok: GrokPoolConfig): number {

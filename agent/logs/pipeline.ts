@@ -24,6 +24,7 @@ import { errorMessage } from '../../shared/errors.ts';
 import { backoffDelay } from '../../shared/retry.ts';
 import { TRACING_OFF, SPAN_AGENT_FLUSH, type SelfTracing } from '../../shared/tracing.ts';
 import { LOGS_PATH } from '../../shared/wire.ts';
+import type { TapPoint } from '../../shared/tap.ts';
 import type { BatchResult, Forwarder } from '../forward/forwarder.ts';
 import { Tailer, type TailedFileStatus } from './tail/tailer.ts';
 import type { KubernetesMeta } from './tail/formats.ts';
@@ -45,6 +46,8 @@ export interface LogPipelineDeps {
   kubernetes?: { enrich(meta: KubernetesMeta): KubernetesMeta };
   /** Resolves when the next batch may be taken (the memory guard holds reading back meanwhile). */
   admit?: () => Promise<void>;
+  /** Live taps of the records read and the events parsed (shared/tap.ts). */
+  taps?: { files: TapPoint; parser: TapPoint };
 }
 
 /** How soon a batch the forwarder had no room for is offered again (its queue drains meanwhile). */
@@ -127,6 +130,8 @@ export class LogPipeline {
 
   /** The tailer's consumer: takes a batch once a parse slot is free, then works on it apart. */
   private async take(batch: TailBatch): Promise<void> {
+    const taps = this.deps.taps;
+    if (taps !== undefined && taps.files.active) taps.files.publish(batch.records.map((r) => ({ path: r.path, fileId: r.fileId, offset: r.offset, text: r.text })));
     // the tailer reads no further while its batch waits here
     if (this.deps.admit !== undefined) await this.deps.admit();
     while (this.inFlight >= this.maxInFlight && this.running) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
@@ -156,6 +161,8 @@ export class LogPipeline {
     }
     this.releaseSlot();
     if (result === undefined) return; // stopping: never acknowledged, read again on the next start
+    const taps = this.deps.taps;
+    if (taps !== undefined && taps.parser.active) taps.parser.publish(parsedEvents(result));
     // parsed, grok_failure and grok_timeout split the events; date_failure overlaps parsed
     const parsed = result.events - result.grokFailures - result.timeouts;
     if (parsed > 0) this.events.inc({ outcome: 'parsed' }, parsed);
@@ -283,6 +290,12 @@ export class LogPipeline {
     }
     span.end();
   }
+}
+
+/** Only while someone taps the parser: its events as objects. */
+function* parsedEvents(result: ParseResult): Generator<unknown> {
+  const text = Buffer.from(result.ndjson.buffer, result.ndjson.byteOffset, result.ndjson.byteLength).toString('utf8');
+  for (const line of text.split('\n')) if (line !== '') yield JSON.parse(line) as unknown;
 }
 
 export function isAbort(err: unknown): boolean {

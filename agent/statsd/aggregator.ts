@@ -14,6 +14,7 @@ import type { Telemetry } from '../../shared/telemetry.ts';
 import { newSketch, encodeSketch, SKETCH_EXACT_SAMPLES, type Sketch } from '../../shared/sketch.ts';
 import { checkTagLimits, STATSD_LIMITS } from '../../shared/statsd-limits.ts';
 import type { MetricBatch, ServiceCheck, StatsdEvent, WireDistribution, WireMetric } from '../../shared/wire.ts';
+import type { TapPoint } from '../../shared/tap.ts';
 import {
   MetricScan,
   PARSE_ERROR_REASONS,
@@ -25,6 +26,7 @@ import {
   forEachValue,
   parseEvent,
   parseServiceCheck,
+  parseLineToJson,
   scanMetric,
   type ParseErrorReason,
   type TagStyles,
@@ -191,10 +193,24 @@ export class Aggregator implements ValueSink {
     this.scan.buf = EMPTY;
   }
 
+  /** The live tap of statsd lines (shared/tap.ts); set by the agent. */
+  tap: TapPoint | null = null;
+
+  /** Only while someone taps: the line as `plumb statsd-parse` shows it. */
+  private tapLine(buf: Buffer, start: number, end: number): void {
+    const line = buf.subarray(start, end);
+    const parsed = parseLineToJson(line);
+    // one metric per line (the usual case) is shown flat, so a filter says name == "x"
+    const metrics = parsed.metrics;
+    const flat = Array.isArray(metrics) && metrics.length === 1 ? { ok: true, ...(metrics[0] as Record<string, unknown>) } : parsed;
+    (this.tap as TapPoint).publishOne({ line: line.toString('utf8'), ...flat });
+  }
+
   private lineBuf: Buffer = EMPTY;
   private readonly onLine = (start: number, end: number): void => this.ingestLine(this.lineBuf, start, end);
 
   ingestLine(buf: Buffer, start: number, end: number): void {
+    if (this.tap !== null && this.tap.active) this.tapLine(buf, start, end);
     const kind = lineKind(buf, start, end);
     if (kind !== 'metric') {
       if (kind === 'event') this.ingestEvent(buf, start, end);

@@ -13,6 +13,7 @@
  * caller passes firstSeq, so ids stay unique across restarts without a state file (a restart
  * would need more than a million batches a second to catch up with its predecessor's numbers).
  */
+import type { TapPoint } from '../../shared/tap.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import type { Counter } from 'prom-client';
@@ -100,6 +101,8 @@ export class SpanBatcher {
 
   /** The receiver's consumer: `startZipkinReceiver(config, ctx, batcher.onSpans)`. */
   readonly onSpans: (spans: ZipkinSpan[]) => boolean;
+  /** The live tap of spans offered (shared/tap.ts); set by the agent. */
+  tap: TapPoint | null = null;
 
   constructor(config: SpanBatcherConfig, ctx: SpanBatcherContext) {
     this.config = config;
@@ -143,6 +146,7 @@ export class SpanBatcher {
    */
   offer(spans: ZipkinSpan[]): boolean {
     if (spans.length === 0) return true;
+    if (this.tap !== null && this.tap.active) this.tap.publish(spans);
     if (this.stopped) {
       this.refused.inc(spans.length);
       return false;

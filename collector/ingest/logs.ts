@@ -22,6 +22,7 @@ import { LOGS_PATH } from '../../shared/wire.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import { QueueBusyError, type AcceptedLogBatch } from '../logs/router.ts';
 import type { ReplayIds } from './dedupe.ts';
+import type { TapPoint } from '../../shared/tap.ts';
 import { annotateLine, type Observed, type PatternMiner } from '../patterns/miner.ts';
 
 /** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
@@ -47,6 +48,8 @@ export interface LogsIngestOptions {
   telemetry: Telemetry;
   tracing: SelfTracing;
   log: Logger;
+  /** The live tap of accepted events (shared/tap.ts). */
+  tap?: TapPoint;
 }
 
 const MAX_ID_LENGTH = 512;
@@ -115,6 +118,8 @@ class LogsIngest {
       }
       parts.push(line, NEWLINE);
     }
+    const tap = this.o.tap;
+    if (tap?.active === true) tap.publish(fresh.map((i) => checked.events[i]));
     try {
       await this.o.sink.accept({ id: batchId, ndjson: Buffer.concat(parts), count: fresh.length }, this.o.tracing.enabled ? requestContext(request) : undefined);
     } catch (err) {

@@ -16,6 +16,7 @@ import type { MetricRefusal, MetricStore, RefusalReason, SeriesRef } from '../me
 import { RecentIds } from './dedupe.ts';
 import { metricBatchSchema } from './schemas.ts';
 import { checkBatchItems, type ItemError, type UncheckedBatch } from './metric-items.ts';
+import type { TapPoint } from '../../shared/tap.ts';
 
 export interface AcceptResult {
   refused: number;
@@ -230,7 +231,8 @@ export interface BatchRouter {
   accept(batch: MetricBatch): Promise<{ kept: number; forwarded: number; refused: number; duplicate: boolean }>;
 }
 
-export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake, options: { maxMetricsPerBatch: number; router?: BatchRouter | null }, telemetry: Telemetry, log: Logger): void {
+export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake, options: { maxMetricsPerBatch: number; router?: BatchRouter | null; tap?: TapPoint }, telemetry: Telemetry, log: Logger): void {
+  const tap = options.tap;
   const batches = telemetry.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
   const samples = telemetry.counter('plumb_ingest_metrics_total', 'metric samples received from agents');
   telemetry.gaugeFrom('plumb_ingest_dedupe_ids', 'batch ids remembered for replay detection', () => intake.recent.size);
@@ -260,6 +262,7 @@ export function registerMetricsIngest(app: FastifyInstance, intake: MetricIntake
     // An event without a date happened when it arrived.
     const arrived = Math.floor(Date.now() / 1000);
     for (const e of batch.events) e.timestamp ??= arrived;
+    if (tap?.active === true) tap.publish(batch.metrics);
     const router = options.router;
     if (router) {
       try {

@@ -15,6 +15,7 @@ import type { Telemetry } from '../../shared/telemetry.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import { TRACES_PATH, decodeSpanBatch, type SpanLimits, type ZipkinSpan } from '../../shared/zipkin.ts';
 import type { ReplayIds } from './dedupe.ts';
+import type { TapPoint } from '../../shared/tap.ts';
 
 /** Where accepted spans go: all or none; false means "full, ask the agent to retry". */
 export interface SpanSink {
@@ -37,6 +38,8 @@ export interface TracesIngestOptions {
   retryAfterMs: number;
   telemetry: Telemetry;
   tracing: SelfTracing;
+  /** The live tap of accepted spans (shared/tap.ts). */
+  tap?: TapPoint;
 }
 
 /**
@@ -121,6 +124,8 @@ class TracesIngest {
       return;
     }
     spanMetrics?.observe(batch.spans);
+    const tap = this.options.tap;
+    if (tap?.active === true) tap.publish(batch.spans);
     // Journaled after the sinks took the spans and before the 2xx: a crash between the two sends
     // the batch to the sinks again after the agent retries (the span index keeps one per span id).
     await recent.record([batch.id]);
