@@ -168,6 +168,7 @@ export class PlumbAgent {
         backoff: { initialMs: f.retryInitial, maxMs: f.retryMax },
         compress: f.compress,
         compressLevel: f.compressLevel,
+        logsInFlight: f.logsInFlight,
         healthCheckIntervalMs: Math.max(100, f.healthCheckInterval),
         spool: f.spool.enabled
           ? { dir: join(config.dataDir, 'spool'), traces: config.traces.zipkin.enabled || config.otlp.enabled, maxBytes: f.spool.maxBytes, segmentBytes: f.spool.segmentBytes, fsync: f.spool.fsync, fsyncIntervalMs: f.spool.fsyncInterval }

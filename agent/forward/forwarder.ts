@@ -63,6 +63,8 @@ export interface ForwarderOptions {
   compress: boolean;
   /** gzip level (1–9); 1 when absent. */
   compressLevel?: number;
+  /** Log batches posted at once (1 when absent); the tailer takes their acknowledgements in any order. */
+  logsInFlight?: number;
   /** How often every collector's /readyz is probed (default 5 s). */
   healthCheckIntervalMs?: number;
   /** Off when absent. */
@@ -151,7 +153,7 @@ export class Forwarder {
     const limits = { maxQueueBatches: options.maxQueueBatches, maxQueueBytes: options.maxQueueBytes, spool: null };
     for (const c of options.collectors) this.metricsLanes.set(c, new Lane({ name: metricsLaneName(c), target: c, ...limits }, this.ctx));
     this.tracesLane = new Lane({ name: TRACES_LANE, target: null, ...limits }, this.ctx);
-    this.logsLane = new Lane({ name: LOGS_LANE, target: null, ...limits }, this.ctx);
+    this.logsLane = new Lane({ name: LOGS_LANE, target: null, ...limits, concurrency: options.logsInFlight ?? 1 }, this.ctx);
     this.health.onUp((c) => {
       this.metricsLanes.get(c)?.wake();
       for (const l of [this.tracesLane, this.logsLane, ...this.retiring]) l.wake();

@@ -73,6 +73,12 @@ export interface LaneOptions {
   spool: Spool | null;
   /** A lane left over from an earlier configuration: it sends what its spool holds, then ends. */
   retire?: boolean;
+  /**
+   * Memory-only lanes: batches posted at once (default 1). Above 1 a batch is taken off the queue
+   * when its POST starts and put back in front if stopping abandons it; acknowledgements may then
+   * come out of order.
+   */
+  concurrency?: number;
 }
 
 export class Lane {
@@ -88,10 +94,14 @@ export class Lane {
   private writingBytes = 0;
   /** Spool mode: callbacks of batches queued by this process, by batch id. */
   private readonly callbacks = new Map<string, Callbacks>();
+  private readonly concurrency: number;
   private running = false;
   private loop: Promise<void> | null = null;
   private abort = new AbortController();
-  private wakeUp: AbortController | null = null;
+  private readonly wakeUps = new Set<AbortController>();
+  /** Taken off the memory queue by a sender loop and not yet acknowledged (concurrency > 1). */
+  private takenBatches = 0;
+  private takenBytes = 0;
 
   constructor(options: LaneOptions, ctx: LaneContext) {
     this.name = options.name;
@@ -99,17 +109,18 @@ export class Lane {
     this.retire = options.retire ?? false;
     this.ctx = ctx;
     this.spool = options.spool;
+    this.concurrency = Math.max(1, options.concurrency ?? 1);
     this.memory = new BoundedQueue({ maxItems: options.maxQueueBatches, maxBytes: options.maxQueueBytes });
     this.limits = { maxQueueBatches: options.maxQueueBatches, maxQueueBytes: options.maxQueueBytes };
   }
 
   /** Batches held in memory (spool mode: waiting for their spool write). */
   get memoryBatches(): number {
-    return this.memory.length + this.writingBatches;
+    return this.memory.length + this.writingBatches + this.takenBatches;
   }
 
   get memoryBytes(): number {
-    return this.memory.bytes + this.writingBytes;
+    return this.memory.bytes + this.writingBytes + this.takenBytes;
   }
 
   /** Batches not yet acknowledged: in memory and in the spool. */
@@ -193,7 +204,7 @@ export class Lane {
     if (this.running) return;
     this.running = true;
     this.abort = new AbortController();
-    this.loop = this.run();
+    this.loop = this.spool === null && this.concurrency > 1 ? Promise.all(Array.from({ length: this.concurrency }, () => this.runTaking())).then(() => undefined) : this.run();
   }
 
   /** Resolves when the sender loop has ended (a retiring lane ends by itself once empty). */
@@ -226,7 +237,7 @@ export class Lane {
 
   /** Cuts a retry wait short (the lane's collector came back). */
   wake(): void {
-    this.wakeUp?.abort();
+    for (const w of this.wakeUps) w.abort();
   }
 
   /** Whether the loop ended because a retiring lane has nothing left. */
@@ -245,6 +256,32 @@ export class Lane {
         break;
       }
       await this.complete(next, outcome);
+    }
+  }
+
+  /**
+   * One of `concurrency` sender loops of a memory-only lane: each takes the next batch off the
+   * queue, so several POSTs are under way at once (a collector's sync of one batch to disk
+   * overlaps the next one's parsing). An abandoned batch goes back to the front of the queue.
+   */
+  private async runTaking(): Promise<void> {
+    while (this.running) {
+      await this.memory.waitForItem(this.abort.signal);
+      if (!this.running) break;
+      const p = this.memory.shift();
+      if (p === undefined) continue;
+      const item: Taken = { ...p, position: null };
+      const bytes = p.batch.body.length;
+      this.takenBatches++;
+      this.takenBytes += bytes;
+      const outcome = await this.deliver(item);
+      this.takenBatches--;
+      this.takenBytes -= bytes;
+      if (outcome === 'aborted') {
+        this.memory.unshift(p, bytes);
+        break;
+      }
+      this.finish(item, outcome);
     }
   }
 
@@ -299,14 +336,22 @@ export class Lane {
 
   private async pause(ms: number): Promise<void> {
     const wake = new AbortController();
-    this.wakeUp = wake;
+    this.wakeUps.add(wake);
     try {
       await sleep(ms, undefined, { signal: AbortSignal.any([this.abort.signal, wake.signal]) });
     } catch {
       // woken early: stopping, or the collector came back
     } finally {
-      this.wakeUp = null;
+      this.wakeUps.delete(wake);
     }
+  }
+
+  /** Counts how a batch taken off the memory queue left the lane, and tells its sender. */
+  private finish(item: Taken, outcome: 'delivered' | 'rejected'): void {
+    const kind = item.batch.kind;
+    if (outcome === 'delivered') this.ctx.instruments.sent.inc({ kind });
+    else this.ctx.instruments.dropped.inc({ kind, reason: 'rejected' });
+    item.onDone?.(outcome);
   }
 
   private async complete(item: Taken, outcome: 'delivered' | 'rejected'): Promise<void> {

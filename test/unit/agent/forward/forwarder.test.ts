@@ -294,3 +294,45 @@ async function listenOn(port: number) {
       }),
   };
 }
+
+describe('forwarder: log batches in flight at once', () => {
+  it('posts up to logsInFlight log batches at once and acknowledges each once, in any order', async () => {
+    const { createServer } = await import('node:http');
+    const open: { id: string; done: () => void }[] = [];
+    const seen: string[] = [];
+    let most = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.url !== '/v1/logs') return res.writeHead(200).end('{}');
+        const id = String(req.headers['x-plumb-batch-id']);
+        seen.push(id);
+        open.push({ id, done: () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}') });
+        most = Math.max(most, open.length);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+      const { f } = forwarder([url], { logsInFlight: 3, healthCheckIntervalMs: 60_000 });
+      await f.start();
+      const acked: string[] = [];
+      for (let i = 1; i <= 7; i++) await f.send('logs', '/v1/logs', `l${i}`, Buffer.from(`{"n":${i}}\n`), (r) => r === 'delivered' && acked.push(`l${i}`), { contentType: 'application/x-ndjson' });
+      await waitFor(() => open.length === 3);
+      expect(acked).toEqual([]);
+      // answer the last one first: acknowledgements need not follow the order of sending
+      while (acked.length < 7) {
+        await waitFor(() => open.length > 0);
+        open.splice(open.length - 1, 1)[0].done();
+        await waitFor(() => open.length > 0 || acked.length === 7);
+      }
+      expect(most).toBe(3);
+      expect([...acked].sort()).toEqual(['l1', 'l2', 'l3', 'l4', 'l5', 'l6', 'l7']);
+      expect([...seen].sort()).toEqual(['l1', 'l2', 'l3', 'l4', 'l5', 'l6', 'l7']);
+      expect(f.queuedBatches).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
