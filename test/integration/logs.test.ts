@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startCollector, startPlumb, spawnTracked, stopAllInProcess, stopAllProcesses, stopProcess, NODE_BIN, REPO_ROOT, type CollectorUnderTest, type TrackedProcess } from '../helpers/processes.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { freeTcpPort } from '../helpers/ports.ts';
 import { metricValue } from '../helpers/metrics.ts';
 
 const LOG_WRITER = path.join(REPO_ROOT, 'test', 'helpers', 'log-writer.ts');
@@ -87,7 +88,11 @@ async function agentProcess(dir: string, url: string, glob: string, extra = ''):
       fields: { service: e2e }
 `,
   );
-  return startPlumb(['agent', '--config', config], { env: { PLUMB_AGENT__DATA_DIR: path.join(dir, 'agent') } });
+  const port = await freeTcpPort();
+  const agent = startPlumb(['agent', '--config', config], { env: { PLUMB_AGENT__DATA_DIR: path.join(dir, 'agent'), PLUMB_AGENT__HTTP__LISTEN: `127.0.0.1:${port}` } });
+  // up before the test goes on: a stop signalled during start-up would find no handler yet
+  await waitFor(async () => agent.exit !== null || (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)), { what: 'the agent to answer /healthz', timeoutMs: 30_000 });
+  return agent;
 }
 
 describe('logs end to end', () => {
