@@ -465,6 +465,7 @@ export class PlumbAgent {
         grok: () => this.grokDebugger,
         status: () => this.status.report(),
         inputs: { lagThresholdMs: this.config.tail.lagThreshold },
+        tapComponents: () => this.taps.components,
       }),
     );
     app.get('/api/v1/status', async () => this.status.report());

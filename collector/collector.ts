@@ -309,6 +309,7 @@ export class PlumbCollector {
         version: this.ctx.version ?? 'unknown',
         grok: this.ctx.grok ?? (() => null),
         status: () => this.status.report(),
+        tapComponents: () => this.taps.components,
         login: security.tokenDigests.length > 0,
         secure: security.https !== null,
         alerts: { rules: () => alerts.rulesJSON() as unknown as RulesBody, history: (slo) => sloHistory.samples(slo) },

@@ -28,6 +28,8 @@ export interface ConsoleOptions {
   grok: () => GrokService | null;
   /** The role's status report (GET /api/v1/status), for the Pipeline, Inputs and Tap pages. */
   status?: () => Promise<StatusReport>;
+  /** Components that can be tapped (GET /api/v1/tap), for the Live tap page. */
+  tapComponents?: () => string[];
   /** Agent: the Inputs page, marking files that lag past this (agent.tail.lagThreshold, ms). */
   inputs?: { lagThresholdMs: number };
   alerts?: AlertsSource;
@@ -123,7 +125,7 @@ export function consoleRoutes(o: ConsoleOptions): FastifyPluginAsync {
       }
       app.get<{ Querystring: Record<string, string | undefined> }>('/ui/tap', async (req, reply) => {
         const q = req.query;
-        return send(reply, '/ui/tap', 'Live tap', 0, tapPage(await status(), { component: q.component ?? '', filter: q.filter ?? '', rate: q.rate ?? '20', limit: q.limit ?? '1000' }));
+        return send(reply, '/ui/tap', 'Live tap', 0, tapPage(await status(), o.tapComponents?.() ?? [], { component: q.component ?? '', filter: q.filter ?? '', rate: q.rate ?? '20', limit: q.limit ?? '1000' }));
       });
     }
     if (o.alerts !== undefined) {

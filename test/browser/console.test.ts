@@ -70,7 +70,7 @@ describe('web console in chromium', () => {
   });
 
   it('the page refreshes itself in place (with JavaScript) and still shows everything without it', async () => {
-    await page.goto(`${collectorUrl}/ui/alerts`);
+    await page.goto(`${collectorUrl}/ui/pipeline`); // refreshes every 2 s
     const stamp = await page.$eval('main', (el) => ((el as HTMLElement).dataset.stamp = 'before'));
     expect(stamp).toBe('before');
     // the script swaps main's content, not the element: a marker inside it disappears
@@ -179,6 +179,34 @@ describe('web console in chromium', () => {
     } finally {
       await noJs.close();
     }
+  });
+
+  it('Live tap streams what passes a component, filtered, and ends at its limit', async () => {
+    await page.goto(`${agentUrl}/ui/tap`);
+    expect(await page.$$eval('select[name=component] option', (os) => os.map((o) => (o as HTMLOptionElement).value))).toContain('statsd');
+    await page.select('select[name=component]', 'statsd');
+    await page.type('input[name=filter]', 'line =~ /^checkout\\.ok/');
+    await page.$eval('input[name=rate]', (el) => ((el as HTMLInputElement).value = '50'));
+    await page.$eval('input[name=limit]', (el) => ((el as HTMLInputElement).value = '3'));
+    const stopFeed = scene.feed();
+    try {
+      await page.click('#tap-start');
+      await page.waitForFunction(() => document.getElementById('tap-state')?.textContent?.startsWith('Ended after 3'), { timeout: 20_000 });
+    } finally {
+      stopFeed();
+    }
+    const lines = (await text('#tap-out')).split('\n').filter((l) => l !== '');
+    expect(lines).toHaveLength(3);
+    for (const l of lines) {
+      expect(l).toMatch(/ metric statsd /);
+      expect(l).toContain('checkout.ok:9|c');
+      expect(l).not.toContain('queue.depth');
+    }
+    // a filter the tap cannot compile is said, not streamed
+    await page.$eval('input[name=filter]', (el) => ((el as HTMLInputElement).value = 'line =~'));
+    await page.click('#tap-start');
+    await page.waitForFunction(() => document.getElementById('tap-state')?.textContent?.startsWith('Failed'), { timeout: 10_000 });
+    expect(await text('#tap-state')).toMatch(/filter/);
   });
 
   it('a pattern that backtracks without end is cut by the line deadline, not left running', async () => {

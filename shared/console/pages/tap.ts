@@ -13,9 +13,14 @@ export interface TapForm {
   limit: string;
 }
 
-export function tapPage(report: StatusReport, form: TapForm): string {
-  const options = report.components
-    .map((c) => `<option value="${esc(c.id)}"${c.id === form.component ? ' selected' : ''}>${esc(c.id)} (${esc(c.kind)}, ${esc(c.type)})</option>`)
+/** `tappable`: the components with a tap point; the report adds what each is. */
+export function tapPage(report: StatusReport, tappable: readonly string[], form: TapForm): string {
+  const byId = new Map(report.components.map((c) => [c.id, c]));
+  const options = tappable
+    .map((id) => {
+      const c = byId.get(id);
+      return `<option value="${esc(id)}"${id === form.component ? ' selected' : ''}>${esc(id)}${c !== undefined ? ` (${esc(c.kind)}, ${esc(c.type)})` : ''}</option>`;
+    })
     .join('');
   return `<h1>Live tap</h1>
 <form class="inline" method="get" action="/api/v1/tap" id="tap-form">
