@@ -151,6 +151,30 @@ collector:
     expect(r.stdout).toContain('lags');
   }, 60_000);
 
+  it('asks a collector that needs a token with --token-file or PLUMB_TOKEN, and says so when none is given', async () => {
+    const [port] = await freeTcpPorts(1);
+    const config = join(dir, 'collector.yaml');
+    await writeFile(config, `collector:\n  listen: "127.0.0.1:${port}"\n  auth: { tokens: ["s3cret-token"] }\n`);
+    const tokenFile = join(dir, 'token');
+    await writeFile(tokenFile, '# the collector token\ns3cret-token\n');
+    startPlumb(['collector', '--config', config]);
+    const url = `http://127.0.0.1:${port}`;
+    await waitForHealthy(url, 30_000);
+    const none = await runPlumb(['status', '--url', url]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('401, give a token with --token-file or PLUMB_TOKEN');
+    const viaFile = await waitFor(async () => {
+      const r = await runPlumb(['status', '--url', url, '--token-file', tokenFile, '--json']);
+      return r.code === 0 ? r : undefined;
+    }, { timeoutMs: 20_000, what: 'a healthy answer with the token file' });
+    expect((JSON.parse(viaFile.stdout) as StatusReport).role).toBe('collector');
+    const viaEnv = await runPlumb(['status', '--url', url], { env: { PLUMB_TOKEN: 's3cret-token' } });
+    expect(viaEnv.code).toBe(0);
+    const wrong = await runPlumb(['tap', 'ingest_logs', '--url', url], { env: { PLUMB_TOKEN: 'wrong' } });
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain('401');
+  }, 60_000);
+
   it('exits 2 with a clear message when nothing answers', async () => {
     const [port] = await freeTcpPorts(1);
     const r = await runPlumb(['status', '--url', `http://127.0.0.1:${port}`]);
