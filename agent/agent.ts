@@ -6,7 +6,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { AgentConfig } from './config.ts';
+import { aggregatorOptions, type AgentConfig } from './config.ts';
 import { Aggregator } from './statsd/aggregator.ts';
 import { StatsdServer } from './statsd/server.ts';
 import { Forwarder } from './forward/forwarder.ts';
@@ -30,7 +30,7 @@ import type { KubeMetadata } from './logs/kubernetes/metadata.ts';
 import type { OtlpIntake } from '../shared/otlp/intake.ts';
 import type { OtlpServer } from '../shared/otlp/http.ts';
 import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
-import { agentHeader } from '../shared/wire.ts';
+import { agentHeader, type AgentIdentity } from '../shared/wire.ts';
 import type { GrokDebugger } from './logs/grok-debug.ts';
 import type { GrokService } from '../shared/console/grok.ts';
 import { consoleRoutes } from '../shared/console/routes.ts';
@@ -38,6 +38,7 @@ import { MemoryGuard } from './memory/guard.ts';
 import type { StatusContext, StatusModel } from '../shared/status.ts';
 import { agentStatusModel } from './status.ts';
 import { TapHub, registerTapRoute, type TapPoint } from '../shared/tap.ts';
+import type { ReloadRule } from '../shared/reload.ts';
 
 /**
  * Span batches the forwarder's traces lane may hold in memory at once; more wait in the batcher,
@@ -65,26 +66,51 @@ export interface AgentContext {
   env?: Record<string, string | undefined>;
 }
 
+/**
+ * Which component owns which keys, for a whole-config reload (shared/reload.ts). Listeners,
+ * the data directory and identity (id, hostname) are fixed for the life of the process; the
+ * span and OTLP receivers too (their doors are listeners), and the memory budget.
+ */
+export const AGENT_RELOAD_RULES: readonly ReloadRule[] = [
+  { path: 'agent.id', component: null },
+  { path: 'agent.hostname', component: null },
+  { path: 'agent.dataDir', component: null },
+  { path: 'agent.http', component: null },
+  { path: 'agent.statsd', component: null },
+  ...['maxSeries', 'maxSetMembers', 'maxEvents', 'gaugeTtl', 'maxTimestampSkew', 'tagStyles', 'tags'].map((k) => ({ path: `agent.statsd.${k}`, component: 'agent:statsd' })),
+  { path: 'agent.statsd.flushInterval', component: 'agent:statsd-interval' },
+  { path: 'agent.forward', component: 'agent:forward' },
+  { path: 'agent.logs', component: 'agent:logs' },
+  { path: 'agent.tail', component: 'agent:logs' },
+  { path: 'agent.grok', component: 'agent:logs' },
+  { path: 'agent.host', component: 'agent:host' },
+  { path: 'agent.checks', component: 'agent:checks' },
+  { path: 'agent.traces', component: null },
+  { path: 'agent.otlp', component: null },
+  { path: 'agent.memory', component: null },
+  { path: 'agent.kubernetes', component: null },
+];
+
 export class PlumbAgent {
-  readonly config: AgentConfig;
+  config: AgentConfig;
   private readonly ctx: AgentContext;
   readonly aggregator: Aggregator;
   readonly statsd: StatsdServer;
-  readonly forwarder: Forwarder;
-  readonly host: HostCollector | null;
+  forwarder: Forwarder;
+  host: HostCollector | null;
   /**
    * Host metrics collected at each flush rather than on their own timer, when the two intervals
    * are equal (the default): two timers of one period drift against each other, so an interval
    * sometimes got two collections (the first one's gauges overwritten) and the next none.
    */
-  private readonly hostDriven: boolean;
+  private hostDriven: boolean;
   /** Per collector: intervals its lane had no room for, merged (forward/backlog.ts). */
   private readonly pending = new Map<string, PendingInterval>();
-  private readonly backlogLimits: BacklogLimits;
+  private backlogLimits: BacklogLimits;
   private handoff: Promise<void> = Promise.resolve();
   private readonly intervalsMerged: { inc(): void };
   private readonly mergeDrop: (reason: BacklogDropReason | 'shutdown', n: number) => void;
-  readonly checks: ServiceChecker | null;
+  checks: ServiceChecker | null;
   /** Spans from applications, sealed into batches for the forwarder; null when the receiver is off. */
   readonly spanBatcher: SpanBatcher | null;
   /**
@@ -102,6 +128,12 @@ export class PlumbAgent {
     run: async (request) => (await this.loadGrok()).run(request),
   };
   private grok: Promise<GrokDebugger> | null = null;
+  /** While the forwarder is replaced by a reload: span batches wait in the batcher. */
+  private swappingForwarder = false;
+  /** One reconfiguration at a time. */
+  private reconfiguring: Promise<unknown> = Promise.resolve();
+  /** The fleet part of the x-plumb-agent header: group, bundle, refused bundle. */
+  private fleet: Pick<AgentIdentity, 'group' | 'bundle' | 'refused' | 'refusedErrors'> = {};
   private zipkin: ZipkinReceiver | null = null;
   /** OTLP doors' shared intake; null unless agent.otlp.enabled. Opened by start(). */
   otlp: OtlpIntake | null = null;
@@ -132,19 +164,7 @@ export class PlumbAgent {
     const hostname = config.hostname ?? os.hostname();
     this.instance = `${config.id ?? hostname}@${Date.now()}-${randomBytes(3).toString('hex')}`;
     const s = config.statsd;
-    this.aggregator = new Aggregator(
-      {
-        maxSeries: s.maxSeries,
-        maxSetMembers: s.maxSetMembers,
-        relativeAccuracy: s.relativeAccuracy,
-        tagStyles: s.tagStyles,
-        maxEvents: s.maxEvents,
-        gaugeTtlMs: s.gaugeTtl,
-        extraTags: s.tags,
-        maxTimestampSkewMs: s.maxTimestampSkew,
-      },
-      ctx.telemetry,
-    );
+    this.aggregator = new Aggregator(aggregatorOptions(s), ctx.telemetry);
     this.statsd = new StatsdServer(
       {
         listen: s.listen,
@@ -158,8 +178,44 @@ export class PlumbAgent {
       this.aggregator,
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'statsd' }) },
     );
+    this.forwarder = this.buildForwarder();
+    this.backlogLimits = { maxSeries: s.maxSeries, maxSetMembers: s.maxSetMembers, maxEvents: s.maxEvents };
+    this.intervalsMerged = ctx.telemetry.counter('plumb_forward_intervals_merged_total', 'metric intervals merged into a pending interval because their collector\'s lane (spool or memory queue) was full');
+    const mergeDropped = ctx.telemetry.counter('plumb_forward_merge_dropped_total', 'metrics, events and checks dropped from merged pending intervals, by reason (merge_max_series, merge_max_events, shutdown)', ['reason']);
+    for (const reason of ['merge_max_series', 'merge_max_events', 'shutdown']) mergeDropped.inc({ reason }, 0);
+    this.mergeDrop = (reason, n) => mergeDropped.inc({ reason }, n);
+    ctx.telemetry.gaugeFrom('plumb_forward_pending_series', 'series held in merged pending intervals, waiting for room in their lane', () => {
+      let n = 0;
+      for (const p of this.pending.values()) n += p.series;
+      return n;
+    });
+    this.guard = new MemoryGuard({ budgetBytes: config.memory.budget, checkIntervalMs: config.memory.checkInterval }, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'memory' }) });
+    this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
+    this.spanBatcher = config.traces.zipkin.enabled || config.otlp.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
+    this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
+    this.host = this.buildHost();
+    this.checks = this.buildChecks();
+    this.status = agentStatusModel(this, ctx.telemetry, ctx.status);
+    this.taps = new TapHub(ctx.telemetry);
+    if (config.statsd.enabled) this.aggregator.tap = this.taps.point('statsd', 'metric');
+    this.aggregatorTap = this.taps.point('aggregator', 'metric');
+    if (config.host.enabled || this.checks !== null) this.taps.point('host', 'metric');
+    if (config.logs.length > 0) {
+      this.taps.point('files', 'event');
+      this.taps.point('parser', 'event');
+    }
+    if (this.spanBatcher !== null) this.spanBatcher.tap = this.taps.point('span_batcher', 'span');
+  }
+
+  /** Fleet configuration state named on every batch from now on (agent.remoteConfig). */
+  setFleetIdentity(fleet: Pick<AgentIdentity, 'group' | 'bundle' | 'refused' | 'refusedErrors'>): void {
+    this.fleet = fleet;
+  }
+
+  private buildForwarder(): Forwarder {
+    const { config, ctx } = this;
     const f = config.forward;
-    this.forwarder = new Forwarder(
+    return new Forwarder(
       {
         collectors: f.collectors,
         timeoutMs: f.timeout,
@@ -176,37 +232,48 @@ export class PlumbAgent {
         auth: f.auth,
         tls: f.tls,
         // the config hash is the status report's (sha256 of the file), read at each batch: a reload changes it
-        identity: () => agentHeader({ hostname, version: ctx.version ?? ctx.status?.version ?? 'unknown', configHash: ctx.status?.config().hash ?? '', instance: this.instance }),
+        identity: () => agentHeader({ hostname: config.hostname ?? os.hostname(), version: ctx.version ?? ctx.status?.version ?? 'unknown', configHash: ctx.status?.config().hash ?? '', instance: this.instance, ...this.fleet }),
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );
-    this.backlogLimits = { maxSeries: s.maxSeries, maxSetMembers: s.maxSetMembers, maxEvents: s.maxEvents };
-    this.intervalsMerged = ctx.telemetry.counter('plumb_forward_intervals_merged_total', 'metric intervals merged into a pending interval because their collector\'s lane (spool or memory queue) was full');
-    const mergeDropped = ctx.telemetry.counter('plumb_forward_merge_dropped_total', 'metrics, events and checks dropped from merged pending intervals, by reason (merge_max_series, merge_max_events, shutdown)', ['reason']);
-    for (const reason of ['merge_max_series', 'merge_max_events', 'shutdown']) mergeDropped.inc({ reason }, 0);
-    this.mergeDrop = (reason, n) => mergeDropped.inc({ reason }, n);
-    ctx.telemetry.gaugeFrom('plumb_forward_pending_series', 'series held in merged pending intervals, waiting for room in their lane', () => {
-      let n = 0;
-      for (const p of this.pending.values()) n += p.series;
-      return n;
-    });
-    this.guard = new MemoryGuard({ budgetBytes: config.memory.budget, checkIntervalMs: config.memory.checkInterval }, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'memory' }) });
-    this.flushes = ctx.telemetry.counter('plumb_agent_flushes_total', 'statsd intervals ended and handed to the forwarder (empty ones included)');
-    this.spanBatcher = config.traces.zipkin.enabled || config.otlp.enabled ? new SpanBatcher(config.traces.batch, { telemetry: ctx.telemetry, log: ctx.log, agent: this.instance }) : null;
-    const hostCtx = { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) };
-    this.hostDriven = config.host.enabled && config.statsd.enabled && config.host.interval === config.statsd.flushInterval;
-    this.host = config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, hostCtx) : null;
-    this.checks = config.checks.checks.length > 0 ? new ServiceChecker(config.checks, hostCtx) : null;
-    this.status = agentStatusModel(this, ctx.telemetry, ctx.status);
-    this.taps = new TapHub(ctx.telemetry);
-    if (config.statsd.enabled) this.aggregator.tap = this.taps.point('statsd', 'metric');
-    this.aggregatorTap = this.taps.point('aggregator', 'metric');
-    if (config.host.enabled || this.checks !== null) this.taps.point('host', 'metric');
-    if (config.logs.length > 0) {
-      this.taps.point('files', 'event');
-      this.taps.point('parser', 'event');
+  }
+
+  private buildHost(): HostCollector | null {
+    const { config, ctx } = this;
+    return config.host.enabled ? new HostCollector({ ...config.host, hostname: config.host.hostname ?? config.hostname }, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) }) : null;
+  }
+
+  private buildChecks(): ServiceChecker | null {
+    const { config, ctx } = this;
+    return config.checks.checks.length > 0 ? new ServiceChecker(config.checks, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'host' }) }) : null;
+  }
+
+  /** The parser pool (piscina) and the tailer are loaded only by an agent that tails. */
+  private async startLogs(): Promise<void> {
+    const config = this.config;
+    if (config.logs.length === 0) return;
+    const { LogPipeline } = await import('./logs/pipeline.ts');
+    if (config.kubernetes.enabled && this.kubernetes === undefined) {
+      const { resolveAccess } = await import('./logs/kubernetes/access.ts');
+      const { KubeMetadata } = await import('./logs/kubernetes/metadata.ts');
+      const access = resolveAccess(config.kubernetes.kubeconfig, this.ctx.env ?? {});
+      this.kubernetes = new KubeMetadata(config.kubernetes, access, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'kubernetes' }) });
+      this.kubernetes.start();
+      this.ctx.log.info({ api: access.server, via: access.source }, 'Kubernetes metadata for logs');
     }
-    if (this.spanBatcher !== null) this.spanBatcher.tap = this.taps.point('span_batcher', 'span');
+    this.logs = new LogPipeline(
+      { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname() },
+      {
+        telemetry: this.ctx.telemetry,
+        log: this.ctx.log.child({ component: 'logs' }),
+        forwarder: this.forwarder,
+        tracing: this.tracing,
+        admit: () => this.guard.whenReadingAllowed(),
+        kubernetes: this.kubernetes,
+        taps: { files: this.taps.point('files', 'event'), parser: this.taps.point('parser', 'event') },
+      },
+    );
+    await this.logs.start();
   }
 
   private loadGrok(): Promise<GrokDebugger> {
@@ -220,51 +287,104 @@ export class PlumbAgent {
     await this.forwarder.start();
     await this.startHttp();
     await this.startTraces();
-    if (this.config.logs.length > 0) {
-      const { LogPipeline } = await import('./logs/pipeline.ts');
-      const config = this.config;
-      if (config.kubernetes.enabled) {
-        const { resolveAccess } = await import('./logs/kubernetes/access.ts');
-        const { KubeMetadata } = await import('./logs/kubernetes/metadata.ts');
-        const access = resolveAccess(config.kubernetes.kubeconfig, this.ctx.env ?? {});
-        this.kubernetes = new KubeMetadata(config.kubernetes, access, { telemetry: this.ctx.telemetry, log: this.ctx.log.child({ component: 'kubernetes' }) });
-        this.kubernetes.start();
-        this.ctx.log.info({ api: access.server, via: access.source }, 'Kubernetes metadata for logs');
-      }
-      this.logs = new LogPipeline(
-        { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname() },
-        {
-          telemetry: this.ctx.telemetry,
-          log: this.ctx.log.child({ component: 'logs' }),
-          forwarder: this.forwarder,
-          tracing: this.tracing,
-          admit: () => this.guard.whenReadingAllowed(),
-          kubernetes: this.kubernetes,
-          taps: { files: this.taps.point('files', 'event'), parser: this.taps.point('parser', 'event') },
-        },
-      );
-      await this.logs.start();
-    }
+    await this.startLogs();
     if (this.config.statsd.enabled) {
       await this.statsd.start();
-      this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);
-      this.flushTimer.unref();
+      this.startFlushTimer();
     }
-    const hostTap = this.taps.point('host', 'metric');
-    const addSamples = (samples: HostSample[]): void => {
-      if (hostTap.active) hostTap.publish(samples);
-      for (const s of samples) this.aggregator.addSample(s.name, s.type, s.value, s.tags);
-    };
-    this.host?.start(addSamples, this.hostDriven);
+    this.host?.start(this.addSamples, this.hostDriven);
     this.status.start();
-    if (this.checks) {
-      const hostname = this.config.hostname ?? (this.host ? await this.host.hostname() : os.hostname());
-      this.checks.start((results) => {
-        addSamples(checkSamples(results, hostname));
-        for (const c of serviceCheckStatuses(results, hostname)) this.aggregator.addServiceCheck(c);
-      });
-    }
+    await this.startChecks();
     this.ready = true;
+  }
+
+  private startFlushTimer(): void {
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    this.flushTimer = setInterval(() => void this.flush(), this.config.statsd.flushInterval);
+    this.flushTimer.unref();
+  }
+
+  private readonly addSamples = (samples: HostSample[]): void => {
+    const hostTap = this.taps.point('host', 'metric');
+    if (hostTap.active) hostTap.publish(samples);
+    for (const s of samples) this.aggregator.addSample(s.name, s.type, s.value, s.tags);
+  };
+
+  private async startChecks(): Promise<void> {
+    if (!this.checks) return;
+    const hostname = this.config.hostname ?? (this.host ? await this.host.hostname() : os.hostname());
+    this.checks.start((results) => {
+      this.addSamples(checkSamples(results, hostname));
+      for (const c of serviceCheckStatuses(results, hostname)) this.aggregator.addServiceCheck(c);
+    });
+  }
+
+  /**
+   * Applies a new, already validated config to the running agent: only the components named
+   * (from AGENT_RELOAD_RULES) are touched. The interval in hand is flushed before the statsd
+   * settings change; a new forwarder takes over the old one's spool (what the old one did not
+   * deliver within the deadline stays on disk and is sent by the new one); the log pipeline stops
+   * with its acknowledged offsets checkpointed and the new one resumes from them.
+   */
+  async reconfigure(next: AgentConfig, components: readonly string[], deadlineMs = 10_000): Promise<void> {
+    const run = this.reconfiguring.then(() => this.applyConfig(next, new Set(components), deadlineMs));
+    this.reconfiguring = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyConfig(next: AgentConfig, c: Set<string>, deadlineMs: number): Promise<void> {
+    const deadline = Date.now() + deadlineMs;
+    const log = this.ctx.log.child({ component: 'reload' });
+    this.config = next;
+    const s = next.statsd;
+    this.backlogLimits = { maxSeries: s.maxSeries, maxSetMembers: s.maxSetMembers, maxEvents: s.maxEvents };
+    const forward = c.has('agent:forward');
+    const logs = forward || c.has('agent:logs');
+    if (logs && this.logs !== null) {
+      await this.logs.stop(Math.max(0, deadline - Date.now()));
+      this.logs = null;
+      log.info('log pipeline stopped for the new config (acknowledged offsets checkpointed)');
+    }
+    if (logs && this.grok !== null) {
+      // the console's debugger lists the inputs it was built with
+      const grok = this.grok;
+      this.grok = null;
+      await (await grok).stop();
+    }
+    if (forward || c.has('agent:statsd')) {
+      // the interval in hand goes out under the settings it was counted with
+      await this.flush();
+      this.aggregator.reconfigure(aggregatorOptions(s));
+    }
+    if (forward) {
+      this.swappingForwarder = true;
+      // in the hand-off chain: a flush that ends meanwhile hands its interval to the new forwarder
+      const swap = this.handoff.then(async () => {
+        await this.forwarder.stop(Math.max(0, deadline - Date.now()));
+        this.forwarder = this.buildForwarder();
+        await this.forwarder.start();
+      });
+      this.handoff = swap.catch(() => undefined);
+      try {
+        await swap;
+      } finally {
+        this.swappingForwarder = false;
+      }
+      log.info({ collectors: next.forward.collectors }, 'forwarder restarted for the new config');
+    }
+    if (logs) await this.startLogs();
+    if (c.has('agent:statsd-interval') && this.flushTimer !== null) this.startFlushTimer();
+    if (c.has('agent:host') || c.has('agent:statsd-interval')) {
+      await this.host?.stop();
+      this.hostDriven = next.host.enabled && next.statsd.enabled && next.host.interval === next.statsd.flushInterval;
+      this.host = this.buildHost();
+      this.host?.start(this.addSamples, this.hostDriven);
+    }
+    if (c.has('agent:checks')) {
+      await this.checks?.stop();
+      this.checks = this.buildChecks();
+      await this.startChecks();
+    }
   }
 
   /**
@@ -407,7 +527,7 @@ export class PlumbAgent {
    * the batch stays with the batcher, its queue fills and applications are answered 429.
    */
   private async forwardSpans(batch: SealedSpanBatch): Promise<boolean> {
-    if (this.forwarder.laneBacklog('traces') >= SPAN_BATCHES_IN_FORWARDER) return false;
+    if (this.swappingForwarder || this.forwarder.laneBacklog('traces') >= SPAN_BATCHES_IN_FORWARDER) return false;
     const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'traces', 'plumb.batch.id': batch.id, 'plumb.spans': batch.count } }, ROOT_CONTEXT);
     try {
       const outcome = await this.forwarder.send('traces', TRACES_PATH, batch.id, batch.body, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), whenFull: 'refuse', contentType: JSON_TYPE });
@@ -486,6 +606,7 @@ export class PlumbAgent {
    * spool on, what is not delivered by then stays on disk for the next start.
    */
   async stop(deadlineMs = 10_000): Promise<void> {
+    await this.reconfiguring;
     const deadline = Date.now() + deadlineMs;
     this.ready = false;
     // a stopping agent drains: nothing may wait on the guard

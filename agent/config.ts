@@ -10,6 +10,7 @@ import { GrokPoolSchema } from './logs/config.ts';
 import { KubernetesSchema } from './logs/kubernetes/config.ts';
 import { otlpSchema } from '../shared/otlp/config.ts';
 import { HttpLimitsProperties } from '../shared/http-limits.ts';
+import type { AggregatorOptions } from './statsd/aggregator.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -141,3 +142,17 @@ export const AgentSchema = Section({
 });
 
 export type AgentConfig = StaticDecode<typeof AgentSchema>;
+
+/** The aggregator's settings from the agent's statsd section. */
+export function aggregatorOptions(s: StaticDecode<typeof StatsdSchema>): AggregatorOptions {
+  return {
+    maxSeries: s.maxSeries,
+    maxSetMembers: s.maxSetMembers,
+    relativeAccuracy: s.relativeAccuracy,
+    tagStyles: s.tagStyles,
+    maxEvents: s.maxEvents,
+    gaugeTtlMs: s.gaugeTtl,
+    extraTags: s.tags,
+    maxTimestampSkewMs: s.maxTimestampSkew,
+  };
+}

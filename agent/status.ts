@@ -38,6 +38,8 @@ export function agentStatusModel(agent: PlumbAgent, telemetry: Telemetry, status
     metrics: ['plumb_statsd_series', 'plumb_forward_dropped_total', 'plumb_forward_items_rejected_total', 'plumb_statsd_dropped_total', 'plumb_host_samples_total', 'plumb_forward_queued_total', 'plumb_forward_batches_total'],
     totals: (v) => new Map([['statsd\0lines', v.sum(STATSD_LINES)]]),
     sections: async (v, window, now) => {
+      // the config of the moment: a reload may have replaced it
+      const c = agent.config;
       const out: Partial<StatusReport> & { problems?: Map<string, Problem[]> } = {};
       if (c.statsd.enabled) {
         const lines = v.sum(STATSD_LINES);

@@ -5,7 +5,7 @@
  * never uses: their schemas live beside the sinks, stores and SDKs they configure.
  */
 import { Type, type StaticDecode } from '@sinclair/typebox';
-import { Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
+import { Duration, Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
 import { serviceCheckErrors, ServiceChecksSchema } from '../agent/host/config.ts';
 import { AgentLogsSchema, logsConfigErrors } from '../agent/logs/config.ts';
@@ -22,11 +22,21 @@ export const LogLevelSchema = Section({
 
 export const TelemetrySchema = Section({ tracing: SelfTracingSchema }, { description: "plumb's own telemetry" });
 
+export const ReloadSchema = Section(
+  {
+    watch: Type.Boolean({ default: true, description: 'reload when the config file changes (SIGHUP always reloads)' }),
+    debounce: Duration('500ms', { description: 'quiet time after a change of the file before it is read' }),
+    deadline: Duration('10s', { description: 'how long a reload lets a restarting component drain; what is left stays queued (spools, disk queues, unacknowledged log offsets)' }),
+  },
+  { description: 'Whole-config reload.' },
+);
+
 export const AgentFileSchema = Section({
   agent: AgentSchema,
   collector: Type.Optional(Type.Unknown({ description: 'read by plumb collector' })),
   log: LogLevelSchema,
   telemetry: TelemetrySchema,
+  reload: ReloadSchema,
 });
 
 export type AgentFileConfig = StaticDecode<typeof AgentFileSchema>;

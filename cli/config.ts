@@ -8,7 +8,7 @@ import { AlertsConfigSchema } from '../collector/alerts/config.ts';
 import { checkRulesFile } from '../collector/alerts/rules.ts';
 import { checkMappings } from '../collector/metrics/naming.ts';
 import { MetricSinksSchema, checkMetricSinksConfig } from '../collector/metrics/sinks/config.ts';
-import { AGENT_CHECKS, LogLevelSchema, TelemetrySchema } from './agent-config.ts';
+import { AGENT_CHECKS, LogLevelSchema, ReloadSchema, TelemetrySchema } from './agent-config.ts';
 import { CollectorLogsSchema, checkLogsConfig } from '../collector/logs/config.ts';
 import { checkSpanIndexConfig } from '../collector/traces/span-index.ts';
 import { SecurityCheckSchema, agentFileErrors, securityConfigErrors, securityFileErrors } from '../collector/security.ts';
@@ -20,6 +20,7 @@ export const PlumbSchema = Section({
   collector: CollectorSchema,
   log: LogLevelSchema,
   telemetry: TelemetrySchema,
+  reload: ReloadSchema,
 });
 
 export type PlumbConfig = StaticDecode<typeof PlumbSchema>;

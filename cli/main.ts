@@ -13,7 +13,6 @@
 // first: on too old a Node.js, one clear line before anything else loads
 import './node-version.ts';
 import { readFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -24,10 +23,12 @@ import { createLogger, logFormat, type LogFormat, type Logger } from '../shared/
 import { ConfigError } from '../shared/config.ts';
 import { PlumbError } from '../shared/errors.ts';
 import type { PlumbConfig } from './config.ts';
-import { selfTracingLoopErrors, type AgentFileConfig } from './agent-config.ts';
+import type { AgentFileConfig } from './agent-config.ts';
+import { ConfigReloader, loadComposed, type ConfigSource, type Role, type RolesConfig } from './reload.ts';
+import { ConfigState } from '../shared/reload.ts';
 import { startSelfTracing } from '../shared/tracing.ts';
 import type { GrokService } from '../shared/console/grok.ts';
-import type { ConfigStatus, StatusContext } from '../shared/status.ts';
+import type { StatusContext } from '../shared/status.ts';
 import { resolveRemote, type Remote, type RemoteFlags } from './remote.ts';
 
 const USAGE = `Usage: plumb <command> [options]
@@ -36,10 +37,12 @@ Commands:
   agent --config FILE        run the agent (statsd, forwarding)
   collector --config FILE    run the collector (ingest, /metrics)
   all --config FILE          run agent and collector in one process
-  check-config FILE [--offline]
+  check-config FILE [--offline] [--diff [--against OLD]]
                              validate FILE and print every error with its key path; the token and
                              TLS files and tokensEnv variable it names must be usable here, unless
-                             --offline (a config for another machine)
+                             --offline (a config for another machine); --diff: what a reload would
+                             change against the running config (or OLD), key by key: live, or
+                             needs restart
   statsd-parse               read statsd lines on stdin, write one JSON result per line
   grok --pattern P [--patterns-dir D]
                              match lines on stdin against a grok pattern, one JSON result per line
@@ -95,7 +98,7 @@ function parseArgs(argv: string[]): Args {
     if (a.startsWith('--')) {
       const eq = a.indexOf('=');
       if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
-      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version', 'offline', 'json'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
+      else if (i + 1 < argv.length && !argv[i + 1].startsWith('--') && !['help', 'version', 'offline', 'json', 'diff'].includes(a.slice(2))) flags.set(a.slice(2), argv[++i]);
       else flags.set(a.slice(2), true);
     } else {
       positional.push(a);
@@ -127,27 +130,12 @@ async function loadAgent(args: Args): Promise<AgentFileConfig> {
   return loadAgentConfig({ ...source(args), env: process.env });
 }
 
-type RolesConfig = Pick<PlumbConfig, 'agent' | 'log' | 'telemetry'> & { collector?: PlumbConfig['collector'] };
-
-/** What the status report says about the loaded config: its file, the sha256 of its bytes, when it was read. */
-function configStatus(args: Args): ConfigStatus {
-  const file = configPath(args);
-  let text = '';
-  try {
-    if (file !== undefined) text = readFileSync(file, 'utf8');
-  } catch {
-    // loading it already failed or succeeded; the hash then covers what could be read
-  }
-  return { path: file === undefined ? '' : resolve(file), hash: createHash('sha256').update(text).digest('hex'), loadedAt: new Date().toISOString() };
-}
-
-async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, log: Logger, loaded: ConfigStatus): Promise<void> {
-  const status: StatusContext = { version: version(), config: () => loaded };
+async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promise<void> {
   const telemetry = new Telemetry({ defaultMetrics: true });
-  if (roles.includes('agent')) {
-    const loop = selfTracingLoopErrors(config);
-    if (loop.length > 0) throw new PlumbError('PLUMB_ERR_CONFIG_INVALID', loop.join('\n'));
-  }
+  const loaded = await loadComposed(source, null, roles);
+  const config = loaded.config;
+  const state = new ConfigState(source.file === undefined ? '' : resolve(source.file), loaded.hash, telemetry);
+  const status: StatusContext = { version: version(), config: () => state.status() };
   const tracing = await startSelfTracing(config.telemetry.tracing, { telemetry, log: log.child({ component: 'self-tracing' }) });
   let collector: PlumbCollector | null = null;
   let agent: PlumbAgent | null = null;
@@ -167,12 +155,15 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
     await agent.start();
   }
   collector?.markReady();
-  log.info({ roles, version: version() }, 'plumb started');
+  const reloader = new ConfigReloader({ source, roles, agent, collector, log, state, running: loaded, bundle: null });
+  reloader.watch();
+  log.info({ roles, version: version(), config: state.path, hash: state.hash }, 'plumb started');
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    reloader.close();
     try {
       await agent?.stop();
       await collector?.stop();
@@ -185,7 +176,7 @@ async function runRoles(roles: ('agent' | 'collector')[], config: RolesConfig, l
       process.exit(1);
     }
   };
-  process.on('SIGHUP', () => void collector?.reload());
+  process.on('SIGHUP', () => void reloader.reload('signal'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
@@ -201,6 +192,34 @@ function standaloneGrok(config: RolesConfig): () => GrokService {
     },
   };
   return () => service;
+}
+
+/**
+ * What a reload with `next` would change: against the config a running process saved in its data
+ * dir, or against the file given with --against. One line per changed key: the component that
+ * takes it live, or "needs restart".
+ */
+async function checkConfigDiff(next: PlumbConfig, args: Args): Promise<number> {
+  const against = args.flags.get('against');
+  const { describeDiff, readRunning } = await import('./reload.ts');
+  let old: RolesConfig;
+  let roles: Role[] = ['collector', 'agent'];
+  if (typeof against === 'string') {
+    const { loadPlumbConfig } = await import('./config.ts');
+    old = loadPlumbConfig({ file: against, env: process.env });
+    process.stdout.write(`against ${against}:\n`);
+  } else {
+    const running = readRunning(next);
+    if (running === null) {
+      process.stderr.write(`plumb check-config --diff: no running config found in ${next.agent.dataDir} or ${next.collector.dataDir} (give an old file with --against FILE)\n`);
+      return 2;
+    }
+    old = running.config;
+    roles = running.roles;
+    process.stdout.write(`against the running config (${running.roles.join(' + ')}, ${running.hash}, saved ${running.savedAt} in ${running.file}):\n`);
+  }
+  for (const line of await describeDiff(old, next, roles)) process.stdout.write(`  ${line}\n`);
+  return 0;
 }
 
 /** Reads raw bytes (not text: invalid UTF-8 must reach the parser as it came) and answers line by line. */
@@ -269,8 +288,9 @@ async function main(argv: string[]): Promise<number> {
       }
       // the files and variables it names are checked on this machine too, unless told the config is for another
       const { loadPlumbConfig } = await import('./config.ts');
-      loadPlumbConfig({ file, env: process.env, machine: !args.flags.has('offline') });
+      const checked = loadPlumbConfig({ file, env: process.env, machine: !args.flags.has('offline') });
       process.stdout.write(`${file}: ok\n`);
+      if (args.flags.has('diff')) return checkConfigDiff(checked, args);
       return 0;
     }
     case 'statsd-parse':
@@ -369,10 +389,9 @@ async function main(argv: string[]): Promise<number> {
     case 'all': {
       // an agent leaves the collector's section unread
       const config: RolesConfig = args.command === 'agent' ? { ...(await loadAgent(args)), collector: undefined } : await load(args);
-      const loaded = configStatus(args);
       const log = createLogger({ level: config.log.level, name: 'plumb', format: logFormatOf(args, config.log.format) });
       const roles = args.command === 'all' ? (['collector', 'agent'] as const) : ([args.command] as const);
-      await runRoles([...roles], config, log, loaded);
+      await runRoles([...roles], { file: configPath(args), env: process.env }, log);
       return -1; // keep running until a signal
     }
     default:

@@ -48,6 +48,8 @@ import type { RulesBody } from '../shared/console/pages/alerts.ts';
 import type { StatusContext, StatusModel } from '../shared/status.ts';
 import { collectorStatusModel } from './status.ts';
 import { TapHub, registerTapRoute } from '../shared/tap.ts';
+import { SwappableLogSink } from './logs/swap.ts';
+import type { ReloadRule } from '../shared/reload.ts';
 
 export interface CollectorContext {
   telemetry: Telemetry;
@@ -69,8 +71,22 @@ export interface CollectorContext {
   status?: StatusContext;
 }
 
+/**
+ * Which component owns which keys, for a whole-config reload (shared/reload.ts). Listeners,
+ * security (tokens, TLS), the data directory, the journal and the fleet are fixed for the life
+ * of the process, and so are the settings that shape what the store already holds (quantiles,
+ * windows, sketch accuracy).
+ */
+export const COLLECTOR_RELOAD_RULES: readonly ReloadRule[] = [
+  ...['mappings', 'maxSeries', 'seriesTtl', 'maxEvents'].map((k) => ({ path: `collector.metrics.${k}`, component: 'collector:metric-store' })),
+  ...['maxSeriesPerAgent', 'maxLabels', 'maxLabelLength'].map((k) => ({ path: `collector.limits.${k}`, component: 'collector:metric-store' })),
+  { path: 'collector.metrics.sinks', component: 'collector:metric-sinks' },
+  { path: 'collector.logs', component: 'collector:log-sinks' },
+  { path: 'collector.logs.queue.retryAfter', component: null },
+];
+
 export class PlumbCollector {
-  readonly config: CollectorConfig;
+  config: CollectorConfig;
   private readonly ctx: CollectorContext;
   readonly store: MetricStore;
   /** The Zipkin sink; null unless collector.traces.zipkin is configured. */
@@ -81,6 +97,10 @@ export class PlumbCollector {
   readonly patterns: PatternMiner | null;
   /** Log sinks and their disk queues; opened by start(). */
   logs: LogRouter | null = null;
+  /** What ingest hands log batches to: the router of the moment (a reload may replace it). */
+  private readonly logSink = new SwappableLogSink();
+  /** One reconfiguration at a time. */
+  private reconfiguring: Promise<unknown> = Promise.resolve();
   /** remote_write and Graphite sinks with their export clock; opened by start(). */
   metricSinks: MetricSinks | null = null;
   /** Spans in Elasticsearch; null unless collector.traces.elasticsearch is configured. Opened by start(). */
@@ -180,6 +200,62 @@ export class PlumbCollector {
     else this.ctx.log.error({ errors: result.errors }, 'alert rule file has errors; the previous rules keep running');
   }
 
+  /**
+   * Applies a new, already validated config to the running collector: only the components named
+   * (from COLLECTOR_RELOAD_RULES) are touched. Sinks drain until the reload deadline; what their
+   * disk queues still hold is taken over by the new sinks, which open the same queues.
+   */
+  async reconfigure(next: CollectorConfig, components: readonly string[], deadlineMs = 10_000): Promise<void> {
+    const run = this.reconfiguring.then(() => this.applyConfig(next, new Set(components), deadlineMs));
+    this.reconfiguring = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyConfig(next: CollectorConfig, c: Set<string>, deadlineMs: number): Promise<void> {
+    const prev = this.config;
+    this.config = next;
+    const log = this.ctx.log.child({ component: 'reload' });
+    if (c.has('collector:metric-store')) {
+      const m = next.metrics;
+      const l = next.limits;
+      this.store.reconfigure({ mappings: m.mappings, maxSeries: m.maxSeries, seriesTtlMs: m.seriesTtl, maxEvents: m.maxEvents, maxSeriesPerAgent: l.maxSeriesPerAgent, maxLabels: l.maxLabels, maxLabelLength: l.maxLabelLength });
+    }
+    const sinkCtx = { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: next.dataDir, tracing: this.tracing };
+    if (c.has('collector:metric-sinks') && this.metricSinks !== null) {
+      await this.metricSinks.stop(Date.now() + Math.min(deadlineMs, prev.metrics.sinks.stopTimeout));
+      this.metricSinks = null;
+      try {
+        this.metricSinks = await MetricSinks.create(next.metrics.sinks, this.store, sinkCtx);
+      } catch (err) {
+        this.metricSinks = await MetricSinks.create(prev.metrics.sinks, this.store, sinkCtx);
+        this.metricSinks.start();
+        this.config = { ...this.config, metrics: { ...this.config.metrics, sinks: prev.metrics.sinks } };
+        throw err;
+      }
+      this.metricSinks.start();
+      log.info('metric sinks restarted for the new config');
+    }
+    if (c.has('collector:log-sinks') && this.logs !== null) {
+      let failure: unknown;
+      await this.logSink.replace(async () => {
+        await this.logs?.stop(Date.now() + Math.min(deadlineMs, prev.logs.stopTimeout));
+        let router: LogRouter;
+        try {
+          router = await LogRouter.create(next.logs, sinkCtx);
+        } catch (err) {
+          failure = err;
+          router = await LogRouter.create(prev.logs, sinkCtx);
+          this.config = { ...this.config, logs: prev.logs };
+        }
+        router.start();
+        this.logs = router;
+        return router;
+      });
+      if (failure !== undefined) throw failure;
+      log.info({ sinks: this.logs.sinks }, 'log sinks restarted for the new config');
+    }
+  }
+
   /** Base URL agents post to. */
   get url(): string {
     return `${this.config.tls ? 'https' : 'http'}://${this.address}`;
@@ -195,7 +271,8 @@ export class PlumbCollector {
     await this.alerts.start({ evaluate: false });
     this.logs = await LogRouter.create(this.config.logs, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
     this.logs.start();
-    const logs = this.logs;
+    this.logSink.router = this.logs;
+    const logs = this.logSink;
     this.patterns?.start();
     const es = this.config.traces.elasticsearch;
     if (es !== undefined) {
@@ -230,7 +307,6 @@ export class PlumbCollector {
     // after the state is restored: the first export carries what the journal brought back
     this.metricSinks = await MetricSinks.create(this.config.metrics.sinks, this.store, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
     this.metricSinks.start();
-    const metricSinks = this.metricSinks;
     this.heapGuard = new HeapGuard(this.config.limits, this.ctx.telemetry, this.ctx.log.child({ component: 'limits' }));
     this.heapGuard.start();
     const app = Fastify({ logger: false, bodyLimit: this.config.maxBodyBytes, ...httpServerOptions(this.config.http, security.https) }) as unknown as FastifyInstance;
@@ -287,12 +363,13 @@ export class PlumbCollector {
       tap: this.taps.point('ingest_logs', 'event'),
     });
     const spanSinks = [this.spanIndex, this.spanExport];
-    app.get('/api/v1/sinks', async () => ({ sinks: logs.status(), spans: spanSinks.flatMap((s) => s?.status() ?? []), metrics: metricSinks.status() }));
+    app.get('/api/v1/sinks', async () => ({ sinks: this.logs?.status() ?? [], spans: spanSinks.flatMap((s) => s?.status() ?? []), metrics: this.metricSinks?.status() ?? [] }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
+
     app.get('/readyz', async (_req, reply) => reply.code(this.phase === 'ready' ? 200 : 503).send({ status: this.phase }));
     app.get('/api/v1/events', async () => ({ events: this.store.recentEvents() }));
     app.get('/api/v1/status', async () => this.status.report());
@@ -386,8 +463,8 @@ export class PlumbCollector {
   private async startOtlp(security: Security): Promise<void> {
     const o = this.config.otlp;
     const state = this.state;
-    const logs = this.logs;
-    if (!o.enabled || state === null || logs === null) return;
+    const logs = this.logSink;
+    if (!o.enabled || state === null || this.logs === null) return;
     // the loopback rule applies to every address the collector takes data on
     for (const [on, listen] of [[o.http.enabled, o.http.listen], [o.grpc.enabled, o.grpc.listen]] as const) {
       if (on) resolveSecurity({ ...this.config, listen }, this.ctx.env ?? {}, this.ctx.log, 'collector');
@@ -462,6 +539,7 @@ export class PlumbCollector {
    * their owners among the other members; then drains the sinks until the deadline.
    */
   async stop(deadlineMs = 10_000 + (this.config.fleet?.handoffTimeout ?? 0)): Promise<void> {
+    await this.reconfiguring;
     const deadline = Date.now() + deadlineMs;
     this.phase = 'stopping';
     this.status.stop();

@@ -27,7 +27,8 @@ export interface ConfigStatus {
   /** sha256 of the file's bytes, hex. */
   hash: string;
   loadedAt: string;
-  lastReload?: { at: string; result: 'success' | 'failure'; errors: string[] };
+  /** applied: the components that took new settings; needsRestart: changed keys that wait for the next start; trigger: signal, file or bundle. */
+  lastReload?: { at: string; result: 'success' | 'failure'; errors: string[]; applied?: string[]; needsRestart?: string[]; trigger?: string };
 }
 
 export interface Throughput {

@@ -29,10 +29,17 @@ export class Telemetry {
     return this.get(name, () => new Gauge({ name, help, labelNames, registers: [this.registry], ...(collect ? { collect } : {}) })) as Gauge<L>;
   }
 
-  /** An unlabelled gauge whose value is read when scraped. */
+  private readonly reads = new Map<string, () => number>();
+
+  /**
+   * An unlabelled gauge whose value is read when scraped. Asked again for the same name (a
+   * component rebuilt by a config reload), the gauge reads from the newest `read`.
+   */
   gaugeFrom(name: string, help: string, read: () => number): Gauge {
+    const reads = this.reads;
+    reads.set(name, read);
     return this.gauge(name, help, [], function () {
-      this.set(read());
+      this.set(reads.get(name)!());
     });
   }
 

@@ -27,10 +27,22 @@ export interface AgentIdentity {
   version: string;
   configHash: string;
   instance: string;
+  /** Fleet configuration (agent.remoteConfig): the agent's group, */
+  group?: string;
+  /** the hash of the bundle it runs, */
+  bundle?: string;
+  /** and the hash of the last bundle it refused as invalid, with its error count. */
+  refused?: string;
+  refusedErrors?: number;
 }
 
 export function agentHeader(id: AgentIdentity): string {
-  return new URLSearchParams({ host: id.hostname, version: id.version, config: id.configHash, instance: id.instance }).toString();
+  const p = new URLSearchParams({ host: id.hostname, version: id.version, config: id.configHash, instance: id.instance });
+  if (id.group !== undefined) p.set('group', id.group);
+  if (id.bundle !== undefined) p.set('bundle', id.bundle);
+  if (id.refused !== undefined) p.set('refused', id.refused);
+  if (id.refusedErrors !== undefined) p.set('refusedErrors', String(id.refusedErrors));
+  return p.toString();
 }
 
 /** Null when the header is not an agent's (too long, or no instance). */
@@ -39,7 +51,14 @@ export function parseAgentHeader(value: string): AgentIdentity | null {
   const p = new URLSearchParams(value);
   const instance = p.get('instance');
   if (instance === null || instance === '') return null;
-  return { hostname: p.get('host') ?? '', version: p.get('version') ?? '', configHash: p.get('config') ?? '', instance };
+  const id: AgentIdentity = { hostname: p.get('host') ?? '', version: p.get('version') ?? '', configHash: p.get('config') ?? '', instance };
+  for (const k of ['group', 'bundle', 'refused'] as const) {
+    const v = p.get(k);
+    if (v !== null) id[k] = v;
+  }
+  const n = Number(p.get('refusedErrors'));
+  if (Number.isInteger(n) && n > 0) id.refusedErrors = n;
+  return id;
 }
 
 /**

@@ -140,7 +140,7 @@ export interface AggregatorStats {
 }
 
 export class Aggregator implements ValueSink {
-  private readonly options: AggregatorOptions;
+  private options: AggregatorOptions;
   private readonly scan = new MetricScan();
   private readonly why: ParseErrorReason[] = [];
   /** Raw name/tag bytes → series, valid for the current interval. */
@@ -170,12 +170,23 @@ export class Aggregator implements ValueSink {
   private current: Series | null = null;
   private currentWeight = 1;
 
-  private readonly maxSkewMs: number;
+  private maxSkewMs: number;
 
   constructor(options: AggregatorOptions, telemetry?: Telemetry) {
     this.options = options;
     this.maxSkewMs = options.maxTimestampSkewMs ?? 60_000;
     if (telemetry) registerAggregatorMetrics(telemetry, this);
+  }
+
+  /**
+   * New limits and tags from a config reload, best right after a flush. Series already counted
+   * this interval keep their identity; lines from now on are named with the new tags.
+   */
+  reconfigure(options: AggregatorOptions): void {
+    this.options = options;
+    this.maxSkewMs = options.maxTimestampSkewMs ?? 60_000;
+    this.rawCache = new Map();
+    this.rawCacheSize = 0;
   }
 
   get seriesCount(): number {

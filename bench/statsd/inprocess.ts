@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Aggregator } from '../../agent/statsd/aggregator.ts';
-import { AgentSchema } from '../../agent/config.ts';
+import { AgentSchema, aggregatorOptions } from '../../agent/config.ts';
 import { loadConfig } from '../../shared/config.ts';
 
 const [file, secondsArg, repeatsArg, warmupArg, flushArg] = process.argv.slice(2);
@@ -40,15 +40,7 @@ function readPool(path: string): Buffer[] {
 function newAggregator(): Aggregator {
   // The agent's defaults, straight from its schema.
   const s = loadConfig(AgentSchema, { text: '{}', file: '<defaults>' }).statsd;
-  return new Aggregator({
-    maxSeries: s.maxSeries,
-    maxSetMembers: s.maxSetMembers,
-    relativeAccuracy: s.relativeAccuracy,
-    tagStyles: s.tagStyles,
-    maxEvents: s.maxEvents,
-    gaugeTtlMs: s.gaugeTtl,
-    extraTags: s.tags,
-  });
+  return new Aggregator(aggregatorOptions(s));
 }
 
 interface Run {

@@ -147,8 +147,8 @@ class Family {
 }
 
 export class MetricStore {
-  private readonly options: MetricStoreOptions;
-  private readonly mapper: Mapper;
+  private options: MetricStoreOptions;
+  private mapper: Mapper;
   private readonly families = new Map<string, Family>();
   /** sample name → family that owns it, so no two families ever emit the same sample name */
   private readonly sampleOwners = new Map<string, string>();
@@ -182,6 +182,15 @@ export class MetricStore {
 
   get size(): number {
     return this.seriesCount;
+  }
+
+  /**
+   * Limits and name mappings from a config reload. Series named by the old mappings keep their
+   * names and age out after seriesTtl; samples from now on are named by the new ones.
+   */
+  reconfigure(changes: Pick<MetricStoreOptions, 'mappings' | 'maxSeries' | 'seriesTtlMs' | 'maxEvents' | 'maxSeriesPerAgent' | 'maxLabels' | 'maxLabelLength'>): void {
+    this.options = { ...this.options, ...changes };
+    this.mapper = new Mapper(changes.mappings);
   }
 
   recentEvents(): StatsdEvent[] {
