@@ -82,8 +82,15 @@ export async function metric(base: string, name: string, labels = ''): Promise<n
   return sum;
 }
 
-export async function ready(base: string): Promise<void> {
-  await waitFor(async () => (await fetch(`${base}/readyz`)).ok, { what: `${base} ready`, timeoutMs: 20_000 });
+/** Waits for /readyz; a process that exited meanwhile fails at once, with what it wrote. */
+export async function ready(base: string, proc?: TrackedProcess): Promise<void> {
+  await waitFor(
+    async () => {
+      if (proc?.exit) throw new Error(`exited (${JSON.stringify(proc.exit)}): ${proc.stderr().slice(-2000)}`);
+      return (await fetch(`${base}/readyz`)).ok;
+    },
+    { what: `${base} ready`, timeoutMs: 45_000 },
+  );
 }
 
 export function agentYaml(o: { dataDir: string; http: number; collector: string; statsd?: number; tags?: string[]; inputs: string }): string {

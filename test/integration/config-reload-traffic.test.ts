@@ -28,7 +28,7 @@ describe('whole-config reload under traffic', () => {
     await writeFile(cfile, collectorYaml({ dataDir: cdata, port: cport, sinkDir: sink1 }));
     const collector = startRole('collector', cfile, cdata);
     const cbase = `http://127.0.0.1:${cport}`;
-    await ready(cbase);
+    await ready(cbase, collector);
 
     const logFile = path.join(dir, 'app.log');
     const agentData = path.join(dir, 'agent');
@@ -38,7 +38,7 @@ describe('whole-config reload under traffic', () => {
     await writeFile(afile, agentText(['phase:one']));
     const agent = startRole('agent', afile, agentData);
     const abase = `http://127.0.0.1:${hport}`;
-    await ready(abase);
+    await ready(abase, agent);
 
     const writer = spawnTracked(NODE_BIN, [LOG_WRITER, '--file', logFile, '--rate', '1000', '--count', '4000', '--prefix', 'line']);
     // statsd: 30 increments every 10 ms while the config changes under it

@@ -29,7 +29,7 @@ describe('whole-config reload', () => {
     await writeFile(cfile, collectorYaml({ dataDir: path.join(dir, 'collector'), port: cport, sinkDir }));
     const collector = startRole('collector', cfile, path.join(dir, 'collector'));
     const cbase = `http://127.0.0.1:${cport}`;
-    await ready(cbase);
+    await ready(cbase, collector);
 
     const a = path.join(dir, 'a.log');
     const b = path.join(dir, 'b.log');
@@ -43,7 +43,7 @@ describe('whole-config reload', () => {
     await write(input(a, '%{WORD:word} %{INT:n:int}') + input(c, '%{WORD:word} %{INT:n:int}'));
     const agent = startRole('agent', afile, agentData);
     const abase = `http://127.0.0.1:${hport}`;
-    await ready(abase);
+    await ready(abase, agent);
     const started = (await configStatus(abase)).loadedAt;
 
     const writer = spawnTracked(NODE_BIN, [LOG_WRITER, '--file', a, '--rate', '1000', '--count', '4000', '--prefix', 'line']);
