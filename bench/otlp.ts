@@ -20,7 +20,7 @@ import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { encodeRequest } from '../shared/otlp/codec.ts';
-import { spansToOtlp } from '../shared/otlp/traces.ts';
+import { spansToOtlp, ZIPKIN_FIELDS } from '../shared/otlp/traces.ts';
 import type { ZipkinSpan } from '../shared/zipkin.ts';
 
 
@@ -44,9 +44,16 @@ function options(argv: string[]): Options {
 
 import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies } from './span-load.ts';
 
-/** The same spans as OTLP/HTTP protobuf request bodies. */
+/**
+ * The same spans as OTLP/HTTP protobuf request bodies, as an SDK sends them: without the
+ * `plumb.zipkin` attribute the exporter adds for another plumb.
+ */
 function otlpBodies(json: Buffer[]): Buffer[] {
-  return json.map((b) => Buffer.from(encodeRequest('traces', spansToOtlp(JSON.parse(b.toString('utf8')) as ZipkinSpan[]))));
+  return json.map((b) => {
+    const req = spansToOtlp(JSON.parse(b.toString('utf8')) as ZipkinSpan[]) as { resourceSpans: { scopeSpans: { spans: { attributes?: { key: string }[] }[] }[] }[] };
+    for (const rs of req.resourceSpans) for (const ss of rs.scopeSpans) for (const span of ss.spans) span.attributes = span.attributes?.filter((kv) => kv.key !== ZIPKIN_FIELDS);
+    return Buffer.from(encodeRequest('traces', req));
+  });
 }
 
 /** `count` metric requests of `points` points: delta sums, gauges, explicit-bucket histograms. */

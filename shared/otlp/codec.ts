@@ -75,8 +75,29 @@ function protoDir(): string {
 
 let root: protobuf.Root | null = null;
 
+/**
+ * Decoding a oneof member (each AnyValue: every attribute of every span) runs protobufjs' oneof
+ * setter, which `delete`s each other member of the oneof from the message whether it is there or
+ * not. Each `delete` is a call into the runtime that also turns the message into a slow
+ * dictionary object: it was a sixth of the decode time of a span. This setter deletes only
+ * members the message really holds, which is the same result. Installed before the types are
+ * built, since each type takes its setter then.
+ */
+function cheapOneofSetter(): void {
+  const util = protobuf.util as unknown as { oneOfSetter: (fieldNames: string[]) => (this: Record<string, unknown>, name: string) => void };
+  util.oneOfSetter = function oneOfSetter(fieldNames: string[]) {
+    return function setOneOf(this: Record<string, unknown>, name: string): void {
+      for (let i = 0; i < fieldNames.length; i++) {
+        const f = fieldNames[i];
+        if (f !== name && Object.prototype.hasOwnProperty.call(this, f)) delete this[f];
+      }
+    };
+  };
+}
+
 function loadRoot(): protobuf.Root {
   if (root !== null) return root;
+  cheapOneofSetter();
   const dir = protoDir();
   const r = new protobuf.Root();
   r.resolvePath = (_origin, target) => join(dir, target);
@@ -117,7 +138,9 @@ export class UndecodableError extends Error {
 /** Decodes a protobuf request body. */
 export function decodeProtobuf<T>(signal: Signal, body: Uint8Array): T {
   try {
-    return requestType(signal).decode(body) as unknown as T;
+    // a Buffer gets protobufjs' BufferReader: native string and bytes reads
+    const buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    return requestType(signal).decode(buf) as unknown as T;
   } catch (err) {
     throw new UndecodableError(`not a protobuf ${REQUEST_TYPES[signal].split('.').pop()} (${(err as Error).message})`);
   }
@@ -193,6 +216,8 @@ export function nanosToMicros(v: Int64 | null | undefined): number {
 
 export function hex(bytes: Uint8Array | null | undefined): string {
   if (!bytes || bytes.length === 0) return '';
+  // decoded from a Buffer, bytes fields are Buffers already
+  if (Buffer.isBuffer(bytes)) return bytes.toString('hex');
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 

@@ -195,7 +195,7 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
     tags[LINKS_TAG] = JSON.stringify(list);
   }
   if (fields !== null) applyZipkinFields(span, tags, fields);
-  if (Object.keys(tags).length > 0) span.tags = tags;
+  if (hasKeys(tags)) span.tags = tags;
 
   if (fields === null && (kind === 'CLIENT' || kind === 'PRODUCER')) {
     const remote = remoteEndpoint(attrs);
@@ -269,6 +269,12 @@ function applyZipkinFields(span: ZipkinSpan, tags: Record<string, string>, f: Zi
   const kept = new Set(Array.isArray(f.t) ? f.t : []);
   for (const key of RESERVED_TAGS) if (!kept.has(key)) delete tags[key];
   if (f.p === true) delete tags['peer.service'];
+}
+
+/** Whether an object has any key, without building the list of them. */
+function hasKeys(o: Record<string, string>): boolean {
+  for (const _ in o) return true;
+  return false;
 }
 
 function setTag(tags: Record<string, string>, key: string, value: string): void {

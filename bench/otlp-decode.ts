@@ -1,0 +1,63 @@
+/**
+ * Where an OTLP span's CPU goes in the receiving process, against Zipkin JSON, in one process
+ * (`npm run bench:otlp-decode`): protobufjs' decode of the request, the OTLP→Zipkin mapping
+ * (otlpToSpans), both together, and Zipkin JSON's JSON.parse + decodeSpans, over the spans of
+ * bench/traces.ts (100 a request, 50 requests). OTLP bodies are what an SDK sends (no
+ * `plumb.zipkin` attribute). Each figure is the best of 5 rounds of 20 passes, in CPU µs per span.
+ *
+ *   node bench/otlp-decode.ts
+ */
+import { bodies } from './span-load.ts';
+import { decodeProtobuf, encodeRequest } from '../shared/otlp/codec.ts';
+import { otlpToSpans, spansToOtlp, ZIPKIN_FIELDS, type ExportTraceServiceRequest } from '../shared/otlp/traces.ts';
+import { decodeSpans, type ZipkinSpan } from '../shared/zipkin.ts';
+
+const REQUESTS = 50;
+const SPANS = 100;
+
+const json = bodies(REQUESTS, SPANS);
+const proto = json.map((b) => {
+  const req = spansToOtlp(JSON.parse(b.toString('utf8')) as ZipkinSpan[]) as { resourceSpans: { scopeSpans: { spans: { attributes?: { key: string }[] }[] }[] }[] };
+  for (const rs of req.resourceSpans) for (const ss of rs.scopeSpans) for (const span of ss.spans) span.attributes = span.attributes?.filter((kv) => kv.key !== ZIPKIN_FIELDS);
+  return Buffer.from(encodeRequest('traces', req));
+});
+const decoded = proto.map((b) => decodeProtobuf<ExportTraceServiceRequest>('traces', b));
+
+function cpuMicrosPerSpan(pass: () => void): number {
+  for (let i = 0; i < 20; i++) pass();
+  let best = Infinity;
+  for (let r = 0; r < 5; r++) {
+    const t = process.cpuUsage();
+    for (let i = 0; i < 20; i++) pass();
+    const u = process.cpuUsage(t);
+    best = Math.min(best, (u.user + u.system) / (20 * REQUESTS * SPANS));
+  }
+  return Math.round(best * 100) / 100;
+}
+
+const zipkin = cpuMicrosPerSpan(() => {
+  for (const b of json) decodeSpans(JSON.parse(b.toString('utf8')));
+});
+const decode = cpuMicrosPerSpan(() => {
+  for (const b of proto) decodeProtobuf('traces', b);
+});
+const mapping = cpuMicrosPerSpan(() => {
+  for (const d of decoded) otlpToSpans(d);
+});
+const both = cpuMicrosPerSpan(() => {
+  for (const b of proto) otlpToSpans(decodeProtobuf<ExportTraceServiceRequest>('traces', b));
+});
+console.log(
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      'zipkin JSON (JSON.parse + decodeSpans) µs/span': zipkin,
+      'OTLP protobufjs decode µs/span': decode,
+      'OTLP otlpToSpans µs/span': mapping,
+      'OTLP decode + otlpToSpans µs/span': both,
+      'OTLP / Zipkin': Math.round((both / zipkin) * 100) / 100,
+    },
+    null,
+    2,
+  ),
+);
