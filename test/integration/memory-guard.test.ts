@@ -28,13 +28,26 @@ function sendStatsd(port: number, text: string): Promise<void> {
   return new Promise((resolve, reject) => s.send(text, port, '127.0.0.1', (err) => (s.close(), err ? reject(err) : resolve())));
 }
 
+/** One span over OTLP/HTTP JSON; the status code. */
+function postOtlp(address: string): Promise<number> {
+  const body = {
+    resourceSpans: [
+      {
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: 'app' } }] },
+        scopeSpans: [{ spans: [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203332', name: 'get', kind: 2, startTimeUnixNano: String(Date.now() * 1e6), endTimeUnixNano: String(Date.now() * 1e6 + 1000) }] }],
+      },
+    ],
+  };
+  return fetch(`http://${address}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.status);
+}
+
 function postSpans(address: string): Promise<number> {
   const span = { traceId: '0af7651916cd43dd8448eb211c80319c', id: 'b7ad6b7169203331', name: 'get', timestamp: Date.now() * 1000, duration: 10, localEndpoint: { serviceName: 'app' } };
   return fetch(`http://${address}/api/v2/spans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify([span]) }).then((r) => r.status);
 }
 
 describe('agent memory guard', () => {
-  it('with a budget it is over: stops reading files, answers spans 429, merges statsd intervals; all of it recovers when RSS is under', async () => {
+  it('with a budget it is over: stops reading files, answers spans (Zipkin and OTLP) 429, merges statsd intervals; all of it recovers when RSS is under', async () => {
     const file = join(dir, 'app.log');
     writeFileSync(file, Array.from({ length: LINES }, (_, i) => `line number ${i} of the file\n`).join(''));
     const collector = await startScriptedCollector();
@@ -47,6 +60,7 @@ agent:
   traces:
     zipkin: { listen: "127.0.0.1:0" }
     batch: { flushInterval: 20ms }
+  otlp: { enabled: true, http: { listen: "127.0.0.1:0" }, grpc: { enabled: false } }
   grok: { workers: 1 }
   tail: { discoverInterval: 100ms, pollInterval: 20ms }
   logs:
@@ -62,6 +76,8 @@ agent:
 
     expect(await postSpans(agent.zipkinAddress)).toBe(429);
     expect(await metric('plumb_agent_memory_refused_total', { door: 'spans' })).toBe(1);
+    expect(await postOtlp(agent.otlpHttpAddress)).toBe(429);
+    expect(await metric('plumb_agent_memory_refused_total', { door: 'otlp' })).toBe(1);
 
     await sendStatsd(statsdPort, 'guard.hits:1|c\nguard.hits:2|c');
     await waitFor(() => agent.aggregator.stats.lines >= 2, { what: 'the agent to take the first lines' });
@@ -84,6 +100,7 @@ agent:
     expect(agent.guard.actions).toEqual([]);
     expect(await metric('plumb_agent_memory_shed_level')).toBe(0);
     expect(await postSpans(agent.zipkinAddress)).toBe(202);
+    expect(await postOtlp(agent.otlpHttpAddress)).toBe(200);
     await agent.flush();
     await waitFor(() => kinds().includes('metrics'), { what: 'the merged interval to be delivered' });
     const merged = collector.acknowledged.find((a) => a.text.includes('guard.hits'));
