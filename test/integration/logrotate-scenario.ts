@@ -52,6 +52,10 @@ export interface Scenario {
   downTo?: number;
   /** More keys of the input (e.g. newFilesStartAt). */
   input?: Record<string, unknown>;
+  /** logrotate runs this many times back to back per rotation (default 1). */
+  burst?: number;
+  /** The tailer's discovery interval (default 100ms). */
+  discoverInterval?: string;
 }
 
 
@@ -81,7 +85,7 @@ export async function runScenario(s: Scenario): Promise<void> {
     [`${file} {`, '  rotate 100', '  missingok', ...s.directives.map((d) => `  ${d}`), '  postrotate', `    kill -HUP ${writer.pid} || true`, '  endscript', '}', ''].join('\n'),
   );
   const paths = s.glob ? `${file}*` : file;
-  const opts = options({ discoverInterval: '100ms', rotateWait: '1s' });
+  const opts = options({ discoverInterval: s.discoverInterval ?? '100ms', rotateWait: '1s' });
   const rigs: Rig[] = [];
   const startRig = async (): Promise<Rig> => {
     const r = rig(dataDir, [input({ ...s.input, path: paths })], opts);
@@ -113,8 +117,10 @@ export async function runScenario(s: Scenario): Promise<void> {
       // saw is not read: the .gz of an unknown file could be anything).
       await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_open_files')) >= 1, { what: 'the file reopened', timeoutMs: 30_000 });
     }
-    await run(LOGROTATE as string, ['-f', '-s', path.join(dir, 'logrotate.state'), conf]);
-    rotations++;
+    for (let b = 0; b < (s.burst ?? 1); b++) {
+      await run(LOGROTATE as string, ['-f', '-s', path.join(dir, 'logrotate.state'), conf]);
+      rotations++;
+    }
   }
   const [code] = (await exited) as [number | null];
   expect(code).toBe(0);

@@ -14,7 +14,7 @@ import { createGunzip, type Gunzip } from 'node:zlib';
 /** What the tailer reads a file through: a descriptor, or a decompressing stream. */
 export interface Source {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
-  stat(): Promise<{ size: number; nlink: number }>;
+  stat(): Promise<{ size: number; nlink: number; mtimeMs: number }>;
   close(): Promise<void>;
 }
 
@@ -75,9 +75,9 @@ export class GzipSource implements Source {
   }
 
   /** `size` is what was decompressed so far: a compressed rotation is never judged truncated. */
-  async stat(): Promise<{ size: number; nlink: number }> {
+  async stat(): Promise<{ size: number; nlink: number; mtimeMs: number }> {
     const st = await this.fh.stat();
-    return { size: this.pos, nlink: st.nlink };
+    return { size: this.pos, nlink: st.nlink, mtimeMs: st.mtimeMs };
   }
 
   async close(): Promise<void> {

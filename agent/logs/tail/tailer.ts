@@ -507,15 +507,16 @@ export class Tailer {
       } else if (!file.rotated) {
         file.rotated = true;
         file.nextReadAt = 0;
-        const nlink = await file.handle
-          ?.stat()
-          .then((s) => s.nlink)
-          .catch(() => 0);
-        this.rotation(movedAwayKind(nlink ?? 0), file.path);
+        const st = await file.handle?.stat().catch(() => undefined);
+        this.rotation(movedAwayKind(st?.nlink ?? 0), file.path);
+        if (st !== undefined && !file.finite && !file.compressed) await this.readSkippedGenerations(file, st.mtimeMs, now, found);
       }
       if (!file.compressed) await this.checkContent(file, now);
       if (!this.isRunning(runId)) return;
       if (file.rotated || file.finite) {
+        // Grown since its last read (a writer that paused longer than rotateWait before its
+        // reopen): read on, it is not finished, and its last line is not cut by a flush.
+        if (!file.compressed && file.entry.size > file.readOffset) file.eofSince = 0;
         if (file.eofSince > 0 && now - file.eofSince >= this.options.rotateWait) await this.closeFile(file, true, now);
         else rotatedOpen++;
       } else if (file.eofSince > 0 && now - file.eofSince >= this.options.closeInactive && file.idle()) {
@@ -860,6 +861,31 @@ export class Tailer {
       return true;
     }
     return false;
+  }
+
+  /**
+   * A followed file was rotated away: files of its path created and rotated away since, before
+   * any discovery pass saw them at the path (two rotations between two passes, on a busy
+   * machine), hold lines no read has seen. They are the rotations of its name (app.log.1,
+   * app.log.2.gz, app.log-20260101) modified at or after its own last write, that no checkpoint
+   * knows: read whole, as the new files they were. Older rotations (from before the agent
+   * followed the path) were modified before it, and are left alone.
+   */
+  private async readSkippedGenerations(file: TailedFile, mtimeMs: number, now: number, found: Map<string, Candidate>): Promise<void> {
+    const dir = path.dirname(file.path);
+    const names = await readdir(dir).catch(() => undefined);
+    if (names === undefined) return;
+    const rotation = rotationName(path.basename(file.path));
+    for (const name of names) {
+      if (!rotation.test(name)) continue;
+      const full = path.join(dir, name);
+      const st = await stat(full, { bigint: true }).catch(() => undefined);
+      if (st === undefined || !st.isFile() || Number(st.mtimeMs) < mtimeMs) continue;
+      const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
+      const key = inodeKey(inode);
+      if (this.tails.has(key) || this.store.get(key) !== undefined) continue;
+      await this.openUnseen({ file: full, gz: name.toLowerCase().endsWith(GZIP_SUFFIX), inode, size: Number(st.size) }, file.settings.input, now, found);
+    }
   }
 
   /** A rotated copy holding a content of a file that was never read: read whole, under its own identity. */
