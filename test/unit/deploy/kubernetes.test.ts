@@ -227,7 +227,17 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   expect(collector.volumeMounts.some((m) => collectorConfig.collector.dataDir.startsWith(m.mountPath)), 'collector data dir is on a writable volume').toBe(true);
   expect(selects(service.spec.selector, deploy.spec.template.metadata.labels)).toBe(true);
   expect(selects(service.spec.selector, ds.spec.template.metadata.labels), 'the Service does not select agents').toBe(false);
-  expect(service.spec.ports).toEqual([{ name: 'http', port: DEFAULT_PORTS.collector, targetPort: 'http', protocol: 'TCP' }]);
+  expect(service.spec.ports).toEqual([
+    { name: 'http', port: DEFAULT_PORTS.collector, targetPort: 'http', protocol: 'TCP' },
+    { name: 'otlp-http', port: DEFAULT_PORTS.otlpHttp, targetPort: 'otlp-http', protocol: 'TCP' },
+    { name: 'otlp-grpc', port: DEFAULT_PORTS.otlpGrpc, targetPort: 'otlp-grpc', protocol: 'TCP' },
+  ]);
+  // OTLP from applications straight to the collectors, on plumb's default ports
+  const otlpPort = (name: string) => collector.ports.find((p) => p.name === name)!;
+  expect(collectorConfig.collector.otlp.enabled).toBe(true);
+  expect(collectorConfig.collector.otlp.http.listen).toBe(`0.0.0.0:${otlpPort('otlp-http').containerPort}`);
+  expect(collectorConfig.collector.otlp.grpc.listen).toBe(`0.0.0.0:${otlpPort('otlp-grpc').containerPort}`);
+  expect([otlpPort('otlp-http').containerPort, otlpPort('otlp-grpc').containerPort]).toEqual([DEFAULT_PORTS.otlpHttp, DEFAULT_PORTS.otlpGrpc]);
   // the agents send the token the collectors accept: the same Secret, where each role mounts it
   for (const [w, file] of [
     [ds, agentConfig.agent.forward.auth?.tokenFile],
