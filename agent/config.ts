@@ -97,7 +97,7 @@ export const ForwardSchema = Section({
   retryMax: Duration('30s'),
   compress: Type.Boolean({ default: true }),
   logsInFlight: Type.Integer({ minimum: 1, maximum: 16, default: 4, description: 'log batches posted to collectors at once: while a collector syncs one to disk it parses the next (the files\' checkpoints still move only over acknowledged batches)' }),
-  compressLevel: Type.Integer({ minimum: 1, maximum: 9, default: 1, description: 'gzip level of forwarded batches: 1 costs half the CPU of zlib\'s default 6 for bodies about 1.3× larger' }),
+  compressLevel: Type.Integer({ minimum: 1, maximum: 9, default: 1, description: 'gzip level of forwarded batches: 1 costs half the CPU of zlib\'s default 6 for bodies about 1.5× larger (62 against 41 bytes per access-log event of 730)' }),
   healthCheckInterval: Duration('5s', { description: 'how often each collector\'s /readyz is probed to bring it back after a failure' }),
   spool: ForwardSpoolSchema,
   auth: ForwardAuthSchema,
