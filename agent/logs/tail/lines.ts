@@ -26,8 +26,19 @@ export class LineSplitter {
   private overflow = false;
   /** The last byte pushed: the first half of a UTF-16 newline split across two reads. */
   private lastByte = -1;
+  private current: Codec = UTF8;
+  /** Node's name for a one-byte codec's decoding, called directly on the hot path. */
+  private byteEncoding: 'utf8' | 'latin1' = 'utf8';
+
   /** How the file's bytes are decoded; set before the first push. */
-  codec: Codec = UTF8;
+  get codec(): Codec {
+    return this.current;
+  }
+
+  set codec(codec: Codec) {
+    this.current = codec;
+    this.byteEncoding = codec.name === 'latin1' ? 'latin1' : 'utf8';
+  }
 
   constructor(maxLineBytes: number) {
     this.maxLineBytes = maxLineBytes;
@@ -148,10 +159,10 @@ export class LineSplitter {
   private decodeLine(buf: Buffer, start: number, end: number): string {
     if (this.codec.unit === 2) {
       if (end - start >= 2 && isReturn16(buf, end - 2, this.codec.bigEndian)) end -= 2;
-    } else if (end > start && buf[end - 1] === 0x0d) {
-      end--;
+      return this.current.decode(buf, start, end);
     }
-    return this.codec.decode(buf, start, end);
+    if (end > start && buf[end - 1] === 0x0d) end--;
+    return buf.toString(this.byteEncoding, start, end);
   }
 
   /**
