@@ -212,6 +212,12 @@ export class PlumbAgent {
     this.fleet = fleet;
   }
 
+  /** The x-plumb-agent header: who this agent is and which config it runs (the config hash is the status report's, so a reload changes it). */
+  identityHeader(): string {
+    const ctx = this.ctx;
+    return agentHeader({ hostname: this.config.hostname ?? os.hostname(), version: ctx.version ?? ctx.status?.version ?? 'unknown', configHash: ctx.status?.config().hash ?? '', instance: this.instance, ...this.fleet });
+  }
+
   private buildForwarder(): Forwarder {
     const { config, ctx } = this;
     const f = config.forward;
@@ -232,7 +238,7 @@ export class PlumbAgent {
         auth: f.auth,
         tls: f.tls,
         // the config hash is the status report's (sha256 of the file), read at each batch: a reload changes it
-        identity: () => agentHeader({ hostname: config.hostname ?? os.hostname(), version: ctx.version ?? ctx.status?.version ?? 'unknown', configHash: ctx.status?.config().hash ?? '', instance: this.instance, ...this.fleet }),
+        identity: () => this.identityHeader(),
       },
       { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'forward' }), tracing: this.tracing },
     );

@@ -11,6 +11,7 @@ import { KubernetesSchema } from './logs/kubernetes/config.ts';
 import { otlpSchema } from '../shared/otlp/config.ts';
 import { HttpLimitsProperties } from '../shared/http-limits.ts';
 import type { AggregatorOptions } from './statsd/aggregator.ts';
+import { RemoteConfigSchema } from './remote-config.ts';
 
 const Listen = (def: string, description: string) => Type.String({ pattern: LISTEN_PATTERN, default: def, description, errorMessage: 'host:port, e.g. "127.0.0.1:8125" or "[::1]:8125"' });
 
@@ -139,6 +140,7 @@ export const AgentSchema = Section({
   grok: GrokPoolSchema,
   kubernetes: KubernetesSchema,
   memory: AgentMemorySchema,
+  remoteConfig: RemoteConfigSchema,
 });
 
 export type AgentConfig = StaticDecode<typeof AgentSchema>;

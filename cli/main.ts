@@ -24,7 +24,7 @@ import { ConfigError } from '../shared/config.ts';
 import { PlumbError } from '../shared/errors.ts';
 import type { PlumbConfig } from './config.ts';
 import type { AgentFileConfig } from './agent-config.ts';
-import { ConfigReloader, loadComposed, type ConfigSource, type Role, type RolesConfig } from './reload.ts';
+import { ConfigReloader, type ConfigSource, type Role, type RolesConfig } from './reload.ts';
 import { ConfigState } from '../shared/reload.ts';
 import { startSelfTracing } from '../shared/tracing.ts';
 import type { GrokService } from '../shared/console/grok.ts';
@@ -132,7 +132,8 @@ async function loadAgent(args: Args): Promise<AgentFileConfig> {
 
 async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promise<void> {
   const telemetry = new Telemetry({ defaultMetrics: true });
-  const loaded = await loadComposed(source, null, roles);
+  const { loadAtStart, FleetConfigLoop } = await import('./fleet-config.ts');
+  const { loaded, bundle } = await loadAtStart(source, roles, log);
   const config = loaded.config;
   const state = new ConfigState(source.file === undefined ? '' : resolve(source.file), loaded.hash, telemetry);
   const status: StatusContext = { version: version(), config: () => state.status() };
@@ -155,8 +156,13 @@ async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promi
     await agent.start();
   }
   collector?.markReady();
-  const reloader = new ConfigReloader({ source, roles, agent, collector, log, state, running: loaded, bundle: null });
+  let fleetConfig: InstanceType<typeof FleetConfigLoop> | null = null;
+  const reloader = new ConfigReloader({ source, roles, agent, collector, log, state, running: loaded, bundle, onRemoteConfig: (c) => void fleetConfig?.start(c, reloader.bundle) });
   reloader.watch();
+  if (agent !== null) {
+    fleetConfig = new FleetConfigLoop({ reloader, agent, log, telemetry });
+    await fleetConfig.start(config, bundle);
+  }
   log.info({ roles, version: version(), config: state.path, hash: state.hash }, 'plumb started');
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
@@ -165,6 +171,7 @@ async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promi
     log.info({ signal }, 'shutting down');
     reloader.close();
     try {
+      await fleetConfig?.stop();
       await agent?.stop();
       await collector?.stop();
       await tracing.shutdown();

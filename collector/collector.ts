@@ -49,6 +49,7 @@ import type { StatusContext, StatusModel } from '../shared/status.ts';
 import { collectorStatusModel } from './status.ts';
 import { TapHub, registerTapRoute } from '../shared/tap.ts';
 import { SwappableLogSink } from './logs/swap.ts';
+import { ConfigBundles } from './fleet/bundles.ts';
 import type { ReloadRule } from '../shared/reload.ts';
 
 export interface CollectorContext {
@@ -83,6 +84,7 @@ export const COLLECTOR_RELOAD_RULES: readonly ReloadRule[] = [
   { path: 'collector.metrics.sinks', component: 'collector:metric-sinks' },
   { path: 'collector.logs', component: 'collector:log-sinks' },
   { path: 'collector.logs.queue.retryAfter', component: null },
+  { path: 'collector.configBundles', component: 'collector:config-bundles' },
 ];
 
 export class PlumbCollector {
@@ -130,6 +132,8 @@ export class PlumbCollector {
   private wakeRebalance: (() => void) | null = null;
   /** Agents heard from, by the x-plumb-agent header of their batches. */
   readonly agentsSeen = new AgentsSeen();
+  /** Fleet config bundles for agents (GET /api/v1/config/<group>). */
+  readonly bundles: ConfigBundles;
   /** SLO budgets and burn rates over time, for the console's charts. */
   private readonly sloHistory: SloHistory;
   /** What GET /readyz says: 503 unless 'ready'. */
@@ -182,6 +186,7 @@ export class PlumbCollector {
         checkpointIntervalMs: j.checkpointInterval,
       },
     });
+    this.bundles = new ConfigBundles(config.configBundles, ctx.telemetry);
     const alerts = this.alerts;
     this.sloHistory = new SloHistory(() => alerts.slos(), Math.max(1000, config.alerts.evaluationInterval));
     this.store.observer = {
@@ -215,6 +220,7 @@ export class PlumbCollector {
     const prev = this.config;
     this.config = next;
     const log = this.ctx.log.child({ component: 'reload' });
+    if (c.has('collector:config-bundles')) this.bundles.reconfigure(next.configBundles);
     if (c.has('collector:metric-store')) {
       const m = next.metrics;
       const l = next.limits;
@@ -318,6 +324,7 @@ export class PlumbCollector {
     traceRoutes(app, this.tracing, SPAN_INGEST, [METRICS_PATH, TRACES_PATH, LOGS_PATH]);
     const membership = this.membership;
     this.agentsSeen.install(app, { metrics: METRICS_PATH, logs: LOGS_PATH, traces: TRACES_PATH });
+    this.bundles.register(app, (header, address) => this.agentsSeen.note(header, 'config', address, Date.now()));
     const agentsSeen = this.agentsSeen;
     let fleetBody: () => Record<string, unknown> = () => ({ fleet: false, self: null, members: [], agents: agentsSeen.list() });
     if (membership !== null && fleet !== undefined && this.peers !== null && this.handoff !== null) {

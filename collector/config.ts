@@ -15,6 +15,7 @@ import { CollectorSecuritySchema } from './security.ts';
 import { HttpLimitsSchema } from '../shared/http-limits.ts';
 import { OtlpExportSchema, otlpSchema } from '../shared/otlp/config.ts';
 import { FleetSchema } from './fleet/config.ts';
+import { ConfigBundlesSchema } from './fleet/bundles.ts';
 import { PatternsSchema } from './patterns/config.ts';
 
 export const CollectorMetricsSchema = Section({
@@ -71,6 +72,7 @@ export const CollectorSchema = Section({
   journal: JournalSchema,
   limits: LimitsSchema,
   fleet: FleetSchema,
+  configBundles: ConfigBundlesSchema,
 });
 
 export type CollectorConfig = StaticDecode<typeof CollectorSchema>;

@@ -21,6 +21,11 @@ export interface AgentSeen {
   /** What the last batch carried: metrics, logs or traces. */
   lastKind: string;
   batches: number;
+  /** Fleet configuration (agent.remoteConfig): group, hash of the bundle running, hash and error count of the last one refused. */
+  group?: string;
+  bundle?: string;
+  refused?: string;
+  refusedErrors?: number;
 }
 
 export class AgentsSeen {
@@ -65,6 +70,11 @@ export class AgentsSeen {
     a.instance = id.instance;
     a.hostname = id.hostname;
     a.configHash = id.configHash;
+    a.group = id.group;
+    a.bundle = id.bundle;
+    a.refused = id.refused;
+    a.refusedErrors = id.refusedErrors;
+    if (kind === 'config') a.batches--; // a bundle fetch is not a batch
     this.agents.set(key, a);
   }
 
