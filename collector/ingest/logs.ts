@@ -61,7 +61,17 @@ export async function logsIngestPlugin(app: FastifyInstance, options: LogsIngest
   app.post(LOGS_PATH, (request, reply) => handler.handle(request, reply));
 }
 
-type Checked = { events: Record<string, unknown>[]; lines: Buffer[]; ids: string[] } | { error: string; reason: string };
+/** A line of a batch refused on its own (the batch's other lines are taken). */
+export interface LineError {
+  line: number;
+  reason: string;
+  message: string;
+}
+
+type Checked = { events: Record<string, unknown>[]; lines: Buffer[]; ids: string[]; errors: LineError[] } | { error: string; reason: string; errors?: LineError[] };
+
+/** Refused lines listed in a response; the rest are counted in `reasons`. */
+const MAX_LISTED_ERRORS = 20;
 
 class LogsIngest {
   private readonly o: LogsIngestOptions;
@@ -79,7 +89,7 @@ class LogsIngest {
     const t = options.telemetry;
     this.batches = t.counter('plumb_ingest_batches_total', 'batches received from agents, by kind and outcome', ['kind', 'outcome']);
     this.events = t.counter('plumb_ingest_log_events_total', 'log events received, by outcome (accepted, duplicate)', ['outcome']);
-    this.invalid = t.counter('plumb_ingest_invalid_logs_total', 'log batches refused as invalid, by reason', ['reason']);
+    this.invalid = t.counter('plumb_ingest_invalid_logs_total', 'log lines refused as invalid, by reason (each refused on its own, the rest of its batch taken; a batch refused whole for its size or emptiness counts once)', ['reason']);
     this.backpressure = t.counter('plumb_ingest_backpressure_total', 'batches answered 429 because a queue was full or above its high-water mark, by kind and reason', ['kind', 'reason']);
   }
 
@@ -87,10 +97,19 @@ class LogsIngest {
     const checked = checkBatch(request.body as Buffer, this.o.maxEventsPerBatch);
     if ('error' in checked) {
       this.batches.inc({ kind: 'logs', outcome: 'invalid' });
-      this.invalid.inc({ reason: checked.reason });
+      if (checked.errors === undefined) this.invalid.inc({ reason: checked.reason });
+      else for (const e of checked.errors) this.invalid.inc({ reason: e.reason });
       this.once.warn(`invalid:${checked.reason}`, { batch: request.headers['x-plumb-batch-id'], error: checked.error }, 'log batch refused');
-      return reply.code(400).send({ error: 'PLUMB_ERR_INGEST_BODY', message: checked.error });
+      return reply.code(400).send({ error: 'PLUMB_ERR_INGEST_BODY', message: checked.error, ...(checked.errors === undefined ? {} : refusedLines(checked.errors)) });
     }
+    if (checked.errors.length > 0) {
+      // one bad line costs only itself: the rest of the batch is taken, the bad ones listed
+      for (const e of checked.errors) this.invalid.inc({ reason: e.reason });
+      this.events.inc({ outcome: 'rejected' }, checked.errors.length);
+      const first = checked.errors[0];
+      this.once.warn(`invalid-line:${first.reason}`, { batch: request.headers['x-plumb-batch-id'], error: `line ${first.line}: ${first.message}`, lines: checked.errors.length }, 'log lines refused; the rest of the batch taken (counted in plumb_ingest_invalid_logs_total)');
+    }
+    const refused = checked.errors.length === 0 ? {} : refusedLines(checked.errors);
     const batchId = String(request.headers['x-plumb-batch-id'] ?? '');
     const fresh: number[] = [];
     for (let i = 0; i < checked.ids.length; i++) if (!this.o.seen.has(checked.ids[i])) fresh.push(i);
@@ -98,7 +117,7 @@ class LogsIngest {
     if (duplicates > 0) this.events.inc({ outcome: 'duplicate' }, duplicates);
     if (fresh.length === 0) {
       this.batches.inc({ kind: 'logs', outcome: 'duplicate' });
-      return reply.code(200).send({ accepted: 0, duplicate: duplicates });
+      return reply.code(200).send({ accepted: 0, duplicate: duplicates, ...refused });
     }
     const parts: Buffer[] = [];
     const miner = this.o.patterns ?? null;
@@ -146,18 +165,31 @@ class LogsIngest {
       for (const i of fresh) observer.observeLog(checked.events[i], now);
     }
     await recorded;
-    return reply.code(200).send({ accepted: fresh.length, duplicate: duplicates });
+    return reply.code(200).send({ accepted: fresh.length, duplicate: duplicates, ...refused });
   }
 }
 
 const NEWLINE = Buffer.from('\n');
 
-/** Splits and checks a body; every problem names its line (1-based). */
+/** The refused lines of a batch as a response lists them (the agent counts `reasons`). */
+function refusedLines(errors: readonly LineError[]): Record<string, unknown> {
+  const reasons: Record<string, number> = {};
+  for (const e of errors) reasons[e.reason] = (reasons[e.reason] ?? 0) + 1;
+  const out: Record<string, unknown> = { refused: errors.length, errors: errors.slice(0, MAX_LISTED_ERRORS), reasons };
+  if (errors.length > MAX_LISTED_ERRORS) out.errorsOmitted = errors.length - MAX_LISTED_ERRORS;
+  return out;
+}
+
+/**
+ * Splits and checks a body; every problem names its line (1-based). A bad line is refused on
+ * its own and the others are taken; only a body with no good line, or too many, is refused whole.
+ */
 export function checkBatch(body: Buffer, maxEvents: number): Checked {
   if (!Buffer.isBuffer(body) || body.length === 0) return { error: 'the body is empty; send one JSON object per line', reason: 'empty' };
   const events: Record<string, unknown>[] = [];
   const lines: Buffer[] = [];
   const ids: string[] = [];
+  const errors: LineError[] = [];
   let pos = 0;
   let lineNo = 0;
   while (pos < body.length) {
@@ -169,26 +201,45 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
     const line = body.subarray(pos, end);
     pos = nl + 1;
     if (line.length === 0) continue;
-    if (events.length >= maxEvents) return { error: `more than ${maxEvents} events in one batch (collector.logs limit maxEventsPerBatch); send smaller batches`, reason: 'too_many' };
+    if (events.length + errors.length >= maxEvents) return { error: `more than ${maxEvents} events in one batch (collector.logs limit maxEventsPerBatch); send smaller batches`, reason: 'too_many' };
+    const refuse = (reason: string, message: string): void => void errors.push({ line: lineNo, reason, message });
     let doc: unknown;
     try {
       doc = JSON.parse(line.toString('utf8'));
     } catch (err) {
-      return { error: `line ${lineNo}: not valid JSON (${(err as Error).message})`, reason: 'json' };
+      refuse('json', `not valid JSON (${(err as Error).message})`);
+      continue;
     }
-    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return { error: `line ${lineNo}: expected a JSON object`, reason: 'not_object' };
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+      refuse('not_object', 'expected a JSON object');
+      continue;
+    }
     const ev = doc as Record<string, unknown>;
     const ts = ev['@timestamp'];
-    if (typeof ts !== 'string' || Number.isNaN(Date.parse(ts))) return { error: `line ${lineNo}: "@timestamp" must be a date-time string (RFC 3339), got ${JSON.stringify(ts)?.slice(0, 60)}`, reason: 'timestamp' };
-    if (typeof ev.message !== 'string') return { error: `line ${lineNo}: "message" must be a string`, reason: 'message' };
+    if (typeof ts !== 'string' || Number.isNaN(Date.parse(ts))) {
+      refuse('timestamp', `"@timestamp" must be a date-time string (RFC 3339), got ${JSON.stringify(ts)?.slice(0, 60)}`);
+      continue;
+    }
+    if (typeof ev.message !== 'string') {
+      refuse('message', '"message" must be a string');
+      continue;
+    }
     const event = ev.event;
     const id = event !== null && typeof event === 'object' ? (event as Record<string, unknown>).id : undefined;
-    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) return { error: `line ${lineNo}: "event.id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters`, reason: 'event_id' };
+    if (typeof id !== 'string' || id.length === 0 || id.length > MAX_ID_LENGTH) {
+      refuse('event_id', `"event.id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
+      continue;
+    }
     events.push(ev);
     lines.push(line);
     ids.push(id);
   }
+  if (events.length === 0 && errors.length > 0) {
+    const first = errors[0];
+    const more = errors.length > 1 ? ` (and ${errors.length - 1} more line(s))` : '';
+    return { error: `line ${first.line}: ${first.message}${more}`, reason: first.reason, errors };
+  }
   if (events.length === 0) return { error: 'the body holds no events; send one JSON object per line', reason: 'empty' };
-  return { events, lines, ids };
+  return { events, lines, ids, errors };
 }
 

@@ -114,7 +114,9 @@ function hostileCases(): HostileCase[] {
     { what: 'metric batch with a negative seq', path: '/v1/metrics', headers: { ...json, ...auth }, body: metricBatch('hostile:4').replace('"seq":1', '"seq":-1'), status: 400, counted: 'rejected' },
     { what: 'metric batch as an array', path: '/v1/metrics', headers: { ...json, ...auth }, body: '[1,2,3]', status: 400, counted: 'rejected' },
     { what: 'log line without a message', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: JSON.stringify({ '@timestamp': new Date().toISOString(), event: { id: 'hostile-3' } }), status: 400, counted: 'invalid_logs', reason: 'message' },
-    { what: 'log line that is not JSON', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: `${logLine('hostile', 'hostile-4')}\n{"message": oops}`, status: 400, counted: 'invalid_logs', reason: 'json' },
+    // one line that is not JSON is refused on its own: the batch's good line is taken (200, the bad one listed)
+    { what: 'log line that is not JSON beside a good one', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: `${logLine('hostile', 'hostile-4')}\n{"message": oops}`, status: 200, counted: 'invalid_logs', reason: 'json' },
+    { what: 'log batch of nothing but a line that is not JSON', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: '{"message": oops}', status: 400, counted: 'invalid_logs', reason: 'json' },
     { what: 'log line with a bad timestamp', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: JSON.stringify({ '@timestamp': 'yesterday', message: 'hostile', event: { id: 'hostile-5' } }), status: 400, counted: 'invalid_logs', reason: 'timestamp' },
     { what: 'oversized metric batch', path: '/v1/metrics', headers: { ...json, ...auth }, body: oversized, status: 413, counted: 'rejected' },
     { what: 'oversized log batch', path: '/v1/logs', headers: { ...ndjson, ...auth }, body: Array.from({ length: 6000 }, (_, i) => logLine('hostile', `hostile-big-${i}`, 200)).join('\n'), status: 413, counted: 'rejected' },

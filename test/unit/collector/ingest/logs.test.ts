@@ -19,17 +19,54 @@ describe('checkBatch', () => {
   });
 
   it.each([
-    ['not JSON', ndjson(event(), '{"broken"'), /line 2: not valid JSON/, 'json'],
+    ['not JSON', ndjson('{"broken"'), /line 1: not valid JSON/, 'json'],
     ['an array', ndjson('[1,2]'), /line 1: expected a JSON object/, 'not_object'],
     ['no timestamp', ndjson(event({ '@timestamp': undefined })), /line 1: "@timestamp" must be a date-time/, 'timestamp'],
     ['a bad timestamp', ndjson(event({ '@timestamp': 'yesterday' })), /"@timestamp" must be a date-time string.*"yesterday"/, 'timestamp'],
     ['a numeric message', ndjson(event({ message: 5 })), /line 1: "message" must be a string/, 'message'],
-    ['no event id', ndjson(event(), event({ event: {} })), /line 2: "event.id" must be a non-empty string/, 'event_id'],
+    ['no event id', ndjson('', event({ event: {} })), /line 2: "event.id" must be a non-empty string/, 'event_id'],
     ['an empty body', Buffer.from('\n\n'), /holds no events/, 'empty'],
-  ])('refuses a batch with %s, naming the line', (_name, body, message, reason) => {
+  ])('refuses a batch holding nothing but %s, naming the line', (_name, body, message, reason) => {
     const r = checkBatch(body, 10);
     expect(r).toMatchObject({ reason });
     expect('error' in r && r.error).toMatch(message);
+  });
+
+  it('refuses a bad line on its own, naming it, and takes the others', () => {
+    const r = checkBatch(ndjson(event(), '{"broken"', event({ event: { id: 'b' } }), event({ message: 5, event: { id: 'c' } })), 10);
+    expect('error' in r).toBe(false);
+    if ('error' in r) return;
+    expect(r.ids).toEqual([id(FILE_A, 0), 'b']);
+    expect(r.errors.map((e) => [e.line, e.reason])).toEqual([
+      [2, 'json'],
+      [4, 'message'],
+    ]);
+  });
+
+  it('one bad line never changes what happens to the good lines of its batch (property)', () => {
+    const good = fc.record({ message: fc.string({ maxLength: 30 }), n: fc.nat(10_000) }).map(({ message, n }) => event({ message, event: { id: `e-${n}` } }));
+    const bad = fc.oneof(
+      fc.constant('{"broken"'),
+      fc.constant('[1]'),
+      fc.string({ maxLength: 20 }).filter((t) => t.trim() !== '' && !t.includes('\n') && !t.includes('\r')).map((t) => JSON.stringify(t)),
+      fc.constant(JSON.stringify(event({ '@timestamp': 'soon' }))),
+      fc.constant(JSON.stringify(event({ message: null }))),
+      fc.constant(JSON.stringify(event({ event: { id: '' } }))),
+    );
+    fc.assert(
+      fc.property(fc.array(good, { minLength: 1, maxLength: 20 }), bad, fc.nat(), (goods, b, at) => {
+        const alone = checkBatch(ndjson(...goods), 100);
+        const lines: unknown[] = [...goods];
+        const index = at % (lines.length + 1);
+        lines.splice(index, 0, b);
+        const mixed = checkBatch(ndjson(...lines), 100);
+        if ('error' in alone || 'error' in mixed) throw new Error('a batch with good lines was refused whole');
+        expect(mixed.ids).toEqual(alone.ids);
+        expect(mixed.lines.map(String)).toEqual(alone.lines.map(String));
+        expect(mixed.errors.map((e) => e.line)).toEqual([index + 1]);
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('refuses more events than the limit', () => {
