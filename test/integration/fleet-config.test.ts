@@ -20,7 +20,7 @@ import { agentHeader } from '../../shared/wire.ts';
 import { Telemetry } from '../../shared/telemetry.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { errorsOf } from '../../cli/reload.ts';
-import { stopProcess } from '../helpers/processes.ts';
+import { stopProcess, type TrackedProcess } from '../helpers/processes.ts';
 import { freeTcpPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { startS3Server, type S3TestServer } from '../helpers/s3-server.ts';
@@ -35,6 +35,18 @@ afterEach(async () => {
 
 const INTERVAL = 1500;
 
+/** A collector process serving the bundles in `bundles`. */
+async function bundleServer(dir: string, bundles: string): Promise<{ collector: TrackedProcess; cbase: string }> {
+  const cport = await freeTcpPort();
+  const cdata = path.join(dir, 'collector');
+  const cfile = path.join(dir, 'collector.yaml');
+  await writeFile(cfile, `collector:\n  listen: "127.0.0.1:${cport}"\n  dataDir: ${JSON.stringify(cdata)}\n  patterns: { enabled: false }\n  configBundles: { dir: ${JSON.stringify(bundles)} }\n`);
+  const collector = startRole('collector', cfile, cdata);
+  const cbase = `http://127.0.0.1:${cport}`;
+  await ready(cbase, collector);
+  return { collector, cbase };
+}
+
 describe('fleet configuration', () => {
   it('50 agents follow their group’s bundle within two intervals, refuse a bad one everywhere, and keep running on what they have when the sources are down', async () => {
     const dir = await tempDir();
@@ -42,13 +54,7 @@ describe('fleet configuration', () => {
     await mkdir(bundles);
     const v1 = 'statsd:\n  tags: ["env:one"]\n';
     await writeFile(path.join(bundles, 'web.yaml'), v1);
-    const cport = await freeTcpPort();
-    const cdata = path.join(dir, 'collector');
-    const cfile = path.join(dir, 'collector.yaml');
-    await writeFile(cfile, `collector:\n  listen: "127.0.0.1:${cport}"\n  dataDir: ${JSON.stringify(cdata)}\n  patterns: { enabled: false }\n  configBundles: { dir: ${JSON.stringify(bundles)} }\n`);
-    const collector = startRole('collector', cfile, cdata);
-    const cbase = `http://127.0.0.1:${cport}`;
-    await ready(cbase, collector);
+    const { collector, cbase } = await bundleServer(dir, bundles);
 
     s3 = await startS3Server({ bucket: 'fleet' });
     await s3.client.send(new PutObjectCommand({ Bucket: 'fleet', Key: 'web.yaml', Body: v1 }));
@@ -138,13 +144,8 @@ describe('fleet configuration', () => {
     await mkdir(bundles);
     const bundle = 'statsd:\n  tags: ["env:kept"]\n';
     await writeFile(path.join(bundles, 'edge.yaml'), bundle);
-    const [cport, hport] = [await freeTcpPort(), await freeTcpPort()];
-    const cdata = path.join(dir, 'collector');
-    const cfile = path.join(dir, 'collector.yaml');
-    await writeFile(cfile, `collector:\n  listen: "127.0.0.1:${cport}"\n  dataDir: ${JSON.stringify(cdata)}\n  patterns: { enabled: false }\n  configBundles: { dir: ${JSON.stringify(bundles)} }\n`);
-    const collector = startRole('collector', cfile, cdata);
-    const cbase = `http://127.0.0.1:${cport}`;
-    await ready(cbase, collector);
+    const hport = await freeTcpPort();
+    const { collector, cbase } = await bundleServer(dir, bundles);
     const adata = path.join(dir, 'agent');
     const afile = path.join(dir, 'agent.yaml');
     const text = `agent:\n  dataDir: ${JSON.stringify(adata)}\n  http: { listen: "127.0.0.1:${hport}" }\n  statsd: { enabled: false }\n  host: { enabled: false }\n  traces: { zipkin: { enabled: false } }\n  forward: { collectors: [${JSON.stringify(cbase)}] }\n  remoteConfig: { source: collector, group: edge, interval: 500ms }\n`;
