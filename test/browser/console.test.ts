@@ -5,7 +5,8 @@
  * and checked for what they would see. One browser for the whole file.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { stopAllProcesses } from '../helpers/processes.ts';
 import { startConsoleScene, type ConsoleScene } from '../helpers/console-scene.ts';
@@ -217,5 +218,29 @@ describe('web console in chromium', () => {
     await page.waitForSelector('#grok-result table.grok', { timeout: 20_000 });
     expect(await text('#grok-result tr[data-outcome="timeout"]')).toMatch(/overran the line deadline/);
     expect(await text('#grok-result tr[data-outcome="matched"]')).toMatch(/aaa/);
+  });
+
+  it('Pipeline shows every error of a config reload that failed (SIGHUP with a broken file), and the running config stays', async () => {
+    const file = path.join(scene.dir, 'plumb.yaml');
+    const good = await readFile(file, 'utf8');
+    await writeFile(file, good.replace('flushInterval: 500ms', 'flushInterval: -5').replace('evaluationInterval: 500ms', 'evaluationInterval: soon'));
+    try {
+      scene.plumb.child.kill('SIGHUP');
+      await page.goto(`${collectorUrl}/ui/pipeline`);
+      await waitFor(
+        async () => {
+          await page.reload();
+          return (await page.$('[data-reload="failure"]')) !== null;
+        },
+        { timeoutMs: 20_000, intervalMs: 500, what: 'the failed reload on the pipeline page' },
+      );
+      const note = await text('[data-reload="failure"]');
+      expect(note).toMatch(/failed; the running config stays/);
+      expect(note).toMatch(/evaluationInterval/);
+      await page.goto(`${agentUrl}/ui/pipeline`);
+      expect(await text('[data-reload="failure"]')).toMatch(/flushInterval/);
+    } finally {
+      await writeFile(file, good);
+    }
   });
 });
