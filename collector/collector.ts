@@ -14,7 +14,7 @@ import { MetricSinks } from './metrics/sinks/export.ts';
 import { AlertEngine, alertRoutes, registerRuleFleetRoutes, RulePeers, WINDOW_CHUNK_PREFIX } from './alerts/index.ts';
 import { installBodyHandling } from './ingest/http.ts';
 import { registerMetricsIngest } from './ingest/metrics.ts';
-import { tracesIngestPlugin, type DurableSpanSink } from './ingest/traces.ts';
+import { tracesIngestPlugin } from './ingest/traces.ts';
 import { IngestState } from './ingest/state.ts';
 import { HeapGuard } from './ingest/limits.ts';
 import { ZipkinExporter } from './traces/zipkin-exporter.ts';
@@ -26,7 +26,8 @@ import { LogRouter } from './logs/router.ts';
 import { PatternMiner } from './patterns/miner.ts';
 import { patternRoutes } from './patterns/routes.ts';
 import { logsIngestPlugin } from './ingest/logs.ts';
-import { SpanIndex, durableSpanSinks } from './traces/span-index.ts';
+import { SpanIndex } from './traces/span-index.ts';
+import { NO_SPAN_SINKS, SwappableSpanSinks, type SpanSinkSet } from './traces/swap.ts';
 import { createOtlpSpanExport } from './traces/otlp.ts';
 import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
 import { resolveSecurity, installAuth, credentialCheck, type Security } from './security.ts';
@@ -84,6 +85,7 @@ export const COLLECTOR_RELOAD_RULES: readonly ReloadRule[] = [
   { path: 'collector.metrics.sinks', component: 'collector:metric-sinks' },
   { path: 'collector.logs', component: 'collector:log-sinks' },
   { path: 'collector.logs.queue.retryAfter', component: null },
+  ...['zipkin', 'elasticsearch', 'otlp'].map((k) => ({ path: `collector.traces.${k}`, component: 'collector:span-sinks' })),
   { path: 'collector.configBundles', component: 'collector:config-bundles' },
 ];
 
@@ -91,8 +93,6 @@ export class PlumbCollector {
   config: CollectorConfig;
   private readonly ctx: CollectorContext;
   readonly store: MetricStore;
-  /** The Zipkin sink; null unless collector.traces.zipkin is configured. */
-  readonly zipkinExporter: ZipkinExporter | null;
   readonly spanMetrics: SpanMetrics | null;
   readonly alerts: AlertEngine;
   /** Log pattern mining (collector.patterns); null when off. */
@@ -105,12 +105,8 @@ export class PlumbCollector {
   private reconfiguring: Promise<unknown> = Promise.resolve();
   /** remote_write and Graphite sinks with their export clock; opened by start(). */
   metricSinks: MetricSinks | null = null;
-  /** Spans in Elasticsearch; null unless collector.traces.elasticsearch is configured. Opened by start(). */
-  spanIndex: SpanIndex | null = null;
-  /** The OTLP span sink; null unless collector.traces.otlp is configured. Opened by start(). */
-  spanExport: SpanIndex | null = null;
-  /** The span index and the OTLP span sink as one durable sink, written first. */
-  private durableSpans: DurableSpanSink | null = null;
+  /** What ingest hands spans to: the span sinks of the moment (a reload may replace them). */
+  private readonly spanSinks = new SwappableSpanSinks();
   private readonly tracing: SelfTracing;
   private app: FastifyInstance | null = null;
   private expireTimer: NodeJS.Timeout | null = null;
@@ -144,6 +140,21 @@ export class PlumbCollector {
   /** GET /api/v1/tap: what passes the ingest doors, live (shared/tap.ts). */
   readonly taps: TapHub;
 
+  /** The Zipkin sink; null unless collector.traces.zipkin is configured. */
+  get zipkinExporter(): ZipkinExporter | null {
+    return this.spanSinks.sinks.zipkin;
+  }
+
+  /** Spans in Elasticsearch; null unless collector.traces.elasticsearch is configured. Opened by start(). */
+  get spanIndex(): SpanIndex | null {
+    return this.spanSinks.sinks.index;
+  }
+
+  /** The OTLP span sink; null unless collector.traces.otlp is configured. Opened by start(). */
+  get spanExport(): SpanIndex | null {
+    return this.spanSinks.sinks.export;
+  }
+
   constructor(config: CollectorConfig, ctx: CollectorContext) {
     this.config = config;
     this.ctx = ctx;
@@ -167,7 +178,6 @@ export class PlumbCollector {
     this.tracing = ctx.tracing ?? TRACING_OFF;
     const t = config.traces;
     const tracesCtx = { telemetry: ctx.telemetry, log: ctx.log, tracing: this.tracing };
-    this.zipkinExporter = t.zipkin ? new ZipkinExporter(t.zipkin, tracesCtx) : null;
     this.spanMetrics = t.spanMetrics.enabled ? new SpanMetrics(t.spanMetrics, tracesCtx) : null;
     const j = config.journal;
     this.patterns = config.patterns.enabled ? new PatternMiner(config.patterns, { telemetry: ctx.telemetry, log: ctx.log.child({ component: 'patterns' }), dataDir: resolve(config.dataDir) }) : null;
@@ -260,6 +270,42 @@ export class PlumbCollector {
       if (failure !== undefined) throw failure;
       log.info({ sinks: this.logs.sinks }, 'log sinks restarted for the new config');
     }
+    if (c.has('collector:span-sinks') && this.app !== null) {
+      let failure: unknown;
+      await this.spanSinks.replace(async (old) => {
+        await stopSpanSinks(old, Date.now() + deadlineMs);
+        try {
+          return await this.openSpanSinks(next);
+        } catch (err) {
+          failure = err;
+          this.config = { ...this.config, traces: { ...this.config.traces, zipkin: prev.traces.zipkin, elasticsearch: prev.traces.elasticsearch, otlp: prev.traces.otlp } };
+          return this.openSpanSinks(prev);
+        }
+      });
+      if (failure !== undefined) throw failure;
+      const s = this.spanSinks.sinks;
+      log.info({ zipkin: s.zipkin !== null, elasticsearch: s.index !== null, otlp: s.export !== null }, 'span sinks restarted for the new config');
+    }
+  }
+
+  /** The span sinks collector.traces asks for, started; what was opened is stopped again if one fails. */
+  private async openSpanSinks(config: CollectorConfig): Promise<SpanSinkSet> {
+    const t = config.traces;
+    const ctx = { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: config.dataDir, tracing: this.tracing };
+    const sinks: SpanSinkSet = { zipkin: null, index: null, export: null };
+    try {
+      if (t.zipkin !== undefined) sinks.zipkin = new ZipkinExporter(t.zipkin, ctx);
+      if (t.elasticsearch !== undefined) sinks.index = await SpanIndex.create(t.elasticsearch, ctx);
+      if (t.otlp !== undefined) sinks.export = await createOtlpSpanExport(t.otlp, ctx);
+    } catch (err) {
+      await stopSpanSinks(sinks, Date.now());
+      throw err;
+    }
+    // sinks before sources: started only once all of them opened
+    sinks.zipkin?.start();
+    sinks.index?.start();
+    sinks.export?.start();
+    return sinks;
   }
 
   /** Base URL agents post to. */
@@ -271,8 +317,6 @@ export class PlumbCollector {
     this.phase = 'starting';
     // tokens, certificates and the loopback rule first: a collector that would start open fails before opening anything
     const security = resolveSecurity(this.config, this.ctx.env ?? {}, this.ctx.log);
-    // sinks before the listener: the exporter takes spans as soon as agents can post
-    this.zipkinExporter?.start();
     // rules and their saved alerts first; evaluation once the windows are back (below)
     await this.alerts.start({ evaluate: false });
     this.logs = await LogRouter.create(this.config.logs, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
@@ -280,17 +324,9 @@ export class PlumbCollector {
     this.logSink.router = this.logs;
     const logs = this.logSink;
     this.patterns?.start();
-    const es = this.config.traces.elasticsearch;
-    if (es !== undefined) {
-      this.spanIndex = await SpanIndex.create(es, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
-      this.spanIndex.start();
-    }
-    const otlpOut = this.config.traces.otlp;
-    if (otlpOut !== undefined) {
-      this.spanExport = await createOtlpSpanExport(otlpOut, { telemetry: this.ctx.telemetry, log: this.ctx.log, dataDir: this.config.dataDir, tracing: this.tracing });
-      this.spanExport.start();
-    }
-    const durableSpans = (this.durableSpans = durableSpanSinks([this.spanIndex, this.spanExport]));
+    // sinks before the listener: the exporter takes spans as soon as agents can post
+    this.spanSinks.sinks = await this.openSpanSinks(this.config);
+    const spanSinks = this.spanSinks;
     const fleet = this.config.fleet;
     if (fleet !== undefined) {
       const fleetLog = this.ctx.log.child({ component: 'fleet' });
@@ -348,8 +384,8 @@ export class PlumbCollector {
     registerMetricsIngest(app, state.metrics, { maxMetricsPerBatch: this.config.maxMetricsPerBatch, router: this.router, tap: this.taps.point('ingest_metrics', 'metric') }, this.ctx.telemetry, this.ctx.log.child({ component: 'metrics-ingest' }));
     await app.register(tracesIngestPlugin, {
       recent: state.traceIds,
-      sink: this.zipkinExporter,
-      index: durableSpans,
+      sink: spanSinks.zipkin,
+      index: spanSinks.durable,
       spanMetrics: this.spanMetrics,
       maxSpansPerBatch: this.config.traces.maxSpansPerBatch,
       tap: this.taps.point('ingest_traces', 'span'),
@@ -369,8 +405,7 @@ export class PlumbCollector {
       log: this.ctx.log.child({ component: 'logs-ingest' }),
       tap: this.taps.point('ingest_logs', 'event'),
     });
-    const spanSinks = [this.spanIndex, this.spanExport];
-    app.get('/api/v1/sinks', async () => ({ sinks: this.logs?.status() ?? [], spans: spanSinks.flatMap((s) => s?.status() ?? []), metrics: this.metricSinks?.status() ?? [] }));
+    app.get('/api/v1/sinks', async () => ({ sinks: this.logs?.status() ?? [], spans: [this.spanIndex, this.spanExport].flatMap((s) => s?.status() ?? []), metrics: this.metricSinks?.status() ?? [] }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
       return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
@@ -487,8 +522,8 @@ export class PlumbCollector {
     const sink = new CollectorOtlpSink({
       metrics: state.metrics,
       router: this.router,
-      index: this.durableSpans,
-      zipkin: this.zipkinExporter,
+      index: this.spanSinks.durable,
+      zipkin: this.spanSinks.zipkin,
       spanMetrics: this.spanMetrics,
       logs,
       seenLogIds: state.logIds,
@@ -575,20 +610,24 @@ export class PlumbCollector {
     // no request is in flight now: a last checkpoint, so the next start replays nothing
     await this.state?.close();
     this.state = null;
-    await this.zipkinExporter?.stop(deadline);
     await this.logs?.stop(deadline);
     this.logs = null;
     await this.metricSinks?.stop(deadline);
     this.metricSinks = null;
     this.patterns?.stop();
-    await this.spanIndex?.stop(deadline);
-    this.spanIndex = null;
-    await this.spanExport?.stop(deadline);
-    this.spanExport = null;
+    await stopSpanSinks(this.spanSinks.sinks, deadline);
+    this.spanSinks.sinks = NO_SPAN_SINKS;
     await this.alerts.stop(Math.max(0, deadline - Date.now()));
     await this.membership?.stop();
     this.membership = null;
     await this.peers?.close();
     this.peers = null;
   }
+}
+
+/** Drains the span sinks until the deadline (the span index and the OTLP export keep what is left in their disk queues). */
+async function stopSpanSinks(sinks: SpanSinkSet, deadline: number): Promise<void> {
+  await sinks.zipkin?.stop(deadline);
+  await sinks.index?.stop(deadline);
+  await sinks.export?.stop(deadline);
 }

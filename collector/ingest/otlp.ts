@@ -58,7 +58,7 @@ export class CollectorOtlpSink implements OtlpSink {
   async traces(spans: ZipkinSpan[]): Promise<SinkVerdict> {
     const { index, zipkin, spanMetrics } = this.d;
     if (index !== null && !(await index.write(spans))) return 'busy';
-    if (zipkin !== null && !zipkin.write(spans)) return 'busy';
+    if (zipkin !== null && !(await zipkin.write(spans))) return 'busy';
     spanMetrics?.observe(spans);
     return 'ok';
   }

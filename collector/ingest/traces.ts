@@ -17,9 +17,9 @@ import { TRACES_PATH, decodeSpanBatch, type SpanLimits, type ZipkinSpan } from '
 import type { ReplayIds } from './dedupe.ts';
 import type { TapPoint } from '../../shared/tap.ts';
 
-/** Where accepted spans go: all or none; false means "full, ask the agent to retry". */
+/** Where accepted spans go: all or none; false means "full, ask the agent to retry". A promise while the sink is being replaced (config reload). */
 export interface SpanSink {
-  write(spans: readonly ZipkinSpan[], parent?: Context): boolean;
+  write(spans: readonly ZipkinSpan[], parent?: Context): boolean | Promise<boolean>;
 }
 
 /** A durable store of spans (the Elasticsearch span index): resolves false when its queue is full. */
@@ -114,7 +114,7 @@ class TracesIngest {
         .send({ error: 'PLUMB_ERR_SINK_RETRYABLE', message: 'a span sink queue (Elasticsearch, OTLP) is full (collector.logs.queue.maxBytes); retry later' });
       return;
     }
-    if (sink !== null && !sink.write(batch.spans, parent)) {
+    if (sink !== null && !(await sink.write(batch.spans, parent))) {
       this.batches.inc({ kind: 'traces', outcome: 'refused' });
       this.backpressure.inc({ kind: 'traces', reason: 'zipkin_queue_full' });
       reply

@@ -3,7 +3,8 @@
  * collector's log sink moved to another folder (the two folders together hold every line once),
  * statsd counters counting exactly across a reload of the agent's tags, broken configs refused
  * with every error at once while the running one keeps working, and a listen port change
- * reported as needing a restart.
+ * reported as needing a restart; the collector's Zipkin sink moved to another server while spans
+ * flow (the two servers together hold every span once).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createSocket } from 'node:dgram';
@@ -12,6 +13,7 @@ import path from 'node:path';
 import { NODE_BIN, spawnTracked, stopProcess } from '../helpers/processes.ts';
 import { freeTcpPort, freeUdpPort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { startZipkinServer, type ZipkinTestServer } from '../helpers/zipkin-server.ts';
 import { agentYaml, collectorYaml, configStatus, metric, ndjsonUnder, nextReload, numbersOf, ready, startRole, upTo, cleanUp, LOG_WRITER, tempDir } from '../helpers/reload.ts';
 
 afterEach(cleanUp);
@@ -104,4 +106,77 @@ describe('whole-config reload under traffic', () => {
     expect((await stopProcess(collector)).code).toBe(0);
   }, 90_000);
 
+  it('the Zipkin sink moved to another server while spans flow: every span reaches one of the two, none twice', async () => {
+    const dir = await tempDir();
+    const cport = await freeTcpPort();
+    const zipkins: ZipkinTestServer[] = [await startZipkinServer(), await startZipkinServer()];
+    const cdata = path.join(dir, 'collector');
+    const cfile = path.join(dir, 'collector.yaml');
+    let sending = true;
+    const text = (z: ZipkinTestServer, more = ''): string =>
+      collectorYaml({ dataDir: cdata, port: cport, sinkDir: path.join(dir, 'logs'), extra: `  traces:\n    zipkin: { url: ${JSON.stringify(z.url)}, gzip: false, retryInitial: 50ms }\n${more}` });
+    try {
+      await writeFile(cfile, text(zipkins[0]));
+      const collector = startRole('collector', cfile, cdata);
+      const cbase = `http://127.0.0.1:${cport}`;
+      await ready(cbase, collector);
+
+      // an agent's way: batches of 20 spans, each posted until a 2xx (same batch id on a retry)
+      const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
+      let batches = 0;
+      let refused = 0;
+      const sender = (async () => {
+        while (sending) {
+          const seq = batches;
+          const spans = Array.from({ length: 20 }, (_, j) => ({ traceId: hex(seq + 1, 32), id: hex(seq * 20 + j + 1, 16), name: 'op', timestamp: Date.now() * 1000, duration: 5, localEndpoint: { serviceName: 'reload' } }));
+          const body = JSON.stringify({ id: `b${seq}`, agent: 'reload-test', seq, spans });
+          let accepted = false;
+          while (!accepted && sending) {
+            const r = await fetch(`${cbase}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).catch(() => null);
+            await r?.arrayBuffer();
+            accepted = r?.ok === true;
+            if (!accepted) {
+              refused++;
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+          }
+          if (accepted) batches++;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      })();
+      await zipkins[0].waitForSpans(400, 20_000);
+
+      const start = (await configStatus(cbase)).loadedAt;
+      await writeFile(cfile, text(zipkins[1]));
+      expect(await nextReload(cbase, start, 'the Zipkin sink moved')).toMatchObject({ result: 'success', applied: ['collector:span-sinks'], needsRestart: [] });
+      // spans keep flowing, now to the second server
+      await zipkins[1].waitForSpans(400, 20_000);
+
+      // new span sinks that cannot open (the span queues' folder is a file): the previous sinks are back, the error reported
+      await writeFile(path.join(cdata, 'spans'), 'not a folder');
+      const moved = (await configStatus(cbase)).lastReload!.at;
+      await writeFile(cfile, text(zipkins[0], '    elasticsearch: { node: "http://127.0.0.1:9" }\n'));
+      const failed = await nextReload(cbase, moved, 'the span sinks that cannot open');
+      expect(failed.result).toBe('failure');
+      expect(failed.errors).toEqual([expect.stringContaining('applying the new configuration failed')]);
+      const onSecond = zipkins[1].spans.length;
+      await zipkins[1].waitForSpans(onSecond + 200, 20_000);
+      sending = false;
+      await sender;
+
+      const expected = Array.from({ length: batches * 20 }, (_, i) => hex(i + 1, 16));
+      const ids = (): string[] => [...zipkins[0].spans, ...zipkins[1].spans].map((s) => s.id);
+      await waitFor(() => ids().length >= expected.length, { what: `all ${expected.length} spans`, timeoutMs: 20_000 });
+      expect(ids().sort()).toEqual(expected);
+      expect(refused).toBe(0);
+      expect(await metric(cbase, 'plumb_config_reload_total', '{result="success"}')).toBe(1);
+      expect(await metric(cbase, 'plumb_config_reload_total', '{result="failure"}')).toBe(1);
+      expect(collector.stderr()).toContain('span sinks restarted for the new config');
+      expect((await stopProcess(collector)).code).toBe(0);
+      expect(ids().length).toBe(expected.length);
+    } finally {
+      sending = false;
+      for (const z of zipkins) await z.stop();
+    }
+  }, 60_000);
 });
