@@ -30,6 +30,7 @@ import type { KubeMetadata } from './logs/kubernetes/metadata.ts';
 import type { OtlpIntake } from '../shared/otlp/intake.ts';
 import type { OtlpServer } from '../shared/otlp/http.ts';
 import { httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
+import { installAuth, resolveSecurity } from '../shared/security.ts';
 import { agentHeader, type AgentIdentity } from '../shared/wire.ts';
 import type { GrokDebugger } from './logs/grok-debug.ts';
 import type { GrokService } from '../shared/console/grok.ts';
@@ -574,6 +575,9 @@ export class PlumbAgent {
     // GET routes only: fastify's own 1 MiB bodyLimit is the per-request size
     const app = Fastify({ logger: false, ...httpServerOptions(this.config.http) });
     installHttpLimits(app, this.config.http, this.ctx.telemetry, 'agent');
+    // its API and console (status, tap: event content, grok) need a token when agent.http.auth names one
+    const h = this.config.http;
+    installAuth(app, resolveSecurity({ listen: h.listen, insecure: true, auth: h.auth }, this.ctx.env ?? {}, this.ctx.log, 'agent.http', { loopbackRule: false }), { at: 'agent.http' });
     app.get('/healthz', async () => ({ status: 'ok' }));
     app.get('/readyz', async (_req, reply) => {
       if (!this.ready) return reply.code(503).send({ status: 'starting' });

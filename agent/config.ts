@@ -10,6 +10,7 @@ import { GrokPoolSchema } from './logs/config.ts';
 import { KubernetesSchema } from './logs/kubernetes/config.ts';
 import { otlpSchema } from '../shared/otlp/config.ts';
 import { HttpLimitsProperties } from '../shared/http-limits.ts';
+import { TokenAuthSchema } from '../shared/security.ts';
 import type { AggregatorOptions } from './statsd/aggregator.ts';
 import { RemoteConfigSchema } from './remote-config.ts';
 
@@ -128,7 +129,11 @@ export const AgentSchema = Section({
   id: Type.Optional(Type.String({ minLength: 1, description: 'agent identity; defaults to the host name' })),
   hostname: Type.Optional(Type.String({ minLength: 1 })),
   dataDir: Type.String({ default: './data/agent' }),
-  http: Section({ listen: Listen('127.0.0.1:8126', 'health and self-metrics'), ...HttpLimitsProperties }),
+  http: Section({
+    listen: Listen('127.0.0.1:8126', 'health and self-metrics'),
+    ...HttpLimitsProperties,
+    auth: TokenAuthSchema("Bearer tokens required on the agent's /api/v1/* (status, tap, grok) and its console /ui/; /metrics, /healthz and /readyz stay open. None configured: open, as its default loopback listener is."),
+  }),
   statsd: StatsdSchema,
   forward: ForwardSchema,
   host: HostMetricsSchema,

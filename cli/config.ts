@@ -1,6 +1,6 @@
 /** The whole configuration file: both roles, logging, and the checks the schema cannot express. */
 import { PatternsSchema, patternsConfigErrors } from '../collector/patterns/config.ts';
-import type { StaticDecode } from '@sinclair/typebox';
+import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Section, loadConfig, type ConfigCheck, type LoadOptions } from '../shared/config.ts';
 import { AgentSchema } from '../agent/config.ts';
 import { CollectorSchema, CollectorMetricsSchema, CollectorTracesSchema } from '../collector/config.ts';
@@ -11,7 +11,7 @@ import { MetricSinksSchema, checkMetricSinksConfig } from '../collector/metrics/
 import { AGENT_CHECKS, LogLevelSchema, ReloadSchema, TelemetrySchema } from './agent-config.ts';
 import { CollectorLogsSchema, checkLogsConfig } from '../collector/logs/config.ts';
 import { checkSpanIndexConfig } from '../collector/traces/span-index.ts';
-import { SecurityCheckSchema, agentFileErrors, securityConfigErrors, securityFileErrors } from '../collector/security.ts';
+import { SecurityCheckSchema, TokenAuthSchema, agentFileErrors, securityConfigErrors, securityFileErrors } from '../shared/security.ts';
 import { ForwardSchema } from '../agent/config.ts';
 import { FleetCheckSchema, fleetConfigErrors } from '../collector/fleet/config.ts';
 
@@ -24,6 +24,9 @@ export const PlumbSchema = Section({
 });
 
 export type PlumbConfig = StaticDecode<typeof PlumbSchema>;
+
+/** The keys of agent.http the token checks read. */
+const AgentHttpAuthSchema = Type.Object({ listen: Type.String(), auth: TokenAuthSchema('') });
 
 /** The checks the schema cannot express, each on the part of the file it reads. */
 export const PLUMB_CHECKS: readonly ConfigCheck[] = [
@@ -40,6 +43,7 @@ export const PLUMB_CHECKS: readonly ConfigCheck[] = [
   },
   { path: 'collector.patterns', schema: PatternsSchema, run: (c: PlumbConfig['collector']['patterns']) => patternsConfigErrors(c, 'collector.patterns') },
   AGENT_CHECKS[1], // agent.checks
+  { path: 'agent.http', schema: AgentHttpAuthSchema, run: (h: PlumbConfig['agent']['http']) => securityConfigErrors({ listen: h.listen, insecure: true, auth: h.auth }, 'agent.http') },
   {
     path: 'collector.alerts',
     schema: AlertsConfigSchema,
@@ -58,6 +62,7 @@ function machineChecks(env: Record<string, string | undefined>): ConfigCheck[] {
   return [
     { path: 'collector', schema: SecurityCheckSchema, run: (c: PlumbConfig['collector']) => securityFileErrors(c, env, 'collector') },
     { path: 'agent.forward', schema: ForwardSchema, run: (f: PlumbConfig['agent']['forward']) => agentFileErrors(f, 'agent.forward') },
+    { path: 'agent.http', schema: AgentHttpAuthSchema, run: (h: PlumbConfig['agent']['http']) => securityFileErrors({ listen: h.listen, insecure: true, auth: h.auth }, env, 'agent.http') },
   ];
 }
 

@@ -30,7 +30,7 @@ import { SpanIndex } from './traces/span-index.ts';
 import { NO_SPAN_SINKS, SwappableSpanSinks, type SpanSinkSet } from './traces/swap.ts';
 import { createOtlpSpanExport } from './traces/otlp.ts';
 import { BodyBudget, httpServerOptions, installHttpLimits } from '../shared/http-limits.ts';
-import { resolveSecurity, installAuth, credentialCheck, type Security } from './security.ts';
+import { resolveSecurity, installAuth, credentialCheck, type Security } from '../shared/security.ts';
 import os from 'node:os';
 import type { OtlpIntake } from '../shared/otlp/intake.ts';
 import type { OtlpServer } from '../shared/otlp/http.ts';

@@ -11,7 +11,7 @@ import { CollectorLogsSchema } from './logs/config.ts';
 import { SpanIndexSchema } from './traces/span-index.ts';
 import { JournalSchema } from './ingest/state.ts';
 import { LimitsSchema } from './ingest/limits.ts';
-import { CollectorSecuritySchema } from './security.ts';
+import { CollectorSecuritySchema } from '../shared/security.ts';
 import { HttpLimitsSchema } from '../shared/http-limits.ts';
 import { OtlpExportSchema, otlpSchema } from '../shared/otlp/config.ts';
 import { FleetSchema } from './fleet/config.ts';

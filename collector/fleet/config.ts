@@ -9,7 +9,7 @@ import { networkInterfaces } from 'node:os';
 import { Type, type StaticDecode } from '@sinclair/typebox';
 import { Duration } from '../../shared/config.ts';
 import { parseListen } from '../../shared/address.ts';
-import { isLoopbackHost } from '../security.ts';
+import { isLoopbackHost } from '../../shared/security.ts';
 
 const URL_PATTERN = '^https?://[^\\s/]+/?$';
 

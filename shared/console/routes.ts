@@ -3,7 +3,7 @@
  * (server-rendered HTML, one stylesheet, one small script; the read-only pages work without
  * JavaScript) and POST /api/v1/grok. Each page reads the role's state in-process through the
  * sources the role's wiring passes in; a role without a source (the agent has no alerts) has no
- * such page. Credentials are those of the role's API (collector: collector/security.ts, which
+ * such page. Credentials are those of the role's API (collector: shared/security.ts, which
  * also accepts the console's login cookie).
  */
 import { readFileSync } from 'node:fs';

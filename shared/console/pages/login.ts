@@ -1,7 +1,7 @@
 /**
  * The console's login form. A browser cannot add an Authorization header to a page load, so the
  * bearer token given here is kept in an HttpOnly, SameSite=Strict cookie that the role's
- * credential check accepts for /ui/ and /api/ (collector/security.ts), as it accepts the header.
+ * credential check accepts for /ui/ and /api/ (shared/security.ts), as it accepts the header.
  */
 import { esc } from '../html.ts';
 

@@ -8,7 +8,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isLoopbackHost } from '../../../collector/security.ts';
+import { isLoopbackHost } from '../../../shared/security.ts';
 import { PlumbCollector } from '../../../collector/collector.ts';
 import { loadPlumbConfig } from '../../../cli/config.ts';
 import { ConfigError } from '../../../shared/config.ts';

@@ -187,6 +187,8 @@ function checkPlumbObjects(objects: Obj[], opts: { prefix: string; namespace: st
   expect(agentConfig.agent.otlp.http.listen).toBe(`0.0.0.0:${port('otlp-http').containerPort}`);
   expect(agentConfig.agent.otlp.grpc.listen).toBe(`0.0.0.0:${port('otlp-grpc').containerPort}`);
   expect(agentConfig.agent.http.listen).toBe(`0.0.0.0:${port('http').containerPort}`);
+  // beyond loopback, the agent's API and console (the live tap shows event content) need the token the agents send
+  expect(agentConfig.agent.http.auth.tokenFile).toBe(agentConfig.agent.forward.auth?.tokenFile);
   expect(agent.env).toContainEqual({ name: 'PLUMB_AGENT__HOSTNAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } });
   expect(agentConfig.agent.hostname, 'the node name reaches the config').toBe('node-1');
   const mount = (path: string) => agent.volumeMounts.find((m) => m.mountPath === path);

@@ -17,13 +17,26 @@ import type { TLSSocket } from 'node:tls';
 import { createSecureContext } from 'node:tls';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Section } from '../shared/config.ts';
-import { parseListen } from '../shared/address.ts';
-import { PlumbError } from '../shared/errors.ts';
-import type { Logger } from '../shared/log.ts';
+import { Section } from './config.ts';
+import { parseListen } from './address.ts';
+import { PlumbError } from './errors.ts';
+import type { Logger } from './log.ts';
 
 const CLIENT_AUTH = ['none', 'request', 'require'] as const;
 type ClientAuth = (typeof CLIENT_AUTH)[number];
+
+/** Accepted bearer tokens: listed, in a file, or in an environment variable (any combination). */
+export function TokenAuthSchema(description: string) {
+  return Section(
+    {
+      // Unknown, checked by securityConfigErrors: a schema error would print the offending value, a token.
+      tokens: Type.Unknown({ default: [], description: 'accepted bearer tokens (several while rotating)' }),
+      tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'file with one token per line; blank lines and # comments ignored; read at start' })),
+      tokensEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', errorMessage: 'an environment variable name', description: 'environment variable holding comma-separated tokens' })),
+    },
+    { description },
+  );
+}
 
 /** Spread into the collector's schema: collector.insecure, collector.auth, collector.tls. */
 export const CollectorSecuritySchema = {
@@ -31,15 +44,7 @@ export const CollectorSecuritySchema = {
     default: false,
     description: 'let a collector that listens beyond loopback start without tokens or client certificates (it warns)',
   }),
-  auth: Section(
-    {
-      // Unknown, checked by securityConfigErrors: a schema error would print the offending value, a token.
-      tokens: Type.Unknown({ default: [], description: 'accepted bearer tokens (several while rotating)' }),
-      tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'file with one token per line; blank lines and # comments ignored; read at start' })),
-      tokensEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', errorMessage: 'an environment variable name', description: 'environment variable holding comma-separated tokens' })),
-    },
-    { description: 'Bearer tokens required on POST /v1/* and /api/v1/*.' },
-  ),
+  auth: TokenAuthSchema('Bearer tokens required on POST /v1/* and /api/v1/*.'),
   tls: Type.Optional(
     Type.Object(
       {
@@ -235,10 +240,10 @@ function digest(token: string | Buffer): Buffer {
  * Reads the token file, the token variable and the TLS files, and applies the loopback rule
  * (for embedders that skip check-config). Throws a PlumbError naming the key; never a secret.
  */
-export function resolveSecurity(c: SecurityConfig, env: Record<string, string | undefined>, log: Logger, at = 'collector'): Security {
+export function resolveSecurity(c: SecurityConfig, env: Record<string, string | undefined>, log: Logger, at = 'collector', options: { loopbackRule?: boolean } = {}): Security {
   const errors = securityConfigErrors({ ...c, insecure: true }, at);
   if (errors.length > 0) throw new PlumbError('PLUMB_ERR_CONFIG_INVALID', errors.join('\n'));
-  if (openToNetwork(c)) {
+  if ((options.loopbackRule ?? true) && openToNetwork(c)) {
     if (!c.insecure) throw new PlumbError('PLUMB_ERR_INSECURE', `${at}.listen: ${insecureMessage(c, at)}`);
     log.warn({ listen: c.listen }, `${at}.insecure is true: anyone who reaches ${c.listen} can post data and read the API`);
   }
@@ -316,7 +321,8 @@ function verifiedClient(request: FastifyRequest): boolean {
  * Installs the credential check on every route except the open ones. Nothing is installed when
  * neither tokens nor client certificates are configured.
  */
-export function installAuth(app: FastifyInstance, security: Security, options: { internal?: boolean } = {}): void {
+export function installAuth(app: FastifyInstance, security: Security, options: { internal?: boolean; at?: string } = {}): void {
+  const at = options.at ?? 'collector';
   const digests = security.tokenDigests;
   const mode = security.clientAuth;
   if (digests.length === 0 && mode !== 'require') return;
@@ -332,7 +338,7 @@ export function installAuth(app: FastifyInstance, security: Security, options: {
     if (path.startsWith(INTERNAL_PREFIX) && options.internal) return;
     const certified = mode !== 'none' && verifiedClient(request);
     if (mode === 'require' && !certified) {
-      return refuse(reply, 'a client certificate signed by collector.tls.clientCa is required (collector.tls.clientAuth: require)');
+      return refuse(reply, `a client certificate signed by ${at}.tls.clientCa is required (${at}.tls.clientAuth: require)`);
     }
     if (digests.length === 0 || (mode === 'request' && certified)) return;
     const fromCookie = request.headers.authorization === undefined ? cookieToken(path, request.headers.cookie) : undefined;
@@ -341,7 +347,7 @@ export function installAuth(app: FastifyInstance, security: Security, options: {
       if ((path === '/ui' || path.startsWith('/ui/')) && request.method === 'GET') {
         return reply.redirect(`/ui/login?next=${encodeURIComponent(request.url)}${fromCookie !== undefined ? '&failed=1' : ''}`);
       }
-      return refuse(reply, request.headers.authorization === undefined ? 'this collector needs "Authorization: Bearer <token>" (collector.auth)' : 'the bearer token is not one of collector.auth\'s tokens');
+      return refuse(reply, request.headers.authorization === undefined ? `this ${at.split('.')[0]} needs "Authorization: Bearer <token>" (${at}.auth)` : `the bearer token is not one of ${at}.auth's tokens`);
     }
   });
 }
