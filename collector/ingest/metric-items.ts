@@ -90,8 +90,11 @@ function itemError(prefix: string, e: ValueError): ItemError {
 
 function reasonOf(e: ValueError): string {
   const p = e.path;
-  // A nullable field fails as a union; a string there can only have broken its length limit.
-  if (e.type === ValueErrorType.Union && typeof e.value === 'string') return 'field_too_long';
+  // A nullable text field fails as a union: a string over its string member's limit is too long.
+  if (e.type === ValueErrorType.Union && typeof e.value === 'string') {
+    const text = ((e.schema.anyOf ?? []) as { type?: string; maxLength?: number }[]).find((m) => m.type === 'string');
+    if (text?.maxLength !== undefined && e.value.length > text.maxLength) return 'field_too_long';
+  }
   switch (e.type) {
     case ValueErrorType.StringMaxLength:
       if (p === '/name') return 'name_too_long';
