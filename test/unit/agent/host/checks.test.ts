@@ -94,7 +94,7 @@ describe('ServiceChecker, HTTP', () => {
   it('reports up, a 500, a wrong body and a timeout', async () => {
     const telemetry = new Telemetry();
     const c = checker(
-      `timeout: 5s\nchecks:\n${httpCheck('ok', '/ok', 'bodyMatch: "says h[a-z]+"')}${httpCheck('broken', '/broken')}${httpCheck('wrong-body', '/ok', 'bodyMatch: goodbye')}${httpCheck('slow', '/hold', 'timeout: 300ms')}`,
+      `timeout: 5s\nchecks:\n${httpCheck('ok', '/ok', 'bodyMatch: "says h[a-z]+"')}${httpCheck('broken', '/broken')}${httpCheck('wrong-body', '/ok', 'bodyMatch: goodbye')}${httpCheck('slow', '/hold', 'timeout: 2s')}`,
       telemetry,
     );
     const arrivedBefore = holdArrived;
