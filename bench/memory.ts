@@ -21,14 +21,13 @@ import { once } from 'node:events';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
 import { buildCode, codeVersion, removeBuild, type CodePaths } from './statsd/build.ts';
 import { buildLoadgen } from './statsd/loadgen.ts';
 import { measure } from './statsd/measure.ts';
 import { machineInfo, processMemory } from './statsd/procfs.ts';
 import { killAll, track } from './statsd/processes.ts';
 import { freePort, Sink, startTarget, TARGET_LABELS, type TargetName } from './statsd/targets.ts';
-import { bodies } from './span-load.ts';
+import { bodies, startLoad } from './span-load.ts';
 
 const BENCH = import.meta.dirname;
 const WORK = join(BENCH, '.work', 'memory');
@@ -217,49 +216,9 @@ class Collector {
   }
 }
 
-interface SpanLoad {
-  accepted: number;
-  refused: number;
-  stop(): Promise<void>;
-}
-
 /** `rate` spans/s in requests of 100 spans, on an absolute schedule, from 8 keep-alive clients. */
-function spanLoad(url: string, rate: number): SpanLoad {
-  const payloads = bodies(64, 100);
-  const dispatcher = new Agent({ connections: 8, keepAliveTimeout: 30_000 });
-  const state = { accepted: 0, refused: 0, running: true };
-  const start = performance.now();
-  let sent = 0;
-  async function client(): Promise<void> {
-    while (state.running) {
-      const due = start + (sent * 100 * 1000) / rate;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      const body = payloads[sent++ % payloads.length];
-      try {
-        const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher });
-        await res.body.dump();
-        if (res.statusCode === 202) state.accepted += 100;
-        else state.refused += 100;
-      } catch {
-        state.refused += 100;
-      }
-    }
-  }
-  const clients = Array.from({ length: 8 }, () => client());
-  return {
-    get accepted() {
-      return state.accepted;
-    },
-    get refused() {
-      return state.refused;
-    },
-    async stop() {
-      state.running = false;
-      await Promise.all(clients);
-      await dispatcher.close();
-    },
-  };
+function spanLoad(url: string, rate: number) {
+  return startLoad(url, bodies(64, 100), { contentType: 'application/json', concurrency: 8, itemsPerRequest: 100, ok: 202, rate, otherwise: 'count' });
 }
 
 async function spans(code: CodePaths): Promise<Reading[]> {

@@ -18,10 +18,10 @@
  */
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
 import { encodeRequest } from '../shared/otlp/codec.ts';
 import { spansToOtlp, ZIPKIN_FIELDS } from '../shared/otlp/traces.ts';
 import type { ZipkinSpan } from '../shared/zipkin.ts';
+import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies, startLoad } from './span-load.ts';
 
 
 interface Options {
@@ -42,7 +42,6 @@ function options(argv: string[]): Options {
   return o;
 }
 
-import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies } from './span-load.ts';
 
 /**
  * The same spans as OTLP/HTTP protobuf request bodies, as an SDK sends them: without the
@@ -80,48 +79,6 @@ function metricBodies(count: number, points: number): Buffer[] {
   return out;
 }
 
-interface Load {
-  accepted: number;
-  refused: number;
-  stop(): Promise<void>;
-}
-
-function startLoad(url: string, payloads: Buffer[], contentType: string, concurrency: number, itemsPerRequest: number, ok: number): Load {
-  const dispatcher = new Agent({ connections: concurrency, keepAliveTimeout: 30_000 });
-  const state = { accepted: 0, refused: 0, running: true };
-  async function client(k: number): Promise<void> {
-    let next = k;
-    while (state.running) {
-      const body = payloads[next % payloads.length];
-      const res = await request(url, { method: 'POST', body, headers: { 'content-type': contentType }, dispatcher });
-      await res.body.dump();
-      if (res.statusCode === ok) {
-        state.accepted += itemsPerRequest;
-        next += concurrency;
-      } else if (res.statusCode === 429 || res.statusCode === 503) {
-        state.refused += itemsPerRequest;
-        await sleep(20);
-      } else {
-        throw new Error(`agent answered ${res.statusCode}`);
-      }
-    }
-  }
-  const clients = Array.from({ length: concurrency }, (_, k) => client(k));
-  return {
-    get accepted() {
-      return state.accepted;
-    },
-    get refused() {
-      return state.refused;
-    },
-    async stop() {
-      state.running = false;
-      await Promise.all(clients);
-      await dispatcher.close();
-    },
-  };
-}
-
 async function ingestedPoints(collectorUrl: string): Promise<number> {
   const text = await (await fetch(`${collectorUrl}/metrics`)).text();
   const m = /^plumb_ingest_metrics_total (\S+)$/m.exec(text);
@@ -152,8 +109,8 @@ async function runVariant(variant: Variant, o: Options, spanJson: Buffer[], span
     const perRequest = metrics ? 3 * Math.floor(o.points / 3) : o.spans;
     const load =
       variant === 'zipkin-json'
-        ? startLoad(`http://127.0.0.1:${receiverPort}/api/v2/spans`, spanJson, 'application/json', o.concurrency, perRequest, 202)
-        : startLoad(`http://127.0.0.1:${otlpPort}/v1/${metrics ? 'metrics' : 'traces'}`, metrics ? metricOtlp : spanOtlp, 'application/x-protobuf', o.concurrency, perRequest, 200);
+        ? startLoad(`http://127.0.0.1:${receiverPort}/api/v2/spans`, spanJson, { contentType: 'application/json', concurrency: o.concurrency, itemsPerRequest: perRequest, ok: 202, otherwise: 'throw' })
+        : startLoad(`http://127.0.0.1:${otlpPort}/v1/${metrics ? 'metrics' : 'traces'}`, metrics ? metricOtlp : spanOtlp, { contentType: 'application/x-protobuf', concurrency: o.concurrency, itemsPerRequest: perRequest, ok: 200, otherwise: 'throw' });
     const delivered = metrics ? () => ingestedPoints(collectorUrl) : () => Promise.resolve(zipkin.spans());
     await sleep(o.warmup * 1000);
     const t0 = performance.now();

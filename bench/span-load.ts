@@ -1,6 +1,7 @@
 /**
- * What the span benchmarks (bench/traces.ts, bench/otlp.ts) share: a counting Zipkin stand-in,
- * plumb processes started from source, /proc readings, and the generated span load.
+ * What the span benchmarks (bench/traces.ts, bench/otlp.ts, bench/memory.ts) share: a counting
+ * Zipkin stand-in, plumb processes started from source, /proc readings, and the generated span
+ * load with the clients that post it.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const NODE = join(ROOT, 'node_modules', '.bin', 'node');
@@ -127,4 +129,77 @@ export function bodies(count: number, spans: number): Buffer[] {
     out.push(Buffer.from(JSON.stringify(list)));
   }
   return out;
+}
+
+export interface Load {
+  readonly accepted: number;
+  readonly refused: number;
+  stop(): Promise<void>;
+}
+
+export interface LoadOptions {
+  contentType: string;
+  /** Keep-alive clients posting at once. */
+  concurrency: number;
+  itemsPerRequest: number;
+  /** The status that means accepted. */
+  ok: number;
+  /** Items/s on an absolute schedule; absent: as fast as the answers come. */
+  rate?: number;
+  /**
+   * 'throw': 429 and 503 count as refused (the client backs off 20 ms), any other answer ends
+   * the run; 'count': every other answer or error counts as refused.
+   */
+  otherwise: 'throw' | 'count';
+}
+
+/** Posts `payloads` round-robin to `url` until stopped, counting accepted and refused items. */
+export function startLoad(url: string, payloads: Buffer[], o: LoadOptions): Load {
+  const dispatcher = new Agent({ connections: o.concurrency, keepAliveTimeout: 30_000 });
+  const state = { accepted: 0, refused: 0, running: true };
+  const start = performance.now();
+  let sent = 0;
+  async function client(k: number): Promise<void> {
+    let next = k;
+    while (state.running) {
+      let body: Buffer;
+      if (o.rate !== undefined) {
+        const due = start + (sent * o.itemsPerRequest * 1000) / o.rate;
+        const wait = due - performance.now();
+        if (wait > 1) await sleep(wait);
+        body = payloads[sent++ % payloads.length];
+      } else body = payloads[next % payloads.length];
+      let status: number;
+      try {
+        const res = await request(url, { method: 'POST', body, headers: { 'content-type': o.contentType }, dispatcher });
+        await res.body.dump();
+        status = res.statusCode;
+      } catch (err) {
+        if (o.otherwise === 'throw') throw err;
+        status = 0;
+      }
+      if (status === o.ok) {
+        state.accepted += o.itemsPerRequest;
+        next += o.concurrency;
+      } else if (o.otherwise === 'count') state.refused += o.itemsPerRequest;
+      else if (status === 429 || status === 503) {
+        state.refused += o.itemsPerRequest;
+        await sleep(20);
+      } else throw new Error(`agent answered ${status}`);
+    }
+  }
+  const clients = Array.from({ length: o.concurrency }, (_, k) => client(k));
+  return {
+    get accepted() {
+      return state.accepted;
+    },
+    get refused() {
+      return state.refused;
+    },
+    async stop() {
+      state.running = false;
+      await Promise.all(clients);
+      await dispatcher.close();
+    },
+  };
 }

@@ -18,7 +18,7 @@
  */
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Agent, request } from 'undici';
+import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies, startLoad } from './span-load.ts';
 
 
 interface Options {
@@ -37,54 +37,6 @@ function options(argv: string[]): Options {
     o[key] = Number(argv[i + 1]);
   }
   return o;
-}
-
-// ---- the Zipkin stand-in ----
-
-
-/** Counts spans by their `"traceId":` key (a tag value holding that text would be escaped). */
-import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies } from './span-load.ts';
-
-interface Load {
-  accepted: number;
-  refused: number;
-  stop(): Promise<void>;
-}
-
-function startLoad(url: string, payloads: Buffer[], concurrency: number, spansPerRequest: number): Load {
-  const dispatcher = new Agent({ connections: concurrency, keepAliveTimeout: 30_000 });
-  const state = { accepted: 0, refused: 0, running: true };
-  async function client(k: number): Promise<void> {
-    let next = k;
-    while (state.running) {
-      const body = payloads[next % payloads.length];
-      const res = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json' }, dispatcher });
-      await res.body.dump();
-      if (res.statusCode === 202) {
-        state.accepted += spansPerRequest;
-        next += concurrency;
-      } else if (res.statusCode === 429) {
-        state.refused += spansPerRequest;
-        await sleep(20);
-      } else {
-        throw new Error(`agent answered ${res.statusCode}`);
-      }
-    }
-  }
-  const clients = Array.from({ length: concurrency }, (_, k) => client(k));
-  return {
-    get accepted() {
-      return state.accepted;
-    },
-    get refused() {
-      return state.refused;
-    },
-    async stop() {
-      state.running = false;
-      await Promise.all(clients);
-      await dispatcher.close();
-    },
-  };
 }
 
 // ---- the run ----
@@ -106,7 +58,7 @@ async function main(): Promise<void> {
   try {
     await waitForOk(`${collectorUrl}/readyz`);
     await waitForOk(`http://127.0.0.1:${agentHttp}/readyz`);
-    const load = startLoad(`http://127.0.0.1:${receiverPort}/api/v2/spans`, bodies(64, o.spans), o.concurrency, o.spans);
+    const load = startLoad(`http://127.0.0.1:${receiverPort}/api/v2/spans`, bodies(64, o.spans), { contentType: 'application/json', concurrency: o.concurrency, itemsPerRequest: o.spans, ok: 202, otherwise: 'throw' });
     await sleep(o.warmup * 1000);
 
     const t0 = performance.now();
