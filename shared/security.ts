@@ -1,6 +1,8 @@
 /**
- * Who may talk to the collector: bearer tokens, TLS and client certificates, and the rule that
- * a collector reachable from other hosts does not start open unless told to.
+ * Who may talk to a role's HTTP port: bearer tokens, TLS and client certificates, and the rule
+ * that a collector reachable from other hosts does not start open unless told to. The agent
+ * uses the token part for its own port (agent.http.auth: its /api/v1 and console; no loopback
+ * rule, since its probes and /metrics must answer on 0.0.0.0 in a pod).
  *
  * Ingest (POST /v1/*) and the API (/api/v1/*) need a token or a verified client certificate
  * when either is configured; /metrics, /healthz and /readyz stay open for scrapers and probes.
