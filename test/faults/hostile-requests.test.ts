@@ -16,7 +16,7 @@
  *
  * Asserted: every hostile request got its status; the collector counted them
  * (`plumb_ingest_rejected_total{status}` for every refusal by status, 401, 400, 413, 415 and 429;
- * `plumb_ingest_invalid_logs_total{reason}` also for log batches refused line by line;
+ * `plumb_ingest_invalid_logs_total{reason}` for each refused log line, whether its batch was taken (200) or refused whole;
  * `plumb_ingest_backpressure_total{kind="logs"}` also for every 429, the flood's and the agent's);
  * it answered every /healthz probe throughout; the sink holds exactly the flood events of the
  * batches answered 200 and none of those answered 429; and the agent's data arrived exactly:
