@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeRequest } from '../shared/otlp/codec.ts';
 import { spansToOtlp, ZIPKIN_FIELDS } from '../shared/otlp/traces.ts';
 import type { ZipkinSpan } from '../shared/zipkin.ts';
-import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies, startLoad } from './span-load.ts';
+import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies, startLoad, numericOptions } from './span-load.ts';
 
 
 interface Options {
@@ -33,13 +33,7 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { seconds: 10, warmup: 3, concurrency: 8, spans: 100, points: 1000 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '') as keyof Options;
-    if (!(key in o)) throw new Error(`unknown option ${argv[i]}`);
-    o[key] = Number(argv[i + 1]);
-  }
-  return o;
+  return numericOptions<Options>({ seconds: 10, warmup: 3, concurrency: 8, spans: 100, points: 1000 }, argv);
 }
 
 

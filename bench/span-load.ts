@@ -203,3 +203,14 @@ export function startLoad(url: string, payloads: Buffer[], o: LoadOptions): Load
     },
   };
 }
+
+/** `--name value` pairs over numeric defaults; an unknown name is an error. */
+export function numericOptions<T extends { [K in keyof T]: number }>(defaults: T, argv: string[]): T {
+  const o = { ...defaults };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = argv[i].replace(/^--/, '');
+    if (!(key in o)) throw new Error(`unknown option ${argv[i]}`);
+    (o as Record<string, number>)[key] = Number(argv[i + 1]);
+  }
+  return o;
+}

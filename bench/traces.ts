@@ -18,7 +18,7 @@
  */
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies, startLoad } from './span-load.ts';
+import { startZipkin, freePort, startPlumb, waitForOk, stopChild, cpuSeconds, machineCpu, rssMiB, bodies, startLoad, numericOptions } from './span-load.ts';
 
 
 interface Options {
@@ -30,13 +30,7 @@ interface Options {
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { seconds: 15, warmup: 3, concurrency: 8, spans: 100, batch: 1000 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, '') as keyof Options;
-    if (!(key in o)) throw new Error(`unknown option ${argv[i]}`);
-    o[key] = Number(argv[i + 1]);
-  }
-  return o;
+  return numericOptions<Options>({ seconds: 15, warmup: 3, concurrency: 8, spans: 100, batch: 1000 }, argv);
 }
 
 // ---- the run ----

@@ -1,9 +1,10 @@
 /** Whole-config reload tests' shared pieces: config files for both roles, the status record, the sinks' files. */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, startPlumb, stopAllProcesses, type TrackedProcess } from './processes.ts';
 import { waitFor } from './wait.ts';
+import { fileSinkEvents } from '../faults/harness.ts';
 
 export const LOG_WRITER = path.join(REPO_ROOT, 'test', 'helpers', 'log-writer.ts');
 const dirs: string[] = [];
@@ -21,23 +22,9 @@ export async function cleanUp(): Promise<void> {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 }
 
-export async function ndjsonUnder(root: string): Promise<Record<string, unknown>[]> {
-  const events: Record<string, unknown>[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith('.ndjson')) for (const line of (await readFile(p, 'utf8')).split('\n')) if (line !== '') events.push(JSON.parse(line) as Record<string, unknown>);
-    }
-  };
-  await walk(root);
-  return events;
+/** Every event in the NDJSON files under `root` (a file sink's directory). */
+export function ndjsonUnder(root: string): Promise<Record<string, unknown>[]> {
+  return fileSinkEvents(root, root);
 }
 
 export function numbersOf(events: Record<string, unknown>[], prefix: string): number[] {
