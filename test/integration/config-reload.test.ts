@@ -106,7 +106,7 @@ describe('whole-config reload', () => {
     expect(out).toContain('needs restart agent.statsd.listen: "127.0.0.1:8125" → "127.0.0.1:9999"');
     expect(out).toContain('reload (agent:forward) agent.forward.collectors: ["http://127.0.0.1:9102"] → ["http://10.0.0.1:9102"]');
 
-    const none = await runPlumb(['check-config', next, '--offline', '--diff'], { env: { PLUMB_AGENT__DATA_DIR: path.join(dir, 'nothing-here') } });
+    const none = await runPlumb(['check-config', next, '--offline', '--diff'], { env: { PLUMB_AGENT__DATA_DIR: path.join(dir, 'nothing-here'), PLUMB_COLLECTOR__DATA_DIR: path.join(dir, 'nothing-here') } });
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('no running config found');
   }, 30_000);
