@@ -192,6 +192,7 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
   const errors: LineError[] = [];
   let pos = 0;
   let lineNo = 0;
+  const refuse = (reason: string, message: string): void => void errors.push({ line: lineNo, reason, message });
   while (pos < body.length) {
     let nl = body.indexOf(0x0a, pos);
     if (nl === -1) nl = body.length;
@@ -202,7 +203,6 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
     pos = nl + 1;
     if (line.length === 0) continue;
     if (events.length + errors.length >= maxEvents) return { error: `more than ${maxEvents} events in one batch (collector.logs limit maxEventsPerBatch); send smaller batches`, reason: 'too_many' };
-    const refuse = (reason: string, message: string): void => void errors.push({ line: lineNo, reason, message });
     let doc: unknown;
     try {
       doc = JSON.parse(line.toString('utf8'));
