@@ -69,13 +69,20 @@ class Series {
   readonly name: string;
   readonly tags: string[];
   readonly key: string;
+  /** A counter's sum, a gauge's value, or the weighted sum of a timer/histogram/distribution's samples. */
   value = 0;
   members: Set<string> | null = null;
+  /**
+   * Only once a series has more than EXACT_SAMPLES samples in the interval: below that the exact
+   * samples are all there is, and the sketch is built from them when the interval is sent. Most
+   * series of a large fleet get a handful of samples per interval, and a dense sketch is ~3.6 KB.
+   */
   sketch: Sketch | null = null;
-  /** The first EXACT_SAMPLES samples of a sketch series and their weights (1/sampleRate). */
+  /** The samples while there are at most EXACT_SAMPLES (grown on demand, released past it). */
   exact: Float64Array | null = null;
+  /** Their weights (1/sampleRate), only once a sample had a weight other than 1. */
   exactWeights: Float64Array | null = null;
-  /** Samples seen this interval (only the first EXACT_SAMPLES are kept). */
+  /** Samples seen this interval. */
   exactCount = 0;
 
   constructor(type: number, name: string, tags: string[], key: string) {
@@ -89,30 +96,172 @@ class Series {
 /** Cache entry for a raw name/tags text whose series was refused (maxSeries): don't re-decode it. */
 const REFUSED = new Series(0, '', [], '');
 
-/**
- * The raw-bytes cache: a line's name and tag bytes, exactly as sent, hashed (FNV-1a) and compared
- * byte for byte, so the hot path makes no string at all for a series it has already seen.
- */
-class RawEntry {
-  readonly type: number;
-  readonly name: Buffer;
-  readonly tags: Buffer | null;
-  readonly series: Series;
-  next: RawEntry | null = null;
+/** The first samples' capacity; doubled up to EXACT_SAMPLES as a series gets more. */
+const FIRST_EXACT = 8;
 
-  constructor(type: number, name: Buffer, tags: Buffer | null, series: Series) {
-    this.type = type;
-    this.name = name;
-    this.tags = tags;
-    this.series = series;
+/** Keeps sample `n` of a timer/histogram/distribution exactly (n < EXACT_SAMPLES). */
+function keepExact(s: Series, n: number, value: number, w: number): void {
+  let exact = s.exact;
+  if (exact === null) {
+    exact = s.exact = new Float64Array(FIRST_EXACT);
+  } else if (n === exact.length) {
+    const grown = new Float64Array(n * 2);
+    grown.set(exact);
+    exact = s.exact = grown;
+    if (s.exactWeights !== null) {
+      const weights = new Float64Array(n * 2);
+      weights.set(s.exactWeights);
+      s.exactWeights = weights;
+    }
   }
+  exact[n] = value;
+  let weights = s.exactWeights;
+  if (weights === null) {
+    if (w === 1) return;
+    weights = s.exactWeights = new Float64Array(exact.length);
+    weights.fill(1, 0, n);
+  }
+  weights[n] = w;
 }
 
-function sameBytes(stored: Buffer, buf: Buffer, start: number, end: number): boolean {
-  const len = end - start;
-  if (stored.length !== len) return false;
-  for (let i = 0; i < len; i++) if (stored[i] !== buf[start + i]) return false;
-  return true;
+/** A sketch of the exact samples, accepted in arrival order: the same bins, count and sum as one fed live. */
+function sketchOfExact(s: Series, relativeAccuracy: number): Sketch {
+  const sketch = newSketch(relativeAccuracy);
+  const exact = s.exact as Float64Array;
+  const weights = s.exactWeights;
+  const n = Math.min(s.exactCount, EXACT_SAMPLES);
+  for (let i = 0; i < n; i++) sketch.accept(exact[i], weights === null ? 1 : weights[i]);
+  return sketch;
+}
+
+/**
+ * The raw-bytes cache: a line's name and tag bytes, exactly as sent, hashed (FNV-1a) and compared
+ * byte for byte, so the hot path makes no string at all for a series it has already seen. Flat:
+ * the bytes of every entry in one arena, the entries in typed arrays, an open-addressing table of
+ * entry numbers; per entry only its Series reference is a JS object.
+ */
+class RawCache {
+  /** Entry count; entries are numbered 0..size-1. */
+  size = 0;
+  private bytes = Buffer.allocUnsafe(64 * 1024);
+  private used = 0;
+  private start = new Int32Array(1024);
+  private nameLen = new Int32Array(1024);
+  /** -1: the line had no tags section. */
+  private tagsLen = new Int32Array(1024);
+  private hashes = new Int32Array(1024);
+  private types = new Uint8Array(1024);
+  private series: Series[] = [];
+  /** Entry number + 1 per slot, 0 when free; linear probing, at most half full. */
+  private table = new Int32Array(2048);
+
+  /** The series of the raw text under `scan`, or undefined. */
+  find(hash: number, scan: MetricScan): Series | undefined {
+    const table = this.table;
+    const mask = table.length - 1;
+    const buf = scan.buf;
+    const type = scan.type;
+    const nameStart = scan.nameStart;
+    const nameLen = scan.nameEnd - nameStart;
+    const tagsStart = scan.tagsStart;
+    const tagsLen = tagsStart >= 0 ? scan.tagsEnd - tagsStart : -1;
+    for (let i = hash & mask; ; i = (i + 1) & mask) {
+      const e = table[i] - 1;
+      if (e < 0) return undefined;
+      if (this.hashes[e] !== hash || this.types[e] !== type || this.nameLen[e] !== nameLen || this.tagsLen[e] !== tagsLen) continue;
+      const bytes = this.bytes;
+      const at = this.start[e];
+      let same = true;
+      for (let k = 0; k < nameLen; k++) {
+        if (bytes[at + k] !== buf[nameStart + k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same && tagsLen > 0) {
+        const tagsAt = at + nameLen;
+        for (let k = 0; k < tagsLen; k++) {
+          if (bytes[tagsAt + k] !== buf[tagsStart + k]) {
+            same = false;
+            break;
+          }
+        }
+      }
+      if (same) return this.series[e];
+    }
+  }
+
+  add(hash: number, scan: MetricScan, series: Series): void {
+    const e = this.size;
+    if (e === this.start.length) this.growEntries();
+    if ((e + 1) * 2 > this.table.length) this.rehash(this.table.length * 2);
+    const nameLen = scan.nameEnd - scan.nameStart;
+    const tagsLen = scan.tagsStart >= 0 ? scan.tagsEnd - scan.tagsStart : -1;
+    const need = nameLen + Math.max(0, tagsLen);
+    if (this.used + need > this.bytes.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.used + need));
+      this.bytes.copy(grown, 0, 0, this.used);
+      this.bytes = grown;
+    }
+    const at = this.used;
+    scan.buf.copy(this.bytes, at, scan.nameStart, scan.nameEnd);
+    if (tagsLen > 0) scan.buf.copy(this.bytes, at + nameLen, scan.tagsStart, scan.tagsEnd);
+    this.used = at + need;
+    this.start[e] = at;
+    this.nameLen[e] = nameLen;
+    this.tagsLen[e] = tagsLen;
+    this.hashes[e] = hash;
+    this.types[e] = scan.type;
+    this.series.push(series);
+    this.size = e + 1;
+    this.place(e, hash);
+  }
+
+  /** Forgets every entry; keeps the arrays when the last interval filled at least a quarter of them. */
+  clear(): void {
+    const small = this.size * 4 < this.start.length && this.start.length > 1024;
+    this.size = 0;
+    this.used = 0;
+    this.series = [];
+    if (small) {
+      this.bytes = Buffer.allocUnsafe(64 * 1024);
+      this.start = new Int32Array(1024);
+      this.nameLen = new Int32Array(1024);
+      this.tagsLen = new Int32Array(1024);
+      this.hashes = new Int32Array(1024);
+      this.types = new Uint8Array(1024);
+      this.table = new Int32Array(2048);
+    } else {
+      this.table.fill(0);
+    }
+  }
+
+  private place(e: number, hash: number): void {
+    const table = this.table;
+    const mask = table.length - 1;
+    let i = hash & mask;
+    while (table[i] !== 0) i = (i + 1) & mask;
+    table[i] = e + 1;
+  }
+
+  private rehash(slots: number): void {
+    this.table = new Int32Array(slots);
+    for (let e = 0; e < this.size; e++) this.place(e, this.hashes[e]);
+  }
+
+  private growEntries(): void {
+    const n = this.start.length * 2;
+    const grow = <T extends Int32Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.start = grow(this.start, (k) => new Int32Array(k));
+    this.nameLen = grow(this.nameLen, (k) => new Int32Array(k));
+    this.tagsLen = grow(this.tagsLen, (k) => new Int32Array(k));
+    this.hashes = grow(this.hashes, (k) => new Int32Array(k));
+    this.types = grow(this.types, (k) => new Uint8Array(k));
+  }
 }
 
 function rawHash(scan: MetricScan): number {
@@ -123,7 +272,7 @@ function rawHash(scan: MetricScan): number {
     h = Math.imul(h ^ 0x7c, 16777619);
     for (let i = scan.tagsStart; i < scan.tagsEnd; i++) h = Math.imul(h ^ buf[i], 16777619);
   }
-  // keep it a small integer so the Map stores it unboxed
+  // keep it a small integer
   return h & 0x3fffffff;
 }
 
@@ -144,8 +293,7 @@ export class Aggregator implements ValueSink {
   private readonly scan = new MetricScan();
   private readonly why: ParseErrorReason[] = [];
   /** Raw name/tag bytes → series, valid for the current interval. */
-  private rawCache = new Map<number, RawEntry>();
-  private rawCacheSize = 0;
+  private rawCache = new RawCache();
   private series = new Map<string, Series>();
   /** Sets of the last interval, reported with no members in the next one if it gets none. */
   private readonly recentSets = new Map<string, { name: string; tags: string[]; at: number }>();
@@ -185,8 +333,7 @@ export class Aggregator implements ValueSink {
   reconfigure(options: AggregatorOptions): void {
     this.options = options;
     this.maxSkewMs = options.maxTimestampSkewMs ?? 60_000;
-    this.rawCache = new Map();
-    this.rawCacheSize = 0;
+    this.rawCache.clear();
   }
 
   get seriesCount(): number {
@@ -241,21 +388,8 @@ export class Aggregator implements ValueSink {
     }
     const type = scan.type;
     const hash = rawHash(scan);
-    let entry: RawEntry | null | undefined = this.rawCache.get(hash);
-    while (entry !== undefined && entry !== null) {
-      if (
-        entry.type === type &&
-        sameBytes(entry.name, buf, scan.nameStart, scan.nameEnd) &&
-        (entry.tags === null ? scan.tagsStart < 0 : scan.tagsStart >= 0 && sameBytes(entry.tags, buf, scan.tagsStart, scan.tagsEnd))
-      ) {
-        break;
-      }
-      entry = entry.next;
-    }
-    let series: Series | undefined;
-    if (entry) {
-      series = entry.series;
-    } else {
+    let series = this.rawCache.find(hash, scan);
+    if (series === undefined) {
       series = this.resolveSeries(hash, buf, start, end);
       if (series === undefined) return;
     }
@@ -300,18 +434,22 @@ export class Aggregator implements ValueSink {
       }
       s.members = GAUGE_SET; // marks "has a value this interval"
     } else {
-      const sketch = s.sketch as Sketch;
       const w = this.currentWeight;
-      if (!Number.isFinite(sketch.sum + value * w)) return this.nonFinite();
-      sketch.accept(value, w);
+      const sum = s.value + value * w;
+      if (!Number.isFinite(sum)) return this.nonFinite();
+      s.value = sum;
       const n = s.exactCount;
       if (n < EXACT_SAMPLES) {
-        if (s.exact === null) {
-          s.exact = new Float64Array(EXACT_SAMPLES);
-          s.exactWeights = new Float64Array(EXACT_SAMPLES);
+        keepExact(s, n, value, w);
+      } else {
+        let sketch = s.sketch;
+        if (sketch === null) {
+          // past the exact samples: from here on the sketch holds them, and they are not sent
+          sketch = s.sketch = sketchOfExact(s, this.options.relativeAccuracy);
+          s.exact = null;
+          s.exactWeights = null;
         }
-        s.exact[n] = value;
-        (s.exactWeights as Float64Array)[n] = w;
+        sketch.accept(value, w);
       }
       s.exactCount = n + 1;
     }
@@ -367,22 +505,11 @@ export class Aggregator implements ValueSink {
       } else {
         series = new Series(type, identity.name, tags, key);
         if (type === TYPE_SET) series.members = new Set();
-        else if (type > TYPE_SET) series.sketch = newSketch(this.options.relativeAccuracy);
         this.series.set(key, series);
       }
     }
     // The raw cache is bounded too: past twice the series limit, lines just take the slow path.
-    if (this.rawCacheSize < this.options.maxSeries * 2) {
-      const entry = new RawEntry(
-        type,
-        Buffer.from(buf.subarray(scan.nameStart, scan.nameEnd)),
-        scan.tagsStart >= 0 ? Buffer.from(buf.subarray(scan.tagsStart, scan.tagsEnd)) : null,
-        series,
-      );
-      entry.next = this.rawCache.get(hash) ?? null;
-      this.rawCache.set(hash, entry);
-      this.rawCacheSize++;
-    }
+    if (this.rawCache.size < this.options.maxSeries * 2) this.rawCache.add(hash, scan, series);
     return series;
   }
 
@@ -458,7 +585,8 @@ export class Aggregator implements ValueSink {
   flush(now = Date.now()): Omit<MetricBatch, 'id' | 'agent' | 'seq'> {
     const { series, rest } = this.endInterval(now);
     const metrics: WireMetric[] = [];
-    for (const s of series) pushWire(metrics, s);
+    const accuracy = this.options.relativeAccuracy;
+    for (const s of series) pushWire(metrics, s, accuracy);
     return { ...rest, metrics };
   }
 
@@ -470,8 +598,9 @@ export class Aggregator implements ValueSink {
   async flushAsync(now = Date.now(), slice = 2000): Promise<Omit<MetricBatch, 'id' | 'agent' | 'seq'>> {
     const { series, rest } = this.endInterval(now);
     const metrics: WireMetric[] = [];
+    const accuracy = this.options.relativeAccuracy;
     for (let i = 0; i < series.length; i++) {
-      pushWire(metrics, series[i]);
+      pushWire(metrics, series[i], accuracy);
       if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return { ...rest, metrics };
@@ -493,8 +622,7 @@ export class Aggregator implements ValueSink {
     }
     const rest = { start: this.intervalStart, end: now, events: this.events, serviceChecks: this.serviceChecks };
     this.series = new Map();
-    this.rawCache = new Map();
-    this.rawCacheSize = 0;
+    this.rawCache.clear();
     this.events = [];
     this.serviceChecks = [];
     this.intervalStart = now;
@@ -512,7 +640,7 @@ export class Aggregator implements ValueSink {
 
 const EMPTY = Buffer.alloc(0);
 
-function pushWire(out: WireMetric[], s: Series): void {
+function pushWire(out: WireMetric[], s: Series, relativeAccuracy: number): void {
   if (s.type === TYPE_COUNTER) {
     out.push({ type: 'c', name: s.name, tags: s.tags, value: s.value });
   } else if (s.type === TYPE_GAUGE) {
@@ -520,17 +648,19 @@ function pushWire(out: WireMetric[], s: Series): void {
   } else if (s.type === TYPE_SET) {
     out.push({ type: 's', name: s.name, tags: s.tags, members: s.members === null ? [] : [...s.members] });
   } else {
-    const sk = s.sketch as Sketch;
-    if (sk.count === 0) return;
+    const n = s.exactCount;
+    if (n === 0) return;
+    const sk = s.sketch ?? sketchOfExact(s, relativeAccuracy);
     const type = TYPE_NAMES[s.type] as 'ms' | 'h' | 'd';
     const m: WireDistribution = { type, name: s.name, tags: s.tags, sketch: encodeSketch(sk), count: sk.count, sum: sk.sum, min: sk.min, max: sk.max };
-    const n = s.exactCount;
     if (n <= EXACT_SAMPLES && s.exact !== null) {
       m.samples = Array.from(s.exact.subarray(0, n));
-      const weights = s.exactWeights as Float64Array;
-      let unweighted = true;
-      for (let i = 0; i < n; i++) if (weights[i] !== 1) unweighted = false;
-      if (!unweighted) m.weights = Array.from(weights.subarray(0, n));
+      const weights = s.exactWeights;
+      if (weights !== null) {
+        let unweighted = true;
+        for (let i = 0; i < n; i++) if (weights[i] !== 1) unweighted = false;
+        if (!unweighted) m.weights = Array.from(weights.subarray(0, n));
+      }
     }
     out.push(m);
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Aggregator, type AggregatorOptions } from '../../../../agent/statsd/aggregator.ts';
-import { decodeSketch, quantile } from '../../../../shared/sketch.ts';
+import { Aggregator, EXACT_SAMPLES, type AggregatorOptions } from '../../../../agent/statsd/aggregator.ts';
+import { decodeSketch, encodeSketch, newSketch, quantile } from '../../../../shared/sketch.ts';
 import { Telemetry } from '../../../../shared/telemetry.ts';
 import type { WireMetric } from '../../../../shared/wire.ts';
 
@@ -156,5 +156,64 @@ describe('flushing in slices', () => {
     expect(find(metrics, 'r')).toMatchObject({ samples: [10, 20], weights: [2, 1], count: 3 });
     feed(agg, Array.from({ length: 65 }, (_, i) => `big:${i}|ms`).join('\n'));
     expect(find(agg.flush().metrics, 'big')).not.toHaveProperty('samples');
+  });
+});
+
+describe('compact per-series state', () => {
+  // What the aggregator sent when every timer series fed a sketch live, sample by sample.
+  function liveSketch(values: number[], weights: number[]) {
+    const s = newSketch(0.01);
+    values.forEach((v, i) => s.accept(v, weights[i]));
+    return { sketch: encodeSketch(s), count: s.count, sum: s.sum, min: s.min, max: s.max };
+  }
+
+  it('sends the same sketch, count, sum, min and max as one fed live, on both sides of the exact-sample limit', () => {
+    for (const n of [1, 7, 8, 9, 33, EXACT_SAMPLES - 1, EXACT_SAMPLES, EXACT_SAMPLES + 1, 300]) {
+      const agg = new Aggregator(options());
+      const values: number[] = [];
+      const weights: number[] = [];
+      const lines: string[] = [];
+      for (let i = 0; i < n; i++) {
+        // zero, negatives, fractions, and a sample rate on some lines (a weight first seen mid-way)
+        const v = i % 11 === 0 ? 0 : ((i * 7919) % 1000) * (i % 5 === 0 ? -1 : 1) + (i % 3) / 4;
+        const rate = i > 3 && i % 4 === 0 ? 0.25 : 1;
+        values.push(v);
+        weights.push(1 / rate);
+        lines.push(`lat:${v}|h${rate === 1 ? '' : `|@${rate}`}`);
+      }
+      feed(agg, lines.join('\n'));
+      const m = find(agg.flush().metrics, 'lat');
+      expect(m, `${n} samples`).toMatchObject({ type: 'h', ...liveSketch(values, weights) });
+      if (n <= EXACT_SAMPLES) {
+        expect(m).toMatchObject({ samples: values });
+        if (n > 4) expect(m).toMatchObject({ weights });
+        else expect(m).not.toHaveProperty('weights');
+      } else {
+        expect(m).not.toHaveProperty('samples');
+      }
+    }
+  });
+
+  it('tells apart thousands of raw texts in its byte cache, across intervals', () => {
+    const agg = new Aggregator(options({ maxSeries: 20_000 }));
+    for (let round = 0; round < 3; round++) {
+      const lines: string[] = [];
+      // same name bytes with and without a tags section, an empty one, types that share a name
+      for (let i = 0; i < 5000; i++) lines.push(`s${i}:1|c|#h:${i % 7}`, `s${i}:2|c`, `s${i}:4|c|#`, `s${i}:${i}|g|#h:${i % 7}`);
+      for (let i = 0; i < lines.length; i += 40) feed(agg, lines.slice(i, i + 40).join('\n'), lines.slice(i, i + 40).join('\n'));
+      const metrics = agg.flush().metrics;
+      // `s:2|c` and `s:4|c|#` are one series (no tags): 2 × (2 + 4)
+      expect(metrics).toHaveLength(15_000);
+      expect(find(metrics, 's4321', ['h:2'])).toMatchObject({ type: 'c', value: 2 });
+      expect(find(metrics.filter((m) => m.type === 'c'), 's4321')).toMatchObject({ value: 12 });
+      expect(find(metrics.filter((m) => m.type === 'g'), 's4321', ['h:2'])).toMatchObject({ value: 4321 });
+    }
+  });
+
+  it('keeps refusing a series past maxSeries from its cached bytes, and counts every line', () => {
+    const agg = new Aggregator(options({ maxSeries: 2 }));
+    feed(agg, 'a:1|c\nb:1|c\nc:1|c\nc:1|c', 'c:1|c');
+    expect(agg.flush().metrics).toHaveLength(2);
+    expect(agg.stats.droppedMaxSeries).toBe(3);
   });
 });
