@@ -58,7 +58,7 @@ export const SpanBatcherSchema = Section(
     maxBatchBytes: Size('1mb', { description: 'Largest batch (JSON, before compression).' }),
     flushInterval: Duration('1s', { description: 'Longest a span waits for its batch to fill.' }),
     maxQueuedBatches: Type.Integer({ minimum: 1, default: 200, description: 'Sealed batches waiting for the forwarder; when full the receiver answers 429.' }),
-    maxQueuedBytes: Size('64mb', { description: 'Bytes of sealed batches waiting for the forwarder.' }),
+    maxQueuedBytes: Size('16mb', { description: 'Bytes of sealed batches waiting for the forwarder (JSON, before compression): about 40 full batches, 0.8 s of spans at 50k/s; beyond it the receiver answers 429.' }),
   },
   { description: 'Batching of received spans for the forwarder.' },
 );

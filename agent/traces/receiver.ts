@@ -39,7 +39,7 @@ export const ZipkinReceiverSchema = Section(
     }),
     maxBodyBytes: Size('5mb', { description: 'Largest request body, measured after gzip decompression; larger bodies get 413.' }),
     maxSpansPerRequest: Type.Integer({ minimum: 1, default: 50_000, description: 'Most spans one request may carry; more get 400.' }),
-    maxBodyBytesInFlight: Size('64mb', { description: 'Request bodies held in memory at once across all requests, after decompression; a body that would pass it gets 429 + Retry-After.' }),
+    maxBodyBytesInFlight: Size('16mb', { description: 'Request bodies held in memory at once across all requests, after decompression; a body that would pass it gets 429 + Retry-After.' }),
     ...HttpLimitsProperties,
     retryAfter: Duration('1s', { description: 'Retry-After sent with 429 when the span queue is full or a server limit is reached.' }),
   },

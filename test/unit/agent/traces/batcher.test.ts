@@ -35,7 +35,7 @@ describe('SpanBatcher', () => {
       maxBatchBytes: 1024 * 1024,
       flushInterval: 1000,
       maxQueuedBatches: 200,
-      maxQueuedBytes: 64 * 1024 * 1024,
+      maxQueuedBytes: 16 * 1024 * 1024,
     });
   });
 

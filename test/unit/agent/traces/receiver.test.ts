@@ -43,7 +43,7 @@ describe('Zipkin receiver over HTTP', () => {
       enabled: true,
       listen: '127.0.0.1:9411',
       maxBodyBytes: 5 * 1024 * 1024,
-      maxBodyBytesInFlight: 64 * 1024 * 1024,
+      maxBodyBytesInFlight: 16 * 1024 * 1024,
       maxSpansPerRequest: 50_000,
       retryAfter: 1000,
       headersTimeout: 10_000,
