@@ -25,6 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { seededRandom } from './random.ts';
 
 export interface EsTestServerOptions {
   /** 0 (default) picks a free port; pass a previous server's port to restart it. */
@@ -401,18 +402,6 @@ export async function startEsServer(options: EsTestServerOptions = {}): Promise<
       server.closeAllConnections();
     });
   return state;
-}
-
-/** mulberry32: a small generator of numbers in [0, 1) that repeats its sequence for a seed. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -15,6 +15,7 @@ import { StatsD } from 'hot-shots';
 import { startAgent, startCollector, stopAllInProcess, type AgentUnderTest, type CollectorUnderTest } from '../helpers/processes.ts';
 import { scrape, valueOf } from '../helpers/prometheus.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 const AGENTS = 4;
 const SAMPLES = 100_000;
@@ -24,21 +25,9 @@ const SIGNED_QUANTILES = [0.01, 0.1, 0.3, 0.5, 0.9, 0.99];
 /** Lines sent to an agent before waiting for it to count them: well inside a small kernel receive buffer. */
 const CHUNK = 1500;
 
-/** mulberry32: a small seeded PRNG, so every run sends the same samples. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Log-normal latencies in microseconds (median ~2 ms, long right tail), as integers ≥ 1. */
 function logNormalSamples(n: number, seed: number): number[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   const out: number[] = [];
   while (out.length < n) {
     // Box–Muller; 1 - rand() keeps the logarithm finite
@@ -53,13 +42,13 @@ function logNormalSamples(n: number, seed: number): number[] {
 
 /** Pareto (α = 1.2, minimum 100) response sizes in bytes, as integers: a heavy tail. */
 function paretoSamples(n: number, seed: number): number[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   return Array.from({ length: n }, () => Math.floor(100 / Math.pow(1 - rand(), 1 / 1.2)));
 }
 
 /** Signed readings (a temperature change, say) around a negative centre, as integers: exercises merging negative and zero values. */
 function signedSamples(n: number, seed: number): number[] {
-  const rand = prng(seed);
+  const rand = seededRandom(seed);
   return Array.from({ length: n }, () => Math.round((rand() - 0.6) * 1000));
 }
 
