@@ -1,7 +1,9 @@
 /**
  * Where an OTLP span's CPU goes in the receiving process, against Zipkin JSON, in one process
- * (`npm run bench:otlp-decode`): protobufjs' decode of the request, the OTLP→Zipkin mapping
- * (otlpToSpans), both together, and Zipkin JSON's JSON.parse + decodeSpans, over the spans of
+ * (`npm run bench:otlp-decode`): the wire decoder the OTLP doors use for protobuf spans
+ * (traces-wire.ts, bytes to plumb spans in one pass), the message-object path it replaced
+ * (protobufjs' decode of the request, the OTLP→Zipkin mapping otlpToSpans, both together), and
+ * Zipkin JSON's JSON.parse + decodeSpans, over the spans of
  * bench/traces.ts (100 a request, 50 requests). OTLP bodies are what an SDK sends (no
  * `plumb.zipkin` attribute). Each figure is the best of 5 rounds of 20 passes, in CPU µs per span.
  *
@@ -10,6 +12,7 @@
 import { bodies } from './span-load.ts';
 import { decodeProtobuf, encodeRequest } from '../shared/otlp/codec.ts';
 import { otlpToSpans, spansToOtlp, ZIPKIN_FIELDS, type ExportTraceServiceRequest } from '../shared/otlp/traces.ts';
+import { decodeTraceRequest } from '../shared/otlp/traces-wire.ts';
 import { decodeSpans, type ZipkinSpan } from '../shared/zipkin.ts';
 
 const REQUESTS = 50;
@@ -47,6 +50,11 @@ const mapping = cpuMicrosPerSpan(() => {
 const both = cpuMicrosPerSpan(() => {
   for (const b of proto) otlpToSpans(decodeProtobuf<ExportTraceServiceRequest>('traces', b));
 });
+const wire = cpuMicrosPerSpan(() => {
+  for (const b of proto) decodeTraceRequest(b);
+});
+// the same spans either way
+for (const b of proto) if (JSON.stringify(decodeTraceRequest(b)) !== JSON.stringify(otlpToSpans(decodeProtobuf<ExportTraceServiceRequest>('traces', b)))) throw new Error('the wire decoder and the message-object path disagree');
 console.log(
   JSON.stringify(
     {
@@ -55,7 +63,9 @@ console.log(
       'OTLP protobufjs decode µs/span': decode,
       'OTLP otlpToSpans µs/span': mapping,
       'OTLP decode + otlpToSpans µs/span': both,
-      'OTLP / Zipkin': Math.round((both / zipkin) * 100) / 100,
+      'OTLP message-object path / Zipkin': Math.round((both / zipkin) * 100) / 100,
+      'OTLP wire decoder µs/span': wire,
+      'OTLP wire decoder / Zipkin': Math.round((wire / zipkin) * 100) / 100,
     },
     null,
     2,

@@ -16,7 +16,8 @@ import type { Telemetry } from '../telemetry.ts';
 import type { WireMetric } from '../wire.ts';
 import type { ZipkinSpan } from '../zipkin.ts';
 import { decodeJson, decodeProtobuf, UndecodableError, type Signal } from './codec.ts';
-import { otlpToSpans, type ExportTraceServiceRequest } from './traces.ts';
+import { otlpToSpans, type ExportTraceServiceRequest, type SpansDecoded } from './traces.ts';
+import { decodeTraceRequest } from './traces-wire.ts';
 import { OtlpMetricsDecoder, type ExportMetricsServiceRequest, type OtlpMetricsOptions } from './metrics.ts';
 import { otlpToEvents, type ExportLogsServiceRequest, type LogsDecoded } from './logs.ts';
 
@@ -92,15 +93,18 @@ export class OtlpIntake {
 
   private async run(signal: Signal, body: Uint8Array, json: boolean): Promise<IntakeResult> {
     let req: unknown;
+    let spans: SpansDecoded | null = null;
     try {
-      req = json ? decodeJson(signal, Buffer.from(body.buffer, body.byteOffset, body.byteLength)) : decodeProtobuf(signal, body);
+      // protobuf spans go from bytes to plumb spans in one pass (traces-wire.ts); the rest through message objects
+      if (signal === 'traces' && !json) spans = decodeTraceRequest(body);
+      else req = json ? decodeJson(signal, Buffer.from(body.buffer, body.byteOffset, body.byteLength)) : decodeProtobuf(signal, body);
     } catch (err) {
       if (err instanceof UndecodableError) return { outcome: 'invalid', message: err.message };
       throw err;
     }
     try {
       if (signal === 'traces') {
-        const d = otlpToSpans(req as ExportTraceServiceRequest);
+        const d = spans ?? otlpToSpans(req as ExportTraceServiceRequest);
         return await this.deliver(signal, d.spans.length, d.rejected, d.error, () => (d.spans.length === 0 ? Promise.resolve('ok') : this.sink.traces(d.spans)));
       }
       if (signal === 'metrics') {

@@ -57,7 +57,7 @@ export interface SpansDecoded {
   error: string;
 }
 
-const KINDS: (ZipkinKind | undefined)[] = [undefined, undefined, 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
+export const KINDS: (ZipkinKind | undefined)[] = [undefined, undefined, 'SERVER', 'CLIENT', 'PRODUCER', 'CONSUMER'];
 const KIND_NUMBERS: Record<ZipkinKind, number> = { SERVER: 2, CLIENT: 3, PRODUCER: 4, CONSUMER: 5 };
 const SPAN_KIND_INTERNAL = 1;
 const STATUS_OK = 1;
@@ -73,8 +73,8 @@ const LIBRARY_VERSION_TAG = 'otel.library.version';
 const DROPPED_ATTRIBUTES_TAG = 'otel.dropped_attributes_count';
 const DROPPED_EVENTS_TAG = 'otel.dropped_events_count';
 const DROPPED_LINKS_TAG = 'otel.dropped_links_count';
-const SERVICE_NAME = 'service.name';
-const UNKNOWN_SERVICE = 'unknown_service';
+export const SERVICE_NAME = 'service.name';
+export const UNKNOWN_SERVICE = 'unknown_service';
 
 /** Remote endpoint candidates in the specification's order; `address` ones may be IPs. */
 const REMOTE_NAMES: readonly (readonly [string, 'name' | 'address', string?])[] = [
@@ -113,7 +113,7 @@ export function otlpToSpans(req: ExportTraceServiceRequest): SpansDecoded {
   return out;
 }
 
-function reject(out: SpansDecoded, message: string): null {
+export function reject(out: SpansDecoded, message: string): null {
   out.rejected++;
   if (out.error === '') out.error = message;
   return null;
@@ -160,45 +160,19 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
     if (kv.key === ZIPKIN_FIELDS) fields = zipkinFields(anyValueToString(kv.value));
     else setTag(tags, kv.key, anyValueToString(kv.value));
   }
-  // a span exported by plumb carries every tag as an attribute: the resource's are not added again
-  if (fields === null) for (const [k, v] of resourceTags) setTag(tags, k, v);
-  if (scope?.name) {
-    tags[SCOPE_NAME_TAG] = scope.name;
-    tags[LIBRARY_NAME_TAG] = scope.name;
-  }
-  if (scope?.version) {
-    tags[SCOPE_VERSION_TAG] = scope.version;
-    tags[LIBRARY_VERSION_TAG] = scope.version;
-  }
-  const code = s.status?.code ?? 0;
-  if (code === STATUS_OK) {
-    tags[STATUS_CODE_TAG] = 'OK';
-    if (tags[ERROR_TAG] === 'false') delete tags[ERROR_TAG];
-  } else if (code === STATUS_ERROR) {
-    tags[STATUS_CODE_TAG] = 'ERROR';
-    tags[ERROR_TAG] = s.status?.message ?? '';
-  } else if (tags[ERROR_TAG] === 'false' && fields === null) {
-    delete tags[ERROR_TAG];
-  }
-  if (s.droppedAttributesCount) tags[DROPPED_ATTRIBUTES_TAG] = String(s.droppedAttributesCount);
-  if (s.droppedEventsCount) tags[DROPPED_EVENTS_TAG] = String(s.droppedEventsCount);
-  if (s.droppedLinksCount) tags[DROPPED_LINKS_TAG] = String(s.droppedLinksCount);
   const links = s.links ?? [];
+  let linkList: Record<string, unknown>[] | null = null;
   if (links.length > 0) {
-    const list: Record<string, unknown>[] = [];
-    for (const l of links) {
-      const link: Record<string, unknown> = { traceId: hex(l.traceId), spanId: hex(l.spanId) };
-      if (l.traceState) link.traceState = l.traceState;
-      if (l.attributes && l.attributes.length > 0) link.attributes = Object.fromEntries(l.attributes.map((kv) => [kv.key, anyValueToString(kv.value)]));
-      list.push(link);
-    }
-    tags[LINKS_TAG] = JSON.stringify(list);
+    linkList = [];
+    for (const l of links) linkList.push(linkObject(hex(l.traceId), hex(l.spanId), l.traceState ?? '', l.attributes && l.attributes.length > 0 ? Object.fromEntries(l.attributes.map((kv) => [kv.key, anyValueToString(kv.value)])) : null));
   }
-  if (fields !== null) applyZipkinFields(span, tags, fields);
-  if (hasKeys(tags)) span.tags = tags;
+  const status = s.status;
+  finishSpan(span, tags, fields, resourceTags, scope?.name ?? '', scope?.version ?? '', status?.code ?? 0, status?.message ?? '', s.droppedAttributesCount ?? 0, s.droppedEventsCount ?? 0, s.droppedLinksCount ?? 0, linkList);
 
-  if (fields === null && (kind === 'CLIENT' || kind === 'PRODUCER')) {
-    const remote = remoteEndpoint(attrs);
+  if (fields === null && (kind === 'CLIENT' || kind === 'PRODUCER') && attrs.length > 0) {
+    const byKey = new Map<string, string>();
+    for (const kv of attrs) byKey.set(kv.key, anyValueToString(kv.value));
+    const remote = remoteEndpoint(byKey);
     if (remote !== undefined) span.remoteEndpoint = remote;
   }
 
@@ -208,14 +182,72 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
     for (const e of events) {
       const t = micros(e.timeUnixNano);
       if (!(t > 0)) continue;
-      const name = e.name ?? '';
       const attrs = e.attributes ?? [];
-      const value = attrs.length === 0 ? name : `${JSON.stringify(name)}:${JSON.stringify(Object.fromEntries(attrs.map((kv) => [kv.key, anyValueToString(kv.value)])))}`;
+      const value = annotationValue(e.name ?? '', attrs.length === 0 ? null : Object.fromEntries(attrs.map((kv) => [kv.key, anyValueToString(kv.value)])));
       if (value !== '') annotations.push({ timestamp: t, value });
     }
     if (annotations.length > 0) span.annotations = annotations;
   }
   return span;
+}
+
+/**
+ * What the mapping does once a span's own attributes are its tags (both decoders share it: the
+ * message-object one above and the wire decoder in traces-wire.ts): the resource's tags, scope,
+ * status, dropped counts, links, the `plumb.zipkin` fields; then the tags go on the span.
+ */
+export function finishSpan(
+  span: ZipkinSpan,
+  tags: Record<string, string>,
+  fields: ZipkinFields | null,
+  resourceTags: readonly (readonly [string, string])[],
+  scopeName: string,
+  scopeVersion: string,
+  code: number,
+  statusMessage: string,
+  droppedAttributes: number,
+  droppedEvents: number,
+  droppedLinks: number,
+  links: Record<string, unknown>[] | null,
+): void {
+  // a span exported by plumb carries every tag as an attribute: the resource's are not added again
+  if (fields === null) for (let i = 0; i < resourceTags.length; i++) setTag(tags, resourceTags[i][0], resourceTags[i][1]);
+  if (scopeName) {
+    tags[SCOPE_NAME_TAG] = scopeName;
+    tags[LIBRARY_NAME_TAG] = scopeName;
+  }
+  if (scopeVersion) {
+    tags[SCOPE_VERSION_TAG] = scopeVersion;
+    tags[LIBRARY_VERSION_TAG] = scopeVersion;
+  }
+  if (code === STATUS_OK) {
+    tags[STATUS_CODE_TAG] = 'OK';
+    if (tags[ERROR_TAG] === 'false') delete tags[ERROR_TAG];
+  } else if (code === STATUS_ERROR) {
+    tags[STATUS_CODE_TAG] = 'ERROR';
+    tags[ERROR_TAG] = statusMessage;
+  } else if (tags[ERROR_TAG] === 'false' && fields === null) {
+    delete tags[ERROR_TAG];
+  }
+  if (droppedAttributes) tags[DROPPED_ATTRIBUTES_TAG] = String(droppedAttributes);
+  if (droppedEvents) tags[DROPPED_EVENTS_TAG] = String(droppedEvents);
+  if (droppedLinks) tags[DROPPED_LINKS_TAG] = String(droppedLinks);
+  if (links !== null) tags[LINKS_TAG] = JSON.stringify(links);
+  if (fields !== null) applyZipkinFields(span, tags, fields);
+  if (hasKeys(tags)) span.tags = tags;
+}
+
+/** One entry of the `otel.links` tag. */
+export function linkObject(traceId: string, spanId: string, traceState: string, attributes: Record<string, string> | null): Record<string, unknown> {
+  const link: Record<string, unknown> = { traceId, spanId };
+  if (traceState) link.traceState = traceState;
+  if (attributes !== null) link.attributes = attributes;
+  return link;
+}
+
+/** An event as a Zipkin annotation's value: its name, or `"name":{…attributes…}`. */
+export function annotationValue(name: string, attributes: Record<string, string> | null): string {
+  return attributes === null ? name : `${JSON.stringify(name)}:${JSON.stringify(attributes)}`;
 }
 
 /**
@@ -228,7 +260,7 @@ function toZipkin(s: OtlpSpan, service: string, resourceTags: [string, string][]
  */
 export const ZIPKIN_FIELDS = 'plumb.zipkin';
 
-interface ZipkinFields {
+export interface ZipkinFields {
   l?: ZipkinEndpoint;
   r?: ZipkinEndpoint | null;
   u?: boolean;
@@ -238,7 +270,7 @@ interface ZipkinFields {
   p?: boolean;
 }
 
-function zipkinFields(json: string): ZipkinFields | null {
+export function zipkinFields(json: string): ZipkinFields | null {
   try {
     const v = JSON.parse(json) as unknown;
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as ZipkinFields) : null;
@@ -277,7 +309,7 @@ function hasKeys(o: Record<string, string>): boolean {
   return false;
 }
 
-function setTag(tags: Record<string, string>, key: string, value: string): void {
+export function setTag(tags: Record<string, string>, key: string, value: string): void {
   // a "__proto__" key must stay a tag, not become the object's prototype
   if (key === '__proto__') Object.defineProperty(tags, key, { value, enumerable: true, writable: true, configurable: true });
   else tags[key] = value;
@@ -297,11 +329,13 @@ function nanos(v: Int64 | null | undefined): bigint {
 function micros(v: Int64 | null | undefined): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === 'number') return Math.floor(v / 1000);
-  const high = v.high >>> 0;
-  const low = v.low >>> 0;
+  return microsOf(v.high >>> 0, v.low >>> 0);
+}
+
+/** micros() of a uint64 given as its two unsigned 32-bit halves. */
+export function microsOf(high: number, low: number): number {
   if (high === 0) return Math.floor(low / 1000);
-  const rest = high * 296 + low;
-  return high * 4294967 + Math.floor(rest / 1000);
+  return high * 4294967 + Math.floor((high * 296 + low) / 1000);
 }
 /** end − start in nanoseconds (exact below 2^53 ns, about 104 days). */
 function nanosBetween(start: Int64 | null | undefined, end: Int64 | null | undefined): number {
@@ -309,10 +343,8 @@ function nanosBetween(start: Int64 | null | undefined, end: Int64 | null | undef
   return ((end.high >>> 0) - (start.high >>> 0)) * 4294967296 + ((end.low >>> 0) - (start.low >>> 0));
 }
 
-function remoteEndpoint(attrs: readonly KeyValue[]): ZipkinEndpoint | undefined {
-  if (attrs.length === 0) return undefined;
-  const byKey = new Map<string, string>();
-  for (const kv of attrs) byKey.set(kv.key, anyValueToString(kv.value));
+/** The remote endpoint of a CLIENT or PRODUCER span from its attributes (by key, the last value of each). */
+export function remoteEndpoint(byKey: ReadonlyMap<string, string>): ZipkinEndpoint | undefined {
   for (const [key, kind, portKey] of REMOTE_NAMES) {
     const v = byKey.get(key);
     if (v === undefined || v === '') continue;
