@@ -82,30 +82,101 @@ export interface MetricRefusal {
 
 const WINDOW_SLOTS = 6;
 
+/**
+ * A series' state. A collector holds hundreds of thousands of these, and most are counters or
+ * gauges that need only a value, so the object keeps four fields and the label and routing key
+ * strings; what summaries, histograms and sets add (sum, count, window, buckets, members) and
+ * the pending delta live in one `SeriesExtra` made on first use. Reading a field of an absent
+ * extra gives its zero value.
+ */
 class Series {
   readonly labels: string;
   /** The key that decides which collector of a fleet owns it (shared/membership.ts seriesKey): the statsd name and tags, before mapping. */
   route = '';
   lastSeen: number;
   value = 0;
-  /** sets: each agent's members from its latest interval */
-  setMembers: Map<string, Set<string>> | null = null;
-  slots: (Sketch | null)[] | null = null;
-  slotIndex: number[] | null = null;
-  /** Per slot: its samples while they are few enough to keep (null: past SKETCH_EXACT_SAMPLES, or not sent). */
-  slotExact: (ExactSamples | null)[] | null = null;
-  sum = 0;
-  count = 0;
-  buckets: number[] | null = null;
-  /** OTLP summaries: the quantiles as the source computed them. */
-  quantiles: [number, number][] | null = null;
-  /** What was applied since the last drainDeltas() (only while the store tracks deltas). */
-  pending: PendingDelta | null = null;
+  private x: SeriesExtra | null = null;
 
   constructor(labels: string, now: number) {
     this.labels = labels;
     this.lastSeen = now;
   }
+
+  private extra(): SeriesExtra {
+    return (this.x ??= new SeriesExtra());
+  }
+
+  get sum(): number {
+    return this.x === null ? 0 : this.x.sum;
+  }
+  set sum(v: number) {
+    if (this.x !== null || v !== 0) this.extra().sum = v;
+  }
+  get count(): number {
+    return this.x === null ? 0 : this.x.count;
+  }
+  set count(v: number) {
+    if (this.x !== null || v !== 0) this.extra().count = v;
+  }
+  /** sets: each agent's members from its latest interval */
+  get setMembers(): Map<string, Set<string>> | null {
+    return this.x === null ? null : this.x.setMembers;
+  }
+  set setMembers(v: Map<string, Set<string>> | null) {
+    if (this.x !== null || v !== null) this.extra().setMembers = v;
+  }
+  get slots(): (Sketch | null)[] | null {
+    return this.x === null ? null : this.x.slots;
+  }
+  set slots(v: (Sketch | null)[] | null) {
+    if (this.x !== null || v !== null) this.extra().slots = v;
+  }
+  get slotIndex(): number[] | null {
+    return this.x === null ? null : this.x.slotIndex;
+  }
+  set slotIndex(v: number[] | null) {
+    if (this.x !== null || v !== null) this.extra().slotIndex = v;
+  }
+  /** Per slot: its samples while they are few enough to keep (null: past SKETCH_EXACT_SAMPLES, or not sent). */
+  get slotExact(): (ExactSamples | null)[] | null {
+    return this.x === null ? null : this.x.slotExact;
+  }
+  set slotExact(v: (ExactSamples | null)[] | null) {
+    if (this.x !== null || v !== null) this.extra().slotExact = v;
+  }
+  get buckets(): number[] | null {
+    return this.x === null ? null : this.x.buckets;
+  }
+  set buckets(v: number[] | null) {
+    if (this.x !== null || v !== null) this.extra().buckets = v;
+  }
+  /** OTLP summaries: the quantiles as the source computed them. */
+  get quantiles(): [number, number][] | null {
+    return this.x === null ? null : this.x.quantiles;
+  }
+  set quantiles(v: [number, number][] | null) {
+    if (this.x !== null || v !== null) this.extra().quantiles = v;
+  }
+  /** What was applied since the last drainDeltas() (only while the store tracks deltas). */
+  get pending(): PendingDelta | null {
+    return this.x === null ? null : this.x.pending;
+  }
+  set pending(v: PendingDelta | null) {
+    if (this.x !== null || v !== null) this.extra().pending = v;
+  }
+}
+
+/** What a series holds beyond a value: see Series. */
+class SeriesExtra {
+  sum = 0;
+  count = 0;
+  setMembers: Map<string, Set<string>> | null = null;
+  slots: (Sketch | null)[] | null = null;
+  slotIndex: number[] | null = null;
+  slotExact: (ExactSamples | null)[] | null = null;
+  buckets: number[] | null = null;
+  quantiles: [number, number][] | null = null;
+  pending: PendingDelta | null = null;
 }
 
 /**
@@ -463,12 +534,15 @@ export class MetricStore {
         this.families.set(name, family);
         for (const sample of family.sampleNames) this.sampleOwners.set(sample, name);
       }
-      series = new Series(labels, now);
-      family.series.set(labels, series);
+      // the key lives as long as the series: one flat string, not the pieces it was built from
+      const key = flatString(labels);
+      series = new Series(key, now);
+      family.series.set(key, series);
       this.seriesCount++;
     }
     series.lastSeen = now;
-    series.route = this.currentRoute;
+    // a series' routing key rarely changes: keep the flat copy it has rather than each batch's
+    if (series.route !== this.currentRoute) series.route = flatString(this.currentRoute);
     update(series);
     return series;
   }
@@ -1082,13 +1156,22 @@ function labelKey(ruleLabels: Record<string, string>, tags: string[], type: Fami
   for (const [k, v] of Object.entries(ruleLabels)) labels.set(k, v);
   if ((type === 'summary' && labels.has('quantile')) || (type === 'histogram' && labels.has('le'))) return { refused: 'reserved_label' };
   const names = [...labels.keys()].sort();
-  let out = '';
+  const parts: string[] = [];
   for (const n of names) {
     const v = labels.get(n) as string;
     if (v === '') continue; // an empty label value is the same as no label in Prometheus
-    out += `${out === '' ? '' : ','}${n}="${escapeLabelValue(v)}"`;
+    parts.push(`${n}="${escapeLabelValue(v)}"`);
   }
-  return out;
+  return parts.join(',');
+}
+
+/**
+ * `s` as one flat string of its own. Keys built by concatenation are trees of pieces that keep
+ * the strings they were made from (a batch's metric names, tags) alive with them.
+ */
+function flatString(s: string): string {
+  // V8 copies the pieces of a split into new flat strings; NUL is in no key, so this is one piece
+  return s.length < 13 ? s : s.split('\u0000').join('\u0000');
 }
 
 /** Label text (`a="1",b="2"`) back into names and values. */
