@@ -107,11 +107,6 @@ async function main(): Promise<void> {
     `store ${o.store}`,
     `${store.size} series (${o.kinds}): heap ${(held / MiB).toFixed(1)} MiB after forced GC, ${Math.round(held / store.size)} bytes/series; apply CPU ${((applyCpu.user + applyCpu.system) / 1000).toFixed(0)} ms; load ${load}`,
   ];
-  let length = 0;
-  const asString = await peakOf(() => {
-    length = store.render(now + 1000).length;
-  });
-  out.push(`render() to one string (${(length / MiB).toFixed(1)} MiB of text): RSS peak +${(asString.peak / MiB).toFixed(0)} MiB, CPU ${asString.cpuMs.toFixed(0)} ms`);
   const chunked = (store as unknown as { renderChunks?: (now: number) => Iterable<string> }).renderChunks;
   if (chunked !== undefined) {
     let bytes = 0;
@@ -127,6 +122,11 @@ async function main(): Promise<void> {
     });
     out.push(`renderChunks() streamed to a sink (${(bytes / MiB).toFixed(1)} MiB): RSS peak +${(streamed.peak / MiB).toFixed(0)} MiB, CPU ${streamed.cpuMs.toFixed(0)} ms`);
   }
+  let length = 0;
+  const asString = await peakOf(() => {
+    length = store.render(now + 1000).length;
+  });
+  out.push(`render() to one string (${(length / MiB).toFixed(1)} MiB of text): RSS peak +${(asString.peak / MiB).toFixed(0)} MiB, CPU ${asString.cpuMs.toFixed(0)} ms`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 

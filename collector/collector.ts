@@ -3,6 +3,7 @@
  * validated config. Sinks start before the listener opens; the listener closes before they stop.
  */
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { CollectorConfig } from './config.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
@@ -408,7 +409,12 @@ export class PlumbCollector {
     app.get('/api/v1/sinks', async () => ({ sinks: this.logs?.status() ?? [], spans: [this.spanIndex, this.spanExport].flatMap((s) => s?.status() ?? []), metrics: this.metricSinks?.status() ?? [] }));
     app.get('/metrics', async (_req, reply) => {
       reply.type('text/plain; version=0.0.4; charset=utf-8');
-      return this.store.render() + (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
+      // The store's series go out in pieces as the socket takes them (500k series are ~25 MB of
+      // text); the span metrics, ALERTS and self-metrics after them are small and read now.
+      const now = Date.now();
+      this.store.expire(now);
+      const tail = (this.spanMetrics?.renderSpanMetrics() ?? '') + this.alerts.metricsText() + (await this.ctx.telemetry.metrics());
+      return Readable.from(exposition(this.store.renderChunks(now), tail), { objectMode: false });
     });
     app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -630,4 +636,10 @@ async function stopSpanSinks(sinks: SpanSinkSet, deadline: number): Promise<void
   await sinks.zipkin?.stop(deadline);
   await sinks.index?.stop(deadline);
   await sinks.export?.stop(deadline);
+}
+
+/** The /metrics body: the store's pieces, then the rest of the exposition. */
+function* exposition(store: Iterable<string>, tail: string): Generator<string, void, undefined> {
+  yield* store;
+  if (tail !== '') yield tail;
 }

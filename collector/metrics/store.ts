@@ -851,20 +851,30 @@ export class MetricStore {
 
   /** Prometheus text exposition (format 0.0.4) of every series. */
   render(now = Date.now()): string {
-    const out: string[] = [];
-    this.visit(
-      {
-        family(name, type, help) {
-          out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
-        },
-        sample(name, labels, value) {
-          out.push(`${name}${wrap(labels)} ${formatValue(value)}`);
-        },
-      },
-      now,
-    );
-    out.push('');
-    return out.join('\n');
+    let out = '';
+    for (const chunk of this.renderChunks(now)) out += chunk;
+    return out;
+  }
+
+  /**
+   * render()'s text in pieces of about `size` characters, made as they are asked for: /metrics
+   * streams them, so a scrape of 500k series holds a piece at a time, not the whole text. The
+   * store may change between pieces (a batch applied while the socket drains); what a piece
+   * shows is the store as it was when that piece was made, and every series still there when
+   * the walk reaches it is shown once.
+   */
+  *renderChunks(now = Date.now(), size = RENDER_CHUNK_CHARS): Generator<string, void, undefined> {
+    this.expire(now);
+    const lines = new ExpositionLines();
+    const quantiles = this.options.quantiles;
+    for (const family of this.families.values()) {
+      lines.family(family.name, family.type, family.help);
+      for (const s of family.series.values()) {
+        this.visitSeries(family, s, lines, quantiles, now);
+        if (lines.chars >= size) yield lines.take();
+      }
+    }
+    if (lines.chars > 0) yield lines.take();
   }
 
   /**
@@ -876,40 +886,74 @@ export class MetricStore {
     this.expire(now);
     const quantiles = this.options.quantiles;
     for (const family of this.families.values()) {
-      const name = family.name;
-      visitor.family(name, family.type, family.help);
-      for (const s of family.series.values()) {
-        const l = s.labels;
-        switch (family.type) {
-          case 'counter':
-          case 'gauge':
-            visitor.sample(name, l, s.value);
-            break;
-          case 'summary': {
-            if (s.quantiles !== null) {
-              for (const [q, v] of s.quantiles) visitor.sample(name, joinLabels(l, `quantile="${q}"`), v);
-              visitor.sample(`${name}_sum`, l, s.sum);
-              visitor.sample(`${name}_count`, l, s.count);
-              break;
-            }
-            const values = this.windowQuantiles(s, quantiles, now);
-            for (let qi = 0; qi < quantiles.length; qi++) visitor.sample(name, joinLabels(l, `quantile="${quantiles[qi]}"`), values[qi]);
-            visitor.sample(`${name}_sum`, l, s.sum);
-            visitor.sample(`${name}_count`, l, s.count);
-            break;
-          }
-          case 'histogram': {
-            const bounds = family.buckets ?? [];
-            const counts = s.buckets ?? [];
-            for (let i = 0; i < bounds.length; i++) visitor.sample(`${name}_bucket`, joinLabels(l, `le="${formatValue(bounds[i])}"`), counts[i] ?? 0);
-            visitor.sample(`${name}_bucket`, joinLabels(l, 'le="+Inf"'), s.count);
-            visitor.sample(`${name}_sum`, l, s.sum);
-            visitor.sample(`${name}_count`, l, s.count);
-            break;
-          }
+      visitor.family(family.name, family.type, family.help);
+      for (const s of family.series.values()) this.visitSeries(family, s, visitor, quantiles, now);
+    }
+  }
+
+  private visitSeries(family: Family, s: Series, visitor: SampleVisitor, quantiles: number[], now: number): void {
+    const name = family.name;
+    const l = s.labels;
+    switch (family.type) {
+      case 'counter':
+      case 'gauge':
+        visitor.sample(name, l, s.value);
+        break;
+      case 'summary': {
+        if (s.quantiles !== null) {
+          for (const [q, v] of s.quantiles) visitor.sample(name, joinLabels(l, `quantile="${q}"`), v);
+          visitor.sample(`${name}_sum`, l, s.sum);
+          visitor.sample(`${name}_count`, l, s.count);
+          break;
         }
+        const values = this.windowQuantiles(s, quantiles, now);
+        for (let qi = 0; qi < quantiles.length; qi++) visitor.sample(name, joinLabels(l, `quantile="${quantiles[qi]}"`), values[qi]);
+        visitor.sample(`${name}_sum`, l, s.sum);
+        visitor.sample(`${name}_count`, l, s.count);
+        break;
+      }
+      case 'histogram': {
+        const bounds = family.buckets ?? [];
+        const counts = s.buckets ?? [];
+        for (let i = 0; i < bounds.length; i++) visitor.sample(`${name}_bucket`, joinLabels(l, `le="${formatValue(bounds[i])}"`), counts[i] ?? 0);
+        visitor.sample(`${name}_bucket`, joinLabels(l, 'le="+Inf"'), s.count);
+        visitor.sample(`${name}_sum`, l, s.sum);
+        visitor.sample(`${name}_count`, l, s.count);
+        break;
       }
     }
+  }
+}
+
+/** Characters per renderChunks() piece: a few socket writes' worth. */
+const RENDER_CHUNK_CHARS = 256 * 1024;
+
+/** Exposition text lines gathered into pieces. */
+class ExpositionLines implements SampleVisitor {
+  private lines: string[] = [];
+  chars = 0;
+
+  family(name: string, type: FamilyType, help: string): void {
+    this.push(`# HELP ${name} ${escapeHelp(help)}`);
+    this.push(`# TYPE ${name} ${type}`);
+  }
+
+  sample(name: string, labels: string, value: number): void {
+    this.push(`${name}${wrap(labels)} ${formatValue(value)}`);
+  }
+
+  /** The lines so far as one text, each ending in a newline. */
+  take(): string {
+    this.lines.push('');
+    const text = this.lines.join('\n');
+    this.lines = [];
+    this.chars = 0;
+    return text;
+  }
+
+  private push(line: string): void {
+    this.lines.push(line);
+    this.chars += line.length + 1;
   }
 }
 
