@@ -295,6 +295,8 @@ export class Aggregator implements ValueSink {
   /** Raw name/tag bytes → series, valid for the current interval. */
   private rawCache = new RawCache();
   private series = new Map<string, Series>();
+  /** Distinct tag sets of the interval (see tagSet). */
+  private tagSets = new Map<string, string[]>();
   /** Sets of the last interval, reported with no members in the next one if it gets none. */
   private readonly recentSets = new Map<string, { name: string; tags: string[]; at: number }>();
   /** Gauge values remembered across intervals so deltas have a base. */
@@ -481,6 +483,19 @@ export class Aggregator implements ValueSink {
     members.add(member);
   }
 
+  /**
+   * One array per distinct tag set in the interval, shared by every series that has it (a host's
+   * tags on each of its metrics), holding interned strings; read-only from here on.
+   */
+  private tagSet(joined: string, tags: string[]): string[] {
+    let shared = this.tagSets.get(joined);
+    if (shared === undefined) {
+      shared = tags.map(interned);
+      this.tagSets.set(interned(joined), shared);
+    }
+    return shared;
+  }
+
   /** Slow path: first sighting of this raw text this interval. */
   private resolveSeries(hash: number, buf: Buffer, start: number, end: number): Series | undefined {
     const scan = this.scan;
@@ -497,13 +512,14 @@ export class Aggregator implements ValueSink {
       return undefined;
     }
     const type = scan.type;
-    const key = `${TYPE_NAMES[type]}|${identity.name}|${tags.join(',')}`;
+    const joined = tags.join(',');
+    const key = `${TYPE_NAMES[type]}|${identity.name}|${joined}`;
     let series = this.series.get(key);
     if (series === undefined) {
       if (this.series.size >= this.options.maxSeries) {
         series = REFUSED;
       } else {
-        series = new Series(type, identity.name, tags, key);
+        series = new Series(type, interned(identity.name), this.tagSet(joined, tags), interned(key));
         if (type === TYPE_SET) series.members = new Set();
         this.series.set(key, series);
       }
@@ -599,8 +615,11 @@ export class Aggregator implements ValueSink {
     const { series, rest } = this.endInterval(now);
     const metrics: WireMetric[] = [];
     const accuracy = this.options.relativeAccuracy;
-    for (let i = 0; i < series.length; i++) {
-      pushWire(metrics, series[i], accuracy);
+    const ended: (Series | null)[] = series;
+    for (let i = 0; i < ended.length; i++) {
+      pushWire(metrics, ended[i] as Series, accuracy);
+      // the ended interval's state goes as it is encoded, while the next one fills
+      ended[i] = null;
       if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return { ...rest, metrics };
@@ -622,6 +641,7 @@ export class Aggregator implements ValueSink {
     }
     const rest = { start: this.intervalStart, end: now, events: this.events, serviceChecks: this.serviceChecks };
     this.series = new Map();
+    this.tagSets = new Map();
     this.rawCache.clear();
     this.events = [];
     this.serviceChecks = [];
@@ -665,6 +685,15 @@ function pushWire(out: WireMetric[], s: Series, relativeAccuracy: number): void 
     out.push(m);
   }
 }
+/**
+ * The string V8 keeps once in its string table: flat (a key built with a template is a tree of
+ * cons strings, ~100 bytes more than its text) and shared by every series that has the same
+ * name or tag. The table holds it weakly, so it goes when no series refers to it.
+ */
+function interned(s: string): string {
+  return Object.keys({ [s]: 0 })[0];
+}
+
 /** Sentinel set marking a gauge as updated this interval (gauges never use `members` otherwise). */
 const GAUGE_SET = new Set<string>();
 
