@@ -33,6 +33,7 @@ import { Connection, type ForwardAuthOptions, type ForwardTlsOptions } from './c
 import { CollectorHealth } from './health.ts';
 import { Lane, type BatchResult, type ForwardInstruments, type LaneContext } from './lane.ts';
 import { ownerOf } from '../../shared/membership.ts';
+import { encodeJson } from '../../shared/json-stream.ts';
 
 export type { BatchResult } from './lane.ts';
 
@@ -224,9 +225,10 @@ export class Forwarder {
     const lane = this.laneFor(kind, id, options.collector);
     const refuse = options.whenFull === 'refuse';
     if (refuse && lane.memoryBatches >= this.options.maxQueueBatches) return 'queue_full';
-    const raw = Buffer.isBuffer(body) ? body : Buffer.from(JSON.stringify(body));
+    const level = this.options.compressLevel ?? 1;
     const contentType = Buffer.isBuffer(body) ? (options.contentType ?? 'application/octet-stream') : 'application/json';
-    const payload = this.options.compress ? await gzipAsync(raw, { level: this.options.compressLevel ?? 1 }) : raw;
+    // an object is written into gzip slice by slice: never its whole JSON text at once
+    const payload = !Buffer.isBuffer(body) ? await encodeJson(body, this.options.compress, level) : this.options.compress ? await gzipAsync(body, { level }) : body;
     const outcome = await lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
     if (outcome === 'queued') this.queued.inc({ kind });
     return outcome;
