@@ -42,6 +42,11 @@ export interface TailerConfig {
   dataDir: string;
   /** Mixed into file ids so that two hosts' files never share event ids (the agent's host name). */
   idSeed?: string;
+  /**
+   * Plain one-byte-encoded inputs without multiline hand their whole lines out as chunks of
+   * bytes (TailRecord.chunk) for the consumer to split; otherwise one record per line or event.
+   */
+  chunks?: boolean;
 }
 
 export interface TailerDeps {
@@ -119,6 +124,8 @@ export class Tailer {
 
   // The batch being filled.
   private records: TailRecord[] = [];
+  /** Records in the batch, a chunk counting its lines. */
+  private recordCount = 0;
   private bytes = 0;
   private readonly contributors = new Map<AckTrack, TailedFile>();
   private readonly sealed = new Map<AckTrack, number>();
@@ -169,6 +176,7 @@ export class Tailer {
       fingerprintBytes: config.options.fingerprintBytes,
       partialTimeoutMs: config.options.partialTimeout,
       idSeed,
+      chunks: config.chunks === true && input.format === 'plain' && input.multiline === undefined,
     }));
     this.store = new CheckpointStore(config.dataDir, { maxEntries: config.options.maxFiles, forgetAfterMs: config.options.forgetAfter }, this.metrics, deps.log);
     this.discovery = new Discovery(config.inputs, config.options.maxFiles, deps.log);
@@ -273,6 +281,7 @@ export class Tailer {
     this.retired = [];
     this.searched = new WeakSet();
     this.records = [];
+    this.recordCount = 0;
     this.bytes = 0;
     this.contributors.clear();
     this.sealed.clear();
@@ -309,9 +318,10 @@ export class Tailer {
 
   private addRecord(file: TailedFile, record: TailRecord): void {
     this.records.push(record);
-    this.bytes += record.text.length;
+    this.recordCount += record.lines ?? 1;
+    this.bytes += record.chunk !== undefined ? record.chunk.byteLength : record.text.length;
     this.contributors.set(file.track, file);
-    if (this.records.length >= this.options.batchMaxRecords || this.bytes >= this.options.batchMaxBytes) this.closeBatch();
+    if (this.recordCount >= this.options.batchMaxRecords || this.bytes >= this.options.batchMaxBytes) this.closeBatch();
   }
 
   /**
@@ -323,8 +333,9 @@ export class Tailer {
     const marks: Marks = [];
     for (const [track, end] of this.sealed) marks.push([track, track.mark(end)]);
     for (const [track, file] of this.contributors) marks.push([track, track.mark(file.safeOffset())]);
-    this.ready.push({ batch: { seq: ++this.seq, records: this.records, bytes: this.bytes }, marks });
+    this.ready.push({ batch: { seq: ++this.seq, records: this.records, count: this.recordCount, bytes: this.bytes }, marks });
     this.records = [];
+    this.recordCount = 0;
     this.bytes = 0;
     this.contributors.clear();
     this.sealed.clear();
@@ -448,7 +459,7 @@ export class Tailer {
       this.unacked.set(batch.seq, marks);
       this.metrics.unackedBatches.set(this.unacked.size);
       this.metrics.batches.inc();
-      this.metrics.records.inc(batch.records.length);
+      this.metrics.records.inc(batch.count);
       if (!(await this.deliver(batch, runId))) {
         // Never handed over: nothing to wait for; its lines are read again on the next start.
         this.unacked.delete(batch.seq);
