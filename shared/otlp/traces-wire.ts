@@ -128,7 +128,7 @@ const MAX_DEPTH = (protobuf.util as unknown as { recursionLimit?: number }).recu
 
 /** A position in the body and the end of the message being read (reads never pass it). */
 interface Wire {
-  buf: Buffer;
+  buf: Buffer & SliceBuffer;
   pos: number;
   end: number;
   /** High 32 bits of the last varint read. */
@@ -324,6 +324,13 @@ function enter(r: Wire): number {
  * instead of a new string from a native call.
  */
 const INTERNED_MAX = 32;
+
+/** Buffer's own slice-to-string methods (what toString calls once it has checked its arguments; protobufjs reads strings with utf8Slice too). */
+interface SliceBuffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+}
+if (typeof (Buffer.prototype as unknown as Partial<SliceBuffer>).latin1Slice !== 'function' || typeof (Buffer.prototype as unknown as Partial<SliceBuffer>).utf8Slice !== 'function') throw new Error('this Node.js has no Buffer latin1Slice/utf8Slice, which the OTLP trace decoder uses');
 const interned: string[] = new Array<string>(1024).fill('');
 
 function string(r: Wire): string {
@@ -346,7 +353,7 @@ function string(r: Wire): string {
     }
   }
   for (let i = s; i < e; i++) if (buf[i] > 0x7f) return utf8(r, s, e);
-  const str = buf.toString('latin1', s, e);
+  const str = buf.latin1Slice(s, e);
   if (slot >= 0) interned[slot] = str;
   return str;
 }
@@ -356,7 +363,7 @@ function utf8(r: Wire, s: number, e: number): string {
     r.pos = s;
     fail(r, 'invalid UTF-8 in a string');
   }
-  return r.buf.toString('utf8', s, e);
+  return r.buf.utf8Slice(s, e);
 }
 
 /** int64 as anyValueToJs gives it: a number when exact, else its decimal string. */
@@ -482,7 +489,7 @@ function attributesInto(r: Wire, into: Record<string, string> | null, depth: num
 /** Decodes a request body into spans; throws UndecodableError when it is not one. */
 export function decodeTraceRequest(body: Uint8Array): SpansDecoded {
   const buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  const r: Wire = { buf, pos: 0, end: buf.length, hi: 0 };
+  const r: Wire = { buf: buf as Buffer & SliceBuffer, pos: 0, end: buf.length, hi: 0 };
   const out: SpansDecoded = { spans: [], rejected: 0, error: '' };
   while (r.pos < r.end) {
     const t = tag(r);
