@@ -21,9 +21,13 @@ export type ReopenVerdict = { action: 'resume'; offset: number } | { action: 're
 /** A file found at a path with a checkpoint entry for its inode, not open: resume or start over? */
 export function judgeReopen(entry: CheckpointEntry, prefix: PrefixVerdict, size: number, birthtimeMs: number): ReopenVerdict {
   if (prefix === 'same' && size >= entry.offset) return { action: 'resume', offset: entry.offset };
-  const reborn = entry.birthtimeMs !== 0 && birthtimeMs !== 0 && Math.trunc(entry.birthtimeMs) !== Math.trunc(birthtimeMs);
-  if (reborn) return { action: 'restart', kind: 'reuse', generation: 0 };
+  if (bornAgain(entry.birthtimeMs, birthtimeMs)) return { action: 'restart', kind: 'reuse', generation: 0 };
   return { action: 'restart', kind: 'truncate', generation: entry.generation + 1 };
+}
+
+/** Whether an inode known as born at `knownMs` now holds a file born at another time (0: unknown). */
+export function bornAgain(knownMs: number, birthtimeMs: number): boolean {
+  return knownMs !== 0 && birthtimeMs !== 0 && Math.trunc(knownMs) !== Math.trunc(birthtimeMs);
 }
 
 /** An open file's periodic check: truncated (start over) or fine. */

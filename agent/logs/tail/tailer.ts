@@ -28,7 +28,7 @@ import { TailedFile, type FileSettings, type ReadCounts, type RecordSink } from 
 import { compareFingerprint, fingerprintOf, hashBytes, inodeKey, readPrefix, type Inode } from './identity.ts';
 import { TailMetrics } from './metrics.ts';
 import type { TailBatch, TailConsumer, TailRecord } from './record.ts';
-import { judgeOpen, judgeReopen, movedAwayKind } from './rotation.ts';
+import { bornAgain, judgeOpen, judgeReopen, movedAwayKind } from './rotation.ts';
 import { LagClock } from './lag.ts';
 import type { FileStatus } from '../../../shared/status.ts';
 
@@ -121,6 +121,18 @@ export class Tailer {
   private readonly waitingSince = new Map<string, number>();
   /** Checkpointed files no glob matches that were searched for in this run. */
   private searched = new WeakSet<CheckpointEntry>();
+  /**
+   * Paths whose followed file was rotated away, or replaced before the file a pass saw there
+   * could be opened, with the last write of that file: until a file is followed at the path
+   * again, generations can be created there and rotated away unseen (see readSkippedGenerations).
+   */
+  private readonly vacated = new Map<string, { input: number; since: number }>();
+  /**
+   * Rotated files closed after rotateWait without growth, with their modification time then: a
+   * writer that has not reopened yet (one starved of CPU) may still append to them, and the next
+   * rotation compress them. Looked for on each pass until `until` (closeInactive after the close).
+   */
+  private readonly closedRotated = new Map<CheckpointEntry, { until: number; mtimeMs: number }>();
 
   // The batch being filled.
   private records: TailRecord[] = [];
@@ -280,6 +292,8 @@ export class Tailer {
     this.waitingSince.clear();
     this.retired = [];
     this.searched = new WeakSet();
+    this.vacated.clear();
+    this.closedRotated.clear();
     this.records = [];
     this.recordCount = 0;
     this.bytes = 0;
@@ -520,7 +534,10 @@ export class Tailer {
         file.nextReadAt = 0;
         const st = await file.handle?.stat().catch(() => undefined);
         this.rotation(movedAwayKind(st?.nlink ?? 0), file.path);
-        if (st !== undefined && !file.finite && !file.compressed) await this.readSkippedGenerations(file, st.mtimeMs, now, found);
+        if (st !== undefined && !file.finite && !file.compressed) {
+          this.vacate(file.path, file.settings.input, st.mtimeMs);
+          await this.readSkippedGenerations(file.path, file.settings.input, st.mtimeMs, now, found);
+        }
       }
       if (!file.compressed) await this.checkContent(file, now);
       if (!this.isRunning(runId)) return;
@@ -585,6 +602,7 @@ export class Tailer {
       await this.openFile(c, this.store.get(inodeKey(c)), now, found, initial);
       if (!this.isRunning(runId)) return;
     }
+    await this.searchVacated(now, found);
     this.initialPass = false;
     this.lastPaths = new Set([...found.values()].map((c) => c.path));
     for (const key of this.waitingSince.keys()) if (this.tails.has(key) || !found.has(key)) this.waitingSince.delete(key);
@@ -656,8 +674,11 @@ export class Tailer {
       const st = await handle.stat({ bigint: true });
       const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
       const key = inodeKey(inode);
-      // The path was replaced between the directory scan and the open: the next scan sees the new file.
-      if (key !== inodeKey(c)) {
+      // The path was replaced between the directory scan and the open (by a file that may have
+      // been given the same, freed, inode): the next scan sees the new file. The one scanned was
+      // rotated away unread: its lines are looked for once a file is followed here.
+      if (key !== inodeKey(c) || bornAgain(c.birthtimeMs, inode.birthtimeMs)) {
+        this.vacate(c.path, c.input, c.mtimeMs);
         await handle.close();
         return;
       }
@@ -766,13 +787,14 @@ export class Tailer {
   /**
    * Checkpointed files that no glob matches any more and that are not open: renamed out of the
    * globs, compressed, or copied and deleted while the agent was down or the file was closed.
-   * Each is searched for once per run (again if it is matched and lost again).
+   * Each is searched for once per run (again if it is matched and lost again); rotated files
+   * closed while they could still grow, on every pass for closeInactive (watchClosed).
    */
   private async findLost(found: Map<string, Candidate>, now: number): Promise<void> {
     let budget = LOST_SEARCHES_PER_PASS;
     const dirs = new Map<string, string[] | undefined>();
     for (const e of [...this.store.values()]) {
-      if (budget <= 0) return;
+      if (budget <= 0) break;
       const key = inodeKey(e);
       if (found.has(key) || this.tails.has(key) || this.searched.has(e)) continue;
       this.searched.add(e);
@@ -781,6 +803,22 @@ export class Tailer {
       budget--;
       await this.continueElsewhere({ entry: e, track: this.parked.get(key)?.track, from: this.resumeOffset(key, e), input: e.input, truncated: false }, now, found, dirs);
     }
+    // Rotated files closed while they could still grow: those looked at longest ago first.
+    budget = LOST_SEARCHES_PER_PASS;
+    for (const [e, closed] of [...this.closedRotated]) {
+      if (budget <= 0) break;
+      const key = inodeKey(e);
+      if (now > closed.until || this.store.get(key) !== e || e.input === undefined || e.input >= this.settings.length) {
+        this.closedRotated.delete(e);
+        continue;
+      }
+      // Matched by a glob (read when it grows) or open again.
+      if (found.has(key) || this.tails.has(key)) continue;
+      budget--;
+      this.closedRotated.delete(e);
+      this.closedRotated.set(e, closed);
+      await this.continueElsewhere({ entry: e, track: this.parked.get(key)?.track, from: this.resumeOffset(key, e), input: e.input, truncated: false }, now, found, dirs, closed.mtimeMs);
+    }
   }
 
   /**
@@ -788,9 +826,10 @@ export class Tailer {
    * `.gz`, or itself under another name (names starting with the file's name or its stem, as
    * logrotate's numbered and dated rotations are). A candidate must match the fingerprint of
    * the known file; plain files are preferred to compressed ones, newer to older. The one found
-   * is read from `l.from` under `l`'s identity. Returns whether one was found.
+   * is read from `l.from` under `l`'s identity. With `modifiedAfter` (a file closed while it
+   * could still grow), only files written since are looked at. Returns whether one was found.
    */
-  private async continueElsewhere(l: Lineage, now: number, found: Map<string, Candidate> | undefined, dirs?: Map<string, string[] | undefined>): Promise<boolean> {
+  private async continueElsewhere(l: Lineage, now: number, found: Map<string, Candidate> | undefined, dirs?: Map<string, string[] | undefined>, modifiedAfter?: number): Promise<boolean> {
     if (l.entry.fp.len === 0 || l.input >= this.settings.length) return false;
     const dir = path.dirname(l.entry.path);
     const base = path.basename(l.entry.path);
@@ -809,6 +848,7 @@ export class Tailer {
       const file = path.join(dir, name);
       const st = await stat(file, { bigint: true }).catch(() => undefined);
       if (st === undefined || !st.isFile()) continue;
+      if (modifiedAfter !== undefined && Number(st.mtimeMs) <= modifiedAfter) continue;
       const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
       const key = inodeKey(inode);
       if (this.tails.has(key)) continue;
@@ -874,29 +914,63 @@ export class Tailer {
     return false;
   }
 
+  /** Notes that no file may be followed at `filePath` from now on; `since` is the last write of the one that was. */
+  private vacate(filePath: string, input: number, since: number): void {
+    const v = this.vacated.get(filePath);
+    this.vacated.delete(filePath);
+    this.vacated.set(filePath, { input, since: Math.min(since, v?.since ?? Infinity) });
+    // bounded like the checkpoint: the path vacated longest ago goes first
+    if (this.vacated.size > this.options.maxFiles) this.vacated.delete(this.vacated.keys().next().value as string);
+  }
+
   /**
-   * A followed file was rotated away: files of its path created and rotated away since, before
-   * any discovery pass saw them at the path (two rotations between two passes, on a busy
-   * machine), hold lines no read has seen. They are the rotations of its name (app.log.1,
-   * app.log.2.gz, app.log-20260101) modified at or after its own last write, that no checkpoint
-   * knows: read whole, as the new files they were. Older rotations (from before the agent
-   * followed the path) were modified before it, and are left alone.
+   * A file is followed again at a vacated path: every generation created there since the file
+   * before it was last written, and rotated away before a pass followed it, is now among the
+   * path's rotations (the one followed now was created after them). The open that lost a race
+   * with a rotation, and a pass that found the path empty, are how they were missed.
    */
-  private async readSkippedGenerations(file: TailedFile, mtimeMs: number, now: number, found: Map<string, Candidate>): Promise<void> {
-    const dir = path.dirname(file.path);
+  private async searchVacated(now: number, found: Map<string, Candidate>): Promise<void> {
+    if (this.vacated.size === 0) return;
+    for (const file of [...this.tails.values()]) {
+      if (file.rotated || file.finite) continue;
+      const v = this.vacated.get(file.path);
+      if (v === undefined) continue;
+      this.vacated.delete(file.path);
+      await this.readSkippedGenerations(file.path, v.input, v.since, now, found);
+    }
+  }
+
+  /**
+   * A file followed at `filePath` was rotated away: files of the path created and rotated away
+   * since, before any discovery pass saw them there (two rotations between two passes, on a
+   * busy machine), hold lines no read has seen. They are the rotations of its name (app.log.1,
+   * app.log.2.gz, app.log-20260101) modified at or after `since` (that file's last write) that
+   * no checkpoint knows: read whole, as the new files they were. Older rotations (from before
+   * the agent followed the path) were modified before it, and are left alone. Plain files are
+   * looked at before compressed ones, so a `.gz` still being written next to its plain file is
+   * recognised as that file's content.
+   */
+  private async readSkippedGenerations(filePath: string, input: number, since: number, now: number, found: Map<string, Candidate>): Promise<void> {
+    const dir = path.dirname(filePath);
     const names = await readdir(dir).catch(() => undefined);
     if (names === undefined) return;
-    const rotation = rotationName(path.basename(file.path));
+    const rotation = rotationName(path.basename(filePath));
+    const unseen: { file: string; gz: boolean; inode: Inode; size: number }[] = [];
     for (const name of names) {
       if (!rotation.test(name)) continue;
       const full = path.join(dir, name);
       const st = await stat(full, { bigint: true }).catch(() => undefined);
-      if (st === undefined || !st.isFile() || Number(st.mtimeMs) < mtimeMs) continue;
+      if (st === undefined || !st.isFile() || Number(st.mtimeMs) < since) continue;
       const inode: Inode = { dev: st.dev.toString(), ino: st.ino.toString(), birthtimeMs: Number(st.birthtimeMs) };
       const key = inodeKey(inode);
-      if (this.tails.has(key) || this.store.get(key) !== undefined) continue;
-      await this.openUnseen({ file: full, gz: name.toLowerCase().endsWith(GZIP_SUFFIX), inode, size: Number(st.size) }, file.settings.input, now, found);
+      if (this.tails.has(key)) continue;
+      // Known, unless its inode was freed and handed to a later file (told by its birth time).
+      const known = this.store.get(key);
+      if (known !== undefined && !bornAgain(known.birthtimeMs, inode.birthtimeMs)) continue;
+      unseen.push({ file: full, gz: name.toLowerCase().endsWith(GZIP_SUFFIX), inode, size: Number(st.size) });
     }
+    unseen.sort((a, b) => Number(a.gz) - Number(b.gz));
+    for (const c of unseen) await this.openUnseen(c, input, now, found);
   }
 
   /** A rotated copy holding a content of a file that was never read: read whole, under its own identity. */
@@ -965,7 +1039,8 @@ export class Tailer {
     e.seenAt = now;
     e.size = Number.isFinite(size) ? size : e.size;
     e.input = l.input;
-    if (!c.gz && Number.isFinite(size)) {
+    // A copy ends where it was made; the file itself under another name may still grow.
+    if (!c.gz && Number.isFinite(size) && !same) {
       e.end = size;
       if (e.offset > size) e.offset = size;
     }
@@ -1155,11 +1230,28 @@ export class Tailer {
       }
     }
     this.seal(file);
+    if (flush) await this.watchClosed(file, now);
     // Handed out but not yet acknowledged: reopened, the file continues after it, not at the checkpoint.
     const safe = file.safeOffset();
     if (safe > file.entry.offset) this.parked.set(file.key, { track: file.track, offset: safe });
     await file.close();
     this.tails.delete(file.key);
+  }
+
+  /**
+   * A rotated file closed after rotateWait without growth may still be written: a writer starved
+   * of CPU appends to it before it handles the signal to reopen. While it still has a name, it is
+   * looked for on each pass (findLost) for closeInactive: grown, it is read on from where it
+   * stopped, under its name or from the `.gz` a rotation made of it.
+   */
+  private async watchClosed(file: TailedFile, now: number): Promise<void> {
+    this.closedRotated.delete(file.entry);
+    if (file.compressed) return;
+    const st = await file.handle?.stat().catch(() => undefined);
+    if (st === undefined || st.nlink === 0) return;
+    this.closedRotated.set(file.entry, { until: now + this.options.closeInactive, mtimeMs: st.mtimeMs });
+    // bounded like the checkpoint: the file looked at longest ago goes first
+    if (this.closedRotated.size > this.options.maxFiles) this.closedRotated.delete(this.closedRotated.keys().next().value as CheckpointEntry);
   }
 
   private async readFailed(file: TailedFile, err: unknown): Promise<void> {

@@ -1,5 +1,6 @@
 /** Shared set-up for the tailer tests: temp dirs, decoded config, a collecting consumer, waits. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach } from 'vitest';
 import os from 'node:os';
 import path from 'node:path';
@@ -151,4 +152,26 @@ export function tally(got: readonly number[], n: number): { lost: number[]; dupl
   for (let i = 1; i <= n; i++) if (!seen.has(i)) lost.push(i);
   for (const [x, c] of seen) if (c > 1 || x < 1 || x > n) duplicated.push(x);
   return { lost, duplicated };
+}
+
+/**
+ * logrotate `create` + `compress` + `delaycompress` on `dir/app.log`, done by hand: the `.N.gz`
+ * shift up, the `.1` is compressed to `.2.gz` (keeping its modification time, as logrotate's gzip
+ * does) and removed, the file becomes `.1` and an empty one takes its path. The empty file is
+ * made first, so it never gets the inode the removed `.1` frees (that would let a tailer find the
+ * old file's rest through its inode, and hide what a test looks at).
+ */
+export async function logrotateDelaycompress(dir: string): Promise<void> {
+  const at = (name: string): string => path.join(dir, name);
+  const names = await readdir(dir);
+  await writeFile(at('app.log.new'), '');
+  for (let n = 20; n >= 2; n--) if (names.includes(`app.log.${n}.gz`)) await rename(at(`app.log.${n}.gz`), at(`app.log.${n + 1}.gz`));
+  if (names.includes('app.log.1')) {
+    const st = await stat(at('app.log.1'));
+    await writeFile(at('app.log.2.gz'), gzipSync(await readFile(at('app.log.1'))));
+    await utimes(at('app.log.2.gz'), st.atime, st.mtime);
+    await unlink(at('app.log.1'));
+  }
+  await rename(at('app.log'), at('app.log.1'));
+  await rename(at('app.log.new'), at('app.log'));
 }
