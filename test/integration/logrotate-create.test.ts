@@ -13,6 +13,7 @@ const scenarios: Scenario[] = [
   // never seen at the path, and is read from its .gz.
   { name: 'create with compress, two rotations per discovery pass', directives: ['create 0644', 'compress'], glob: false, burst: 2, discoverInterval: '1s' },
   { name: 'create with compress and delaycompress', directives: ['create 0644', 'compress', 'delaycompress'], glob: false },
+  { name: 'create with compress and delaycompress, two rotations per discovery pass', directives: ['create 0644', 'compress', 'delaycompress'], glob: false, burst: 2, discoverInterval: '1s' },
   { name: 'create with compress, no delaycompress', directives: ['create 0644', 'compress'], glob: false },
   { name: 'create with compress, no delaycompress, tailer stopped across a rotation', directives: ['create 0644', 'compress'], glob: false, downFrom: 700, downTo: 950 },
 ];
