@@ -186,6 +186,25 @@ function encode(req: Record<string, unknown>): Buffer {
   return Buffer.from(future.encode(future.fromObject(req)).finish());
 }
 
+/** One message of the extended definitions, encoded on its own. */
+function encodeAs(type: string, message: Record<string, unknown>): Buffer {
+  const t = future.root.lookupType(type);
+  return Buffer.from(t.encode(t.fromObject(message)).finish());
+}
+
+/** `inner` (the bytes of a message) as the field `field` of a message of type `type`. */
+function asField(type: string, field: string, inner: Buffer): Buffer {
+  const id = future.root.lookupType(type).fields[field].id;
+  return Buffer.from(protobuf.Writer.create().uint32(((id << 3) | 2) >>> 0).bytes(inner).finish());
+}
+
+/** A request holding one span given as bytes. */
+function requestOfSpan(span: Buffer, resource: Record<string, unknown>): Buffer {
+  const scopeSpans = asField(`${TRACE}ScopeSpans`, 'spans', span);
+  const resourceSpans = Buffer.concat([encodeAs(`${TRACE}ResourceSpans`, { resource }), asField(`${TRACE}ResourceSpans`, 'scopeSpans', scopeSpans)]);
+  return asField(EXTENDED[0], 'resourceSpans', resourceSpans);
+}
+
 describe('OTLP trace wire decoder', () => {
   it('gives the spans the message-object path gives, for generated requests with unknown fields', () => {
     const g = new Gen(18);
@@ -249,6 +268,29 @@ describe('OTLP trace wire decoder', () => {
       annotations: [{ timestamp: 1765100000123999, value: '"retry":{"n":"1"}' }],
       tags: { retries: '-3', big: '9223372036854775807', 'host.name': 'h1', 'otel.status_code': 'ERROR', error: 'boom', 'otel.scope.name': '@opentelemetry/instrumentation-http' },
     });
+  });
+
+  it('merges a message sent in pieces as protobufjs does (the last scalar wins, lists grow, messages merge)', () => {
+    const g = new Gen(29);
+    for (let i = 0; i < 150; i++) {
+      // two spans' bytes back to back are one span: ids, times, kind, status fields from the later, attributes, events and links of both
+      const a = encodeAs(`${TRACE}Span`, g.span());
+      const b = encodeAs(`${TRACE}Span`, g.span());
+      const resource = { attributes: [{ key: 'service.name', value: { stringValue: 'api' } }] };
+      const spanBody = requestOfSpan(Buffer.concat([a, b]), resource);
+      expect(JSON.stringify(decodeTraceRequest(spanBody))).toBe(JSON.stringify(reference(spanBody)));
+      // an attribute whose value comes in two pieces: arrays and key-value lists extend, other kinds replace
+      const kv1 = encodeAs(`${COMMON}KeyValue`, { key: g.key(), value: g.anyValue(0) });
+      const kv2 = encodeAs(`${COMMON}KeyValue`, { value: g.anyValue(0) });
+      const kv3 = encodeAs(`${COMMON}KeyValue`, { value: g.anyValue(0) });
+      const span = Buffer.concat([encodeAs(`${TRACE}Span`, { traceId: g.bytes(16), spanId: g.bytes(8), kind: 3 }), asField(`${TRACE}Span`, 'attributes', Buffer.concat([kv1, kv2, kv3]))]);
+      const kvBody = requestOfSpan(span, resource);
+      expect(JSON.stringify(decodeTraceRequest(kvBody))).toBe(JSON.stringify(reference(kvBody)));
+      // two ResourceSpans back to back: resources merge (attributes of both), scope spans of both
+      const rs = Buffer.concat([encodeAs(`${TRACE}ResourceSpans`, (g.request().resourceSpans as Record<string, unknown>[] | undefined)?.[0] ?? {}), encodeAs(`${TRACE}ResourceSpans`, (g.request().resourceSpans as Record<string, unknown>[] | undefined)?.[0] ?? {})]);
+      const rsBody = asField(EXTENDED[0], 'resourceSpans', rs);
+      expect(JSON.stringify(decodeTraceRequest(rsBody))).toBe(JSON.stringify(reference(rsBody)));
+    }
   });
 
   it('skips unknown fields of every wire type, groups included, and known fields sent with another wire type', () => {
