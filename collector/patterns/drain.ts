@@ -17,6 +17,8 @@
  * with their last group.
  */
 
+import { MessageMasker } from './masks.ts';
+
 export const WILDCARD = '<*>';
 
 export interface DrainOptions {
@@ -84,6 +86,7 @@ const HAS_DIGIT = /\d/;
 
 export class Drain {
   private readonly options: DrainOptions;
+  private readonly masker: MessageMasker;
   private readonly root: Node = { children: new Map(), clusters: null, parent: null, key: '' };
   private count = 0;
   /** Least recently seen first. */
@@ -93,6 +96,7 @@ export class Drain {
   constructor(options: DrainOptions) {
     if (options.depth < 3) throw new Error('Drain depth must be at least 3');
     this.options = options;
+    this.masker = new MessageMasker(options.masks);
   }
 
   get size(): number {
@@ -101,12 +105,7 @@ export class Drain {
 
   /** The masked tokens of a message, as the tree sees them. */
   tokenize(message: string): string[] {
-    let text = message;
-    for (const mask of this.options.masks) text = text.replace(mask, WILDCARD);
-    const tokens = text.split(/\s+/);
-    if (tokens.length > 0 && tokens[0] === '') tokens.shift();
-    if (tokens.length > 0 && tokens[tokens.length - 1] === '') tokens.pop();
-    return tokens;
+    return this.masker.tokenize(message);
   }
 
   /** Learns from one message of `source`; returns the group it joined or started. */
@@ -245,30 +244,31 @@ export class Drain {
   }
 }
 
-/** Share of positions where the template token equals the message token (`<*>` positions skipped in the numerator). */
-function similarity(template: string[], tokens: string[]): { sim: number; params: number } {
-  let same = 0;
-  let params = 0;
-  for (let i = 0; i < template.length; i++) {
-    const t = template[i];
-    if (t === WILDCARD) {
-      params++;
-      // a masked variable where the template has one counts as a match: the mask already
-      // said this position varies
-      if (tokens[i] === WILDCARD) same++;
-      continue;
-    }
-    if (t === tokens[i]) same++;
-  }
-  return { sim: template.length === 0 ? 1 : same / template.length, params };
-}
-
+/**
+ * The group most similar to `tokens`: the share of positions where the template token equals
+ * the message token (a `<*>` position counts when the message has `<*>` there too: the mask
+ * already said it varies), ties to the template with more `<*>`, then to the earlier group.
+ * Null when the best share is below `threshold`.
+ */
 function bestMatch(clusters: Cluster[], tokens: string[], threshold: number): Cluster | null {
   let best: Cluster | null = null;
   let bestSim = -1;
   let bestParams = -1;
-  for (const c of clusters) {
-    const { sim, params } = similarity(c.tokens, tokens);
+  for (let k = 0; k < clusters.length; k++) {
+    const c = clusters[k];
+    const template = c.tokens;
+    let same = 0;
+    let params = 0;
+    for (let i = 0; i < template.length; i++) {
+      const t = template[i];
+      if (t === WILDCARD) {
+        params++;
+        if (tokens[i] === WILDCARD) same++;
+      } else if (t === tokens[i]) {
+        same++;
+      }
+    }
+    const sim = template.length === 0 ? 1 : same / template.length;
     if (sim > bestSim || (sim === bestSim && params > bestParams)) {
       best = c;
       bestSim = sim;

@@ -3,11 +3,24 @@
  * matters (a date before the numbers inside it). They are the generic ones (times, addresses,
  * hex, numbers); more can be added per deployment in collector.patterns.masks.
  */
-export const DEFAULT_MASKS: readonly RegExp[] = [
+
+const WILDCARD = '<*>';
+
+/** Masks whose matches may hold whitespace: they run over the whole message. */
+const SPANNING_MASKS: readonly RegExp[] = [
   // "Fri Jun 17 07:07:00 2005", as syslog and many daemons print it
   /\b(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\s+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}(?:\s+\d{4})?\b/g,
   // ISO 8601 / RFC 3339
   /\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?\b/g,
+];
+
+/**
+ * Masks that never match whitespace and look at most one character around a match, for a
+ * character that is never whitespace (`\b`, `(?<![\w.])`, `(?![\w])`): a whitespace neighbour
+ * and the edge of the string look the same to them. Applied to each whitespace-separated token
+ * on its own, they give the same tokens as applied to the whole message (see MessageMasker).
+ */
+const TOKEN_MASKS: readonly RegExp[] = [
   /\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b/g,
   // UUIDs
   /\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b/g,
@@ -21,3 +34,151 @@ export const DEFAULT_MASKS: readonly RegExp[] = [
   // numbers standing alone (not inside words such as "ssh2" or "blk_123")
   /(?<![\w])-?\d+(?:\.\d+)?(?![\w])/g,
 ];
+
+export const DEFAULT_MASKS: readonly RegExp[] = [...SPANNING_MASKS, ...TOKEN_MASKS];
+
+const TOKEN_LOCAL = new Set<RegExp>(TOKEN_MASKS);
+
+/** Slots of the token memory (a power of two): direct-mapped by a hash of the token's text. */
+const SLOTS = 1 << 13;
+/** Longer tokens are masked each time, not remembered. */
+const CACHE_TOKEN_CHARS = 64;
+
+/**
+ * Masks a message and splits it into tokens. The result is what applying every mask in order to
+ * the whole message (`text.replace(mask, '<*>')` each) and splitting it on whitespace (`\s+`)
+ * gives; it is computed with less work:
+ *
+ * - the trailing masks that are token-local (TOKEN_MASKS) run on each token instead of the whole
+ *   message: none can match whitespace and none can tell a whitespace neighbour from the edge of
+ *   the string, so each pass finds the same matches token by token, and a replacement (`<*>`)
+ *   never adds whitespace;
+ * - one scan of the message finds the tokens and what they hold: a token without a digit, `/`
+ *   or `-` is left as it is (each token mask needs one of them), and with all the built-in token
+ *   masks an integer is `<*>` (the number mask takes it whole, no mask before it matches it);
+ * - a token's masked form is remembered (logs repeat the same words, paths, versions and
+ *   addresses), and a remembered token is answered with the same string each time, which also
+ *   makes the tree's comparisons of equal tokens cheap.
+ *
+ * Masks before them (deployment masks, the date forms that hold spaces) run on the whole message.
+ */
+export class MessageMasker {
+  private readonly whole: readonly Mask[];
+  private readonly perToken: readonly Mask[];
+  /** Integers are `<*>` without running the masks (the built-in token masks, all, in order). */
+  private readonly integers: boolean;
+  private readonly hashes = new Int32Array(SLOTS);
+  private readonly lengths = new Int32Array(SLOTS);
+  /** Each slot's token text, CACHE_TOKEN_CHARS code units a slot. */
+  private readonly chars = new Uint16Array(SLOTS * CACHE_TOKEN_CHARS);
+  private readonly values: string[] = new Array<string>(SLOTS).fill('');
+
+  constructor(masks: readonly RegExp[]) {
+    let split = masks.length;
+    while (split > 0 && TOKEN_LOCAL.has(masks[split - 1])) split--;
+    const all = masks.map(toMask);
+    this.whole = all.slice(0, split);
+    this.perToken = all.slice(split);
+    this.integers = this.perToken.length === TOKEN_MASKS.length && this.perToken.every((m, i) => m.replace === TOKEN_MASKS[i]);
+  }
+
+  tokenize(message: string): string[] {
+    const text = replaceAll(message, this.whole);
+    const tokens: string[] = [];
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      let c = text.charCodeAt(i);
+      if (isSpace(c)) {
+        i++;
+        continue;
+      }
+      const start = i;
+      let hash = 0;
+      let digits = 0;
+      let marks = 0;
+      let rest = 0;
+      for (;;) {
+        if (c >= 0x30 && c <= 0x39) digits++;
+        else if (c === 0x2f || c === 0x2d) marks++;
+        else rest++;
+        hash = (Math.imul(hash, 31) + c) | 0;
+        if (++i >= n) break;
+        c = text.charCodeAt(i);
+        if (isSpace(c)) break;
+      }
+      let kind = OTHER;
+      if (digits === 0 && marks === 0) kind = PLAIN;
+      else if (digits > 0 && rest === 0 && (marks === 0 || (marks === 1 && text.charCodeAt(start) === 0x2d))) kind = INTEGER;
+      tokens.push(this.token(text, start, i, hash, kind));
+    }
+    return tokens;
+  }
+
+  private token(text: string, start: number, end: number, hash: number, kind: number): string {
+    if (kind === INTEGER && this.integers) return WILDCARD;
+    const length = end - start;
+    if (length > CACHE_TOKEN_CHARS) return this.mask(text.slice(start, end), kind);
+    const slot = hash & (SLOTS - 1);
+    if (this.hashes[slot] === hash && this.lengths[slot] === length && this.sameChars(slot, text, start, length)) return this.values[slot];
+    // a copy of its own, not a slice that would keep the whole message alive
+    const token = `${text.slice(start, end)} `.slice(0, -1);
+    const masked = this.mask(token, kind);
+    this.hashes[slot] = hash;
+    this.lengths[slot] = length;
+    const base = slot * CACHE_TOKEN_CHARS;
+    for (let k = 0; k < length; k++) this.chars[base + k] = text.charCodeAt(start + k);
+    this.values[slot] = masked;
+    return masked;
+  }
+
+  private sameChars(slot: number, text: string, start: number, length: number): boolean {
+    const chars = this.chars;
+    const base = slot * CACHE_TOKEN_CHARS;
+    for (let k = 0; k < length; k++) if (chars[base + k] !== text.charCodeAt(start + k)) return false;
+    return true;
+  }
+
+  private mask(token: string, kind: number): string {
+    return kind === PLAIN || this.perToken.length === 0 ? token : replaceAll(token, this.perToken);
+  }
+}
+
+/** No token mask can match: no digit, '/' or '-' (each mask needs one; `<*>` holds none). */
+const PLAIN = 0;
+/**
+ * Digits with an optional leading '-': the number mask (or, from five digits, the long
+ * identifier mask) takes it whole, and no mask before them matches it (they need ':', '.',
+ * 'x', '/' or a hex run followed by '-').
+ */
+const INTEGER = 1;
+const OTHER = 2;
+
+/** What `\s` matches in a JavaScript regex (and so what split(/\s+/) splits on). */
+function isSpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  if (c < 0xa0) return false;
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+/** A mask and a non-global copy that only tests (no lastIndex to reset). */
+interface Mask {
+  readonly replace: RegExp;
+  readonly test: RegExp;
+}
+
+function toMask(re: RegExp): Mask {
+  return { replace: re, test: new RegExp(re.source, re.flags.replace(/[gy]/g, '')) };
+}
+
+/**
+ * Each mask's matches become `<*>`, in order. A mask is tested before it replaces: most do not
+ * match, and a test costs a fraction of a replace that finds nothing.
+ */
+function replaceAll(text: string, masks: readonly Mask[]): string {
+  for (let i = 0; i < masks.length; i++) {
+    const m = masks[i];
+    if (m.test.test(text)) text = text.replace(m.replace, WILDCARD);
+  }
+  return text;
+}
