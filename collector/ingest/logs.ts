@@ -23,7 +23,7 @@ import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import { QueueBusyError, type AcceptedLogBatch } from '../logs/router.ts';
 import type { ReplayIds } from './dedupe.ts';
 import type { TapPoint } from '../../shared/tap.ts';
-import { annotateLine, type Observed, type PatternMiner } from '../patterns/miner.ts';
+import { pushAnnotated, type Observed, type PatternMiner } from '../patterns/miner.ts';
 
 /** Where accepted events go; resolves once they are durable, throws a RetryableError (429) when full. */
 export interface LogBatchSink {
@@ -124,18 +124,18 @@ class LogsIngest {
     const observed: Observed[] = [];
     const now = Date.now();
     for (const i of fresh) {
-      let line = checked.lines[i];
-      if (miner !== null) {
-        const ev = checked.events[i];
-        const o = miner.observe(ev, now);
-        if (o !== null) {
-          line = annotateLine(line, ev, o);
-          ev.pattern_id = o.id;
-          ev.pattern = o.template;
-          observed.push(o);
-        }
+      const line = checked.lines[i];
+      const ev = checked.events[i];
+      const o = miner === null ? null : miner.observe(ev, now);
+      if (o !== null) {
+        pushAnnotated(parts, line, ev, o);
+        ev.pattern_id = o.id;
+        ev.pattern = o.template;
+        observed.push(o);
+      } else {
+        parts.push(line);
       }
-      parts.push(line, NEWLINE);
+      parts.push(NEWLINE);
     }
     const tap = this.o.tap;
     if (tap?.active === true) tap.publish(fresh.map((i) => checked.events[i]));

@@ -41,6 +41,8 @@ export interface PatternStats {
   minutes: Uint32Array;
   /** The minute number each ring slot holds. */
   minuteOf: Float64Array;
+  /** `,"pattern_id":…,"pattern":…`, made once per template (annotateLine splices it into lines). */
+  annotation: Buffer;
 }
 
 export interface PatternView {
@@ -59,6 +61,15 @@ export interface Observed {
   source: string;
   /** The pattern's numbers; commit() counts the event in them. */
   stats: PatternStats;
+  /** `,"pattern_id":…,"pattern":…` as spliced into the event's line (annotateLine). */
+  annotation?: Buffer;
+}
+
+interface Tally {
+  o: Observed;
+  n: number;
+  /** The same pattern under another id (its template changed within the batch). */
+  next: Tally | null;
 }
 
 /** The id of a template: stable across restarts and collectors. */
@@ -133,37 +144,58 @@ export class PatternMiner {
     const c = r.cluster;
     let stats = c.meta as PatternStats | undefined;
     if (stats === undefined) {
-      stats = newStats(patternId(c.template), now, message);
+      stats = newStats(c.template, now, message);
       c.meta = stats;
     } else if (r.changed) {
-      stats.id = patternId(c.template);
+      renamed(stats, c.template);
     }
     if (r.evicted !== null) this.evictions.inc();
     this.dirty = true;
-    return { id: stats.id, template: c.template, source, stats };
+    return { id: stats.id, template: c.template, source, stats, annotation: stats.annotation };
   }
 
   /** Counts events observe() classified, once they are accepted. */
   commit(observed: readonly Observed[], now: number): void {
+    if (observed.length === 0) return;
+    // tallied per pattern and id, then counted once each (a batch repeats a few patterns)
+    const tallies = new Map<PatternStats, Tally>();
+    const order: Tally[] = [];
     for (const o of observed) {
-      const stats = o.stats;
-      stats.count++;
-      stats.lastSeen = now;
-      countMinute(stats, now);
-      this.count(o.source, o.id);
+      let t = tallies.get(o.stats);
+      if (t === undefined) {
+        t = { o, n: 0, next: null };
+        tallies.set(o.stats, t);
+        order.push(t);
+      }
+      // the template, and so the id, may have changed within the batch
+      while (t.o.id !== o.id) {
+        if (t.next === null) {
+          t.next = { o, n: 0, next: null };
+          order.push(t.next);
+        }
+        t = t.next;
+      }
+      t.n++;
     }
-    if (observed.length > 0) this.dirty = true;
+    for (const t of order) {
+      const stats = t.o.stats;
+      stats.count += t.n;
+      stats.lastSeen = now;
+      countMinute(stats, now, t.n);
+      this.count(t.o.source, t.o.id, t.n);
+    }
+    this.dirty = true;
   }
 
-  private count(source: string, id: string): void {
+  private count(source: string, id: string, n: number): void {
     const key = `${source}\u0000${id}`;
     if (this.series.has(key)) {
-      this.events.inc({ source, pattern_id: id });
+      this.events.inc({ source, pattern_id: id }, n);
     } else if (this.series.size < this.config.metricSeries) {
       this.series.add(key);
-      this.events.inc({ source, pattern_id: id });
+      this.events.inc({ source, pattern_id: id }, n);
     } else {
-      this.events.inc({ source: OVERFLOW, pattern_id: OVERFLOW });
+      this.events.inc({ source: OVERFLOW, pattern_id: OVERFLOW }, n);
     }
   }
 
@@ -240,7 +272,7 @@ export class PatternMiner {
       // least recently seen first, so the LRU order is what it was
       for (const p of doc.patterns ?? []) {
         const { cluster } = this.drain.restore(p.source, p.template, p.count);
-        const stats = newStats(patternId(p.template), p.firstSeen, p.example);
+        const stats = newStats(p.template, p.firstSeen, p.example);
         stats.count = p.count;
         stats.lastSeen = p.lastSeen;
         cluster.meta = stats;
@@ -253,9 +285,11 @@ export class PatternMiner {
   }
 }
 
-function newStats(id: string, now: number, message: string): PatternStats {
+function newStats(template: string, now: number, message: string): PatternStats {
+  const id = patternId(template);
   return {
     id,
+    annotation: annotationOf(id, template),
     count: 0,
     firstSeen: now,
     lastSeen: now,
@@ -265,14 +299,24 @@ function newStats(id: string, now: number, message: string): PatternStats {
   };
 }
 
-function countMinute(s: PatternStats, now: number): void {
+/** The template of a pattern changed: so do its id and annotation. */
+function renamed(s: PatternStats, template: string): void {
+  s.id = patternId(template);
+  s.annotation = annotationOf(s.id, template);
+}
+
+function annotationOf(id: string, template: string): Buffer {
+  return Buffer.from(`,"pattern_id":"${id}","pattern":${JSON.stringify(template)}`);
+}
+
+function countMinute(s: PatternStats, now: number, n: number): void {
   const minute = Math.floor(now / MINUTE);
   const slot = minute % RATE_MINUTES;
   if (s.minuteOf[slot] !== minute) {
     s.minuteOf[slot] = minute;
     s.minutes[slot] = 0;
   }
-  s.minutes[slot]++;
+  s.minutes[slot] += n;
 }
 
 /** Events of a pattern in the whole minutes [from, to) (Unix ms, floored to minutes). */
@@ -302,11 +346,25 @@ function readPath(event: Record<string, unknown>, path: string[]): unknown {
  * already has either key is written anew with them replaced.
  */
 export function annotateLine(line: Buffer, event: Record<string, unknown>, o: Observed): Buffer {
+  const parts: Buffer[] = [];
+  pushAnnotated(parts, line, event, o);
+  return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+}
+
+/**
+ * annotateLine's bytes as pieces pushed onto `parts` (the caller concatenates a whole batch
+ * once): the line up to its closing brace, the pattern's annotation, the rest.
+ */
+export function pushAnnotated(parts: Buffer[], line: Buffer, event: Record<string, unknown>, o: Observed): void {
   if ('pattern_id' in event || 'pattern' in event) {
-    return Buffer.from(JSON.stringify({ ...event, pattern_id: o.id, pattern: o.template }));
+    parts.push(Buffer.from(JSON.stringify({ ...event, pattern_id: o.id, pattern: o.template })));
+    return;
   }
   let end = line.length - 1;
   while (end > 0 && line[end] !== 0x7d) end--;
-  const extra = Buffer.from(`,"pattern_id":"${o.id}","pattern":${JSON.stringify(o.template)}`);
-  return Buffer.concat([line.subarray(0, end), extra, line.subarray(end)]);
+  const extra = o.annotation ?? annotationOf(o.id, o.template);
+  if (end === line.length - 1) parts.push(line.subarray(0, end), extra, CLOSE_BRACE);
+  else parts.push(line.subarray(0, end), extra, line.subarray(end));
 }
+
+const CLOSE_BRACE = Buffer.from('}');
