@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_MASKS, MessageMasker } from '../../../../collector/patterns/masks.ts';
 import { DATASETS, loadSample } from '../../../../bench/patterns/accuracy.ts';
 import { accessLine } from '../../../../bench/access-log.ts';
+import { seededRandom } from '../../../helpers/random.ts';
 
 /** What the masks mean: each replaces its matches in the whole message, in order, then a split on whitespace. */
 function reference(masks: readonly RegExp[], message: string): string[] {
@@ -11,17 +12,6 @@ function reference(masks: readonly RegExp[], message: string): string[] {
   if (tokens.length > 0 && tokens[0] === '') tokens.shift();
   if (tokens.length > 0 && tokens[tokens.length - 1] === '') tokens.pop();
   return tokens;
-}
-
-/** xorshift32: the same strings on every run. */
-function random(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
 }
 
 const PIECES = [
@@ -48,7 +38,7 @@ const masksets: [string, RegExp[]][] = [
 describe('MessageMasker gives the tokens of applying every mask to the whole message', () => {
   for (const [name, masks] of masksets) {
     it(`${name}: generated messages, the loghub samples and access log lines, twice (remembered tokens)`, () => {
-      const next = random(0x9e3779b9);
+      const next = seededRandom(0x9e3779b9);
       const messages = [
         ...Array.from({ length: 6000 }, () => randomMessage(next)),
         ...DATASETS.flatMap((d) => loadSample(d).messages),
