@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildCode, codeVersion, removeBuild, type CodePaths } from './statsd/build.ts';
 import { buildLoadgen } from './statsd/loadgen.ts';
 import { measure } from './statsd/measure.ts';
-import { machineInfo, processMemory } from './statsd/procfs.ts';
+import { machineInfo, processCpuSeconds, processMemory } from './statsd/procfs.ts';
 import { killAll, track } from './statsd/processes.ts';
 import { freePort, Sink, startTarget, TARGET_LABELS, type TargetName } from './statsd/targets.ts';
 import { bodies, startLoad } from './span-load.ts';
@@ -289,6 +289,7 @@ async function collectorSeries(code: CodePaths): Promise<Reading[]> {
   await waitOk(`http://127.0.0.1:${port}/readyz`, c);
   const idle = read('plumb collector, idle', c.pid!);
   const now = Date.now();
+  const cpuStart = processCpuSeconds(c.pid!);
   for (let b = 0; b < SERIES / PER_BATCH; b++) {
     const metrics = [];
     for (let i = 0; i < PER_BATCH; i++) {
@@ -302,15 +303,20 @@ async function collectorSeries(code: CodePaths): Promise<Reading[]> {
     if (res.status >= 300) throw new Error(`collector answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
   }
   await sleep(3000);
+  const cpuIngested = processCpuSeconds(c.pid!);
+  const ingested = read('plumb collector, 500k live series (peak: the ingest)', c.pid!, { note: `CPU ${(cpuIngested - cpuStart).toFixed(1)} s for the ten batches` });
+  // the scrape's own peak: VmHWM restarts from the RSS of now
+  writeFileSync(`/proc/${c.pid!}/clear_refs`, '5');
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const series = text.split('\n').filter((l) => l.startsWith('bench_requests')).length;
-  const after = read('plumb collector, 500k live series', c.pid!, { split: '', note: `${series} series exposed` });
+  const scraped = read('plumb collector, after one /metrics scrape (peak: the scrape)', c.pid!, { note: `${series} series exposed, ${mib(text.length)} MiB of text, CPU ${(processCpuSeconds(c.pid!) - cpuIngested).toFixed(1)} s` });
   const m = /^plumb_nodejs_heap_size_used_bytes ([0-9.e+]+)/m.exec(text);
   const t = /^plumb_nodejs_heap_size_total_bytes ([0-9.e+]+)/m.exec(text);
   const e = /^plumb_nodejs_external_memory_bytes ([0-9.e+]+)/m.exec(text);
-  if (m && t && e) after.split = `heap ${mib(Number(m[1]))}/${mib(Number(t[1]))}, external ${mib(Number(e[1]))} (before the scrape; VmHWM includes one scrape)`;
+  const n = /^plumb_nodejs_heap_space_size_total_bytes\{space="new"\} ([0-9.e+]+)/m.exec(text);
+  if (m && t && e) ingested.split = `heap ${mib(Number(m[1]))}/${mib(Number(t[1]))}, ${n ? `new space ${mib(Number(n[1]))}, ` : ''}external ${mib(Number(e[1]))} (read as the scrape starts)`;
   await stop(c);
-  return [idle, after];
+  return [idle, ingested, scraped];
 }
 
 function accessLine(i: number): string {

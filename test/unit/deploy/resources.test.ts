@@ -55,5 +55,7 @@ describe('memory requests and limits', () => {
     check(objects({}));
     const raised = objects({ agent: { maxHeapMiB: 1024 } }).find((w) => w.kind === 'DaemonSet')!;
     expect(raised.spec.template.spec.containers[0].env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=1024 --max-semi-space-size=2' });
+    const collector = objects({ collector: { maxHeapMiB: 1024 } }).find((w) => w.kind === 'StatefulSet')!;
+    expect(collector.spec.template.spec.containers[0].env).toContainEqual({ name: 'NODE_OPTIONS', value: '--max-old-space-size=1024 --max-semi-space-size=8' });
   });
 });
