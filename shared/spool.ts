@@ -491,11 +491,12 @@ export class Spool {
   /**
    * Appends the records in order, all or none. False when they do not fit in maxBytes (or the
    * disk is full) or one is larger than maxRecordBytes; the refusal is counted. Under the 'batch'
-   * policy the records are on stable storage when this resolves with true.
+   * policy the records are on stable storage when this resolves with true. `positions`, when
+   * given, receives each record's position (as read() will report it) once they are written.
    */
-  append(records: readonly Buffer[]): Promise<boolean> {
+  append(records: readonly Buffer[], positions?: SpoolPosition[]): Promise<boolean> {
     if (this.closed) return Promise.reject(new Error(`spool "${this.name}" is closed`));
-    return this.serialWrite(() => this.appendNow(records));
+    return this.serialWrite(() => this.appendNow(records, positions));
   }
 
   /**
@@ -709,7 +710,7 @@ export class Spool {
     return run;
   }
 
-  private async appendNow(records: readonly Buffer[]): Promise<boolean> {
+  private async appendNow(records: readonly Buffer[], positions: SpoolPosition[] | undefined): Promise<boolean> {
     let total = 0;
     for (const r of records) {
       if (r.length > this.maxRecordBytes) {
@@ -778,8 +779,17 @@ export class Spool {
     }
 
     // Publish: from here on the reader sees the records.
+    let next = 0;
     for (const p of parts) {
       if (!p.seg) continue;
+      if (positions !== undefined) {
+        let offset = p.start;
+        for (let k = 0; k < p.count; k++) {
+          offset += HEADER + records[next + k].length;
+          positions.push({ segment: p.seg.id, offset, ordinal: p.seg.count + k + 1 });
+        }
+      }
+      next += p.count;
       p.seg.end = p.start + p.bytes;
       p.seg.count += p.count;
     }

@@ -38,6 +38,38 @@ const KEY_HOST = Buffer.from('host');
 const KEY_ID = Buffer.from('id');
 const KEY_NAME = Buffer.from('name');
 
+/**
+ * What the ingest read of a batch it queued, so the sink's decoder need not scan the lines
+ * again: where each line ends in the batch's NDJSON (at its '\n') and the fields splitEvents
+ * would read from it. Made only when every timestamp is already in the normalized form.
+ */
+export interface DecodedEvents {
+  readonly ends: readonly number[];
+  readonly ids: readonly string[];
+  readonly timestamps: readonly string[];
+  readonly hosts: readonly string[];
+}
+
+/** A queued batch's events: from what the ingest read when the queue still has it, else splitEvents. */
+export function decodeEvents(ndjson: Buffer, out: LogEvent[], decoded?: unknown): void {
+  const d = decoded as DecodedEvents | undefined;
+  if (d === undefined || d.ends.length === 0 || d.ends[d.ends.length - 1] >= ndjson.length) {
+    splitEvents(ndjson, out);
+    return;
+  }
+  let start = 0;
+  for (let k = 0; k < d.ends.length; k++) {
+    const end = d.ends[k];
+    out.push({ line: ndjson.subarray(start, end), id: d.ids[k], timestamp: d.timestamps[k], host: d.hosts[k] });
+    start = end + 1;
+  }
+}
+
+/** Whether `ts` is already what normalizeTimestamp would make of it. */
+export function isNormalizedTimestamp(ts: string): boolean {
+  return PLAIN_UTC.test(ts);
+}
+
 /** Splits NDJSON into events. Empty lines are skipped; a last line without '\n' still counts. */
 export function splitEvents(ndjson: Buffer, out: LogEvent[] = [], now = Date.now()): LogEvent[] {
   let start = 0;

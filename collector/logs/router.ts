@@ -23,7 +23,7 @@ import { SinkMetrics } from '../sinks/metrics.ts';
 import { QueueFullError, type SinkQueue } from '../sinks/queue.ts';
 import { SpoolQueue } from '../sinks/spool-queue.ts';
 import { SinkRunner, type SinkStatus } from '../sinks/runner.ts';
-import { splitEvents, type LogEvent } from './event.ts';
+import { decodeEvents, type DecodedEvents, type LogEvent } from './event.ts';
 import type { LogSink } from './sink.ts';
 
 export type { SinkStatus } from '../sinks/runner.ts';
@@ -35,6 +35,8 @@ export interface AcceptedLogBatch {
   ndjson: Buffer;
   /** Events (lines) in the batch. */
   count: number;
+  /** The fields the ingest read of each event, kept beside the queued batch for the sinks' decoder. */
+  decoded?: DecodedEvents;
 }
 
 export interface LogRouterContext {
@@ -103,7 +105,7 @@ export class LogRouter {
         const base = join(resolve(ctx.dataDir), 'log-sinks', sink.name);
         const queue = await openQueue(join(base, 'queue'), { maxBytes: config.queue.maxBytes, highWater: config.queue.highWater, sink: sink.name, log, telemetry: ctx.telemetry });
         const deadLetter = new DeadLetterFile({ file: join(base, 'dead-letter.ndjson'), maxBytes: config.deadLetter.maxBytes, sink: sink.name, metrics, log });
-        runners.push(new SinkRunner({ sink, decode: splitEvents, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
+        runners.push(new SinkRunner({ sink, decode: decodeEvents, queue, deadLetter, metrics, log, tracing: ctx.tracing }));
       }
     } catch (err) {
       await Promise.all(runners.map((r) => r.queue.close().catch(() => undefined)));
@@ -131,7 +133,7 @@ export class LogRouter {
       throw new QueueBusyError(`log sink queue full (${full.map((r) => r.name).join(', ')}); try again later`, 'queue_full', this.retryAfterMs);
     }
     try {
-      await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count)));
+      await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count, batch.decoded)));
     } catch (err) {
       if (err instanceof QueueFullError) {
         // filled up meanwhile (or the disk did). Queues that took the batch get it again with the

@@ -10,6 +10,11 @@ export interface QueuedBatch {
   readonly data: Buffer;
   /** Events (lines) in `data`. */
   readonly events: number;
+  /**
+   * What the ingest already read of the batch's events, handed to the decoder so it need not
+   * read the lines again; absent after a restart, a rewind, or past the queue's bound on them.
+   */
+  readonly decoded?: unknown;
 }
 
 export interface SinkQueue {
@@ -22,7 +27,7 @@ export interface SinkQueue {
   /** Whether the queue holds more than its high-water mark (collector.logs.queue.highWater). */
   aboveHighWater?(): boolean;
   /** Stores a batch durably; resolves once it would survive a crash. */
-  append(data: Buffer, events: number): Promise<void>;
+  append(data: Buffer, events: number, decoded?: unknown): Promise<void>;
   /**
    * The next batches not read yet, oldest first, up to about `maxBytes` (at least one when any is
    * waiting); empty when none is.

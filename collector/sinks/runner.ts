@@ -222,7 +222,7 @@ export class SinkRunner<T extends SinkItem = SinkItem> {
       if (batches.length > 0) {
         if (last === undefined) firstAt = Date.now();
         for (const b of batches) {
-          this.decode(b.data, events);
+          this.decode(b.data, events, b.decoded);
           bytes += b.data.length;
         }
         last = batches[batches.length - 1];

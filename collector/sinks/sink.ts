@@ -16,7 +16,7 @@ export interface SinkItem {
 }
 
 /** Splits the NDJSON of one queued batch into items, appending to `out`. */
-export type ItemDecoder<T extends SinkItem> = (ndjson: Buffer, out: T[]) => void;
+export type ItemDecoder<T extends SinkItem> = (ndjson: Buffer, out: T[], decoded?: unknown) => void;
 
 /** An item the sink refused for good, and why (written to the dead-letter file). */
 export interface RejectedItem<T extends SinkItem = SinkItem> {

@@ -17,6 +17,8 @@ import { QueueFullError, type QueuedBatch, type SinkQueue } from './queue.ts';
 const MAX_SEGMENT_BYTES = 32 * 1024 * 1024;
 const READ_RECORDS = 1024;
 const SCAN_BYTES = 16 * 1024 * 1024;
+/** Batches whose decoded fields are kept until read (the reader normally follows the writer closely). */
+const MAX_DECODED = 64;
 
 interface SpoolBatch extends QueuedBatch {
   readonly position: SpoolPosition;
@@ -43,6 +45,8 @@ export class SpoolQueue implements SinkQueue {
   private inflight: SpoolBatch[] = [];
   /** Disk bytes of appends under way. */
   private reserved = 0;
+  /** The ingest's decoded fields of batches not read yet, by spool position; dropped when read. */
+  private readonly decoded = new Map<string, { decoded: unknown; events: number }>();
   private readonly highWaterBytes: number;
 
   private constructor(spool: Spool, maxBytes: number, highWater: number) {
@@ -97,16 +101,18 @@ export class SpoolQueue implements SinkQueue {
     return this.unackedBytes + this.reserved > this.highWaterBytes;
   }
 
-  async append(data: Buffer, events: number): Promise<void> {
+  async append(data: Buffer, events: number, decoded?: unknown): Promise<void> {
     const size = data.length + SPOOL_FRAME_BYTES;
     this.reserved += size;
     let ok: boolean;
+    const positions: SpoolPosition[] | undefined = decoded !== undefined && this.decoded.size < MAX_DECODED ? [] : undefined;
     try {
-      ok = await this.spool.append([data]);
+      ok = await this.spool.append([data], positions);
     } finally {
       this.reserved -= size;
     }
     if (!ok) throw new QueueFullError(`the disk queue of sink ${this.spool.name} is full (${this.spool.bytes} of ${this.maxBytes} bytes) or the disk is`);
+    if (positions !== undefined && positions.length === 1) this.decoded.set(positionKey(positions[0]), { decoded, events });
     this.unackedEvents += events;
     this.unackedBytes += data.length;
   }
@@ -116,7 +122,13 @@ export class SpoolQueue implements SinkQueue {
     const out: SpoolBatch[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
-      out[i] = { data: r.data, events: countEvents(r.data), position: r.position };
+      const known = this.decoded.size > 0 ? this.decoded.get(positionKey(r.position)) : undefined;
+      if (known !== undefined) {
+        this.decoded.delete(positionKey(r.position));
+        out[i] = { data: r.data, events: known.events, decoded: known.decoded, position: r.position };
+      } else {
+        out[i] = { data: r.data, events: countEvents(r.data), position: r.position };
+      }
     }
     for (const b of out) this.inflight.push(b);
     return out;
@@ -142,6 +154,7 @@ export class SpoolQueue implements SinkQueue {
   }
 
   close(): Promise<void> {
+    this.decoded.clear();
     return this.spool.close();
   }
 
@@ -158,4 +171,8 @@ export class SpoolQueue implements SinkQueue {
     }
     this.spool.rewind();
   }
+}
+
+function positionKey(p: SpoolPosition): string {
+  return `${p.segment}:${p.offset}`;
 }

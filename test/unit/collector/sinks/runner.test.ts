@@ -10,7 +10,7 @@ import { Telemetry } from '../../../../shared/telemetry.ts';
 import { DeadLetterFile } from '../../../../collector/sinks/dead-letter.ts';
 import { SinkMetrics } from '../../../../collector/sinks/metrics.ts';
 import { SinkRunner } from '../../../../collector/sinks/runner.ts';
-import { splitEvents, type LogEvent } from '../../../../collector/logs/event.ts';
+import { decodeEvents, type LogEvent } from '../../../../collector/logs/event.ts';
 import { metricValue } from '../../../helpers/metrics.ts';
 import { waitFor } from '../../../helpers/wait.ts';
 import { FakeSink, ndjson } from '../logs/fake-sink.ts';
@@ -30,7 +30,7 @@ function runner(sink: FakeSink, queue = new MemoryQueue(), tracing?: SelfTracing
   const telemetry = new Telemetry();
   const metrics = new SinkMetrics(telemetry);
   const deadLetter = new DeadLetterFile({ file: join(dir, sink.name, 'dead-letter.ndjson'), maxBytes: 1 << 20, sink: sink.name, metrics, log: silentLogger() });
-  const r = new SinkRunner({ sink, decode: splitEvents, queue, deadLetter, metrics, log: silentLogger(), tracing });
+  const r = new SinkRunner({ sink, decode: decodeEvents, queue, deadLetter, metrics, log: silentLogger(), tracing });
   running.push(r);
   const metric = (name: string, labels: Record<string, string> = {}) => metricValue(telemetry.registry, name, { sink: sink.name, ...labels });
   return { r, queue, metric, deadLetter };
