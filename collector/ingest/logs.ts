@@ -219,11 +219,21 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
   let pos = 0;
   let lineNo = 0;
   const refuse = (reason: string, message: string): void => void errors.push({ line: lineNo, reason, message });
+  // The body is decoded once and each line's text sliced from it: a '\n' byte is always a
+  // newline in UTF-8 (never inside a character), so byte lines and text lines correspond.
+  const text = body.toString('utf8');
+  let textPos = 0;
+  let lastTimestamp = '';
   while (pos < body.length) {
     let nl = body.indexOf(0x0a, pos);
     if (nl === -1) nl = body.length;
     let end = nl;
     if (end > pos && body[end - 1] === 0x0d) end--;
+    let textNl = text.indexOf('\n', textPos);
+    if (textNl === -1) textNl = text.length;
+    const textStart = textPos;
+    const textEnd = textNl > textPos && text.charCodeAt(textNl - 1) === 0x0d ? textNl - 1 : textNl;
+    textPos = textNl + 1;
     lineNo++;
     const line = body.subarray(pos, end);
     pos = nl + 1;
@@ -231,7 +241,7 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
     if (events.length + errors.length >= maxEvents) return { error: `more than ${maxEvents} events in one batch (collector.logs limit maxEventsPerBatch); send smaller batches`, reason: 'too_many' };
     let doc: unknown;
     try {
-      doc = JSON.parse(line.toString('utf8'));
+      doc = JSON.parse(text.slice(textStart, textEnd));
     } catch (err) {
       refuse('json', `not valid JSON (${(err as Error).message})`);
       continue;
@@ -242,7 +252,8 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
     }
     const ev = doc as Record<string, unknown>;
     const ts = ev['@timestamp'];
-    if (typeof ts !== 'string' || Number.isNaN(Date.parse(ts))) {
+    // a batch's events often share a timestamp: a string already found valid is not parsed again
+    if (typeof ts !== 'string' || (ts !== lastTimestamp && Number.isNaN(Date.parse(ts)))) {
       refuse('timestamp', `"@timestamp" must be a date-time string (RFC 3339), got ${JSON.stringify(ts)?.slice(0, 60)}`);
       continue;
     }
@@ -256,6 +267,7 @@ export function checkBatch(body: Buffer, maxEvents: number): Checked {
       refuse('event_id', `"event.id" must be a non-empty string of at most ${MAX_ID_LENGTH} characters`);
       continue;
     }
+    lastTimestamp = ts;
     events.push(ev);
     lines.push(line);
     ids.push(id);

@@ -18,6 +18,19 @@ describe('checkBatch', () => {
     expect(r.lines.map((l) => JSON.parse(l.toString()))).toEqual([event(), event({ event: { id: 'other' } })]);
   });
 
+  it('reads each line as UTF-8 on its own: multi-byte text, a broken sequence at a line end, CRLF', () => {
+    const good = (i: number, message: string) => Buffer.from(JSON.stringify(event({ message, event: { id: `e${i}` } })));
+    const broken = Buffer.concat([Buffer.from('{"@timestamp":"2026-11-24T10:00:00Z","message":"cut '), Buffer.from([0xe2, 0x82])]);
+    const body = Buffer.concat([good(1, 'caf\u00e9 \u20ac \u{1f600}'), Buffer.from('\r\n'), broken, Buffer.from('\n'), good(2, '\u65e5\u672c'), Buffer.from('\n')]);
+    const r = checkBatch(body, 10);
+    expect('error' in r).toBe(false);
+    if ('error' in r) return;
+    expect(r.ids).toEqual(['e1', 'e2']);
+    expect(r.events.map((e) => e.message)).toEqual(['caf\u00e9 \u20ac \u{1f600}', '\u65e5\u672c']);
+    expect(r.lines.map((l) => l.toString())).toEqual([good(1, 'caf\u00e9 \u20ac \u{1f600}').toString(), good(2, '\u65e5\u672c').toString()]);
+    expect(r.errors.map((e) => [e.line, e.reason])).toEqual([[2, 'json']]);
+  });
+
   it.each([
     ['not JSON', ndjson('{"broken"'), /line 1: not valid JSON/, 'json'],
     ['an array', ndjson('[1,2]'), /line 1: expected a JSON object/, 'not_object'],
