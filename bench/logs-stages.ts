@@ -9,9 +9,11 @@
  *          (grok) · date (the timestamp field) · build + serialize (EventBuilder.parse, less
  *          match and date; and the whole parse of chunk records, split in the thread) · gzip
  * collector gunzip · validate (checkBatch: JSON.parse and checks) · dedupe (SeenEvents
- *          has + add) · pattern mining (observe + annotateLine) · queue append + fsync (one
- *          write and fsync per batch of 1000) · queue decode (splitEvents) · file write + fsync
- *          (per 1 MiB)
+ *          has + add) · pattern mining (the door's acceptedBatch: observe, the annotated
+ *          lines, the fields for the sinks; less the same without mining) · queue append + fsync
+ *          (one write and fsync per batch of 1000) · queue decode (from the door's fields, as
+ *          the sinks now get them; and by scanning the lines, splitEvents, as after a restart) ·
+ *          file write + fsync (per 1 MiB)
  *
  * HTTP and the event loop between steps are not here: bench/logs-path.ts measures the whole.
  * Options: --write (append a section to bench/RESULTS.md).
@@ -29,11 +31,11 @@ import { compileDateParser } from '../agent/logs/grok/date.ts';
 import { EventBuilder, IsoTime, packRecords, type ParseTask } from '../agent/logs/events.ts';
 import { LineSplitter } from '../agent/logs/tail/lines.ts';
 import { NO_TAGS, type TailRecord } from '../agent/logs/tail/record.ts';
-import { checkBatch } from '../collector/ingest/logs.ts';
+import { acceptedBatch, checkBatch } from '../collector/ingest/logs.ts';
 import { SeenEvents } from '../collector/ingest/dedupe.ts';
-import { PatternMiner, annotateLine } from '../collector/patterns/miner.ts';
+import { PatternMiner } from '../collector/patterns/miner.ts';
 import { PatternsSchema } from '../collector/patterns/config.ts';
-import { splitEvents } from '../collector/logs/event.ts';
+import { decodeEvents, splitEvents, type DecodedEvents, type LogEvent } from '../collector/logs/event.ts';
 import { Telemetry } from '../shared/telemetry.ts';
 import { silentLogger } from '../shared/log.ts';
 import { generateAccessLog, sampleLines } from './access-log.ts';
@@ -207,16 +209,20 @@ async function main(): Promise<void> {
     for (const c of checked) for (const id of c.ids) if (!seen.has(id)) seen.add(id);
   }));
   let annotated: Buffer[] = [];
-  row('collector', 'pattern mining (observe + annotateLine)', timed(lines.length, () => {
-    annotated = checked.map((c) => {
-      const parts: Buffer[] = [];
-      for (let i = 0; i < c.lines.length; i++) {
-        const o = miner.observe(c.events[i], 0);
-        parts.push(o === null ? c.lines[i] : annotateLine(c.lines[i], c.events[i], o), Buffer.from('\n'));
-      }
-      return Buffer.concat(parts);
-    });
-  }));
+  let decodedFields: (DecodedEvents | undefined)[] = [];
+  const all = checked.map((c) => c.lines.map((_, i) => i));
+  const without = timed(lines.length, () => {
+    for (let k = 0; k < checked.length; k++) acceptedBatch(checked[k], all[k], null, 0);
+  });
+  // the door adds pattern_id and pattern to the events it mined: each round gets events of its own
+  const fresh = [0, 1, 2].map(() => ndjsonBatches.map((b) => checkBatch(b, 100_000) as (typeof checked)[number]));
+  let mined = 0;
+  row('collector', 'pattern mining (acceptedBatch with mining less without: observe + annotated lines)', timed(lines.length, () => {
+    const built = fresh[mined++].map((c, k) => acceptedBatch(c, all[k], miner, 0));
+    annotated = built.map((b) => b.ndjson);
+    decodedFields = built.map((b) => b.decoded);
+  }) - without);
+  row('collector', 'batch for the sinks without mining (NDJSON + the fields for the decoder)', without);
   const dir = mkdtempSync(join(tmpdir(), 'plumb-stages-'));
   try {
     row('collector', 'queue append + fsync (per batch of 1000)', timed(lines.length, () => {
@@ -227,7 +233,10 @@ async function main(): Promise<void> {
       }
       closeSync(fd);
     }));
-    row('collector', 'queue decode (splitEvents: id, @timestamp, host)', timed(lines.length, () => {
+    row('collector', 'queue decode (from the fields the door read)', timed(lines.length, () => {
+      for (let k = 0; k < annotated.length; k++) decodeEvents(annotated[k], [] as LogEvent[], decodedFields[k]);
+    }));
+    row('collector', 'queue decode (scan: splitEvents, as after a restart)', timed(lines.length, () => {
       for (const b of annotated) splitEvents(b);
     }));
     row('collector', 'file write + fsync (per 1 MiB)', timed(lines.length, () => {

@@ -21,7 +21,7 @@ import { RetryableError, errorMessage } from '../../shared/errors.ts';
 import { LOGS_PATH } from '../../shared/wire.ts';
 import { requestContext, type SelfTracing } from '../../shared/tracing.ts';
 import { QueueBusyError, type AcceptedLogBatch } from '../logs/router.ts';
-import { isNormalizedTimestamp } from '../logs/event.ts';
+import { isNormalizedTimestamp, type DecodedEvents } from '../logs/event.ts';
 import type { ReplayIds } from './dedupe.ts';
 import type { TapPoint } from '../../shared/tap.ts';
 import { pushAnnotated, type Observed, type PatternMiner } from '../patterns/miner.ts';
@@ -120,45 +120,13 @@ class LogsIngest {
       this.batches.inc({ kind: 'logs', outcome: 'duplicate' });
       return reply.code(200).send({ accepted: 0, duplicate: duplicates, ...refused });
     }
-    const parts: Buffer[] = [];
     const miner = this.o.patterns ?? null;
-    const observed: Observed[] = [];
     const now = Date.now();
-    // the fields the sinks route by, read here once so their decoder need not scan the lines
-    let decoded: { ends: number[]; ids: string[]; timestamps: string[]; hosts: string[] } | undefined = { ends: [], ids: [], timestamps: [], hosts: [] };
-    let bytes = 0;
-    for (const i of fresh) {
-      const line = checked.lines[i];
-      const ev = checked.events[i];
-      const o = miner === null ? null : miner.observe(ev, now);
-      const first = parts.length;
-      if (o !== null) {
-        pushAnnotated(parts, line, ev, o);
-        ev.pattern_id = o.id;
-        ev.pattern = o.template;
-        observed.push(o);
-      } else {
-        parts.push(line);
-      }
-      if (decoded !== undefined) {
-        for (let k = first; k < parts.length; k++) bytes += parts[k].length;
-        const ts = ev['@timestamp'] as string;
-        if (isNormalizedTimestamp(ts)) {
-          decoded.ends.push(bytes);
-          decoded.ids.push(checked.ids[i]);
-          decoded.timestamps.push(ts);
-          decoded.hosts.push(hostName(ev));
-          bytes += 1;
-        } else {
-          decoded = undefined;
-        }
-      }
-      parts.push(NEWLINE);
-    }
+    const { ndjson, decoded, observed } = acceptedBatch(checked, fresh, miner, now);
     const tap = this.o.tap;
     if (tap?.active === true) tap.publish(fresh.map((i) => checked.events[i]));
     try {
-      await this.o.sink.accept({ id: batchId, ndjson: Buffer.concat(parts), count: fresh.length, decoded }, this.o.tracing.enabled ? requestContext(request) : undefined);
+      await this.o.sink.accept({ id: batchId, ndjson, count: fresh.length, decoded }, this.o.tracing.enabled ? requestContext(request) : undefined);
     } catch (err) {
       if (err instanceof RetryableError) {
         const reason = err instanceof QueueBusyError ? err.reason : 'queue_full';
@@ -188,6 +156,47 @@ class LogsIngest {
 }
 
 const NEWLINE = Buffer.from('\n');
+
+/**
+ * The NDJSON the sinks get for the fresh events of a checked batch, each line with its pattern
+ * when mining is on, and what the sinks' decoder needs of each event (DecodedEvents).
+ */
+export function acceptedBatch(checked: { events: Record<string, unknown>[]; lines: Buffer[]; ids: string[] }, fresh: readonly number[], miner: PatternMiner | null, now: number): { ndjson: Buffer; decoded: DecodedEvents | undefined; observed: Observed[] } {
+  const parts: Buffer[] = [];
+  const observed: Observed[] = [];
+  // the fields the sinks route by, read here once so their decoder need not scan the lines
+  let decoded: { ends: number[]; ids: string[]; timestamps: string[]; hosts: string[] } | undefined = { ends: [], ids: [], timestamps: [], hosts: [] };
+  let bytes = 0;
+  for (const i of fresh) {
+    const line = checked.lines[i];
+    const ev = checked.events[i];
+    const o = miner === null ? null : miner.observe(ev, now);
+    const first = parts.length;
+    if (o !== null) {
+      pushAnnotated(parts, line, ev, o);
+      ev.pattern_id = o.id;
+      ev.pattern = o.template;
+      observed.push(o);
+    } else {
+      parts.push(line);
+    }
+    if (decoded !== undefined) {
+      for (let k = first; k < parts.length; k++) bytes += parts[k].length;
+      const ts = ev['@timestamp'] as string;
+      if (isNormalizedTimestamp(ts)) {
+        decoded.ends.push(bytes);
+        decoded.ids.push(checked.ids[i]);
+        decoded.timestamps.push(ts);
+        decoded.hosts.push(hostName(ev));
+        bytes += 1;
+      } else {
+        decoded = undefined;
+      }
+    }
+    parts.push(NEWLINE);
+  }
+  return { ndjson: Buffer.concat(parts), decoded, observed };
+}
 
 /** host.name as the sinks' decoder reads it: the string, else ''. */
 function hostName(ev: Record<string, unknown>): string {
