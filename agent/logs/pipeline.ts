@@ -7,8 +7,7 @@
  * acknowledged to the tailer, which then lets its offsets reach the checkpoint. Everything in
  * between is bounded: at most `2 × threads` tasks are handed to the pool (the tailer waits for a
  * slot, so reading slows to the parsing speed), and batches handed out but not acknowledged are
- * capped by the tailer, by count and by the bytes of their lines (`agent.tail.maxUnackedBatches`,
- * `maxUnackedBytes`). Once a batch is parsed only its NDJSON is kept until the acknowledgement.
+ * capped by the tailer (`agent.tail.maxUnackedBatches`).
  *
  * A task that overruns `chunkTimeout` (a pattern backtracking without end on some line) is
  * aborted — piscina stops that thread and starts a new one — and its records are parsed again
@@ -172,8 +171,7 @@ export class LogPipeline {
     if (result.dateFailures > 0) this.events.inc({ outcome: 'date_failure' }, result.dateFailures);
     if (result.timeouts > 0) this.events.inc({ outcome: 'grok_timeout' }, result.timeouts);
     this.countByFile(batch.records, result.failedByFile);
-    // Returned, not awaited: this frame (and the lines' bytes) goes; only the events wait for the ack.
-    return this.forward(batch.seq, `${recordId(batch.records[0])}+${batch.count}`, batch.count, result);
+    await this.forward(batch, result);
   }
 
   /** Parsed and failed events per file, for the status model (records of a file come in runs). */
@@ -266,18 +264,19 @@ export class LogPipeline {
     return (await pool.run(task satisfies ParseTask, { transferList: transfer, signal: AbortSignal.timeout(timeoutMs) })) as ParseResult;
   }
 
-  /** Hands the events to the forwarder, waiting while its queue is full; acknowledges batch `seq` on delivery. */
-  private async forward(seq: number, id: string, lines: number, result: ParseResult): Promise<void> {
+  /** Hands the events to the forwarder, waiting while its queue is full; acknowledges on delivery. */
+  private async forward(batch: TailBatch, result: ParseResult): Promise<void> {
     const body = Buffer.from(result.ndjson.buffer, result.ndjson.byteOffset, result.ndjson.byteLength);
+    const id = `${recordId(batch.records[0])}+${batch.count}`;
     const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { kind: SpanKind.INTERNAL, attributes: { 'plumb.kind': 'logs', 'plumb.events': result.events } });
     const onDone = (outcome: BatchResult): void => {
       span.end();
-      if (outcome === 'delivered') this.tailer.ack(seq);
+      if (outcome === 'delivered') this.tailer.ack(batch);
       else if (outcome === 'rejected') {
         // A collector refused it for good (counted by the forwarder): sending it again cannot
         // help, and holding it would stop the files behind it forever.
-        this.once.warn('rejected', { batch: id, lines }, 'a collector refused a log batch permanently; moving past it');
-        this.tailer.ack(seq);
+        this.once.warn('rejected', { batch: id, lines: batch.count }, 'a collector refused a log batch permanently; moving past it');
+        this.tailer.ack(batch);
       }
       // dropped (shutting down): not acknowledged, read again on the next start
     };

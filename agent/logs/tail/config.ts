@@ -115,7 +115,6 @@ export const TailerOptionsSchema = Section({
   batchMaxRecords: Type.Integer({ minimum: 1, default: 1000, description: 'a batch is handed out when it holds this many records' }),
   batchMaxBytes: Size('1mib', { description: 'or when its records\' text reaches this size' }),
   maxUnackedBatches: Type.Integer({ minimum: 1, default: 32, description: 'batches handed out and not yet acknowledged; reading pauses at this count' }),
-  maxUnackedBytes: Size('8mib', { description: 'or when the lines of the batches handed out and not yet acknowledged reach this size (their parsed events and forward bodies are a few times larger)' }),
   unterminatedTimeout: Duration('0s', {
     allowZero: true,
     description: 'a last line without a newline is handed out after the file did not grow for this long; what follows it later is a line of its own (0: off, held until a newline comes or the file is rotated)',

@@ -6,8 +6,7 @@
  * on a descriptor. Each pass reads at most one chunk per file, so a busy file cannot starve a
  * quiet one. The loop awaits the consumer (`next`) before reading further and stops reading
  * while `maxUnackedBatches` batches wait for acknowledgement: a slow consumer slows the reads,
- * nothing piles up in memory; `maxUnackedBytes` bounds the same by the size of their lines.
- * Offsets reach the checkpoint only through `ack`.
+ * nothing piles up in memory. Offsets reach the checkpoint only through `ack`.
  *
  * Records still being assembled when `stop` is called are not handed out; they were never
  * acknowledged, so the next start reads them again.
@@ -149,9 +148,6 @@ export class Tailer {
    */
   private ready: { batch: TailBatch; marks: Marks }[] = [];
   private readonly unacked = new Map<number, Marks>();
-  /** Bytes of each unacknowledged batch, and their sum (maxUnackedBytes). */
-  private readonly unackedSizes = new Map<number, number>();
-  private unackedBytes = 0;
   private seq = 0;
   private running = false;
   private runId = 0;
@@ -305,8 +301,6 @@ export class Tailer {
     this.sealed.clear();
     this.ready = [];
     this.unacked.clear();
-    this.unackedSizes.clear();
-    this.unackedBytes = 0;
     this.metrics.unackedBatches.set(0);
     this.metrics.openFiles.set(0);
     this.log.info({ checkpoint: this.store.file }, 'file tailer stopped');
@@ -321,7 +315,7 @@ export class Tailer {
     const seq = typeof batch === 'number' ? batch : batch.seq;
     const marks = this.unacked.get(seq);
     if (marks === undefined) return;
-    this.forget(seq);
+    this.unacked.delete(seq);
     for (const [, mark] of marks) mark.acked = true;
     for (const [track] of marks) if (track.advance()) this.dirty = true;
     this.metrics.unackedBatches.set(this.unacked.size);
@@ -469,32 +463,23 @@ export class Tailer {
   private async deliverReady(runId: number): Promise<void> {
     let paused = false;
     while (this.ready.length > 0 && this.isRunning(runId)) {
-      const full = this.unacked.size >= this.options.maxUnackedBatches;
-      if (full || (this.unacked.size > 0 && this.unackedBytes + this.ready[0].batch.bytes > this.options.maxUnackedBytes)) {
-        if (!paused) this.metrics.paused.inc({ reason: full ? 'unacked' : 'unacked_bytes' });
+      if (this.unacked.size >= this.options.maxUnackedBatches) {
+        if (!paused) this.metrics.paused.inc({ reason: 'unacked' });
         paused = true;
         await this.sleep(this.options.pollInterval);
         continue;
       }
       const { batch, marks } = this.ready.shift() as { batch: TailBatch; marks: Marks };
       this.unacked.set(batch.seq, marks);
-      this.unackedSizes.set(batch.seq, batch.bytes);
-      this.unackedBytes += batch.bytes;
       this.metrics.unackedBatches.set(this.unacked.size);
       this.metrics.batches.inc();
       this.metrics.records.inc(batch.count);
       if (!(await this.deliver(batch, runId))) {
         // Never handed over: nothing to wait for; its lines are read again on the next start.
-        this.forget(batch.seq);
+        this.unacked.delete(batch.seq);
         this.metrics.unackedBatches.set(this.unacked.size);
       }
     }
-  }
-
-  private forget(seq: number): void {
-    this.unacked.delete(seq);
-    this.unackedBytes -= this.unackedSizes.get(seq) ?? 0;
-    this.unackedSizes.delete(seq);
   }
 
   private async deliver(batch: TailBatch, runId: number): Promise<boolean> {

@@ -292,23 +292,6 @@ describe('Tailer: checkpoints and restarts', () => {
     expect(collector.texts()).toEqual(range('b', 1, 1000));
   });
 
-  it('stops reading while the unacknowledged batches hold maxUnackedBytes of lines', async () => {
-    const file = path.join(dir, 'app.log');
-    // 100-byte lines, 10 a batch: 1000 bytes a batch, at most 3 of them under 3 kib
-    const lines = Array.from({ length: 300 }, (_, i) => `w ${String(i + 1).padStart(3, '0')} ${'x'.repeat(93)}`);
-    await writeFile(file, lines.join('\n') + '\n');
-    const collector = new Collector();
-    collector.autoAck = false;
-    const r = await started(rig(dataDir, [input({ path: file })], options({ batchMaxRecords: 10, maxUnackedBatches: 100, maxUnackedBytes: '3kib' }), collector));
-    await waitFor(async () => (await metric(r.telemetry, 'plumb_tail_paused_total', { reason: 'unacked_bytes' })) > 0, { what: 'a pause' });
-    expect(collector.batches.length).toBe(3);
-    expect(collector.batches.reduce((n, b) => n + b.bytes, 0)).toBeLessThanOrEqual(3 * 1024);
-    collector.autoAck = true;
-    for (const b of collector.batches) r.tailer.ack(b);
-    await waitFor(() => collector.records.length >= 300, { what: 'the rest' });
-    expect(collector.texts()).toEqual(lines);
-  });
-
   it('a consumer that does not return holds the reader (no unbounded buffering)', async () => {
     const file = path.join(dir, 'app.log');
     const body = numbered('g', 1, 20_000);
