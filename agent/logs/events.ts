@@ -291,8 +291,7 @@ export class EventBuilder {
     const max = this.maxLineBytes;
     let pos = start;
     while (pos < end) {
-      // in the decoded text when there is one: no call into C++ per line
-      let nl = whole !== undefined ? whole.indexOf('\n', pos) : buf.indexOf(0x0a, pos);
+      let nl = buf.indexOf(0x0a, pos);
       if (nl === -1 || nl >= end) nl = end;
       const offset = base + pos;
       let line: string;
