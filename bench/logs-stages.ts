@@ -3,11 +3,10 @@
  * over the same 200 000 combined-format lines, beside the raw regex ceiling measured in the same
  * run. Each step is the project's own code for it, timed alone (best of 3, µs per line):
  *
- * agent    read + split (LineSplitter over 1 MiB reads) · pack (records → transferred buffers; and
- *          chunk records, a run of whole lines' bytes, as the tailer hands out plain files) ·
+ * agent    read + split (LineSplitter over 1 MiB reads) · pack (records → transferred buffers) ·
  *          transfer (a worker thread round trip of those buffers, 1000 lines a task) · match
  *          (grok) · date (the timestamp field) · build + serialize (EventBuilder.parse, less
- *          match and date; and the whole parse of chunk records, split in the thread) · gzip
+ *          match and date) · gzip (the forwarder's level)
  * collector gunzip · validate (checkBatch: JSON.parse and checks) · dedupe (SeenEvents
  *          has + add) · pattern mining (the door's acceptedBatch: observe, the annotated
  *          lines, the fields for the sinks; less the same without mining) · queue append + fsync
@@ -125,20 +124,6 @@ async function main(): Promise<void> {
     for (const b of batches) packRecords(b, 0);
   }));
 
-  // what the tailer hands out now for a plain file: each read's whole lines as one chunk of bytes
-  const chunkBatches: TailRecord[][] = [];
-  {
-    let offset = 0;
-    for (const b of batches) {
-      const chunk = Buffer.from(b.map((r) => r.text).join('\n') + '\n');
-      chunkBatches.push([{ ...b[0], offset, endOffset: offset + chunk.length, text: '', chunk, lines: b.length }]);
-      offset += chunk.length;
-    }
-  }
-  row('agent', 'pack, chunk records (whole lines\' bytes → transferable buffers)', timed(lines.length, () => {
-    for (const b of chunkBatches) packRecords(b, 0);
-  }));
-
   // transfer: a worker that sends back what it got, buffers moved both ways
   const worker = new Worker(`const { parentPort } = require('node:worker_threads'); parentPort.on('message', (t) => parentPort.postMessage(t, [t.text.buffer]));`, { eval: true });
   row('agent', 'transfer (worker round trip of a packed task)', await timedAsync(lines.length, async () => {
@@ -148,28 +133,17 @@ async function main(): Promise<void> {
       worker.postMessage(task, transfer);
       await back;
     }
-  }) - (rows[rows.length - 2]?.micros ?? 0));
+  }) - (rows[rows.length - 1]?.micros ?? 0));
   await worker.terminate();
 
-  const date = compileDateParser(TIMESTAMP.format);
-  const stamps = lines.map((l) => String(grok.matchLine(l)?.timestamp));
-  const iso = new IsoTime();
-  row('agent', 'date, every text parsed (as before the parser reused a repeated one)', timed(lines.length, () => {
-    for (let i = 0; i < stamps.length; i++) iso.format(date.parse(stamps[i]) as number);
-  }));
   row('agent', 'match (grok matchLine)', timed(lines.length, () => {
     for (let i = 0; i < lines.length; i++) grok.matchLine(lines[i]);
   }));
-  row('agent', 'date (timestamp field → epoch ms → ISO text; a text repeated from the line before reuses its parse, as EventBuilder does)', timed(lines.length, () => {
-    let last = '';
-    let ms = 0;
-    for (let i = 0; i < stamps.length; i++) {
-      if (stamps[i] !== last) {
-        last = stamps[i];
-        ms = date.parse(last) as number;
-      }
-      iso.format(ms);
-    }
+  const date = compileDateParser(TIMESTAMP.format);
+  const stamps = lines.map((l) => String(grok.matchLine(l)?.timestamp));
+  const iso = new IsoTime();
+  row('agent', 'date (timestamp field → epoch ms → ISO text)', timed(lines.length, () => {
+    for (let i = 0; i < stamps.length; i++) iso.format(date.parse(stamps[i]) as number);
   }));
   const builder = new EventBuilder({ inputs: [{ pattern: PATTERN, definitions: {}, fields: {}, timestamp: TIMESTAMP }], patternsDirs: [], hostName: 'web-1' });
   const tasks: ParseTask[][] = [0, 1, 2].map(() => batches.map((b) => packRecords(b, Date.now()).task));
@@ -182,11 +156,6 @@ async function main(): Promise<void> {
   const dateMicros = rows[rows.length - 1].micros;
   row('agent', 'build + serialize (EventBuilder.parse less match and date)', whole - matchMicros - dateMicros);
   row('agent', 'parser thread total (EventBuilder.parse)', whole);
-  const chunkTasks: ParseTask[][] = [0, 1, 2].map(() => chunkBatches.map((b) => packRecords(b, Date.now()).task));
-  round = 0;
-  row('agent', 'parser thread total, chunk records (split in the thread + EventBuilder.parse)', timed(lines.length, () => {
-    for (const t of chunkTasks[round++]) builder.parse(t);
-  }));
   const eventBytes = ndjsonBatches.reduce((n, b) => n + b.length, 0) / lines.length;
   let gz6: Buffer[] = [];
   row('agent', 'gzip level 6 (zlib default)', timed(lines.length, () => {
