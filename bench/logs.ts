@@ -16,14 +16,11 @@
  *    Agent CPU from /proc/<pid>/stat, peak RSS sampled from /proc/<pid>/status every 100 ms.
  *
  * Prints JSON and, with --write, appends a section to bench/RESULTS.md.
- * Options: --lines N (default 5000000), --write, --baseline DIR (another checkout, built with
- * `tsc -p tsconfig.build.json`: its `dist/cli/main.js` runs the same end-to-end passes,
- * interleaved with this checkout's, for an A/B in one run).
+ * Options: --lines N (default 5000000), --write.
  */
 import { createServer } from 'node:http';
-import os from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { appendFileSync, cpSync, rmSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -43,11 +40,10 @@ const PATTERN = '%{COMBINEDAPACHELOG}';
 const SAMPLE_LINES = 200_000;
 const CHUNK = 1000;
 
-function args(): { lines: number; write: boolean; baseline: string | undefined } {
+function args(): { lines: number; write: boolean } {
   const a = process.argv.slice(2);
   const i = a.indexOf('--lines');
-  const b = a.indexOf('--baseline');
-  return { lines: i >= 0 ? Number(a[i + 1]) : 5_000_000, write: a.includes('--write'), baseline: b >= 0 ? a[b + 1] : undefined };
+  return { lines: i >= 0 ? Number(a[i + 1]) : 5_000_000, write: a.includes('--write') };
 }
 
 function bestOf3(run: () => number): number {
@@ -70,32 +66,24 @@ function ceiling(lines: readonly string[]): { linesPerSecond: number; matched: n
 
 function threadWork(lines: readonly string[]): number {
   const builder = new EventBuilder({ inputs: [{ pattern: PATTERN, definitions: {}, fields: {} }], patternsDirs: [], hostName: 'bench' });
-  // as the tailer hands them out: chunks of whole lines' bytes, split in the thread
+  const records: TailRecord[] = lines.map((text, i) => ({ fileId: 'f'.repeat(32), path: '/var/log/nginx/access.log', input: 0, offset: i * 200, endOffset: i * 200 + 199, text, truncated: false, stream: undefined, time: undefined, k8s: undefined, json: undefined, tags: NO_TAGS, fields: {} }));
   const tasks: TailRecord[][] = [];
-  let offset = 0;
-  for (let i = 0; i < lines.length; i += CHUNK) {
-    const chunk = Buffer.from(lines.slice(i, i + CHUNK).join('\n') + '\n');
-    tasks.push([{ fileId: 'f'.repeat(32), path: '/var/log/nginx/access.log', input: 0, offset, endOffset: offset + chunk.length, text: '', chunk, lines: Math.min(CHUNK, lines.length - i), truncated: false, stream: undefined, time: undefined, k8s: undefined, json: undefined, tags: NO_TAGS, fields: {} }]);
-    offset += chunk.length;
-  }
+  for (let i = 0; i < records.length; i += CHUNK) tasks.push(records.slice(i, i + CHUNK));
   return bestOf3(() => {
     // packing happens on the agent's main thread; only the thread's share is timed
     const packed = tasks.map((t) => packRecords(t, Date.now()).task);
     const t = performance.now();
     for (const task of packed) builder.parse(task);
-    return lines.length / ((performance.now() - t) / 1000);
+    return records.length / ((performance.now() - t) / 1000);
   });
 }
 
 interface EndToEnd {
-  code: string;
   threads: number;
   seconds: number;
   linesPerSecond: number;
   mibPerSecond: number;
   agentCpuCores: number;
-  /** Agent CPU (user + system, all threads) per line. */
-  agentCpuMicrosPerLine: number;
   peakRssMiB: number;
   delivered: number;
   lost: number;
@@ -103,7 +91,7 @@ interface EndToEnd {
   offsetsMatch: boolean;
 }
 
-async function endToEnd(facts: FileFacts, threads: number, code = 'this', main = join(ROOT, 'dist', 'cli', 'main.js')): Promise<EndToEnd> {
+async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
   let events = 0;
   let offsetSum = 0;
   let offsetHash = 0;
@@ -133,7 +121,7 @@ async function endToEnd(facts: FileFacts, threads: number, code = 'this', main =
   rmSync(dataDir, { recursive: true, force: true });
   // AGENT_NODE_FLAGS, e.g. "--max-semi-space-size=2": to see what a V8 flag does to the agent
   const flags = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
-  const agent: ChildProcess = spawn(NODE, [...flags, main, 'agent'], {
+  const agent: ChildProcess = spawn(NODE, [...flags, join(ROOT, 'dist', 'cli', 'main.js'), 'agent'], {
     stdio: ['ignore', process.env.AGENT_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit'],
     env: {
       PATH: process.env.PATH,
@@ -165,13 +153,11 @@ async function endToEnd(facts: FileFacts, threads: number, code = 'this', main =
     // anything sent twice would arrive after the last line: give it a moment to show up
     await sleep(1000);
     return {
-      code,
       threads,
       seconds: round(seconds, 2),
       linesPerSecond: Math.round(facts.lines / seconds),
       mibPerSecond: round(facts.bytes / 2 ** 20 / seconds, 1),
       agentCpuCores: round(cpu / seconds, 2),
-      agentCpuMicrosPerLine: round((cpu * 1e6) / facts.lines, 2),
       peakRssMiB: Math.round(peakRss),
       delivered: events,
       lost: Math.max(0, facts.lines - events),
@@ -203,18 +189,11 @@ async function main(): Promise<void> {
   const o = args();
   // the agent runs as installed: compiled JavaScript (dist/), as the plumb command and the image run it
   execFileSync(NODE, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
-  // the files `npm run build` copies next to the compiled code
-  cpSync(join(ROOT, 'shared', 'otlp', 'proto'), join(ROOT, 'dist', 'shared', 'otlp', 'proto'), { recursive: true });
-  cpSync(join(ROOT, 'shared', 'console', 'static'), join(ROOT, 'dist', 'shared', 'console', 'static'), { recursive: true });
   const facts = await generateAccessLog(WORK, o.lines);
   const lines = await sampleLines(facts.path, SAMPLE_LINES);
   const raw = ceiling(lines);
   const thread = threadWork(lines);
-  const base: EndToEnd[] = [];
-  const baseMain = o.baseline === undefined ? undefined : join(o.baseline, 'dist', 'cli', 'main.js');
-  if (baseMain !== undefined) base.push(await endToEnd(facts, 1, 'baseline', baseMain));
   const one = await endToEnd(facts, 1);
-  if (baseMain !== undefined) base.push(await endToEnd(facts, 2, 'baseline', baseMain));
   const two = await endToEnd(facts, 2);
   const m = machineInfo();
   const result = {
@@ -225,21 +204,18 @@ async function main(): Promise<void> {
     rawRegexMatched: `${raw.matched}/${lines.length}`,
     threadWorkLinesPerSecond: Math.round(thread),
     threadWorkToCeiling: round(thread / raw.linesPerSecond, 2),
-    loadAverage: os.loadavg().map((x) => round(x, 2)),
-    endToEnd: [one, two, ...base],
-    baselineTwoThreadsToOne: base.length === 2 ? round(base[1].linesPerSecond / base[0].linesPerSecond, 2) : undefined,
+    endToEnd: [one, two],
     perThreadToCeiling: round(one.linesPerSecond / raw.linesPerSecond, 2),
     twoThreadsToOne: round(two.linesPerSecond / one.linesPerSecond, 2),
   };
   process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   if (o.write) appendFileSync(join(ROOT, 'bench', 'RESULTS.md'), render(result));
-  if ([one, two, ...base].some((e) => e.lost + e.duplicated > 0 || !e.offsetsMatch)) process.exitCode = 1;
+  if (one.lost + one.duplicated + two.lost + two.duplicated > 0 || !one.offsetsMatch || !two.offsetsMatch) process.exitCode = 1;
 }
 
 function render(r: {
   date: string;
   machine: unknown;
-  loadAverage: number[];
   file: { lines: number; mib: number; avgLineBytes: number };
   rawRegexLinesPerSecond: number;
   threadWorkLinesPerSecond: number;
@@ -249,14 +225,14 @@ function render(r: {
   twoThreadsToOne: number;
 }): string {
   const rows = r.endToEnd
-    .map((e) => `| ${e.code} | ${e.threads} | ${e.linesPerSecond.toLocaleString('en-US')} | ${e.mibPerSecond} | ${e.seconds} | ${e.agentCpuCores} | ${e.agentCpuMicrosPerLine} | ${e.peakRssMiB} | ${e.delivered.toLocaleString('en-US')} | ${e.lost} / ${e.duplicated} | ${e.offsetsMatch ? 'yes' : 'NO'} |`)
+    .map((e) => `| ${e.threads} | ${e.linesPerSecond.toLocaleString('en-US')} | ${e.mibPerSecond} | ${e.seconds} | ${e.agentCpuCores} | ${e.peakRssMiB} | ${e.delivered.toLocaleString('en-US')} | ${e.lost} / ${e.duplicated} | ${e.offsetsMatch ? 'yes' : 'NO'} |`)
     .join('\n');
   return `
 ## Logs: tail → grok → forward (\`bench/logs.ts\`)
 
-**Date** ${r.date}. **Machine** ${JSON.stringify(r.machine)}; load average ${r.loadAverage.join(' / ')}.
+**Date** ${r.date}. **Machine** ${JSON.stringify(r.machine)}.
 
-**Method** \`npm run bench:logs -- --write\`: ${r.file.lines.toLocaleString('en-US')} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line). Ceiling = the compiled \`%{COMBINEDAPACHELOG}\` regex alone in a tight loop over 200 000 of the lines (best of 3); thread work = what one parser thread does per chunk (split the chunk's bytes into lines, match, build the event, serialise NDJSON) over the same lines (best of 3); end to end = a \`plumb agent\` process tailing the whole file into a null collector that acknowledges and checks every event's offset.
+**Method** \`npm run bench:logs -- --write\`: ${r.file.lines.toLocaleString('en-US')} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line). Ceiling = the compiled \`%{COMBINEDAPACHELOG}\` regex alone in a tight loop over 200 000 of the lines (best of 3); thread work = what one parser thread does per chunk (match, build the event, serialise NDJSON) over the same lines (best of 3); end to end = a \`plumb agent\` process tailing the whole file into a null collector that acknowledges and checks every event's offset.
 
 | measure | lines/s | ratio |
 |---|---|---|
@@ -265,8 +241,8 @@ function render(r: {
 | end to end, 1 parser thread | ${r.endToEnd[0].linesPerSecond.toLocaleString('en-US')} | ${r.perThreadToCeiling} of the ceiling |
 | end to end, 2 parser threads | ${r.endToEnd[1].linesPerSecond.toLocaleString('en-US')} | ${r.twoThreadsToOne} × one thread |
 
-| code | parser threads | lines/s | MiB/s | seconds | agent CPU (cores) | agent CPU µs/line | peak RSS MiB | delivered | lost / doubled | offsets match |
-|---|---|---|---|---|---|---|---|---|---|---|
+| parser threads | lines/s | MiB/s | seconds | agent CPU (cores) | peak RSS MiB | delivered | lost / doubled | offsets match |
+|---|---|---|---|---|---|---|---|---|
 ${rows}
 `;
 }
