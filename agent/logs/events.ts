@@ -20,9 +20,7 @@
  * - Nothing matched: `_grokparsefailure`. Cut lines carry `log.flags: ["truncated"]`.
  */
 import type { KubernetesMeta, Stream } from './tail/formats.ts';
-import { isAscii } from 'node:buffer';
 import type { TailRecord } from './tail/record.ts';
-import { utf8Cut } from './tail/encoding.ts';
 import { eventId } from './tail/identity.ts';
 import { compileGrok, type Grok, type GrokFields } from './grok/grok.ts';
 import { PatternLibrary } from './grok/library.ts';
@@ -70,40 +68,27 @@ export interface RecordExtra {
   tags: readonly string[];
 }
 
-/**
- * A batch of records as sent to a parser thread, in entries. An entry is one record (its text
- * as UTF-8), or a chunk of whole lines as the file holds them (CHUNK: each ends in "\n"), which
- * the thread splits itself: the tailer then hands over bytes, not one string per line. Buffers
- * are transferred, not copied.
- */
+/** A batch of records as sent to a parser thread. Buffers are transferred, not copied. */
 export interface ParseTask {
-  /** Every entry's bytes, back to back. */
+  /** UTF-8 of every record's text, back to back. */
   text: Uint8Array;
-  /** Each entry's length in bytes. */
+  /** Each text's length in UTF-16 code units (what `String#slice` counts after decoding). */
   lengths: Uint32Array;
-  /** File offset of each entry's first byte. */
   offsets: Float64Array;
   inputs: Uint16Array;
   /** Index into `fileIds`/`paths`. */
   files: Uint32Array;
   fileIds: string[];
   paths: string[];
-  /** Per entry: ENTRY_TRUNCATED, ENTRY_CHUNK, ENTRY_LATIN1 (a chunk's encoding). */
-  flags: Uint8Array;
-  /** Per entry, or null for all when no entry has any. */
+  /** 1 where the record was cut. */
+  truncated: Uint8Array;
+  /** Per record, or null for all when no record has any. */
   extras: (RecordExtra | null)[] | null;
   /** Read time for records without a time of their own. */
   now: number;
   /** Parse every record as if its grok pattern had overrun (the thread replaced for it is gone). */
   timedOut?: boolean;
 }
-
-/** The record was cut (maxLineBytes, multiline limits). */
-export const ENTRY_TRUNCATED = 1;
-/** A chunk of whole lines to split in the parser thread. */
-export const ENTRY_CHUNK = 2;
-/** The chunk's bytes are latin1 (else UTF-8). */
-export const ENTRY_LATIN1 = 4;
 
 export interface ParseResult {
   /** One JSON object per line, each line ending in "\n". */
@@ -123,20 +108,19 @@ export function packRecords(records: readonly TailRecord[], now: number): { task
   const offsets = new Float64Array(n);
   const inputs = new Uint16Array(n);
   const files = new Uint32Array(n);
-  const flags = new Uint8Array(n);
+  const truncated = new Uint8Array(n);
   const fileIds: string[] = [];
   const paths: string[] = [];
   const fileIndex = new Map<string, number>();
   let extras: (RecordExtra | null)[] | null = null;
-  let total = 0;
+  const texts: string[] = new Array<string>(n);
   for (let i = 0; i < n; i++) {
     const r = records[i];
-    const len = r.chunk !== undefined ? r.chunk.byteLength : Buffer.byteLength(r.text, 'utf8');
-    lengths[i] = len;
-    total += len;
+    texts[i] = r.text;
+    lengths[i] = r.text.length;
     offsets[i] = r.offset;
     inputs[i] = r.input;
-    flags[i] = (r.truncated ? ENTRY_TRUNCATED : 0) | (r.chunk !== undefined ? ENTRY_CHUNK : 0) | (r.latin1 === true ? ENTRY_LATIN1 : 0);
+    truncated[i] = r.truncated ? 1 : 0;
     const key = `${r.fileId}\0${r.path}`;
     let f = fileIndex.get(key);
     if (f === undefined) {
@@ -151,18 +135,9 @@ export function packRecords(records: readonly TailRecord[], now: number): { task
       extras[i] = { stream: r.stream, time: r.time, k8s: r.k8s, json: r.json, tags: r.tags };
     }
   }
-  // Its own ArrayBuffer (never a slice of Node's shared pool, which must not be transferred).
-  const text = Buffer.from(new ArrayBuffer(total));
-  let at = 0;
-  for (let i = 0; i < n; i++) {
-    const r = records[i];
-    if (r.chunk !== undefined) {
-      text.set(r.chunk, at);
-      at += r.chunk.byteLength;
-    } else at += text.write(r.text, at, 'utf8');
-  }
-  const task: ParseTask = { text, lengths, offsets, inputs, files, fileIds, paths, flags, extras, now };
-  return { task, transfer: [text.buffer as ArrayBuffer, lengths.buffer, offsets.buffer, inputs.buffer, files.buffer, flags.buffer] };
+  const text = ownedBytes(texts.join(''));
+  const task: ParseTask = { text, lengths, offsets, inputs, files, fileIds, paths, truncated, extras, now };
+  return { task, transfer: [text.buffer as ArrayBuffer, lengths.buffer, offsets.buffer, inputs.buffer, files.buffer, truncated.buffer] };
 }
 
 /**
@@ -187,8 +162,6 @@ export interface ParserSetup {
   inputs: readonly ParserInput[];
   patternsDirs: readonly string[];
   hostName: string;
-  /** agent.tail.maxLineBytes: lines of a chunk longer than this are cut and flagged truncated. */
-  maxLineBytes?: number;
 }
 
 interface InputParser {
@@ -197,38 +170,24 @@ interface InputParser {
   timestampField: string[] | null;
   fields: Readonly<Record<string, string>>;
   hasFields: boolean;
-  /** The last timestamp text parsed and its epoch ms: the lines of a chunk share a few seconds. */
-  lastStamp: string | undefined;
-  lastMs: number | undefined;
 }
 
 /** Reserved top-level keys that plumb itself fills. */
 const OWN_OBJECTS = new Set(['host', 'log', 'event']);
-const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
 
 /** Turns records into NDJSON events; one per parser thread, built from the validated configuration. */
 export class EventBuilder {
   private readonly parsers: InputParser[];
   private readonly hostName: string;
-  private readonly maxLineBytes: number;
   /** Built-in patterns with agent.grok.patternsDir over them (the grok debugger compiles against it too). */
   readonly library: PatternLibrary;
   private readonly iso = new IsoTime();
-  /** What went wrong with the last event built (GROK_FAILED | DATE_FAILED | TIMED_OUT). */
-  private outcome = 0;
-  // The task being parsed.
-  private out: string[] = [];
-  private grokFailures = 0;
-  private dateFailures = 0;
-  private timeouts = 0;
-  private failedByFile: Record<string, number> | undefined;
 
   constructor(setup: ParserSetup) {
     const library = PatternLibrary.builtin().clone();
     for (const dir of setup.patternsDirs) library.loadPath(dir);
     this.library = library;
     this.hostName = setup.hostName;
-    this.maxLineBytes = setup.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     this.parsers = setup.inputs.map((input) => {
       const patterns = input.pattern === undefined ? [] : typeof input.pattern === 'string' ? [input.pattern] : input.pattern;
       return {
@@ -237,100 +196,42 @@ export class EventBuilder {
         timestampField: input.timestamp !== undefined ? fieldPath(input.timestamp.field) : null,
         fields: input.fields,
         hasFields: Object.keys(input.fields).length > 0,
-        lastStamp: undefined,
-        lastMs: undefined,
       };
     });
   }
 
   /** Parses a whole task into NDJSON. */
   parse(task: ParseTask): ParseResult {
-    const buf = Buffer.from(task.text.buffer, task.text.byteOffset, task.text.byteLength);
-    // ASCII (most logs): one decode for the whole task, and character offsets are byte offsets.
-    const whole = isAscii(buf) ? buf.toString('latin1') : undefined;
+    const text = Buffer.from(task.text.buffer, task.text.byteOffset, task.text.byteLength).toString('utf8');
     const now = new Date(task.now).toISOString();
-    const timedOut = task.timedOut === true;
-    this.out = [];
-    this.grokFailures = 0;
-    this.dateFailures = 0;
-    this.timeouts = 0;
-    this.failedByFile = undefined;
-    // a year-less date format takes its year from the clock: never reuse a parse across tasks
-    for (const p of this.parsers) p.lastStamp = undefined;
+    const out: string[] = new Array<string>(task.lengths.length);
     let pos = 0;
+    let grokFailures = 0;
+    let dateFailures = 0;
+    let timeouts = 0;
+    let failedByFile: Record<string, number> | undefined;
     for (let i = 0; i < task.lengths.length; i++) {
-      const len = task.lengths[i];
+      const line = text.slice(pos, pos + task.lengths[i]);
+      pos += task.lengths[i];
       const f = task.files[i];
-      const flags = task.flags[i];
-      const extra = task.extras === null ? null : task.extras[i];
-      if ((flags & ENTRY_CHUNK) !== 0) {
-        this.chunk(buf, whole, pos, pos + len, (flags & ENTRY_LATIN1) !== 0, task.offsets[i] - pos, task.inputs[i], task.fileIds[f], task.paths[f], extra, now, timedOut);
-      } else {
-        const line = whole !== undefined ? whole.slice(pos, pos + len) : buf.toString('utf8', pos, pos + len);
-        this.add(task.inputs[i], line, task.offsets[i], task.fileIds[f], task.paths[f], (flags & ENTRY_TRUNCATED) !== 0, extra, now, timedOut);
+      const r = this.event(task.inputs[i], line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, task.extras === null ? null : task.extras[i], now, task.timedOut === true);
+      out[i] = r.json;
+      if (r.outcome & GROK_FAILED) grokFailures++;
+      if (r.outcome & DATE_FAILED) dateFailures++;
+      if (r.outcome & TIMED_OUT) timeouts++;
+      if (r.outcome & (GROK_FAILED | TIMED_OUT)) {
+        failedByFile ??= {};
+        failedByFile[task.fileIds[f]] = (failedByFile[task.fileIds[f]] ?? 0) + 1;
       }
-      pos += len;
     }
-    const out = this.out;
-    this.out = [];
-    const events = out.length;
     out.push('');
-    const result: ParseResult = { ndjson: ownedBytes(out.join('\n')), events, grokFailures: this.grokFailures, dateFailures: this.dateFailures, timeouts: this.timeouts };
-    if (this.failedByFile !== undefined) result.failedByFile = this.failedByFile;
+    const result: ParseResult = { ndjson: ownedBytes(out.join('\n')), events: task.lengths.length, grokFailures, dateFailures, timeouts };
+    if (failedByFile !== undefined) result.failedByFile = failedByFile;
     return result;
-  }
-
-  /**
-   * Splits `buf[start, end)`, whole lines as the file holds them (`base` + a position is the
-   * file offset), the way the tailer's LineSplitter does: a trailing "\r" is not part of the
-   * line, a line longer than maxLineBytes keeps its first maxLineBytes bytes (cut on a character
-   * boundary) and is flagged truncated, a byte order mark at offset 0 is dropped, blank lines
-   * are read past.
-   */
-  private chunk(buf: Buffer, whole: string | undefined, start: number, end: number, latin1: boolean, base: number, input: number, fileId: string, path: string, extra: RecordExtra | null, now: string, timedOut: boolean): void {
-    const max = this.maxLineBytes;
-    let pos = start;
-    while (pos < end) {
-      let nl = buf.indexOf(0x0a, pos);
-      if (nl === -1 || nl >= end) nl = end;
-      const offset = base + pos;
-      let line: string;
-      let truncated = false;
-      if (nl - pos > max) {
-        truncated = true;
-        const cut = whole !== undefined || latin1 ? pos + max : utf8Cut(buf, pos, pos + max);
-        line = whole !== undefined ? whole.slice(pos, cut) : buf.toString(latin1 ? 'latin1' : 'utf8', pos, cut);
-      } else {
-        const stop = nl > pos && buf[nl - 1] === 0x0d ? nl - 1 : nl;
-        line = whole !== undefined ? whole.slice(pos, stop) : buf.toString(latin1 ? 'latin1' : 'utf8', pos, stop);
-      }
-      if (offset === 0 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
-      pos = nl + 1;
-      if (line.length === 0) continue;
-      this.add(input, line, offset, fileId, path, truncated, extra, now, timedOut);
-    }
-  }
-
-  private add(input: number, line: string, offset: number, fileId: string, path: string, truncated: boolean, extra: RecordExtra | null, now: string, timedOut: boolean): void {
-    this.out.push(this.eventJson(input, line, offset, fileId, path, truncated, extra, now, timedOut));
-    const outcome = this.outcome;
-    if (outcome === 0) return;
-    if (outcome & GROK_FAILED) this.grokFailures++;
-    if (outcome & DATE_FAILED) this.dateFailures++;
-    if (outcome & TIMED_OUT) this.timeouts++;
-    if (outcome & (GROK_FAILED | TIMED_OUT)) {
-      this.failedByFile ??= {};
-      this.failedByFile[fileId] = (this.failedByFile[fileId] ?? 0) + 1;
-    }
   }
 
   /** One event as a JSON line (no newline) and what went wrong with it. */
   event(input: number, line: string, offset: number, fileId: string, path: string, truncated: boolean, extra: RecordExtra | null, now: string, timedOut: boolean): { json: string; outcome: number } {
-    const json = this.eventJson(input, line, offset, fileId, path, truncated, extra, now, timedOut);
-    return { json, outcome: this.outcome };
-  }
-
-  private eventJson(input: number, line: string, offset: number, fileId: string, path: string, truncated: boolean, extra: RecordExtra | null, now: string, timedOut: boolean): string {
     const p = this.parsers[input];
     let outcome = 0;
     let parsed: Record<string, unknown> | null = extra?.json ?? null;
@@ -356,15 +257,7 @@ export class EventBuilder {
     if (p.date !== null && parsed !== null) {
       const raw = lookup(parsed, p.timestampField as string[]);
       if (raw !== undefined) {
-        let ms: number | undefined;
-        if (typeof raw === 'string' && raw === p.lastStamp) ms = p.lastMs;
-        else if (typeof raw === 'string' || typeof raw === 'number') {
-          ms = p.date.parse(String(raw));
-          if (typeof raw === 'string') {
-            p.lastStamp = raw;
-            p.lastMs = ms;
-          }
-        }
+        const ms = typeof raw === 'string' || typeof raw === 'number' ? p.date.parse(String(raw)) : undefined;
         if (ms !== undefined) timestamp = this.iso.format(ms);
         else {
           tags.push(TAG_DATE_FAILURE);
@@ -372,7 +265,6 @@ export class EventBuilder {
         }
       }
     }
-    this.outcome = outcome;
     if (timestamp === undefined && parsed !== null && typeof parsed['@timestamp'] === 'string') {
       const ms = Date.parse(parsed['@timestamp']);
       if (!Number.isNaN(ms)) timestamp = new Date(ms).toISOString();
@@ -424,9 +316,8 @@ export class EventBuilder {
     if (original !== undefined) event.original = original;
     ev.event = event;
     if (tags.length > 0) ev.tags = tags;
-    return JSON.stringify(ev);
+    return { json: JSON.stringify(ev), outcome };
   }
-
 }
 
 /**

@@ -28,7 +28,7 @@ import type { TapPoint } from '../../shared/tap.ts';
 import type { BatchResult, Forwarder } from '../forward/forwarder.ts';
 import { Tailer, type TailedFileStatus } from './tail/tailer.ts';
 import type { KubernetesMeta } from './tail/formats.ts';
-import { chunkLines, recordId, recordTexts, type TailBatch, type TailRecord } from './tail/record.ts';
+import { recordId, type TailBatch, type TailRecord } from './tail/record.ts';
 import { packRecords, type ParseResult, type ParseTask, type ParserSetup } from './events.ts';
 import { patternsDirs, poolSize, type LogsConfig } from './config.ts';
 
@@ -81,7 +81,7 @@ export class LogPipeline {
     this.threads = poolSize(config.grok);
     this.maxInFlight = this.threads * 2;
     this.tailer = new Tailer(
-      { inputs: config.logs, options: config.tail, dataDir: config.dataDir, idSeed: config.hostName, chunks: true },
+      { inputs: config.logs, options: config.tail, dataDir: config.dataDir, idSeed: config.hostName },
       { telemetry: deps.telemetry, log: deps.log, next: (batch) => this.take(batch) },
     );
     const t = deps.telemetry;
@@ -98,7 +98,6 @@ export class LogPipeline {
       inputs: this.config.logs.map((i) => ({ pattern: i.pattern, definitions: i.definitions, timestamp: i.timestamp, fields: i.fields })),
       patternsDirs: patternsDirs(this.config.grok),
       hostName: this.config.hostName,
-      maxLineBytes: this.config.tail.maxLineBytes,
     };
     this.pool = new Piscina({
       filename: WORKER_FILE,
@@ -132,7 +131,7 @@ export class LogPipeline {
   /** The tailer's consumer: takes a batch once a parse slot is free, then works on it apart. */
   private async take(batch: TailBatch): Promise<void> {
     const taps = this.deps.taps;
-    if (taps !== undefined && taps.files.active) taps.files.publish(batch.records.flatMap((r) => recordTexts(r).map((l) => ({ path: r.path, fileId: r.fileId, offset: l.offset, text: l.text }))));
+    if (taps !== undefined && taps.files.active) taps.files.publish(batch.records.map((r) => ({ path: r.path, fileId: r.fileId, offset: r.offset, text: r.text })));
     // the tailer reads no further while its batch waits here
     if (this.deps.admit !== undefined) await this.deps.admit();
     while (this.inFlight >= this.maxInFlight && this.running) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
@@ -156,7 +155,7 @@ export class LogPipeline {
         result = await this.parse(batch.records);
       } catch (err) {
         // Not a timeout (those are handled inside): a thread that died or failed to start.
-        this.once.warn('parse', { err: errorMessage(err), lines: batch.count }, 'parsing a chunk of log lines failed; retrying');
+        this.once.warn('parse', { err: errorMessage(err), lines: batch.records.length }, 'parsing a chunk of log lines failed; retrying');
         await sleep(backoffDelay(attempt, RETRY_BACKOFF));
       }
     }
@@ -187,7 +186,7 @@ export class LogPipeline {
         if (this.perFile.size >= 2 * this.config.tail.maxFiles) this.prunePerFile();
         this.perFile.set(id, (c = { parsed: 0, failed: 0 }));
       }
-      for (let k = i; k < j; k++) c.parsed += records[k].lines ?? 1;
+      c.parsed += j - i;
       i = j;
     }
     if (failed !== undefined) {
@@ -218,7 +217,7 @@ export class LogPipeline {
     } catch (err) {
       if (!isAbort(err)) throw err;
       this.replaced.inc();
-      this.once.warn('chunk-timeout', { lines: records.reduce((n, r) => n + (r.lines ?? 1), 0), timeoutMs: this.config.grok.chunkTimeout, first: records[0]?.path }, 'a chunk of lines overran its parse deadline; parsing it again line by line');
+      this.once.warn('chunk-timeout', { lines: records.length, timeoutMs: this.config.grok.chunkTimeout, first: records[0]?.path }, 'a chunk of lines overran its parse deadline; parsing it again line by line');
       return await this.parseLineByLine(records);
     } finally {
       this.parseSeconds.observe((performance.now() - started) / 1000);
@@ -227,7 +226,7 @@ export class LogPipeline {
 
   private async parseLineByLine(records: readonly TailRecord[]): Promise<ParseResult> {
     const parts: ParseResult[] = [];
-    for (const record of records.flatMap(chunkLines)) {
+    for (const record of records) {
       try {
         parts.push(await this.runTask([record], this.config.grok.lineTimeout));
       } catch (err) {
@@ -267,7 +266,7 @@ export class LogPipeline {
   /** Hands the events to the forwarder, waiting while its queue is full; acknowledges on delivery. */
   private async forward(batch: TailBatch, result: ParseResult): Promise<void> {
     const body = Buffer.from(result.ndjson.buffer, result.ndjson.byteOffset, result.ndjson.byteLength);
-    const id = `${recordId(batch.records[0])}+${batch.count}`;
+    const id = `${recordId(batch.records[0])}+${batch.records.length}`;
     const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { kind: SpanKind.INTERNAL, attributes: { 'plumb.kind': 'logs', 'plumb.events': result.events } });
     const onDone = (outcome: BatchResult): void => {
       span.end();
@@ -275,7 +274,7 @@ export class LogPipeline {
       else if (outcome === 'rejected') {
         // A collector refused it for good (counted by the forwarder): sending it again cannot
         // help, and holding it would stop the files behind it forever.
-        this.once.warn('rejected', { batch: id, lines: batch.count }, 'a collector refused a log batch permanently; moving past it');
+        this.once.warn('rejected', { batch: id, lines: batch.records.length }, 'a collector refused a log batch permanently; moving past it');
         this.tailer.ack(batch);
       }
       // dropped (shutting down): not acknowledged, read again on the next start

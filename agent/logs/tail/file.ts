@@ -24,11 +24,6 @@ export interface FileSettings {
   fingerprintBytes: number;
   partialTimeoutMs: number;
   idSeed: string;
-  /**
-   * Hand whole lines out as chunks of bytes (TailRecord.chunk) where nothing here has to look
-   * at them one by one: plain format, no multiline, a one-byte encoding.
-   */
-  chunks: boolean;
 }
 
 /** Where the records of a file go; `add` is called synchronously while a chunk is split. */
@@ -168,84 +163,12 @@ export class TailedFile {
     this.readOffset += n;
     if (this.head !== undefined) this.growHead(buf, n, start);
     this.begin(now, sink);
+    const split = this.splitter.push(buf, n, start, this.onLine);
     const counts = this.counts;
     counts.bytes = n;
-    if (this.settings.chunks && this.joiner === undefined && this.multiline === undefined && this.splitter.codec.unit === 1) this.takeChunk(buf, n, start);
-    else {
-      const split = this.splitter.push(buf, n, start, this.onLine);
-      counts.lines = split.lines;
-      counts.truncated = split.truncated;
-    }
+    counts.lines = split.lines;
+    counts.truncated = split.truncated;
     return this.end();
-  }
-
-  /**
-   * Hands the whole lines of `buf[0, n)` (at file offset `start`) out as one chunk record, for
-   * the parser thread to split: no string and no record per line on this thread. A line begun
-   * in the previous read still goes through the splitter (which holds its first bytes), and so
-   * does the unterminated tail; lines are only counted here.
-   */
-  private takeChunk(buf: Buffer, n: number, start: number): void {
-    const counts = this.counts;
-    let pos = 0;
-    if (this.splitter.pendingStart >= 0) {
-      const nl = buf.indexOf(0x0a);
-      const upto = nl === -1 || nl >= n ? n : nl + 1;
-      const split = this.splitter.push(buf, upto, start, this.onLine);
-      counts.lines += split.lines;
-      counts.truncated += split.truncated;
-      pos = upto;
-    }
-    if (pos >= n) return;
-    const last = buf.lastIndexOf(0x0a, n - 1);
-    if (last >= pos) {
-      const max = this.settings.maxLineBytes;
-      let lines = 0;
-      let records = 0;
-      let truncated = 0;
-      for (let p = pos; p <= last; ) {
-        const nl = buf.indexOf(0x0a, p);
-        const len = nl - p;
-        lines++;
-        if (len > max) truncated++;
-        if (len > 1 || (len === 1 && buf[p] !== 0x0d)) records++;
-        p = nl + 1;
-      }
-      counts.lines += lines;
-      counts.truncated += truncated;
-      this.consumed = start + last + 1;
-      if (records > 0) {
-        // the read buffer is reused: the chunk gets bytes of its own, transferred later
-        const chunk = Buffer.allocUnsafeSlow(last + 1 - pos);
-        buf.copy(chunk, 0, pos, last + 1);
-        this.onChunk(chunk, start + pos, start + last + 1, records);
-      }
-      pos = last + 1;
-    }
-    if (pos < n) this.splitter.push(buf.subarray(pos), n - pos, start + pos, this.onLine);
-  }
-
-  private onChunk(chunk: Buffer, offset: number, end: number, lines: number): void {
-    this.entry.fileId ??= computeFileId(this.settings.idSeed, this.inode, EMPTY, 0, this.entry.generation);
-    const record: TailRecord = {
-      fileId: this.entry.fileId,
-      path: this.path,
-      input: this.settings.input,
-      offset,
-      endOffset: end,
-      text: '',
-      chunk,
-      lines,
-      latin1: this.splitter.codec.name === 'latin1',
-      truncated: false,
-      stream: undefined,
-      time: undefined,
-      k8s: this.k8s,
-      json: undefined,
-      tags: NO_TAGS,
-      fields: this.settings.inputConfig.fields,
-    };
-    this.sink?.add(this, record);
   }
 
   /**

@@ -42,11 +42,6 @@ export interface TailerConfig {
   dataDir: string;
   /** Mixed into file ids so that two hosts' files never share event ids (the agent's host name). */
   idSeed?: string;
-  /**
-   * Plain one-byte-encoded inputs without multiline hand their whole lines out as chunks of
-   * bytes (TailRecord.chunk) for the consumer to split; otherwise one record per line or event.
-   */
-  chunks?: boolean;
 }
 
 export interface TailerDeps {
@@ -136,8 +131,6 @@ export class Tailer {
 
   // The batch being filled.
   private records: TailRecord[] = [];
-  /** Records in the batch, a chunk counting its lines. */
-  private recordCount = 0;
   private bytes = 0;
   private readonly contributors = new Map<AckTrack, TailedFile>();
   private readonly sealed = new Map<AckTrack, number>();
@@ -188,7 +181,6 @@ export class Tailer {
       fingerprintBytes: config.options.fingerprintBytes,
       partialTimeoutMs: config.options.partialTimeout,
       idSeed,
-      chunks: config.chunks === true && input.format === 'plain' && input.multiline === undefined,
     }));
     this.store = new CheckpointStore(config.dataDir, { maxEntries: config.options.maxFiles, forgetAfterMs: config.options.forgetAfter }, this.metrics, deps.log);
     this.discovery = new Discovery(config.inputs, config.options.maxFiles, deps.log);
@@ -295,7 +287,6 @@ export class Tailer {
     this.vacated.clear();
     this.closedRotated.clear();
     this.records = [];
-    this.recordCount = 0;
     this.bytes = 0;
     this.contributors.clear();
     this.sealed.clear();
@@ -332,10 +323,9 @@ export class Tailer {
 
   private addRecord(file: TailedFile, record: TailRecord): void {
     this.records.push(record);
-    this.recordCount += record.lines ?? 1;
-    this.bytes += record.chunk !== undefined ? record.chunk.byteLength : record.text.length;
+    this.bytes += record.text.length;
     this.contributors.set(file.track, file);
-    if (this.recordCount >= this.options.batchMaxRecords || this.bytes >= this.options.batchMaxBytes) this.closeBatch();
+    if (this.records.length >= this.options.batchMaxRecords || this.bytes >= this.options.batchMaxBytes) this.closeBatch();
   }
 
   /**
@@ -347,9 +337,8 @@ export class Tailer {
     const marks: Marks = [];
     for (const [track, end] of this.sealed) marks.push([track, track.mark(end)]);
     for (const [track, file] of this.contributors) marks.push([track, track.mark(file.safeOffset())]);
-    this.ready.push({ batch: { seq: ++this.seq, records: this.records, count: this.recordCount, bytes: this.bytes }, marks });
+    this.ready.push({ batch: { seq: ++this.seq, records: this.records, bytes: this.bytes }, marks });
     this.records = [];
-    this.recordCount = 0;
     this.bytes = 0;
     this.contributors.clear();
     this.sealed.clear();
@@ -473,7 +462,7 @@ export class Tailer {
       this.unacked.set(batch.seq, marks);
       this.metrics.unackedBatches.set(this.unacked.size);
       this.metrics.batches.inc();
-      this.metrics.records.inc(batch.count);
+      this.metrics.records.inc(batch.records.length);
       if (!(await this.deliver(batch, runId))) {
         // Never handed over: nothing to wait for; its lines are read again on the next start.
         this.unacked.delete(batch.seq);

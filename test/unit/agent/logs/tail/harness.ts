@@ -110,9 +110,9 @@ export interface Rig {
   telemetry: Telemetry;
 }
 
-export function rig(dataDir: string, inputs: LogInput[], opts: TailerOptions = options(), collector = new Collector(), chunks = false): Rig {
+export function rig(dataDir: string, inputs: LogInput[], opts: TailerOptions = options(), collector = new Collector()): Rig {
   const telemetry = new Telemetry();
-  const tailer = new Tailer({ inputs, options: opts, dataDir, idSeed: 'test-host', chunks }, { telemetry, log: silentLogger(), next: collector.next });
+  const tailer = new Tailer({ inputs, options: opts, dataDir, idSeed: 'test-host' }, { telemetry, log: silentLogger(), next: collector.next });
   collector.tailer = tailer;
   return { tailer, collector, telemetry };
 }
