@@ -667,7 +667,10 @@ export class Tailer {
       // been given the same, freed, inode): the next scan sees the new file. The one scanned was
       // rotated away unread: its lines are looked for once a file is followed here.
       if (key !== inodeKey(c) || bornAgain(c.birthtimeMs, inode.birthtimeMs)) {
-        this.vacate(c.path, c.input, c.mtimeMs);
+        // Whole milliseconds: the scanned file was never read, so its own later copy (renamed, or
+        // compressed with its time carried over to the millisecond) must count as written since;
+        // the rotations are compared as whole milliseconds too.
+        this.vacate(c.path, c.input, Math.floor(c.mtimeMs));
         await handle.close();
         return;
       }

@@ -1,5 +1,6 @@
 /** Shared set-up for the tailer tests: temp dirs, decoded config, a collecting consumer, waits. */
-import { mkdtemp, readdir, readFile, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach } from 'vitest';
 import os from 'node:os';
@@ -167,9 +168,10 @@ export async function logrotateDelaycompress(dir: string): Promise<void> {
   await writeFile(at('app.log.new'), '');
   for (let n = 20; n >= 2; n--) if (names.includes(`app.log.${n}.gz`)) await rename(at(`app.log.${n}.gz`), at(`app.log.${n + 1}.gz`));
   if (names.includes('app.log.1')) {
-    const st = await stat(at('app.log.1'));
     await writeFile(at('app.log.2.gz'), gzipSync(await readFile(at('app.log.1'))));
-    await utimes(at('app.log.2.gz'), st.atime, st.mtime);
+    // gzip carries the original's times over to the nanosecond; fs.utimes (seconds as a double)
+    // can land a hair earlier, so the times are copied the way touch -r copies them.
+    execFileSync('touch', ['-r', at('app.log.1'), at('app.log.2.gz')]);
     await unlink(at('app.log.1'));
   }
   await rename(at('app.log'), at('app.log.1'));
