@@ -20,7 +20,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { appendFileSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -189,6 +189,8 @@ async function main(): Promise<void> {
   const o = args();
   // the agent runs as installed: compiled JavaScript (dist/), as the plumb command and the image run it
   execFileSync(NODE, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  // files the compiled modules read next to themselves, copied as `npm run build` copies them
+  for (const dir of ['shared/otlp/proto', 'shared/console/static']) cpSync(join(ROOT, dir), join(ROOT, 'dist', dir), { recursive: true });
   const facts = await generateAccessLog(WORK, o.lines);
   const lines = await sampleLines(facts.path, SAMPLE_LINES);
   const raw = ceiling(lines);
