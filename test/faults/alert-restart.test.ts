@@ -132,9 +132,13 @@ describe('fault: kill -9 of a collector evaluating alert rules', () => {
     const poster = new MetricPoster('agent');
     let heartbeat = true;
     let posting = true;
+    /** When the last batch with a heartbeat in it was made: its samples are no later than that. */
+    let lastHeartbeatAt = 0;
     const feeding = (async () => {
       while (posting) {
-        await poster.post(collector.url, poster.batch([gauge('queue.depth', 50), ...(heartbeat ? [counter('heartbeat', 1)] : [])]));
+        const batch = poster.batch([gauge('queue.depth', 50), ...(heartbeat ? [counter('heartbeat', 1)] : [])]);
+        if (heartbeat) lastHeartbeatAt = batch.end;
+        await poster.post(collector.url, batch);
         await sleep(200);
       }
     })();
@@ -181,8 +185,11 @@ describe('fault: kill -9 of a collector evaluating alert rules', () => {
 
     // now the heartbeat really stops: the absent rule fires about one window later
     heartbeat = false;
-    const stopped = Date.now();
     const missing = await waitFor(() => hook.notices('HeartbeatMissing', 'firing')[0], { what: 'HeartbeatMissing firing', timeoutMs: 15_000 });
+    // A batch covers the second before it was made, so its last heartbeat can be counted up to
+    // 1 s before the batch was made; the 4 s window then runs out no sooner than 3 s after it.
+    // (A batch made just before the flag flipped can still be on its way: measure from it.)
+    const stopped = lastHeartbeatAt;
     expect(missing.at - stopped).toBeGreaterThanOrEqual(3000);
     report({ scenario: 'alert-restart-for', sent: 1, delivered: 1, lost: 0, duplicated: 0, recoveryMs: downMs, notes: { firedLateMs: lateMs, absentFiredAfterMs: missing.at - stopped } });
   });
