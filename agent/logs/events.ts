@@ -170,10 +170,44 @@ interface InputParser {
   timestampField: string[] | null;
   fields: Readonly<Record<string, string>>;
   hasFields: boolean;
+  /**
+   * The static fields as JSON members (`,"k":"v"…`) when the event of a plain grok line can be
+   * written from the match's own JSON (see `EventBuilder.grokLine`), else null.
+   */
+  directFields: string | null;
+  /** The last timestamp text parsed and its time: a chunk's lines mostly share their second. */
+  lastStamp: string | undefined;
+  lastMs: number | undefined;
 }
 
 /** Reserved top-level keys that plumb itself fills. */
 const OWN_OBJECTS = new Set(['host', 'log', 'event']);
+
+/**
+ * Top-level keys that the general path treats apart (or fills itself). A grok expression or
+ * static field using none of them needs none of its special cases.
+ */
+const SPECIAL_KEYS = new Set(['@timestamp', 'message', 'message_value', 'tags', 'host', 'log', 'event', 'stream', 'kubernetes', 'container', '__proto__']);
+
+/** Keys that JavaScript orders before all others in an object (array indexes). */
+const INDEX_KEY = /^(?:0|[1-9]\d*)$/;
+
+/**
+ * The static fields as JSON members, or null when an event of this input must go through the
+ * general path: a captured or static key that path treats apart, an index-like key (objects put
+ * those first, so the order would differ), or a static field over a captured one.
+ */
+function directFieldsOf(grok: Grok | null, fields: Readonly<Record<string, string>>): string | null {
+  if (grok === null) return null;
+  const captured = new Set(grok.topLevelFields);
+  for (const key of captured) if (SPECIAL_KEYS.has(key) || INDEX_KEY.test(key)) return null;
+  let json = '';
+  for (const key in fields) {
+    if (SPECIAL_KEYS.has(key) || INDEX_KEY.test(key) || captured.has(key)) return null;
+    json += `,${JSON.stringify(key)}:${JSON.stringify(fields[key])}`;
+  }
+  return json;
+}
 
 /** Turns records into NDJSON events; one per parser thread, built from the validated configuration. */
 export class EventBuilder {
@@ -182,6 +216,12 @@ export class EventBuilder {
   /** Built-in patterns with agent.grok.patternsDir over them (the grok debugger compiles against it too). */
   readonly library: PatternLibrary;
   private readonly iso = new IsoTime();
+  /** `,"host":{…},"log":{"file":{"path":` — what every direct event has before its path. */
+  private readonly hostJson: string;
+  /** The task's paths as JSON strings, by file index (see `parse`). */
+  private readonly pathJson: string[] = [];
+  /** What went wrong with the last line `grokLine` wrote (a field, so no object per line). */
+  private readonly outcome = { outcome: 0 };
 
   constructor(setup: ParserSetup) {
     const library = PatternLibrary.builtin().clone();
@@ -196,8 +236,13 @@ export class EventBuilder {
         timestampField: input.timestamp !== undefined ? fieldPath(input.timestamp.field) : null,
         fields: input.fields,
         hasFields: Object.keys(input.fields).length > 0,
+        directFields: null as string | null,
+        lastStamp: undefined as string | undefined,
+        lastMs: undefined as number | undefined,
       };
     });
+    for (const p of this.parsers) p.directFields = directFieldsOf(p.grok, p.fields);
+    this.hostJson = `,"host":{"name":${JSON.stringify(setup.hostName)}},"log":{"file":{"path":`;
   }
 
   /** Parses a whole task into NDJSON. */
@@ -210,12 +255,26 @@ export class EventBuilder {
     let dateFailures = 0;
     let timeouts = 0;
     let failedByFile: Record<string, number> | undefined;
+    for (const p of this.parsers) p.lastStamp = undefined;
+    const pathJson = this.pathJson;
+    pathJson.length = 0;
+    for (const path of task.paths) pathJson.push(JSON.stringify(path));
+    const timedOut = task.timedOut === true;
+    const r = this.outcome;
     for (let i = 0; i < task.lengths.length; i++) {
       const line = text.slice(pos, pos + task.lengths[i]);
       pos += task.lengths[i];
       const f = task.files[i];
-      const r = this.event(task.inputs[i], line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, task.extras === null ? null : task.extras[i], now, task.timedOut === true);
-      out[i] = r.json;
+      const input = task.inputs[i];
+      const extra = task.extras === null ? null : task.extras[i];
+      if (extra === null && !timedOut && this.parsers[input].directFields !== null) {
+        out[i] = this.grokLine(this.parsers[input], line, task.offsets[i], task.fileIds[f], pathJson[f], task.truncated[i] === 1, now);
+      } else {
+        const e = this.event(input, line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, extra, now, timedOut);
+        out[i] = e.json;
+        r.outcome = e.outcome;
+      }
+      if (r.outcome === 0) continue;
       if (r.outcome & GROK_FAILED) grokFailures++;
       if (r.outcome & DATE_FAILED) dateFailures++;
       if (r.outcome & TIMED_OUT) timeouts++;
@@ -228,6 +287,53 @@ export class EventBuilder {
     const result: ParseResult = { ndjson: ownedBytes(out.join('\n')), events: task.lengths.length, grokFailures, dateFailures, timeouts };
     if (failedByFile !== undefined) result.failedByFile = failedByFile;
     return result;
+  }
+
+  /**
+   * The event of a plain grok line (no container/json extras, no captured or static key that the
+   * general path treats apart) written as text: the match's fields keep their order and values,
+   * so `JSON.stringify` of the fields object gives the members that the general path's object
+   * would have between `message` and the static fields, and what follows them (host, log,
+   * event, tags) depends only on the file, the offset and the outcome. Same bytes as `event`.
+   */
+  private grokLine(p: InputParser, line: string, offset: number, fileId: string, pathJson: string, truncated: boolean, now: string): string {
+    const fields = (p.grok as Grok).matchLine(line);
+    let timestamp = now;
+    let members = '';
+    let tags = '';
+    let outcome = 0;
+    if (fields === null) {
+      tags = TAGS_GROK_FAILURE;
+      outcome = GROK_FAILED;
+    } else {
+      if (p.date !== null) {
+        const raw = lookup(fields, p.timestampField as string[]);
+        if (raw !== undefined) {
+          const ms = typeof raw === 'string' || typeof raw === 'number' ? this.parseStamp(p, String(raw)) : undefined;
+          if (ms !== undefined) timestamp = this.iso.format(ms);
+          else {
+            tags = TAGS_DATE_FAILURE;
+            outcome = DATE_FAILED;
+          }
+        }
+      }
+      members = JSON.stringify(fields);
+      // "{}" has no members; otherwise "{…}" less its braces, after a comma
+      members = members.length === 2 ? '' : ',' + members.slice(1, -1);
+    }
+    this.outcome.outcome = outcome;
+    return '{"@timestamp":"' + timestamp + '","message":' + JSON.stringify(line) + members + (p.directFields as string) +
+      this.hostJson + pathJson + '},"offset":' + String(offset) + (truncated ? ',"flags":["truncated"]},"event":{"id":"' : '},"event":{"id":"') +
+      eventId(fileId, offset) + '"}' + tags + '}';
+  }
+
+  /** `date.parse`, reusing the last parse when the text is the same (reset for every task). */
+  private parseStamp(p: InputParser, raw: string): number | undefined {
+    if (raw === p.lastStamp) return p.lastMs;
+    const ms = (p.date as DateParser).parse(raw);
+    p.lastStamp = raw;
+    p.lastMs = ms;
+    return ms;
   }
 
   /** One event as a JSON line (no newline) and what went wrong with it. */
@@ -257,7 +363,7 @@ export class EventBuilder {
     if (p.date !== null && parsed !== null) {
       const raw = lookup(parsed, p.timestampField as string[]);
       if (raw !== undefined) {
-        const ms = typeof raw === 'string' || typeof raw === 'number' ? p.date.parse(String(raw)) : undefined;
+        const ms = typeof raw === 'string' || typeof raw === 'number' ? this.parseStamp(p, String(raw)) : undefined;
         if (ms !== undefined) timestamp = this.iso.format(ms);
         else {
           tags.push(TAG_DATE_FAILURE);
@@ -342,6 +448,9 @@ export class IsoTime {
 }
 
 const MAX_FIXED_WIDTH_MS = Date.UTC(10000, 0, 1);
+
+const TAGS_GROK_FAILURE = `,"tags":${JSON.stringify([TAG_GROK_FAILURE])}`;
+const TAGS_DATE_FAILURE = `,"tags":${JSON.stringify([TAG_DATE_FAILURE])}`;
 
 const GROK_FAILED = 1;
 const DATE_FAILED = 2;

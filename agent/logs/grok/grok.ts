@@ -93,6 +93,8 @@ export class Grok {
   readonly regexes: readonly RegExp[];
   /** Field names the expressions can produce, nested paths joined with dots. */
   readonly fieldNames: readonly string[];
+  /** The top-level keys a match can have (a nested name's first part). */
+  readonly topLevelFields: readonly string[];
   private readonly compiled: CompiledExpression[];
   private readonly keepEmpty: boolean;
   /** Some expression uses ^ or $, so a line with a newline needs the multi-line variant. */
@@ -110,6 +112,9 @@ export class Grok {
     const names = new Set<string>();
     for (const c of this.compiled) for (const f of c.slotField) names.add(f.path === null ? f.key : f.path.join('.'));
     this.fieldNames = [...names];
+    const top = new Set<string>();
+    for (const c of this.compiled) for (const f of c.slotField) top.add(f.path === null ? f.key : f.path[0]);
+    this.topLevelFields = [...top];
   }
 
   /** Fields of the first expression that matches, or null when none does. Never throws. */

@@ -197,6 +197,91 @@ describe('EventBuilder', () => {
   });
 });
 
+/** The NDJSON lines of a parsed task, as text. */
+function ndjsonLines(b: EventBuilder, task: ParseTask): string[] {
+  const text = Buffer.from(b.parse(task).ndjson).toString('utf8');
+  return text.slice(0, -1).split('\n');
+}
+
+/** Each record's event as the general path writes it (object + JSON.stringify), from its text as the thread gets it (UTF-8). */
+function generalLines(b: EventBuilder, records: TailRecord[], now: number): string[] {
+  const iso = new Date(now).toISOString();
+  return records.map((r) => b.event(r.input, Buffer.from(r.text).toString('utf8'), r.offset, r.fileId, r.path, r.truncated, r.stream !== undefined || r.tags.length > 0 ? { stream: r.stream, time: r.time, k8s: r.k8s, json: r.json, tags: r.tags } : null, iso, false).json);
+}
+
+describe('EventBuilder: grok lines written as text', () => {
+  // Text with what JSON must escape: quotes, backslashes, control characters, lone surrogates, non-ASCII.
+  const nasty = fc.string({ unit: fc.oneof(fc.constantFrom('"', '\\', '\t', '\u0001', '\u007f', '\u2028', '\ud800', '\udfff', 'é', '日', '👋', '/', ' ', '-'), fc.string({ unit: 'grapheme-ascii', maxLength: 3 })), maxLength: 40 });
+  const word = fc.stringMatching(/^[A-Za-z0-9_]{1,8}$/);
+  const stamp = fc.oneof(
+    fc.integer({ min: Date.UTC(1990, 0, 1), max: Date.UTC(2040, 0, 1) }).map((ms) => {
+      const d = new Date(ms);
+      const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+      const p2 = (n: number): string => String(n).padStart(2, '0');
+      return `${p2(d.getUTCDate())}/${months[d.getUTCMonth()]}/${d.getUTCFullYear()}:${p2(d.getUTCHours())}:${p2(d.getUTCMinutes())}:${p2(d.getUTCSeconds())} +0000`;
+    }),
+    fc.constant('24/Nov/2026:10:15:02 +0100'),
+    fc.constant('31/Feb/2026:10:15:02 +0000'),
+  );
+  const apache = fc.tuple(word, fc.option(word), stamp, word, nasty, fc.integer({ min: 100, max: 599 }), fc.option(fc.integer({ min: 0, max: 1e9 })), nasty, nasty).map(
+    ([ip, user, ts, verb, req, status, bytes, ref, agent]) => `${ip} - ${user ?? '-'} [${ts}] "${verb} ${req.replace(/[\s"]/g, '_') || '/'} HTTP/1.1" ${status} ${bytes ?? '-'} "${ref.replace(/"/g, '\\"')}" "${agent.replace(/"/g, '\\"')}"`,
+  );
+  const path = fc.oneof(fc.constant('/var/log/app/app.log'), nasty.map((s) => `/var/log/${s}.log`));
+  const recordArb = fc.record({
+    text: fc.oneof(apache, apache, nasty, fc.tuple(apache, nasty).map(([a, b]) => `${a}\n${b}`), fc.constant('')),
+    offset: fc.integer({ min: 0, max: 2 ** 52 }),
+    path,
+    truncated: fc.boolean(),
+    tags: fc.oneof(fc.constant(NO_TAGS), fc.constant(['_utf8error'] as readonly string[])),
+  });
+
+  function check(b: EventBuilder, reference: EventBuilder, gen: fc.Arbitrary<{ text: string; offset: number; path: string; truncated: boolean; tags: readonly string[] }[]>, input = 0): void {
+    fc.assert(
+      fc.property(gen, (rs) => {
+        const records = rs.map((r, i) => record(r.text, r.offset, { path: r.path, fileId: `${FILE_ID.slice(0, 31)}${i % 3}`, truncated: r.truncated, tags: r.tags, input }));
+        const { task } = packRecords(records, NOW);
+        expect(ndjsonLines(b, task)).toEqual(generalLines(reference, records, NOW));
+      }),
+      { numRuns: 300 },
+    );
+  }
+
+  it('writes the same bytes as the event object through JSON.stringify for COMBINEDAPACHELOG with a date (property)', () => {
+    const setup = { pattern: '%{COMBINEDAPACHELOG}', timestamp: { field: 'timestamp', format: 'dd/MMM/yyyy:HH:mm:ss Z' } };
+    check(builder([setup]), builder([setup]), fc.array(recordArb, { minLength: 1, maxLength: 30 }));
+  });
+
+  it('writes the same bytes with typed, nested, repeated and missing captures, static fields and a nested timestamp (property)', () => {
+    const setup = {
+      pattern: ['^%{WORD:[a][b]}(?: %{INT:n:int})?(?: %{NUMBER:f:float})? %{WORD:w} %{WORD:w}(?: \\[%{DATA:[t][ts]}\\])?', '%{GREEDYDATA:rest}x$'],
+      timestamp: { field: '[t][ts]', format: 'ISO8601' },
+      fields: { env: 'prod "blue"', 'service.name': 'shop ✓' },
+    };
+    const line = fc.tuple(word, fc.option(fc.integer({ min: -1e6, max: 1e6 })), fc.option(fc.double({ noNaN: true, min: -1e6, max: 1e6 })), word, word, fc.option(fc.oneof(fc.constant('2026-11-24T10:15:02.123Z'), fc.constant('not a date'), nasty)), nasty).map(
+      ([a, n, f, w1, w2, ts, tail]) => [a, n, f?.toString(), w1, w2].filter((x) => x !== null && x !== undefined).join(' ') + (ts === null ? '' : ` [${ts.replace(/]/g, '')}]`) + (tail.length % 2 === 0 ? '' : `\n${tail}x`),
+    );
+    const rec = fc.record({ text: fc.oneof(line, nasty), offset: fc.nat(), path, truncated: fc.boolean(), tags: fc.constant(NO_TAGS) });
+    check(builder([setup]), builder([setup]), fc.array(rec, { minLength: 1, maxLength: 20 }));
+  });
+
+  it('keeps the general path for a captured message, plumb’s own keys, index-like names and static fields over captures', () => {
+    const cases: Partial<InputSetup>[] = [
+      { pattern: '%{WORD:verb} %{GREEDYDATA:message}' },
+      { pattern: '%{WORD:host} %{GREEDYDATA:rest}' },
+      { pattern: '%{WORD:[log][level]} %{GREEDYDATA:rest}' },
+      { pattern: '%{WORD:0} %{GREEDYDATA:rest}' },
+      { pattern: '%{WORD:tags} %{GREEDYDATA:rest}' },
+      { pattern: '%{WORD:verb} %{GREEDYDATA:rest}', fields: { verb: 'static' } },
+      { pattern: '%{WORD:verb} %{GREEDYDATA:rest}', fields: { 7: 'index' } },
+    ];
+    for (const c of cases) {
+      const records = [record('GET /x y', 0), record('nothing', 10)];
+      const { task } = packRecords(records, NOW);
+      expect(ndjsonLines(builder([c]), task)).toEqual(generalLines(builder([c]), records, NOW));
+    }
+  });
+});
+
 describe('IsoTime', () => {
   it('formats as toISOString does, whatever the order of the times (property)', () => {
     const iso = new IsoTime();
