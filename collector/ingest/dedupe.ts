@@ -6,7 +6,7 @@ import { Journal, type JournalOptions } from '../../shared/journal.ts';
 import { LogOnce, type Logger } from '../../shared/log.ts';
 import { errorMessage } from '../../shared/errors.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
-import { LOG_EVENT_ID } from '../../shared/wire.ts';
+import { LOG_EVENT_FILE_CHARS, logEventOffset } from '../../shared/wire.ts';
 
 /** A bounded set of ids that can be written to and read back from snapshot chunks. */
 export interface IdWindow {
@@ -146,6 +146,14 @@ export class SeenEvents implements IdWindow {
   private readonly files = new Map<string, Offsets>();
   private readonly other = new Set<string>();
   private total = 0;
+  /**
+   * The file key looked up last and its offsets (undefined: not held), so the ids of a batch,
+   * nearly all of one file, skip the slice and the map lookup; '' when not known.
+   */
+  private lastKey = '';
+  private lastFile: Offsets | undefined = undefined;
+  /** The file touched most recently (last in `files`), which add() need not move. */
+  private newest: Offsets | undefined = undefined;
 
   constructor(capacity: number) {
     this.capacity = capacity;
@@ -157,26 +165,47 @@ export class SeenEvents implements IdWindow {
 
   has(id: string): boolean {
     if (this.capacity === 0) return false;
-    if (!LOG_EVENT_ID.test(id)) return this.other.has(id);
-    const f = this.files.get(id.slice(0, 32));
-    return f !== undefined && f.has(parseInt(id.slice(32), 16));
+    const offset = this.locate(id);
+    if (offset < 0) return this.other.has(id);
+    const f = this.lastFile;
+    return f !== undefined && f.has(offset);
   }
 
   add(id: string): void {
     if (this.capacity === 0) return;
-    if (!LOG_EVENT_ID.test(id)) {
+    const offset = this.locate(id);
+    if (offset < 0) {
       if (this.other.has(id)) return;
       this.other.add(id);
       this.total++;
     } else {
-      const key = id.slice(0, 32);
-      let f = this.files.get(key);
-      if (f === undefined) f = new Offsets();
-      else this.files.delete(key);
-      this.files.set(key, f); // most recently touched last
-      if (f.add(parseInt(id.slice(32), 16))) this.total++;
+      let f = this.lastFile;
+      if (f === undefined) {
+        f = new Offsets();
+        this.files.set(this.lastKey, f);
+        this.lastFile = f;
+      } else if (f !== this.newest) {
+        this.files.delete(this.lastKey);
+        this.files.set(this.lastKey, f); // most recently touched last
+      }
+      this.newest = f;
+      if (f.add(offset)) this.total++;
     }
     while (this.total > this.capacity) this.evict();
+  }
+
+  /**
+   * The offset of an agent id, with its file's key in lastKey and its offsets in lastFile; -1
+   * when `id` is not an agent id (lastKey and lastFile are then left as they were).
+   */
+  private locate(id: string): number {
+    if (this.lastKey !== '' && id.startsWith(this.lastKey)) return logEventOffset(id, true);
+    const offset = logEventOffset(id);
+    if (offset >= 0) {
+      this.lastKey = id.slice(0, LOG_EVENT_FILE_CHARS);
+      this.lastFile = this.files.get(this.lastKey);
+    }
+    return offset;
   }
 
   /**
@@ -211,6 +240,9 @@ export class SeenEvents implements IdWindow {
       else this.files.delete(key);
       this.files.set(key, f);
       for (let p = 33; p < c.length; p += 8) if (f.add(c.readDoubleLE(p))) this.total++;
+      // the map changed behind add()'s memory of the last file
+      this.lastKey = '';
+      this.lastFile = this.newest = undefined;
     }
     while (this.total > this.capacity) this.evict();
   }
@@ -229,7 +261,11 @@ export class SeenEvents implements IdWindow {
     const drop = Math.max(1, Math.min(f.length, this.total - this.capacity, Math.ceil(f.length / 2)));
     f.dropOldest(drop);
     this.total -= drop;
-    if (f.length === 0) this.files.delete(key);
+    if (f.length === 0) {
+      this.files.delete(key);
+      if (f === this.lastFile) this.lastKey = '';
+      if (f === this.newest) this.newest = undefined;
+    }
   }
 }
 
@@ -243,6 +279,8 @@ class Offsets {
     const a = this.values;
     let lo = this.start;
     let hi = this.start + this.length - 1;
+    // a fresh event is past every offset held: the common case needs no search
+    if (hi < lo || v > a[hi] || v < a[lo]) return false;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
       if (a[mid] === v) return true;

@@ -22,7 +22,7 @@
 import { mkdir, open, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { frameHeader, scanFrames } from '../../shared/spool.ts';
-import { LOG_EVENT_ID } from '../../shared/wire.ts';
+import { LOG_EVENT_FILE_CHARS, logEventOffset } from '../../shared/wire.ts';
 import { SeenEvents } from '../ingest/dedupe.ts';
 
 /** One file of one write: where, and which events. */
@@ -48,7 +48,7 @@ export interface IntentRecovery {
 }
 
 /** A group as stored: ids of agent events as file id → offsets (deltas), others as they are. */
-interface StoredGroup {
+export interface StoredGroup {
   p: string;
   b: number;
   a: number;
@@ -276,25 +276,35 @@ function fileName(gen: number): string {
   return `${String(gen).padStart(10, '0')}.intents`;
 }
 
-function encodeGroup(g: IntentGroup): StoredGroup {
+/** A group as the record stores it (exported for the format tests). */
+export function encodeGroup(g: IntentGroup): StoredGroup {
   const out: StoredGroup = { p: g.path, b: g.before, a: g.after };
   const last = new Map<string, number>();
+  // the file key of the id before, its list and offset: a group's ids are mostly of one file
+  let key = '';
+  let list: number[] = [];
+  let prev = 0;
   for (const id of g.ids) {
-    if (!LOG_EVENT_ID.test(id)) {
+    const same = key !== '' && id.startsWith(key);
+    const offset = logEventOffset(id, same);
+    if (offset < 0) {
       (out.o ??= []).push(id);
       continue;
     }
     // agent ids: 32 hex of file identity + 12 hex of offset; offsets stored as deltas
-    const key = id.slice(0, 32);
-    const offset = parseInt(id.slice(32), 16);
-    const list = ((out.k ??= {})[key] ??= []);
-    list.push(offset - (last.get(key) ?? 0));
-    last.set(key, offset);
+    if (!same) {
+      if (key !== '') last.set(key, prev);
+      key = id.slice(0, LOG_EVENT_FILE_CHARS);
+      list = (out.k ??= {})[key] ??= [];
+      prev = last.get(key) ?? 0;
+    }
+    list.push(offset - prev);
+    prev = offset;
   }
   return out;
 }
 
-function forEachId(g: StoredGroup, fn: (id: string) => void): void {
+export function forEachId(g: StoredGroup, fn: (id: string) => void): void {
   for (const [key, deltas] of Object.entries(g.k ?? {})) {
     let offset = 0;
     for (const d of deltas) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { checkBatch } from '../../../../collector/ingest/logs.ts';
 import { SeenEvents } from '../../../../collector/ingest/dedupe.ts';
+import { LOG_EVENT_ID } from '../../../../shared/wire.ts';
 
 const FILE_A = 'a'.repeat(32);
 const FILE_B = 'b'.repeat(32);
@@ -133,6 +134,83 @@ describe('SeenEvents', () => {
         expect(seen.size).toBe(model.size);
         for (const [f, o] of [...adds, ...probes]) expect(seen.has(id(f, o))).toBe(model.has(id(f, o)));
       }),
+    );
+  });
+
+  it('answers, evicts and snapshots as a plain model of its rules does, whatever the order of ids (property)', () => {
+    // the model: per file key its offsets ascending, files in the order last touched, other ids as a set
+    class Model {
+      files = new Map<string, number[]>();
+      other = new Set<string>();
+      total = 0;
+      readonly capacity: number;
+      constructor(capacity: number) {
+        this.capacity = capacity;
+      }
+      has(id: string): boolean {
+        if (!LOG_EVENT_ID.test(id)) return this.other.has(id);
+        return this.files.get(id.slice(0, 32))?.includes(parseInt(id.slice(32), 16)) ?? false;
+      }
+      add(id: string): void {
+        if (!LOG_EVENT_ID.test(id)) {
+          if (this.other.has(id)) return;
+          this.other.add(id);
+          this.total++;
+        } else {
+          const key = id.slice(0, 32);
+          const offset = parseInt(id.slice(32), 16);
+          const f = this.files.get(key) ?? [];
+          this.files.delete(key);
+          this.files.set(key, f);
+          if (!f.includes(offset)) {
+            f.push(offset);
+            f.sort((a, b) => a - b);
+            this.total++;
+          }
+        }
+        while (this.total > this.capacity) {
+          const oldest = [...this.files][0];
+          if (this.other.size > 0 && (oldest === undefined || this.other.size * 2 > this.total)) {
+            this.other.delete([...this.other][0]);
+            this.total--;
+            continue;
+          }
+          const [key, f] = oldest;
+          const drop = Math.max(1, Math.min(f.length, this.total - this.capacity, Math.ceil(f.length / 2)));
+          f.splice(0, drop);
+          this.total -= drop;
+          if (f.length === 0) this.files.delete(key);
+        }
+      }
+    }
+    const FILE_C = 'c'.repeat(31) + '0';
+    const anId = fc.oneof(
+      { weight: 8, arbitrary: fc.tuple(fc.constantFrom(FILE_A, FILE_B, FILE_C), fc.nat(200)).map(([f, o]) => id(f, o)) },
+      { weight: 1, arbitrary: fc.constantFrom('custom-1', 'custom-2', `${FILE_A.toUpperCase()}000000000001`, `${FILE_A}00000000001`, `${FILE_B}00000000000g`) },
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 40 }), fc.array(fc.tuple(fc.boolean(), anId), { maxLength: 300 }), (capacity, ops) => {
+        const seen = new SeenEvents(capacity);
+        const model = new Model(capacity);
+        for (const [add, x] of ops) {
+          if (add) {
+            seen.add(x);
+            model.add(x);
+          } else {
+            expect(seen.has(x)).toBe(model.has(x));
+          }
+        }
+        expect(seen.size).toBe(model.total);
+        // the same files in the same order with the same offsets, and the same other ids
+        const again = new SeenEvents(capacity);
+        again.restore(seen.snapshot());
+        for (const [f, offsets] of model.files) for (const o of offsets) expect(again.has(id(f, o))).toBe(true);
+        const chunks = seen.snapshot();
+        expect(chunks.filter((c) => c[0] === 0x46).map((c) => c.toString('latin1', 1, 33))).toEqual([...model.files.keys()]);
+        expect(chunks.filter((c) => c[0] === 0x46).map((c) => (c.length - 33) / 8)).toEqual([...model.files.values()].map((f) => f.length));
+        for (const o of model.other) expect(seen.has(o)).toBe(true);
+      }),
+      { numRuns: 300 },
     );
   });
 
