@@ -13,6 +13,7 @@
 // first: on too old a Node.js, one clear line before anything else loads
 import './node-version.ts';
 import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
@@ -151,6 +152,9 @@ async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promi
     await collector.start();
   }
   if (roles.includes('agent')) {
+    // V8 reads this flag whenever it sizes the heap, so setting it before the agent holds any
+    // data takes effect as if given on the command line (Node refuses it in NODE_OPTIONS).
+    if (config.agent.memory.optimizeForSize) setFlagsFromString('--optimize-for-size');
     const { PlumbAgent } = await import('../agent/agent.ts');
     agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status, env: process.env });
     await agent.start();

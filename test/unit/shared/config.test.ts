@@ -44,6 +44,12 @@ collector:
     expect(c.agent.forward.collectors).toEqual(['http://127.0.0.1:9102']);
   });
 
+  it("the agent's heap policy favours size unless turned off, and takes only a boolean", () => {
+    expect(load('').agent.memory.optimizeForSize).toBe(true);
+    expect(load('agent: { memory: { optimizeForSize: false } }').agent.memory.optimizeForSize).toBe(false);
+    expect(errorsOf('agent: { memory: { optimizeForSize: "small" } }').join('\n')).toMatch(/agent\.memory\.optimizeForSize/);
+  });
+
   it('reports every error at once, each with its key path', () => {
     const errors = errorsOf(`
 agent:
