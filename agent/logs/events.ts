@@ -21,7 +21,7 @@
  */
 import type { KubernetesMeta, Stream } from './tail/formats.ts';
 import type { TailRecord } from './tail/record.ts';
-import { eventId } from './tail/identity.ts';
+import { eventId, offsetHex } from './tail/identity.ts';
 import { compileGrok, type Grok, type GrokFields } from './grok/grok.ts';
 import { PatternLibrary } from './grok/library.ts';
 import { compileDateParser, type DateParser } from './grok/date.ts';
@@ -218,8 +218,11 @@ export class EventBuilder {
   private readonly iso = new IsoTime();
   /** `,"host":{…},"log":{"file":{"path":` — what every direct event has before its path. */
   private readonly hostJson: string;
-  /** The task's paths as JSON strings, by file index (see `parse`). */
-  private readonly pathJson: string[] = [];
+  /** Per file of the task (see `parse`): `…"path":"<path>"},"offset":` */
+  private readonly fileHead: string[] = [];
+  /** Per file of the task: `},"event":{"id":"<file id>`, and the same after a truncated record's flags. */
+  private readonly fileMid: string[] = [];
+  private readonly fileMidTruncated: string[] = [];
   /** What went wrong with the last line `grokLine` wrote (a field, so no object per line). */
   private readonly outcome = { outcome: 0 };
 
@@ -256,9 +259,13 @@ export class EventBuilder {
     let timeouts = 0;
     let failedByFile: Record<string, number> | undefined;
     for (const p of this.parsers) p.lastStamp = undefined;
-    const pathJson = this.pathJson;
-    pathJson.length = 0;
-    for (const path of task.paths) pathJson.push(JSON.stringify(path));
+    const { fileHead, fileMid, fileMidTruncated } = this;
+    fileHead.length = fileMid.length = fileMidTruncated.length = 0;
+    for (let f = 0; f < task.paths.length; f++) {
+      fileHead.push(`${this.hostJson}${JSON.stringify(task.paths[f])}},"offset":`);
+      fileMid.push(`},"event":{"id":"${task.fileIds[f]}`);
+      fileMidTruncated.push(`,"flags":["truncated"]},"event":{"id":"${task.fileIds[f]}`);
+    }
     const timedOut = task.timedOut === true;
     const r = this.outcome;
     for (let i = 0; i < task.lengths.length; i++) {
@@ -268,7 +275,7 @@ export class EventBuilder {
       const input = task.inputs[i];
       const extra = task.extras === null ? null : task.extras[i];
       if (extra === null && !timedOut && this.parsers[input].directFields !== null) {
-        out[i] = this.grokLine(this.parsers[input], line, task.offsets[i], task.fileIds[f], pathJson[f], task.truncated[i] === 1, now);
+        out[i] = this.grokLine(this.parsers[input], line, task.offsets[i], fileHead[f], task.truncated[i] === 1 ? fileMidTruncated[f] : fileMid[f], now);
       } else {
         const e = this.event(input, line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, extra, now, timedOut);
         out[i] = e.json;
@@ -296,7 +303,7 @@ export class EventBuilder {
    * would have between `message` and the static fields, and what follows them (host, log,
    * event, tags) depends only on the file, the offset and the outcome. Same bytes as `event`.
    */
-  private grokLine(p: InputParser, line: string, offset: number, fileId: string, pathJson: string, truncated: boolean, now: string): string {
+  private grokLine(p: InputParser, line: string, offset: number, fileHead: string, fileMid: string, now: string): string {
     const fields = (p.grok as Grok).matchLine(line);
     let timestamp = now;
     let members = '';
@@ -323,8 +330,7 @@ export class EventBuilder {
     }
     this.outcome.outcome = outcome;
     return '{"@timestamp":"' + timestamp + '","message":' + JSON.stringify(line) + members + (p.directFields as string) +
-      this.hostJson + pathJson + '},"offset":' + String(offset) + (truncated ? ',"flags":["truncated"]},"event":{"id":"' : '},"event":{"id":"') +
-      eventId(fileId, offset) + '"}' + tags + '}';
+      fileHead + String(offset) + fileMid + offsetHex(offset) + '"}' + tags + '}';
   }
 
   /** `date.parse`, reusing the last parse when the text is the same (reset for every task). */

@@ -92,7 +92,12 @@ export function computeFileId(seed: string, inode: Inode, prefix: Buffer, prefix
  * the same bytes read again after a restart get the same id, so downstream can drop replays.
  */
 export function eventId(fileId: string, offset: number): string {
-  return fileId + offset.toString(16).padStart(12, '0');
+  return fileId + offsetHex(offset);
+}
+
+/** The part of an event id after the file id. */
+export function offsetHex(offset: number): string {
+  return offset.toString(16).padStart(12, '0');
 }
 
 export function inodeKey(inode: { dev: string; ino: string }): string {
