@@ -203,10 +203,17 @@ function ndjsonLines(b: EventBuilder, task: ParseTask): string[] {
   return text.slice(0, -1).split('\n');
 }
 
-/** Each record's event as the general path writes it (object + JSON.stringify), from its text as the thread gets it (UTF-8). */
+/**
+ * Each record's event as the general path writes it (object + JSON.stringify), from its text as
+ * the thread gets it: the task's UTF-8 decoded, cut by the UTF-16 lengths.
+ */
 function generalLines(b: EventBuilder, records: TailRecord[], now: number): string[] {
   const iso = new Date(now).toISOString();
-  return records.map((r) => b.event(r.input, Buffer.from(r.text).toString('utf8'), r.offset, r.fileId, r.path, r.truncated, r.stream !== undefined || r.tags.length > 0 ? { stream: r.stream, time: r.time, k8s: r.k8s, json: r.json, tags: r.tags } : null, iso, false).json);
+  const { task } = packRecords(records, now);
+  const text = Buffer.from(task.text).toString('utf8');
+  const texts: string[] = [];
+  for (let i = 0, pos = 0; i < task.lengths.length; pos += task.lengths[i++]) texts.push(text.slice(pos, pos + task.lengths[i]));
+  return records.map((r, i) => b.event(r.input, texts[i], r.offset, r.fileId, r.path, r.truncated, r.stream !== undefined || r.tags.length > 0 ? { stream: r.stream, time: r.time, k8s: r.k8s, json: r.json, tags: r.tags } : null, iso, false).json);
 }
 
 describe('EventBuilder: grok lines written as text', () => {
