@@ -7,7 +7,8 @@
  * acknowledged to the tailer, which then lets its offsets reach the checkpoint. Everything in
  * between is bounded: at most `2 × threads` tasks are handed to the pool (the tailer waits for a
  * slot, so reading slows to the parsing speed), and batches handed out but not acknowledged are
- * capped by the tailer (`agent.tail.maxUnackedBatches`).
+ * capped by the tailer (`agent.tail.maxUnackedBatches`). Once a batch is parsed only its NDJSON is
+ * kept until the acknowledgement; its records (the lines as strings) are let go.
  *
  * A task that overruns `chunkTimeout` (a pattern backtracking without end on some line) is
  * aborted — piscina stops that thread and starts a new one — and its records are parsed again
@@ -35,6 +36,8 @@ import { patternsDirs, poolSize, type LogsConfig } from './config.ts';
 export interface LogPipelineConfig extends LogsConfig {
   dataDir: string;
   hostName: string;
+  /** `plumb all`: the collector shares the main thread (the default thread count leaves it a core). */
+  collectorInProcess?: boolean;
 }
 
 export interface LogPipelineDeps {
@@ -78,7 +81,7 @@ export class LogPipeline {
     this.deps = deps;
     this.tracing = deps.tracing ?? TRACING_OFF;
     this.once = new LogOnce(deps.log);
-    this.threads = poolSize(config.grok);
+    this.threads = poolSize(config.grok, config.collectorInProcess === true);
     this.maxInFlight = this.threads * 2;
     this.tailer = new Tailer(
       { inputs: config.logs, options: config.tail, dataDir: config.dataDir, idSeed: config.hostName },
@@ -170,7 +173,9 @@ export class LogPipeline {
     if (result.dateFailures > 0) this.events.inc({ outcome: 'date_failure' }, result.dateFailures);
     if (result.timeouts > 0) this.events.inc({ outcome: 'grok_timeout' }, result.timeouts);
     this.countByFile(batch.records, result.failedByFile);
-    await this.forward(batch, result);
+    // Returned, not awaited: this frame and the batch's records go now; only the events' NDJSON
+    // waits for the collector's answer (the ack needs no more than the batch's seq).
+    return this.forward(batch.seq, `${recordId(batch.records[0])}+${batch.records.length}`, batch.records.length, result);
   }
 
   /** Parsed and failed events per file, for the status model (records of a file come in runs). */
@@ -263,19 +268,18 @@ export class LogPipeline {
     return (await pool.run(task satisfies ParseTask, { transferList: transfer, signal: AbortSignal.timeout(timeoutMs) })) as ParseResult;
   }
 
-  /** Hands the events to the forwarder, waiting while its queue is full; acknowledges on delivery. */
-  private async forward(batch: TailBatch, result: ParseResult): Promise<void> {
+  /** Hands the events to the forwarder, waiting while its queue is full; acknowledges batch `seq` on delivery. */
+  private async forward(seq: number, id: string, lines: number, result: ParseResult): Promise<void> {
     const body = Buffer.from(result.ndjson.buffer, result.ndjson.byteOffset, result.ndjson.byteLength);
-    const id = `${recordId(batch.records[0])}+${batch.records.length}`;
     const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { kind: SpanKind.INTERNAL, attributes: { 'plumb.kind': 'logs', 'plumb.events': result.events } });
     const onDone = (outcome: BatchResult): void => {
       span.end();
-      if (outcome === 'delivered') this.tailer.ack(batch);
+      if (outcome === 'delivered') this.tailer.ack(seq);
       else if (outcome === 'rejected') {
         // A collector refused it for good (counted by the forwarder): sending it again cannot
         // help, and holding it would stop the files behind it forever.
-        this.once.warn('rejected', { batch: id, lines: batch.records.length }, 'a collector refused a log batch permanently; moving past it');
-        this.tailer.ack(batch);
+        this.once.warn('rejected', { batch: id, lines }, 'a collector refused a log batch permanently; moving past it');
+        this.tailer.ack(seq);
       }
       // dropped (shutting down): not acknowledged, read again on the next start
     };
