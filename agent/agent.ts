@@ -65,6 +65,8 @@ export interface AgentContext {
   status?: StatusContext;
   /** The process environment: where the Kubernetes API is ($KUBECONFIG, $KUBERNETES_SERVICE_HOST). */
   env?: Record<string, string | undefined>;
+  /** `plumb all`: a collector runs in this process too (fewer parser threads by default). */
+  collectorInProcess?: boolean;
 }
 
 /**
@@ -269,7 +271,7 @@ export class PlumbAgent {
       this.ctx.log.info({ api: access.server, via: access.source }, 'Kubernetes metadata for logs');
     }
     this.logs = new LogPipeline(
-      { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname() },
+      { logs: config.logs, tail: config.tail, grok: config.grok, dataDir: config.dataDir, hostName: config.hostname ?? os.hostname(), collectorInProcess: this.ctx.collectorInProcess === true },
       {
         telemetry: this.ctx.telemetry,
         log: this.ctx.log.child({ component: 'logs' }),

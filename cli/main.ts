@@ -156,7 +156,7 @@ async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promi
     // data takes effect as if given on the command line (Node refuses it in NODE_OPTIONS).
     if (config.agent.memory.optimizeForSize) setFlagsFromString('--optimize-for-size');
     const { PlumbAgent } = await import('../agent/agent.ts');
-    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status, env: process.env });
+    agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status, env: process.env, collectorInProcess: collector !== null });
     await agent.start();
   }
   collector?.markReady();

@@ -19,7 +19,12 @@ export const GrokPoolSchema = Section(
       default: null,
       description: "pattern files (Logstash's `NAME regex` lines) or directories of them, loaded over the built-in library",
     }),
-    workers: Type.Integer({ minimum: 0, maximum: 64, default: 0, description: 'parser threads; 0 = one per CPU core' }),
+    workers: Type.Integer({
+      minimum: 0,
+      maximum: 64,
+      default: 0,
+      description: 'parser threads; 0 = one per CPU core, and in `plumb all` one fewer (at least one): the collector works on the same main thread as the tailer',
+    }),
     chunkTimeout: Duration('5s', {
       description: 'a chunk of lines not parsed within this time is parsed again line by line; the line that still overruns is tagged _grokparsetimeout and its thread replaced',
     }),
@@ -47,8 +52,14 @@ export function defaultGrokPool(): GrokPoolConfig {
   return Value.Decode(GrokPoolSchema, Value.Default(GrokPoolSchema, {}));
 }
 
-export function poolSize(grok: GrokPoolConfig): number {
-  return grok.workers > 0 ? grok.workers : availableParallelism();
+/**
+ * Parser threads to start. With the collector in the same process (`plumb all`) its work and the
+ * tailer's share one main thread, so the default leaves that thread a core: on two cores a second
+ * parser thread only contends with it, and each thread costs 25–30 MiB (bench/RESULTS.md).
+ */
+export function poolSize(grok: GrokPoolConfig, collectorInProcess = false, cores = availableParallelism()): number {
+  if (grok.workers > 0) return grok.workers;
+  return collectorInProcess ? Math.max(1, cores - 1) : cores;
 }
 
 export function patternsDirs(grok: GrokPoolConfig): string[] {

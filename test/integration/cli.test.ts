@@ -4,7 +4,7 @@
  */
 import dgram from 'node:dgram';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, cleanEnv, configHasKey, runPlumb, spawnTracked, startPlumb, stopAllProcesses, stopProcess, waitForHealthy } from '../helpers/processes.ts';
@@ -299,6 +299,51 @@ log: { level: warn }
         expect(lint.output).toBe('');
         expect(lint.code).toBe(0);
       }
+    } finally {
+      const exit = await stopProcess(plumb, 'SIGTERM');
+      expect(exit, plumb.stderr()).toEqual({ code: 0, signal: null });
+    }
+  });
+
+  it('tails a file into its own collector with one parser thread fewer than cores (at least one), every line once', async () => {
+    const [agentHttp, collectorPort] = await freeTcpPorts(2);
+    const log = join(dir, 'all-tail.log');
+    await writeFile(log, Array.from({ length: 3000 }, (_, i) => `line ${i + 1}\n`).join(''));
+    const config = await file(
+      'all-tail.yaml',
+      `
+agent:
+  dataDir: ${JSON.stringify(join(dir, 'tail-agent-data'))}
+  http: { listen: "127.0.0.1:${agentHttp}" }
+  statsd: { enabled: false }
+  traces: { zipkin: { enabled: false } }
+  forward: { collectors: ["http://127.0.0.1:${collectorPort}"] }
+  logs:
+    - path: ${JSON.stringify(log)}
+collector:
+  dataDir: ${JSON.stringify(join(dir, 'tail-collector-data'))}
+  listen: "127.0.0.1:${collectorPort}"
+log: { level: warn }
+`,
+    );
+    const plumb = startPlumb(['all', '--config', config]);
+    try {
+      const collectorUrl = `http://127.0.0.1:${collectorPort}`;
+      await waitForHealthy(collectorUrl);
+      const text = await waitFor(
+        async () => {
+          if (plumb.exit) throw new Error(`plumb all exited: ${plumb.stderr()}`);
+          const t = await scrapeText(`http://127.0.0.1:${agentHttp}`);
+          expect(t).toMatch(/^plumb_logs_events_total\{outcome="parsed"\} 3000$/m);
+          return t;
+        },
+        { timeoutMs: 30_000, what: '3000 lines parsed' },
+      );
+      expect(text).toMatch(new RegExp(`^plumb_logs_parser_threads ${Math.max(1, availableParallelism() - 1)}$`, 'm'));
+      await waitFor(
+        async () => expect(await scrapeText(collectorUrl)).toMatch(/^plumb_ingest_log_events_total\{outcome="accepted"\} 3000$/m),
+        { timeoutMs: 30_000, what: '3000 events accepted by the collector' },
+      );
     } finally {
       const exit = await stopProcess(plumb, 'SIGTERM');
       expect(exit, plumb.stderr()).toEqual({ code: 0, signal: null });
