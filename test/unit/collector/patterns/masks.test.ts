@@ -52,6 +52,22 @@ describe('MessageMasker gives the tokens of applying every mask to the whole mes
     });
   }
 
+  it('dates next to every kind of separator: the built-in date masks are tried only where a time follows whitespace or a T, and find the same', () => {
+    const next = seededRandom(0x85ebca6b);
+    const DATE_PIECES = ['Mon', 'Sun', 'Jan', 'Dec', '7', '17', '2005', '2026-11-24', '07:07:00', '10:00:00.5', '12:3', ':00', '1:2:3', 'Z', '+0200', '-02:00', 'T', 'x', '/', '[', ':'];
+    const SEPARATORS = [' ', ' ', '  ', '\t', '\u00a0', '\u2003', '\ufeff', '\n', 'T', ':', '', '-', '/'];
+    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(next() * xs.length)];
+    const masker = new MessageMasker(DEFAULT_MASKS);
+    // the two date forms with any separator where they have one, among other pieces
+    const syslogDate = (): string => `${pick(['Mon', 'Sun', 'Mo'])}${pick(SEPARATORS)}${pick(['Jan', 'Dec', 'Ja'])}${pick(SEPARATORS)}${pick(['7', '17', '170'])}${pick(SEPARATORS)}${pick(['07:07:00', '7:07:00', '07:07'])}${pick(['', ' 2005', '\t2005'])}`;
+    const isoDate = (): string => `${pick(['2026-11-24', '226-11-24', '2026-1-24'])}${pick(SEPARATORS)}${pick(['10:00:00', '10:00:00.5', '10:00:0'])}${pick(['', 'Z', '+02:00', '-0200'])}`;
+    for (let i = 0; i < 20_000; i++) {
+      let m = '';
+      for (let k = 1 + Math.floor(next() * 8); k > 0; k--) m += (next() < 0.3 ? (next() < 0.5 ? syslogDate() : isoDate()) : pick(DATE_PIECES)) + pick(SEPARATORS);
+      expect(masker.tokenize(m), JSON.stringify(m)).toEqual(reference(DEFAULT_MASKS, m));
+    }
+  });
+
   it('masks the same token the same way after other tokens took its slot', () => {
     const masker = new MessageMasker(DEFAULT_MASKS);
     const line = 'GET /index.html HTTP/1.1 from host-7 id 0x1f';
