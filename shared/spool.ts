@@ -47,6 +47,13 @@ export interface SpoolOptions {
   /** 'batch': one fsync per append call (survives power loss once resolved); 'interval': every fsyncIntervalMs; 'never'. */
   fsync: SpoolFsync;
   fsyncIntervalMs?: number;
+  /**
+   * Bytes of just-appended records kept in memory for read(), which hands them out from there
+   * instead of reading and checksumming them from disk again (default 0: off). They are the
+   * buffers given to append(), which must not be changed afterwards; records not kept, read
+   * again after rewind(), or read after a restart come from disk as before.
+   */
+  keepForReaderBytes?: number;
 }
 
 /** Where a record lies; hand it back to ack(). Opaque to callers. */
@@ -105,6 +112,16 @@ interface Cursor {
   offset: number;
   index: number;
 }
+
+/** A record kept for the reader: where its frame starts, and its payload. */
+interface Kept {
+  seg: number;
+  offset: number;
+  data: Buffer;
+}
+
+/** At most this many kept records, whatever their size (acks look through them). */
+const MAX_KEPT = 64;
 
 interface Part {
   seg: Segment | null;
@@ -204,6 +221,10 @@ function dirError(name: string, dir: string, what: string, cause?: unknown): Plu
     `spool "${name}": ${what}${reason}; create ${dir} as a directory readable and writable by the user plumb runs as, or configure another spool directory`,
     cause,
   );
+}
+
+function keptKey(seg: number, offset: number): string {
+  return `${seg}:${offset}`;
 }
 
 function compare(a: { seg: number; offset: number }, b: { seg: number; offset: number }): number {
@@ -413,6 +434,10 @@ export class Spool {
   private readFh: FileHandle | null = null;
   private readSeg: Segment | null = null;
   private readonly readWindow = new Window(READ_WINDOW_BYTES);
+  private readonly keepBytes: number;
+  /** Records kept for the reader, by keptKey of their frame's start (SpoolOptions.keepForReaderBytes). */
+  private readonly kept = new Map<string, Kept>();
+  private keptBytes = 0;
 
   private writeChain: Promise<unknown> = Promise.resolve();
   private readChain: Promise<unknown> = Promise.resolve();
@@ -438,6 +463,7 @@ export class Spool {
     this.segmentBytes = options.segmentBytes;
     this.maxRecordBytes = options.maxRecordBytes;
     this.fsync = options.fsync;
+    this.keepBytes = options.keepForReaderBytes ?? 0;
     this.log = ctx.log.child({ component: 'spool', spool: options.name });
     this.logOnce = new LogOnce(this.log);
     const t = ctx.telemetry;
@@ -537,6 +563,8 @@ export class Spool {
     }
     this.ackCursor = next;
     if (compare(this.readCursor, next) < 0) this.readCursor = next;
+    // kept records now behind the acknowledged place will not be read
+    if (this.kept.size > 0) for (const [key, k] of this.kept) if (compare(k, next) < 0) this.forgetKept(key, k);
     this.publishGauges();
     await this.persistCursor();
     for (const s of doomed) await unlink(s.path).catch((err: unknown) => this.warnIo('delete', s.path, err));
@@ -575,6 +603,8 @@ export class Spool {
     if (this.closing) return this.closing;
     this.closed = true;
     clearInterval(this.timer);
+    this.kept.clear();
+    this.keptBytes = 0;
     this.wake();
     this.closing = (async () => {
       try {
@@ -789,6 +819,17 @@ export class Spool {
           positions.push({ segment: p.seg.id, offset, ordinal: p.seg.count + k + 1 });
         }
       }
+      if (this.keepBytes > 0) {
+        let start = p.start;
+        for (let k = 0; k < p.count; k++) {
+          const data = records[next + k];
+          if (this.keptBytes + data.length <= this.keepBytes && this.kept.size < MAX_KEPT) {
+            this.kept.set(keptKey(p.seg.id, start), { seg: p.seg.id, offset: start, data });
+            this.keptBytes += data.length;
+          }
+          start += HEADER + data.length;
+        }
+      }
       next += p.count;
       p.seg.end = p.start + p.bytes;
       p.seg.count += p.count;
@@ -884,6 +925,17 @@ export class Spool {
           c = { seg: c.seg, offset: gap.to, index: c.index };
           continue;
         }
+        const kept = this.kept.size > 0 ? this.kept.get(keptKey(seg.id, c.offset)) : undefined;
+        if (kept !== undefined && c.offset + HEADER + kept.data.length <= seg.end) {
+          // the bytes this process wrote there and synced: no need to read them back
+          const n = kept.data.length;
+          if (out.length > 0 && bytes + n > limits.maxBytes) break;
+          this.forgetKept(keptKey(seg.id, c.offset), kept);
+          c = { seg: seg.id, offset: c.offset + HEADER + n, index: c.index + 1 };
+          out.push({ data: kept.data, position: { segment: seg.id, offset: c.offset, ordinal: c.index } });
+          bytes += n;
+          continue;
+        }
         const fh = await this.readHandle(seg);
         const r = await checkFrame(this.readWindow, fh, c.offset, seg.end);
         if (typeof r !== 'number') {
@@ -904,6 +956,11 @@ export class Spool {
     // A rewind while reading wins; an ack while reading may have moved past what was read.
     if (generation === this.rewinds) this.readCursor = compare(c, this.ackCursor) < 0 ? this.ackCursor : c;
     return out;
+  }
+
+  private forgetKept(key: string, k: Kept): void {
+    this.kept.delete(key);
+    this.keptBytes -= k.data.length;
   }
 
   /** A record that was valid when written no longer is: skip the damage and recount the segment. */

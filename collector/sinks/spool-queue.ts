@@ -19,6 +19,12 @@ const READ_RECORDS = 1024;
 const SCAN_BYTES = 16 * 1024 * 1024;
 /** Batches whose decoded fields are kept until read (the reader normally follows the writer closely). */
 const MAX_DECODED = 64;
+/**
+ * Bytes of just-queued batches the spool keeps for the runner, which then takes them from memory
+ * rather than reading and checksumming them from disk (a few batches; the reader normally
+ * follows the writer closely). Those read after a restart or a rewind come from disk.
+ */
+const KEEP_FOR_READER_BYTES = 8 * 1024 * 1024;
 
 interface SpoolBatch extends QueuedBatch {
   readonly position: SpoolPosition;
@@ -65,6 +71,7 @@ export class SpoolQueue implements SinkQueue {
         segmentBytes: Math.min(segmentBytes, o.maxBytes),
         maxRecordBytes: Math.min(o.maxBytes - SPOOL_FRAME_BYTES, 0x7fff_ffff),
         fsync: o.fsync ?? 'batch',
+        keepForReaderBytes: KEEP_FOR_READER_BYTES,
       },
       { telemetry: o.telemetry, log: o.log },
     );

@@ -350,7 +350,10 @@ describe('Spool', () => {
     expect(s.records).toBe(0);
   });
 
-  it('keeps appended = delivered-and-acknowledged through random appends, reads, acks, rewinds and reopens', async () => {
+  it.each([
+    ['every record read from disk', 0],
+    ['just-appended records kept for the reader, up to 500 bytes', 500],
+  ])('keeps appended = delivered-and-acknowledged through random appends, reads, acks, rewinds and reopens: %s', async (_name, keepForReaderBytes) => {
     type Op =
       | { t: 'append'; sizes: number[] }
       | { t: 'read'; maxRecords: number; maxBytes: number }
@@ -368,11 +371,12 @@ describe('Spool', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
         const dir = await mkdtemp(join(tmpdir(), 'plumb-spool-prop-'));
-        const options = { ...defaults, dir, maxBytes: 3000, segmentBytes: 700, maxRecordBytes: 200 };
+        const options = { ...defaults, dir, maxBytes: 3000, segmentBytes: 700, maxRecordBytes: 200, keepForReaderBytes };
         const open = (): Promise<Spool> => Spool.open(options, { telemetry: new Telemetry(), log: silentLogger() });
         let s = await open();
         try {
           const appended: Buffer[] = [];
+          const appendedAt: SpoolPosition[] = [];
           const positions: SpoolPosition[] = [];
           let acked = 0; // records acknowledged (a prefix)
           let next = 0; // next record read() hands out
@@ -381,12 +385,18 @@ describe('Spool', () => {
             if (o.t === 'append') {
               const batch = o.sizes.map((n) => Buffer.from(`${serial++}:`.padEnd(n, 'x')));
               const before = s.records;
-              if (await s.append(batch)) appended.push(...batch);
-              else expect(s.records).toBe(before);
+              const at: SpoolPosition[] = [];
+              if (await s.append(batch, at)) {
+                appended.push(...batch);
+                appendedAt.push(...at);
+              } else {
+                expect(s.records).toBe(before);
+              }
             } else if (o.t === 'read') {
               const got = await s.read({ maxRecords: o.maxRecords, maxBytes: o.maxBytes });
               const want = appended.slice(next, next + got.length);
               expect(got.map((r) => r.data)).toEqual(want);
+              expect(got.map((r) => r.position)).toEqual(appendedAt.slice(next, next + got.length));
               if (next < appended.length) expect(got.length).toBeGreaterThan(0);
               if (got.length > 1) expect(got.reduce((n, r) => n + r.data.length, 0)).toBeLessThanOrEqual(o.maxBytes);
               got.forEach((r, i) => (positions[next + i] = r.position));
