@@ -223,6 +223,10 @@ export class EventBuilder {
   /** Per file of the task: `},"event":{"id":"<file id>`, and the same after a truncated record's flags. */
   private readonly fileMid: string[] = [];
   private readonly fileMidTruncated: string[] = [];
+  /** The start of a plain grok event timed at reading (the task's time), and the last one timed by its own field (see `headAt`). */
+  private nowHead = '';
+  private headMs = NaN;
+  private head = '';
   /** What went wrong with the last line `grokLine` wrote (a field, so no object per line). */
   private readonly outcome = { outcome: 0 };
 
@@ -267,6 +271,7 @@ export class EventBuilder {
       fileMidTruncated.push(`,"flags":["truncated"]},"event":{"id":"${task.fileIds[f]}`);
     }
     const timedOut = task.timedOut === true;
+    this.nowHead = '{"@timestamp":"' + now + '","message":';
     const r = this.outcome;
     for (let i = 0; i < task.lengths.length; i++) {
       const line = text.slice(pos, pos + task.lengths[i]);
@@ -275,7 +280,7 @@ export class EventBuilder {
       const input = task.inputs[i];
       const extra = task.extras === null ? null : task.extras[i];
       if (extra === null && !timedOut && this.parsers[input].directFields !== null) {
-        out[i] = this.grokLine(this.parsers[input], line, task.offsets[i], fileHead[f], task.truncated[i] === 1 ? fileMidTruncated[f] : fileMid[f], now);
+        out[i] = this.grokLine(this.parsers[input], line, task.offsets[i], fileHead[f], task.truncated[i] === 1 ? fileMidTruncated[f] : fileMid[f]);
       } else {
         const e = this.event(input, line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, extra, now, timedOut);
         out[i] = e.json;
@@ -303,9 +308,9 @@ export class EventBuilder {
    * would have between `message` and the static fields, and what follows them (host, log,
    * event, tags) depends only on the file, the offset and the outcome. Same bytes as `event`.
    */
-  private grokLine(p: InputParser, line: string, offset: number, fileHead: string, fileMid: string, now: string): string {
+  private grokLine(p: InputParser, line: string, offset: number, fileHead: string, fileMid: string): string {
     const fields = (p.grok as Grok).matchLine(line);
-    let timestamp = now;
+    let head = this.nowHead;
     let members = '';
     let tags = '';
     let outcome = 0;
@@ -317,7 +322,7 @@ export class EventBuilder {
         const raw = lookup(fields, p.timestampField as string[]);
         if (raw !== undefined) {
           const ms = typeof raw === 'string' || typeof raw === 'number' ? this.parseStamp(p, String(raw)) : undefined;
-          if (ms !== undefined) timestamp = this.iso.format(ms);
+          if (ms !== undefined) head = this.headAt(ms);
           else {
             tags = TAGS_DATE_FAILURE;
             outcome = DATE_FAILED;
@@ -329,8 +334,17 @@ export class EventBuilder {
       members = members.length === 2 ? '' : ',' + members.slice(1, -1);
     }
     this.outcome.outcome = outcome;
-    return '{"@timestamp":"' + timestamp + '","message":' + JSON.stringify(line) + members + (p.directFields as string) +
+    return head + JSON.stringify(line) + members + (p.directFields as string) +
       fileHead + String(offset) + fileMid + offsetHex(offset) + '"}' + tags + '}';
+  }
+
+  /** `{"@timestamp":"<ms as ISO text>","message":`, remembered for the last time asked: lines of the same second share it. */
+  private headAt(ms: number): string {
+    if (ms !== this.headMs) {
+      this.headMs = ms;
+      this.head = '{"@timestamp":"' + this.iso.format(ms) + '","message":';
+    }
+    return this.head;
   }
 
   /** `date.parse`, reusing the last parse when the text is the same (reset for every task). */
