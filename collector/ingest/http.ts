@@ -43,6 +43,19 @@ class BudgetMeter extends Transform {
   }
 }
 
+/**
+ * Output chunks of 256 KiB for a gzip body above 8 KiB: an agent's log batch inflates to about
+ * a megabyte, and at zlib's default 16 KiB each chunk costs a round trip to the thread pool and
+ * a pass through the streams; the 256 KiB chunks took less than half the CPU a line. Small
+ * bodies keep the default (the output buffer is allocated per body).
+ */
+const LARGE_BODY_CHUNK_BYTES = 256 * 1024;
+const LARGE_BODY_MIN_BYTES = 8 * 1024;
+
+function gunzipOptions(contentLength: string | undefined): { chunkSize?: number } {
+  return contentLength !== undefined && Number(contentLength) > LARGE_BODY_MIN_BYTES ? { chunkSize: LARGE_BODY_CHUNK_BYTES } : {};
+}
+
 export function installBodyHandling(app: FastifyInstance, telemetry: Telemetry, budget: BodyBudget, retryAfterMs: number): void {
   const retryAfter = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
   // Every refusal, whoever answered it (auth, the heap guard, a route, the error handler below),
@@ -85,7 +98,7 @@ export function installBodyHandling(app: FastifyInstance, telemetry: Telemetry, 
       meter.receivedEncodedLength += chunk.length;
     });
     if (encoding === 'gzip') {
-      const gunzip = createGunzip();
+      const gunzip = createGunzip(gunzipOptions(request.headers['content-length']));
       payload.on('error', (err) => gunzip.destroy(err));
       gunzip.on('error', (err) => meter.destroy(err));
       payload.pipe(gunzip).pipe(meter);
