@@ -95,32 +95,29 @@ export class MessageMasker {
       }
       const start = i;
       let hash = 0;
-      let digits = 0;
-      let marks = 0;
-      let rest = 0;
       for (;;) {
-        if (c >= 0x30 && c <= 0x39) digits++;
-        else if (c === 0x2f || c === 0x2d) marks++;
-        else rest++;
         hash = (Math.imul(hash, 31) + c) | 0;
         if (++i >= n) break;
         c = text.charCodeAt(i);
         if (isSpace(c)) break;
       }
-      let kind = OTHER;
-      if (digits === 0 && marks === 0) kind = PLAIN;
-      else if (digits > 0 && rest === 0 && (marks === 0 || (marks === 1 && text.charCodeAt(start) === 0x2d))) kind = INTEGER;
-      tokens.push(this.token(text, start, i, hash, kind));
+      tokens.push(this.token(text, start, i, hash));
     }
     return tokens;
   }
 
-  private token(text: string, start: number, end: number, hash: number, kind: number): string {
-    if (kind === INTEGER && this.integers) return WILDCARD;
+  /**
+   * A remembered token is answered before anything else is read of it; what it holds (its kind)
+   * is read only for a token not remembered. Integers are not remembered when they are `<*>`
+   * outright, so a hit is never one of them and the order of the two tests does not matter.
+   */
+  private token(text: string, start: number, end: number, hash: number): string {
     const length = end - start;
-    if (length > CACHE_TOKEN_CHARS) return this.mask(text.slice(start, end), kind);
     const slot = hash & (SLOTS - 1);
-    if (this.hashes[slot] === hash && this.lengths[slot] === length && this.sameChars(slot, text, start, length)) return this.values[slot];
+    if (length <= CACHE_TOKEN_CHARS && this.hashes[slot] === hash && this.lengths[slot] === length && this.sameChars(slot, text, start, length)) return this.values[slot];
+    const kind = kindOf(text, start, end);
+    if (kind === INTEGER && this.integers) return WILDCARD;
+    if (length > CACHE_TOKEN_CHARS) return this.mask(text.slice(start, end), kind);
     // a copy of its own, not a slice that would keep the whole message alive
     const token = `${text.slice(start, end)} `.slice(0, -1);
     const masked = this.mask(token, kind);
@@ -153,6 +150,22 @@ const PLAIN = 0;
  */
 const INTEGER = 1;
 const OTHER = 2;
+
+/** PLAIN, INTEGER or OTHER: which masks a token can need (see below). */
+function kindOf(text: string, start: number, end: number): number {
+  let digits = 0;
+  let marks = 0;
+  let rest = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) digits++;
+    else if (c === 0x2f || c === 0x2d) marks++;
+    else rest++;
+  }
+  if (digits === 0 && marks === 0) return PLAIN;
+  if (digits > 0 && rest === 0 && (marks === 0 || (marks === 1 && text.charCodeAt(start) === 0x2d))) return INTEGER;
+  return OTHER;
+}
 
 /** What `\s` matches in a JavaScript regex (and so what split(/\s+/) splits on). */
 function isSpace(c: number): boolean {
