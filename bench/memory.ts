@@ -4,6 +4,8 @@
  *   npm run bench:memory                       all rows, about 9 minutes
  *   npm run bench:memory -- --only idle,statsd --no-record
  *   npm run bench:memory -- --code /tmp/old    an already compiled tree (another commit) instead of this checkout
+ *   npm run bench:memory -- --only logs --breakdown   the `plumb all` row with bench/memory-sampler.ts preloaded:
+ *                                              where its memory is at the peak (main heap, buffers, parser threads, mappings)
  *
  * Rows: idle agent (beside Node alone, a bare Node UDP socket, Etsy statsd); agent at a steady
  * 100k statsd lines/s over 1000 series (same peers); 100k distinct series (beside Etsy); agent
@@ -16,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { appendFileSync, closeSync, createWriteStream, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, createWriteStream, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -42,10 +44,12 @@ interface Options {
   label: string;
   /** Node flags for plumb's processes only (e.g. --max-semi-space-size=2). */
   flags: string[];
+  /** Preload bench/memory-sampler.ts into `plumb all` and report its breakdown at the peak. */
+  breakdown: boolean;
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { only: new Set(ROWS), record: true, code: null, label: '', flags: [] };
+  const o: Options = { only: new Set(ROWS), record: true, code: null, label: '', flags: [], breakdown: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') o.only = new Set(argv[++i].split(',') as Row[]);
@@ -53,8 +57,9 @@ function options(argv: string[]): Options {
     else if (a === '--code') o.code = resolve(argv[++i]);
     else if (a === '--label') o.label = argv[++i];
     else if (a === '--agent-flags') o.flags = argv[++i].split(' ').filter((f) => f.length > 0);
+    else if (a === '--breakdown') o.breakdown = true;
     else if (a === '--help') {
-      process.stdout.write('node bench/memory.ts [--only idle,statsd,series,spans,collector,logs] [--code COMPILED_DIR] [--label TEXT] [--agent-flags "NODE FLAGS"] [--no-record]\n');
+      process.stdout.write('node bench/memory.ts [--only idle,statsd,series,spans,collector,logs] [--code COMPILED_DIR] [--label TEXT] [--agent-flags "NODE FLAGS"] [--breakdown] [--no-record]\n');
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
   }
@@ -101,10 +106,10 @@ function read(who: string, pid: number, extra: Partial<Reading> = {}): Reading {
 
 // ---- processes ----
 
-function spawnNode(args: string[], name: string): ChildProcess {
+function spawnNode(args: string[], name: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   mkdirSync(join(WORK, 'logs'), { recursive: true });
   const out = openSync(join(WORK, 'logs', `${name}.log`), 'a');
-  const child = track(spawn(process.execPath, args, { stdio: ['ignore', out, out] }));
+  const child = track(spawn(process.execPath, args, { stdio: ['ignore', out, out], env }));
   closeSync(out);
   return child;
 }
@@ -134,10 +139,47 @@ async function waitOk(url: string, child: ChildProcess, ms = 30_000): Promise<vo
 
 let plumbFlags: string[] = [];
 
-function plumbProcess(code: CodePaths, role: string, yaml: string, name: string): ChildProcess {
+function plumbProcess(code: CodePaths, role: string, yaml: string, name: string, samples?: string): ChildProcess {
   const file = join(WORK, `${name}.yaml`);
   writeFileSync(file, yaml);
-  return spawnNode([...plumbFlags, code.agentMain, role, '--config', file], name);
+  if (samples === undefined) return spawnNode([...plumbFlags, code.agentMain, role, '--config', file], name);
+  return spawnNode([...plumbFlags, '--import', join(BENCH, 'memory-sampler.ts'), code.agentMain, role, '--config', file], name, { ...process.env, MEMORY_SAMPLES: samples });
+}
+
+/** Resident MiB of a process by mapping: the node binary, the main malloc arena ([heap]), other anonymous memory, other files. */
+function mappings(pid: number): string {
+  const groups = new Map<string, number>();
+  let name = '';
+  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head !== null) {
+      const n = head[1];
+      name = n === '' ? 'anonymous' : n === '[heap]' ? 'malloc [heap]' : n.endsWith('/node') ? 'node binary' : n.startsWith('/') ? 'other files' : 'anonymous';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss !== null) groups.set(name, (groups.get(name) ?? 0) + Number(rss[1]) * 1024);
+  }
+  return [...groups].map(([k, v]) => `${k} ${mib(v)}`).join(', ');
+}
+
+interface Sample {
+  rss: number;
+  main: { used: number; total: number; external: number; arrayBuffers: number };
+  workers: { used: number; total: number; external: number }[];
+}
+
+/** The sampler's reading with the highest RSS, in words. */
+function breakdownAtPeak(samples: string, map: string): string {
+  let top: Sample | undefined;
+  for (const line of readFileSync(samples, 'utf8').split('\n')) {
+    if (line === '') continue;
+    const s = JSON.parse(line) as Sample;
+    if (top === undefined || s.rss > top.rss) top = s;
+  }
+  if (top === undefined) return '';
+  const threads = top.workers.map((w) => `${w.total} heap + ${w.external} external`).join('; ');
+  return `at the peak sample (RSS ${top.rss}): main heap ${top.main.used}/${top.main.total}, main external ${top.main.external} (array buffers ${top.main.arrayBuffers}), parser threads: ${threads}; resident by mapping: ${map}`;
 }
 
 // ---- rows ----
@@ -324,7 +366,7 @@ function accessLine(i: number): string {
   return `10.0.${(i >> 8) & 255}.${i & 255} - - [24/Nov/2026:10:${String((i >> 6) % 60).padStart(2, '0')}:${String(i % 60).padStart(2, '0')} +0000] "GET /api/orders/${i % 997} HTTP/1.1" ${status} ${(i * 37) % 50_000} "https://shop.example/cart" "Mozilla/5.0 (X11; Linux x86_64) bench/${i % 13}"\n`;
 }
 
-async function logs(code: CodePaths): Promise<Reading[]> {
+async function logs(code: CodePaths, breakdown: boolean): Promise<Reading[]> {
   const LINES = 300_000;
   const dir = join(WORK, 'logs-all');
   rmSync(dir, { recursive: true, force: true });
@@ -358,6 +400,7 @@ collector:
 log: { level: warn }
 `,
     'logs-all',
+    breakdown ? join(WORK, 'logs-all-samples.jsonl') : undefined,
   );
   await waitOk(`http://127.0.0.1:${cport}/readyz`, p, 60_000);
   const t0 = performance.now();
@@ -365,6 +408,7 @@ log: { level: warn }
   let events = 0;
   let maxRss = 0;
   let splitAtPeak = '';
+  let mapAtPeak = '';
   while (performance.now() - t0 < 90_000) {
     await sleep(1000);
     const text = await (await fetch(`http://127.0.0.1:${aport}/metrics`)).text();
@@ -374,11 +418,14 @@ log: { level: warn }
     if (rss > maxRss) {
       maxRss = rss;
       splitAtPeak = await split(`http://127.0.0.1:${aport}/metrics`);
+      if (breakdown) mapAtPeak = mappings(p.pid!);
     }
     if (lines >= LINES && events >= LINES) break;
   }
   const seconds = (performance.now() - t0) / 1000;
-  const r = read('plumb all (agent tailing + collector, file sink)', p.pid!, { split: splitAtPeak, note: `${lines} lines read, ${events} parsed in ${seconds.toFixed(0)} s (${Math.round(events / seconds / 1000)}k lines/s)` });
+  const note = `${lines} lines read, ${events} parsed in ${seconds.toFixed(0)} s (${Math.round(events / seconds / 1000)}k lines/s)`;
+  const more = breakdown ? `; ${breakdownAtPeak(join(WORK, 'logs-all-samples.jsonl'), mapAtPeak)}` : '';
+  const r = read('plumb all (agent tailing + collector, file sink)', p.pid!, { split: splitAtPeak, note: note + more });
   await stop(p);
   rmSync(file, { force: true });
   return [r];
@@ -446,7 +493,7 @@ async function main(): Promise<void> {
     await run('series', () => statsd(code, loadgen, 200_000, 100_000, ['plumb', 'etsy']));
     await run('spans', () => spans(code));
     await run('collector', () => collectorSeries(code));
-    await run('logs', () => logs(code));
+    await run('logs', () => logs(code, o.breakdown));
   } finally {
     killAll();
     removeBuild();
