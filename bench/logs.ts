@@ -16,7 +16,8 @@
  *    Agent CPU from /proc/<pid>/stat, peak RSS sampled from /proc/<pid>/status every 100 ms.
  *
  * Prints JSON and, with --write, appends a section to bench/RESULTS.md.
- * Options: --lines N (default 5000000), --write.
+ * Options: --lines N (default 5000000), --write. Environment: AGENT_NODE_FLAGS (node flags for
+ * the agent), AGENT_OPTIMIZE_FOR_SIZE=false (the agent without V8's --optimize-for-size).
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -127,6 +128,8 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
       PATH: process.env.PATH,
       ...(process.env.MALLOC_ARENA_MAX !== undefined ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
       PLUMB_LOG__LEVEL: 'warn',
+      // AGENT_OPTIMIZE_FOR_SIZE=false: the agent without V8's --optimize-for-size (on by default)
+      ...(process.env.AGENT_OPTIMIZE_FOR_SIZE !== undefined ? { PLUMB_AGENT__MEMORY__OPTIMIZE_FOR_SIZE: process.env.AGENT_OPTIMIZE_FOR_SIZE } : {}),
       PLUMB_AGENT__DATA_DIR: dataDir,
       PLUMB_AGENT__HTTP__LISTEN: process.env.AGENT_HTTP ?? '127.0.0.1:0',
       PLUMB_AGENT__STATSD__ENABLED: 'false',
