@@ -53,6 +53,11 @@ export class SpoolQueue implements SinkQueue {
   private reserved = 0;
   /** The ingest's decoded fields of batches not read yet, by spool position; dropped when read. */
   private readonly decoded = new Map<string, { decoded: unknown; events: number }>();
+  /**
+   * The same, by the appended buffer, from before the append: the spool hands a batch it kept in
+   * memory to the reader as soon as it is written, possibly before append() has its position.
+   */
+  private readonly pending = new WeakMap<Buffer, { decoded: unknown; events: number }>();
   private readonly highWaterBytes: number;
 
   private constructor(spool: Spool, maxBytes: number, highWater: number) {
@@ -113,13 +118,19 @@ export class SpoolQueue implements SinkQueue {
     this.reserved += size;
     let ok: boolean;
     const positions: SpoolPosition[] | undefined = decoded !== undefined && this.decoded.size < MAX_DECODED ? [] : undefined;
+    const entry = decoded === undefined ? undefined : { decoded, events };
+    if (entry !== undefined) this.pending.set(data, entry);
     try {
       ok = await this.spool.append([data], positions);
     } finally {
       this.reserved -= size;
     }
-    if (!ok) throw new QueueFullError(`the disk queue of sink ${this.spool.name} is full (${this.spool.bytes} of ${this.maxBytes} bytes) or the disk is`);
-    if (positions !== undefined && positions.length === 1) this.decoded.set(positionKey(positions[0]), { decoded, events });
+    if (!ok) {
+      this.pending.delete(data);
+      throw new QueueFullError(`the disk queue of sink ${this.spool.name} is full (${this.spool.bytes} of ${this.maxBytes} bytes) or the disk is`);
+    }
+    // not when the reader took the batch already (from memory, before this continued)
+    if (entry !== undefined && this.pending.has(data) && positions !== undefined && positions.length === 1) this.decoded.set(positionKey(positions[0]), entry);
     this.unackedEvents += events;
     this.unackedBytes += data.length;
   }
@@ -129,9 +140,13 @@ export class SpoolQueue implements SinkQueue {
     const out: SpoolBatch[] = new Array(records.length);
     for (let i = 0; i < records.length; i++) {
       const r = records[i];
-      const known = this.decoded.size > 0 ? this.decoded.get(positionKey(r.position)) : undefined;
-      if (known !== undefined) {
+      let known = this.pending.get(r.data);
+      if (known !== undefined) this.pending.delete(r.data);
+      if (this.decoded.size > 0) {
+        known ??= this.decoded.get(positionKey(r.position));
         this.decoded.delete(positionKey(r.position));
+      }
+      if (known !== undefined) {
         out[i] = { data: r.data, events: known.events, decoded: known.decoded, position: r.position };
       } else {
         out[i] = { data: r.data, events: countEvents(r.data), position: r.position };

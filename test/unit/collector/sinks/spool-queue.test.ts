@@ -49,6 +49,26 @@ describe('spool queue', () => {
     expect([q.events, q.bytes]).toEqual([0, 0]);
   });
 
+  it('hands out the ingest’s decoded fields with a batch read while its append is still returning, and with one read later', async () => {
+    const q = await queue();
+    const fields = (tag: string) => ({ ends: [9], ids: [tag], timestamps: ['2026-11-24T10:00:00Z'], hosts: [''] });
+    // the reader waits first, as the sink's runner does, and reads as soon as the batch is written
+    const ready = q.waitForData(new AbortController().signal).then(() => q.read(1 << 20));
+    const appended = q.append(ndjson('a', 0, 1), 1, fields('a'));
+    const [first] = await ready;
+    await appended;
+    expect(first.decoded).toEqual(fields('a'));
+    await q.append(ndjson('b', 0, 1), 1, fields('b'));
+    const [second] = await q.read(1 << 20);
+    expect(second.decoded).toEqual(fields('b'));
+    await q.ack(second);
+    // a batch appended before a rewind and first read after it
+    await q.append(ndjson('c', 0, 2), 2, fields('c'));
+    await q.rewind();
+    const again = await q.read(1 << 20);
+    expect(again.map((b) => [b.events, b.decoded])).toEqual([[2, fields('c')]]);
+  });
+
   it('keeps what was not acknowledged across a restart, counted again', async () => {
     let q = await queue();
     await q.append(ndjson('a', 0, 3), 3);
