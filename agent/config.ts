@@ -121,14 +121,25 @@ export const AgentMemorySchema = Section(
         'RSS the agent should stay under; near it the agent sheds load in order: at 80 % it stops reading files, at 90 % it answers spans and OTLP with 429, at 95 % it merges statsd intervals instead of queueing them. 0: no guard. Set it below the container or unit memory limit',
     }),
     checkInterval: Duration('1s', { description: 'how often RSS is read' }),
-    optimizeForSize: Type.Boolean({
-      default: true,
+    optimizeForSize: Type.Union([Type.Literal('auto'), Type.Boolean()], {
+      default: 'auto',
       description:
-        "V8 favours a small heap over speed (its --optimize-for-size, set when `plumb agent` or `plumb all` starts; process-wide, so in `all` the collector's heap too): the heap grows in smaller steps and is collected sooner. Measured: 100k distinct statsd series 295 → 190 MiB at the same statsd CPU (bench/RESULTS.md). false: V8's defaults",
+        "V8 favours a small heap over speed (its --optimize-for-size, set at start-up, process-wide): the heap grows in smaller steps and is collected sooner. Measured: 100k distinct statsd series 331 → 180 MiB peak at the same statsd CPU, but 40-50 % more agent CPU per parsed log line. auto: on for `plumb agent` with no log inputs, off when the process parses logs or runs the collector too (`plumb all`); true / false: always / never",
+      errorMessage: 'auto, true or false',
     }),
   },
   { description: 'The memory guard (agent/memory/guard.ts) and the heap policy.' },
 );
+
+/**
+ * Whether V8 should favour a small heap (agent.memory.optimizeForSize). `auto` keeps it for an
+ * agent that parses no logs: it halves the heap of one holding many statsd series at no cost in
+ * statsd CPU, but parsing allocates so fast that the extra collections cost 40-50 % more CPU a
+ * line, and in `plumb all` the collector's ingest pays the same (bench/RESULTS.md).
+ */
+export function smallHeap(policy: 'auto' | boolean, parsesLogs: boolean, collectorInProcess: boolean): boolean {
+  return policy === 'auto' ? !parsesLogs && !collectorInProcess : policy;
+}
 
 export const AgentSchema = Section({
   id: Type.Optional(Type.String({ minLength: 1, description: 'agent identity; defaults to the host name' })),

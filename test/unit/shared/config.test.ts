@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../shared/config.ts';
 import { loadPlumbConfig } from '../../../cli/config.ts';
+import { smallHeap } from '../../../agent/config.ts';
 
 const load = (text: string, env: Record<string, string> = {}) => loadPlumbConfig({ text, file: 'test.yaml', env });
 
@@ -44,10 +45,17 @@ collector:
     expect(c.agent.forward.collectors).toEqual(['http://127.0.0.1:9102']);
   });
 
-  it("the agent's heap policy favours size unless turned off, and takes only a boolean", () => {
-    expect(load('').agent.memory.optimizeForSize).toBe(true);
+  it("the agent's heap policy is auto unless set, and takes auto, true or false", () => {
+    expect(load('').agent.memory.optimizeForSize).toBe('auto');
     expect(load('agent: { memory: { optimizeForSize: false } }').agent.memory.optimizeForSize).toBe(false);
-    expect(errorsOf('agent: { memory: { optimizeForSize: "small" } }').join('\n')).toMatch(/agent\.memory\.optimizeForSize/);
+    expect(load('agent: { memory: { optimizeForSize: true } }').agent.memory.optimizeForSize).toBe(true);
+    // auto: the small heap for an agent that parses no logs and runs no collector beside it
+    expect(smallHeap('auto', false, false)).toBe(true);
+    expect(smallHeap('auto', true, false)).toBe(false);
+    expect(smallHeap('auto', false, true)).toBe(false);
+    expect(smallHeap(true, true, true)).toBe(true);
+    expect(smallHeap(false, false, false)).toBe(false);
+    expect(errorsOf('agent: { memory: { optimizeForSize: "small" } }').join('\n')).toMatch(/agent\.memory\.optimizeForSize.*auto, true or false/);
   });
 
   it('reports every error at once, each with its key path', () => {
