@@ -174,14 +174,38 @@ function isSpace(c: number): boolean {
   return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
-/** A mask and a non-global copy that only tests (no lastIndex to reset). */
+/**
+ * A mask, a non-global copy that only tests (no lastIndex to reset), and for the built-in date
+ * masks a cheaper test that must pass for the regex to match at all.
+ */
 interface Mask {
   readonly replace: RegExp;
   readonly test: RegExp;
+  readonly mayMatch: ((text: string) => boolean) | null;
 }
 
 function toMask(re: RegExp): Mask {
-  return { replace: re, test: new RegExp(re.source, re.flags.replace(/[gy]/g, '')) };
+  return { replace: re, test: new RegExp(re.source, re.flags.replace(/[gy]/g, '')), mayMatch: SPANNING_MASKS.includes(re) ? mayHoldDateTime : null };
+}
+
+/**
+ * Whether `text` holds a clock time `dd:dd:dd` right after whitespace or a 'T', which both
+ * built-in date masks need (`\s+\d{2}:…` and `[T ]\d{2}:…`). An access log's
+ * `[24/Nov/2026:00:00:00 +0000]` fails it (its time follows a ':').
+ */
+function mayHoldDateTime(text: string): boolean {
+  for (let q = text.indexOf(':', 3); q >= 0 && q + 5 < text.length; q = text.indexOf(':', q + 1)) {
+    if (text.charCodeAt(q + 3) !== 0x3a) continue;
+    if (isDigit(text.charCodeAt(q - 1)) && isDigit(text.charCodeAt(q - 2)) && isDigit(text.charCodeAt(q + 1)) && isDigit(text.charCodeAt(q + 2)) && isDigit(text.charCodeAt(q + 4)) && isDigit(text.charCodeAt(q + 5))) {
+      const before = text.charCodeAt(q - 3);
+      if (before === 0x54 || isSpace(before)) return true;
+    }
+  }
+  return false;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 0x30 && c <= 0x39;
 }
 
 /**
@@ -191,7 +215,7 @@ function toMask(re: RegExp): Mask {
 function replaceAll(text: string, masks: readonly Mask[]): string {
   for (let i = 0; i < masks.length; i++) {
     const m = masks[i];
-    if (m.test.test(text)) text = text.replace(m.replace, WILDCARD);
+    if ((m.mayMatch === null || m.mayMatch(text)) && m.test.test(text)) text = text.replace(m.replace, WILDCARD);
   }
   return text;
 }
