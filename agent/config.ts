@@ -133,9 +133,10 @@ export const AgentMemorySchema = Section(
 
 /**
  * Whether V8 should favour a small heap (agent.memory.optimizeForSize). `auto` keeps it for an
- * agent that parses no logs: it halves the heap of one holding many statsd series at no cost in
- * statsd CPU, but parsing allocates so fast that the extra collections cost 40-50 % more CPU a
- * line, and in `plumb all` the collector's ingest pays the same (bench/RESULTS.md).
+ * agent that parses no logs: it nearly halves the heap of one holding many statsd series for
+ * about 5 % of saturated statsd throughput, but parsing allocates so fast that the extra
+ * collections cost 40-50 % more CPU a line, and in `plumb all` the collector's ingest pays the
+ * same (bench/RESULTS.md).
  */
 export function smallHeap(policy: 'auto' | boolean, parsesLogs: boolean, collectorInProcess: boolean): boolean {
   return policy === 'auto' ? !parsesLogs && !collectorInProcess : policy;

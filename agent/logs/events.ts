@@ -227,8 +227,6 @@ export class EventBuilder {
   private nowHead = '';
   private headMs = NaN;
   private head = '';
-  /** What went wrong with the last line `grokLine` wrote (a field, so no object per line). */
-  private readonly outcome = { outcome: 0 };
 
   constructor(setup: ParserSetup) {
     const library = PatternLibrary.builtin().clone();
@@ -272,25 +270,25 @@ export class EventBuilder {
     }
     const timedOut = task.timedOut === true;
     this.nowHead = '{"@timestamp":"' + now + '","message":';
-    const r = this.outcome;
     for (let i = 0; i < task.lengths.length; i++) {
       const line = text.slice(pos, pos + task.lengths[i]);
       pos += task.lengths[i];
       const f = task.files[i];
       const input = task.inputs[i];
       const extra = task.extras === null ? null : task.extras[i];
+      let outcome: number;
       if (extra === null && !timedOut && this.parsers[input].directFields !== null) {
-        this.grokLine(out, this.parsers[input], line, task.offsets[i], fileHead[f], task.truncated[i] === 1 ? fileMidTruncated[f] : fileMid[f]);
+        outcome = this.grokLine(out, this.parsers[input], line, task.offsets[i], fileHead[f], task.truncated[i] === 1 ? fileMidTruncated[f] : fileMid[f]);
       } else {
         const e = this.event(input, line, task.offsets[i], task.fileIds[f], task.paths[f], task.truncated[i] === 1, extra, now, timedOut);
         out.push(e.json, '\n');
-        r.outcome = e.outcome;
+        outcome = e.outcome;
       }
-      if (r.outcome === 0) continue;
-      if (r.outcome & GROK_FAILED) grokFailures++;
-      if (r.outcome & DATE_FAILED) dateFailures++;
-      if (r.outcome & TIMED_OUT) timeouts++;
-      if (r.outcome & (GROK_FAILED | TIMED_OUT)) {
+      if (outcome === 0) continue;
+      if (outcome & GROK_FAILED) grokFailures++;
+      if (outcome & DATE_FAILED) dateFailures++;
+      if (outcome & TIMED_OUT) timeouts++;
+      if (outcome & (GROK_FAILED | TIMED_OUT)) {
         failedByFile ??= {};
         failedByFile[task.fileIds[f]] = (failedByFile[task.fileIds[f]] ?? 0) + 1;
       }
@@ -308,8 +306,9 @@ export class EventBuilder {
    * event, tags) depends only on the file, the offset and the outcome. Same bytes as `event`,
    * and a newline. The pieces go onto the task's list, joined once for the whole task: joining
    * them per line costs ~4× more under V8's --optimize-for-size (agent.memory.optimizeForSize).
+   * Returns what went wrong (GROK_FAILED, DATE_FAILED), 0 when nothing did.
    */
-  private grokLine(out: string[], p: InputParser, line: string, offset: number, fileHead: string, fileMid: string): void {
+  private grokLine(out: string[], p: InputParser, line: string, offset: number, fileHead: string, fileMid: string): number {
     const fields = (p.grok as Grok).matchLine(line);
     let head = this.nowHead;
     let members = '';
@@ -334,8 +333,8 @@ export class EventBuilder {
       // "{}" has no members; otherwise "{…}" less its braces, after a comma
       members = members.length === 2 ? '' : ',' + members.slice(1, -1);
     }
-    this.outcome.outcome = outcome;
     out.push(head, JSON.stringify(line), members, p.directFields as string, fileHead, String(offset), fileMid, offsetHex(offset), tags === '' ? '"}}\n' : '"}' + tags + '}\n');
+    return outcome;
   }
 
   /** `{"@timestamp":"<ms as ISO text>","message":`, remembered for the last time asked: lines of the same second share it. */

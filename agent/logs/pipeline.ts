@@ -173,8 +173,8 @@ export class LogPipeline {
     if (result.dateFailures > 0) this.events.inc({ outcome: 'date_failure' }, result.dateFailures);
     if (result.timeouts > 0) this.events.inc({ outcome: 'grok_timeout' }, result.timeouts);
     this.countByFile(batch.records, result.failedByFile);
-    // Returned, not awaited: this frame and the batch's records go now; only the events' NDJSON
-    // waits for the collector's answer (the ack needs no more than the batch's seq).
+    // The forwarder holds on to what is given to it here until the collector answers: the
+    // events' NDJSON and the batch's seq (all the ack needs), not the batch and its records.
     return this.forward(batch.seq, `${recordId(batch.records[0])}+${batch.records.length}`, batch.records.length, result);
   }
 
