@@ -32,7 +32,7 @@ import { compileGrok } from '../agent/logs/grok/index.ts';
 import { EventBuilder, packRecords } from '../agent/logs/events.ts';
 import type { TailRecord } from '../agent/logs/tail/record.ts';
 import { NO_TAGS } from '../agent/logs/tail/record.ts';
-import { processCpuSeconds, processMemory, machineInfo } from './statsd/procfs.ts';
+import { processCpuSeconds, processMemory, machineInfo, threadCpuSeconds } from './statsd/procfs.ts';
 import { generateAccessLog, mix, sampleLines, type FileFacts } from './access-log.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -91,6 +91,8 @@ interface EndToEnd {
   lost: number;
   duplicated: number;
   offsetsMatch: boolean;
+  /** Agent CPU µs a line by thread: the main thread, the parser threads together, V8's helper threads (GC, compiler), the libuv pool. */
+  perLineMicros: { main: number; parsers: number; v8: number; libuv: number };
 }
 
 async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
@@ -154,6 +156,8 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
     }
     const seconds = (performance.now() - t0) / 1000;
     const cpu = processCpuSeconds(pid);
+    const byThread = threadCpuSeconds(pid);
+    const perLine = (s: number | undefined): number => round(((s ?? 0) / facts.lines) * 1e6, 2);
     // anything sent twice would arrive after the last line: give it a moment to show up
     await sleep(1000);
     return {
@@ -167,6 +171,7 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
       lost: Math.max(0, facts.lines - events),
       duplicated: Math.max(0, events - facts.lines),
       offsetsMatch: offsetSum === facts.offsetSum && offsetHash === facts.offsetHash,
+      perLineMicros: { main: perLine(byThread.MainThread), parsers: perLine(byThread.WorkerThread), v8: perLine(byThread.V8Worker), libuv: perLine(byThread['libuv-worker']) },
     };
   } finally {
     agent.kill('SIGTERM');
@@ -231,14 +236,14 @@ function render(r: {
   twoThreadsToOne: number;
 }): string {
   const rows = r.endToEnd
-    .map((e) => `| ${e.threads} | ${e.linesPerSecond.toLocaleString('en-US')} | ${e.mibPerSecond} | ${e.seconds} | ${e.agentCpuCores} | ${e.peakRssMiB} | ${e.delivered.toLocaleString('en-US')} | ${e.lost} / ${e.duplicated} | ${e.offsetsMatch ? 'yes' : 'NO'} |`)
+    .map((e) => `| ${e.threads} | ${e.linesPerSecond.toLocaleString('en-US')} | ${e.mibPerSecond} | ${e.seconds} | ${e.agentCpuCores} | ${e.peakRssMiB} | ${e.delivered.toLocaleString('en-US')} | ${e.lost} / ${e.duplicated} | ${e.offsetsMatch ? 'yes' : 'NO'} | ${e.perLineMicros.main} / ${e.perLineMicros.parsers} / ${e.perLineMicros.v8} / ${e.perLineMicros.libuv} |`)
     .join('\n');
   return `
 ## Logs: tail → grok → forward (\`bench/logs.ts\`)
 
 **Date** ${r.date}. **Machine** ${JSON.stringify(r.machine)}.
 
-**Method** \`npm run bench:logs -- --write\`: ${r.file.lines.toLocaleString('en-US')} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line). Ceiling = the compiled \`%{COMBINEDAPACHELOG}\` regex alone in a tight loop over 200 000 of the lines (best of 3); thread work = what one parser thread does per chunk (match, build the event, serialise NDJSON) over the same lines (best of 3); end to end = a \`plumb agent\` process tailing the whole file into a null collector that acknowledges and checks every event's offset.
+**Method** \`npm run bench:logs -- --write\`: ${r.file.lines.toLocaleString('en-US')} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line). Ceiling = the compiled \`%{COMBINEDAPACHELOG}\` regex alone in a tight loop over 200 000 of the lines (best of 3); thread work = what one parser thread does per chunk (match, build the event, serialise NDJSON) over the same lines (best of 3); end to end = a \`plumb agent\` process tailing the whole file into a null collector that acknowledges and checks every event's offset; its CPU a line split by thread from /proc/<pid>/task (start-up included).
 
 | measure | lines/s | ratio |
 |---|---|---|
@@ -247,8 +252,8 @@ function render(r: {
 | end to end, 1 parser thread | ${r.endToEnd[0].linesPerSecond.toLocaleString('en-US')} | ${r.perThreadToCeiling} of the ceiling |
 | end to end, 2 parser threads | ${r.endToEnd[1].linesPerSecond.toLocaleString('en-US')} | ${r.twoThreadsToOne} × one thread |
 
-| parser threads | lines/s | MiB/s | seconds | agent CPU (cores) | peak RSS MiB | delivered | lost / doubled | offsets match |
-|---|---|---|---|---|---|---|---|---|
+| parser threads | lines/s | MiB/s | seconds | agent CPU (cores) | peak RSS MiB | delivered | lost / doubled | offsets match | agent CPU µs/line: main / parser threads / V8 helpers / libuv |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows}
 `;
 }

@@ -2,7 +2,7 @@
  * What the kernel says about the benchmark's processes and sockets: CPU and memory of a pid,
  * receive-queue length and drops of a UDP port, UDP error counters, and machine facts.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 
@@ -15,6 +15,28 @@ export function processCpuSeconds(pid: number): number {
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+/**
+ * CPU seconds of a process by thread name (/proc/<pid>/task/<tid>/comm): Node names its main
+ * thread MainThread, worker_threads WorkerThread, V8's GC and compiler helpers V8Worker and the
+ * libuv pool libuv-worker. Threads that ended are not counted (the process total still has them).
+ */
+export function threadCpuSeconds(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let name: string;
+    let text: string;
+    try {
+      name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'latin1').trim();
+      text = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    out[name] = (out[name] ?? 0) + (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  }
+  return out;
 }
 
 export interface Memory {
