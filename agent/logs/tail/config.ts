@@ -110,7 +110,7 @@ export const TailerOptionsSchema = Section({
   maxOpenFiles: Type.Integer({ minimum: 1, default: 512, description: 'files held open at once; more are refused (and counted) until others close' }),
   maxFiles: Type.Integer({ minimum: 1, default: 10_000, description: 'files remembered (open, closed or checkpointed); the longest unseen are forgotten first' }),
   maxLineBytes: Size('64kib', { description: 'longer lines are cut to this size and flagged truncated' }),
-  readChunkBytes: Size('64kib', { description: 'bytes read from a file at a time' }),
+  readChunkBytes: Size('256kib', { description: 'bytes read from a file at a time (each read is a round trip to the I/O thread pool: larger chunks cost the main thread less a line)' }),
   fingerprintBytes: Size('1kib', { description: 'leading bytes hashed to tell a file from a new one that reuses its inode' }),
   batchMaxRecords: Type.Integer({ minimum: 1, default: 1000, description: 'a batch is handed out when it holds this many records' }),
   batchMaxBytes: Size('1mib', { description: 'or when its records\' text reaches this size' }),
