@@ -18,7 +18,7 @@ import { MetricPoster, counter, gauge } from '../helpers/metric-poster.ts';
 import { scrape } from '../helpers/prometheus.ts';
 import { startWebhookServer, type WebhookServer } from '../helpers/webhook-server.ts';
 import { sumOf } from './harness.ts';
-import { ownerOf, seriesKey } from '../../shared/membership.ts';
+import { ownerOf, rendezvousRank, seriesKey } from '../../shared/membership.ts';
 
 const TOKEN = 'fleet-secret-for-tests';
 const INTERVAL = 200;
@@ -30,14 +30,22 @@ afterEach(async () => {
 
 interface FleetRule {
   name: string;
+  key: string;
   owner: string | null;
   runnerUp: string | null;
   owned: boolean;
 }
 
-async function fleetRules(role: Role): Promise<{ rules: FleetRule[]; takeovers: number; owned: number }> {
+interface FleetRules {
+  rules: FleetRule[];
+  takeovers: number;
+  owned: number;
+  down: { member: string; since: string }[];
+}
+
+async function fleetRules(role: Role): Promise<FleetRules> {
   const res = await fetch(`${role.url}/api/v1/fleet/rules`, { signal: AbortSignal.timeout(2000) });
-  return (await res.json()) as { rules: FleetRule[]; takeovers: number; owned: number };
+  return (await res.json()) as FleetRules;
 }
 
 async function alerts(role: Role): Promise<{ labels: Record<string, string>; state: string; activeAt: string }[]> {
@@ -75,15 +83,21 @@ async function fleet(rules: string, hook: WebhookServer): Promise<Role[]> {
       }
     }),
   );
-  // every collector sees the others and agrees on the owners
-  await waitFor(
+  // Every collector sees the other two up and names the same owner and runner-up for each rule,
+  // the first two of its rendezvous order. Agreeing on the owners is not enough: a collector that
+  // probed another before it listened holds it down until its next probe, and meanwhile names the
+  // third collector as runner-up; a test that took that view would kill the owner and wait in vain
+  // for the wrong collector to take over.
+  const views = await waitFor(
     async () => {
-      const views = await Promise.all(roles.map((r) => fleetRules(r)));
-      const owners = views.map((v) => v.rules.map((r) => r.owner).join(','));
-      return owners.every((o) => o === owners[0]) && views.reduce((n, v) => n + v.owned, 0) === views[0].rules.length;
+      const all = await Promise.all(roles.map((r) => fleetRules(r)));
+      const order = all.map((v) => v.rules.map((r) => `${r.owner} ${r.runnerUp}`).join(','));
+      const settled = all.every((v) => v.down.length === 0) && order.every((o) => o === order[0]) && all.reduce((n, v) => n + v.owned, 0) === all[0].rules.length;
+      return settled ? all : undefined;
     },
-    { what: 'the three collectors to agree on who owns each rule', timeoutMs: 15_000 },
+    { what: 'the three collectors to see each other up and agree on who owns each rule and who is runner-up', timeoutMs: 15_000 },
   );
+  for (const r of views[0].rules) expect([r.owner, r.runnerUp], r.name).toEqual(rendezvousRank(r.key, members).slice(0, 2));
   return roles;
 }
 
