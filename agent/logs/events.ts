@@ -113,21 +113,31 @@ export function packRecords(records: readonly TailRecord[], now: number): { task
   const paths: string[] = [];
   const fileIndex = new Map<string, number>();
   let extras: (RecordExtra | null)[] | null = null;
-  const texts: string[] = new Array<string>(n);
+  const text = new TextPacker(records);
+  // a batch's records come in runs of one file: the index is looked up when the file changes
+  let lastId = '';
+  let lastPath = '';
+  let f = -1;
   for (let i = 0; i < n; i++) {
     const r = records[i];
-    texts[i] = r.text;
+    text.add(r.text);
     lengths[i] = r.text.length;
     offsets[i] = r.offset;
     inputs[i] = r.input;
     truncated[i] = r.truncated ? 1 : 0;
-    const key = `${r.fileId}\0${r.path}`;
-    let f = fileIndex.get(key);
-    if (f === undefined) {
-      f = fileIds.length;
-      fileIndex.set(key, f);
-      fileIds.push(r.fileId);
-      paths.push(r.path);
+    if (f < 0 || r.fileId !== lastId || r.path !== lastPath) {
+      lastId = r.fileId;
+      lastPath = r.path;
+      const key = `${r.fileId}\0${r.path}`;
+      const known = fileIndex.get(key);
+      if (known === undefined) {
+        f = fileIds.length;
+        fileIndex.set(key, f);
+        fileIds.push(r.fileId);
+        paths.push(r.path);
+      } else {
+        f = known;
+      }
     }
     files[i] = f;
     if (r.stream !== undefined || r.time !== undefined || r.k8s !== undefined || r.json !== undefined || r.tags.length > 0) {
@@ -135,9 +145,44 @@ export function packRecords(records: readonly TailRecord[], now: number): { task
       extras[i] = { stream: r.stream, time: r.time, k8s: r.k8s, json: r.json, tags: r.tags };
     }
   }
-  const text = ownedBytes(texts.join(''));
-  const task: ParseTask = { text, lengths, offsets, inputs, files, fileIds, paths, truncated, extras, now };
-  return { task, transfer: [text.buffer as ArrayBuffer, lengths.buffer, offsets.buffer, inputs.buffer, files.buffer, truncated.buffer] };
+  const bytes = text.bytes();
+  const task: ParseTask = { text: bytes, lengths, offsets, inputs, files, fileIds, paths, truncated, extras, now };
+  return { task, transfer: [bytes.buffer as ArrayBuffer, lengths.buffer, offsets.buffer, inputs.buffer, files.buffer, truncated.buffer] };
+}
+
+/**
+ * The records' texts as UTF-8, one after the other, in an ArrayBuffer of its own (a Buffer from
+ * Node's shared pool cannot be transferred: that would pull the pool from under every other
+ * Buffer in the thread). Each text is encoded straight into place; the buffer is sized for ASCII
+ * and grows only when a text may not fit.
+ */
+class TextPacker {
+  private buf: Buffer;
+  private at = 0;
+
+  constructor(records: readonly TailRecord[]) {
+    let chars = 0;
+    for (const r of records) chars += r.text.length;
+    this.buf = Buffer.allocUnsafeSlow(chars + (chars >> 4) + 64);
+  }
+
+  add(text: string): void {
+    let buf = this.buf;
+    // a UTF-16 unit is at most 3 bytes of UTF-8: only a text that might not fit is measured
+    if (buf.length - this.at < text.length * 3) {
+      const need = Buffer.byteLength(text, 'utf8');
+      if (buf.length - this.at < need) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(buf.length * 2, this.at + need));
+        buf.copy(grown, 0, 0, this.at);
+        this.buf = buf = grown;
+      }
+    }
+    this.at += buf.write(text, this.at, 'utf8');
+  }
+
+  bytes(): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset, this.at);
+  }
 }
 
 /**

@@ -185,6 +185,24 @@ describe('EventBuilder', () => {
     expect(events.map((e) => (e.log as { offset: number }).offset)).toEqual([0, 10_000, 20_000, 30_000, 40_000]);
   });
 
+  it('keeps each record’s file and offset when a task mixes files, and text wider than ASCII past any first guess of its size', () => {
+    const files = [
+      { fileId: 'a'.repeat(32), path: '/var/log/a.log' },
+      { fileId: 'b'.repeat(32), path: '/var/log/b.log' },
+      // the same file under the name it was rotated to, and the same path under another id: its successor
+      { fileId: 'a'.repeat(32), path: '/var/log/a.log.1' },
+      { fileId: 'c'.repeat(32), path: '/var/log/a.log' },
+    ];
+    const order = [0, 0, 1, 0, 2, 2, 3, 1, 0, 3];
+    // three UTF-8 bytes per UTF-16 unit, then four per two, then one: the packed bytes outgrow the text's length
+    const texts = order.map((f, i) => (i % 3 === 0 ? '日本語'.repeat(400 + i) : i % 3 === 1 ? `🙂 ${f}`.repeat(300) : `plain ${i}`));
+    const records = order.map((f, i) => record(texts[i], 1000 * i, files[f]));
+    const events = parse(builder([{}]), records);
+    expect(events.map((e) => e.message)).toEqual(texts);
+    expect(events.map((e) => (e.log as { file: { path: string } }).file.path)).toEqual(order.map((f) => files[f].path));
+    expect(events.map((e) => (e.event as { id: string }).id)).toEqual(order.map((f, i) => eventId(files[f].fileId, 1000 * i)));
+  });
+
   it('never throws and always yields one valid JSON line per record, whatever the text', () => {
     const b = builder([{ pattern: ['%{COMBINEDAPACHELOG}', '%{SYSLOGLINE}'], timestamp: { field: 'timestamp', format: 'dd/MMM/yyyy:HH:mm:ss Z' } }]);
     fc.assert(
