@@ -7,10 +7,12 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { aggregatorOptions, type AgentConfig } from './config.ts';
-import { Aggregator } from './statsd/aggregator.ts';
+import { Aggregator, type EndedInterval } from './statsd/aggregator.ts';
 import { StatsdServer } from './statsd/server.ts';
 import { Forwarder } from './forward/forwarder.ts';
 import { shardInterval } from './forward/shard.ts';
+import { memberSeed, normalizeMember, ownerIndex, seriesKey } from '../shared/membership.ts';
+import type { JsonWriter } from '../shared/json-stream.ts';
 import { PendingInterval, type BacklogDropReason, type BacklogLimits, type IntervalPart } from './forward/backlog.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
 import type { Logger } from '../shared/log.ts';
@@ -404,17 +406,91 @@ export class PlumbAgent {
    */
   async flush(): Promise<void> {
     const err = this.aggregator.lastError;
-    const ended = this.aggregator.flushAsync();
+    const ended = this.aggregator.end();
     // Right after an interval ends, so each interval gets exactly one collection.
     if (this.hostDriven) this.host?.tick();
-    const interval = await ended;
-    if (this.aggregatorTap.active) this.aggregatorTap.publish(interval.metrics);
     if (err) this.ctx.log.warn({ reason: err.reason, line: err.line }, `statsd line rejected: ${describeParseError(err.reason)}`);
     // One hand-off at a time, so a pending merged interval is never sent twice.
-    const handoff = this.handoff.then(() => this.handOff(interval));
+    const handoff = this.handoff.then(() => this.handOffEnded(ended));
     this.handoff = handoff.catch(() => undefined);
     await handoff;
     this.flushes.inc();
+  }
+
+  /**
+   * The usual hand-off: each series is written as JSON straight into its collector's (gzipped)
+   * body and released, so a large interval never exists as wire objects, nor as one JSON text.
+   * The tap, a merged pending interval and the memory guard's merging need the metrics as
+   * objects: only then is the interval turned into them (handOff).
+   */
+  private async handOffEnded(ended: EndedInterval): Promise<void> {
+    const empty = ended.seriesCount === 0 && ended.events.length === 0 && ended.serviceChecks.length === 0;
+    if (empty && this.pending.size === 0) return;
+    const merging = this.guard.mergeInterval();
+    if (merging || this.pending.size > 0 || this.aggregatorTap.active) {
+      const interval = await ended.toWire();
+      if (this.aggregatorTap.active) this.aggregatorTap.publish(interval.metrics);
+      return this.handOff(interval, merging);
+    }
+    const targets = this.forwarder.shardTargets();
+    // taken only if something is sent, like handOff's
+    const seq = this.seq + 1;
+    const ids = targets.map((c) => `${this.instance}:${seq}:${this.forwarder.collectorIndex(c)}`);
+    const side = shardInterval({ metrics: [], events: ended.events, serviceChecks: ended.serviceChecks }, targets);
+    const writers: (JsonWriter | null)[] = targets.map(() => null);
+    const written = targets.map(() => 0);
+    // the same text, key for key, as JSON.stringify of handOff's MetricBatch
+    const open = (i: number): JsonWriter => {
+      const w = this.forwarder.jsonWriter();
+      w.write(`{"id":${JSON.stringify(ids[i])},"agent":${JSON.stringify(this.instance)},"seq":${seq},"start":${ended.start},"end":${ended.end},"metrics":[`);
+      writers[i] = w;
+      return w;
+    };
+    const seeds = targets.map((c) => memberSeed(normalizeMember(c)));
+    const counts = await ended.encode(
+      {
+        owner: (name, tags) => ownerIndex(seriesKey({ name, tags }), seeds),
+        write: (i, json) => (writers[i] ?? open(i)).write(written[i]++ === 0 ? json : `,${json}`),
+        drain: (i) => (writers[i] as JsonWriter).drain(),
+      },
+      targets.length,
+    );
+    const bodies: (Buffer | null)[] = [];
+    for (let i = 0; i < targets.length; i++) {
+      const part = side[i];
+      if (counts[i] === 0 && part.events.length === 0 && part.serviceChecks.length === 0) {
+        bodies.push(null);
+        continue;
+      }
+      const w = writers[i] ?? open(i);
+      w.write(`],"events":${JSON.stringify(part.events)},"serviceChecks":${JSON.stringify(part.serviceChecks)}}`);
+      bodies.push(await w.end());
+    }
+    if (bodies.every((b) => b === null)) return;
+    this.seq = seq;
+    const sends: Promise<unknown>[] = [];
+    bodies.forEach((body, i) => {
+      if (body === null) return;
+      const collector = targets[i];
+      const id = ids[i];
+      const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'metrics', 'plumb.batch.id': id, 'plumb.metrics': counts[i] } }, ROOT_CONTEXT);
+      sends.push(
+        this.forwarder
+          .send('metrics', METRICS_PATH, id, body, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector, whenFull: 'refuse', encoded: true })
+          .then(async (outcome) => {
+            span.setAttribute('plumb.outcome', outcome);
+            if (outcome === 'queued') return;
+            // the lane had no room: the part is read back from its body and merged, as handOff does
+            const batch = (await this.forwarder.decodeJson(body)) as MetricBatch;
+            const part: IntervalPart = { start: batch.start, end: batch.end, metrics: batch.metrics, events: batch.events, serviceChecks: batch.serviceChecks };
+            this.pending.set(collector, new PendingInterval(this.backlogLimits, part, this.mergeDrop));
+            this.intervalsMerged.inc();
+            this.ctx.log.warn({ collector, reason: outcome }, 'forward lane full: metric intervals are merged until it has room (resolution, not data, is lost)');
+          })
+          .finally(() => span.end()),
+      );
+    });
+    await Promise.all(sends);
   }
 
   /**
@@ -422,7 +498,7 @@ export class PlumbAgent {
    * drop the batch: it is merged into that collector's pending interval, sent whole at a later
    * flush once the lane has room again (see forward/backlog.ts).
    */
-  private async handOff(interval: IntervalPart): Promise<void> {
+  private async handOff(interval: IntervalPart, merging: boolean): Promise<void> {
     const empty = (p: Omit<IntervalPart, 'start' | 'end'>): boolean => p.metrics.length === 0 && p.events.length === 0 && p.serviceChecks.length === 0;
     if (empty(interval) && this.pending.size === 0) return;
     const targets = this.forwarder.shardTargets();
@@ -431,7 +507,7 @@ export class PlumbAgent {
     targets.forEach((c, i) => {
       if (!empty(parts[i])) byCollector.set(c, { start: interval.start, end: interval.end, ...parts[i] });
     });
-    if (this.guard.mergeInterval()) {
+    if (merging) {
       // Near the memory budget: one merged interval per collector grows only with new series,
       // where queued batches would grow with every flush.
       for (const [collector, part] of byCollector) {

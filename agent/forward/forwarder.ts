@@ -16,7 +16,7 @@
  * honouring Retry-After.
  */
 import { createHash } from 'node:crypto';
-import { gzip } from 'node:zlib';
+import { gunzip, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { access, readdir, rm } from 'node:fs/promises';
@@ -33,11 +33,12 @@ import { Connection, type ForwardAuthOptions, type ForwardTlsOptions } from './c
 import { CollectorHealth } from './health.ts';
 import { Lane, type BatchResult, type ForwardInstruments, type LaneContext } from './lane.ts';
 import { ownerOf } from '../../shared/membership.ts';
-import { encodeJson } from '../../shared/json-stream.ts';
+import { encodeJson, JsonWriter } from '../../shared/json-stream.ts';
 
 export type { BatchResult } from './lane.ts';
 
 const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
 
 export interface ForwardSpoolOptions {
   /** Parent directory: each lane spools into <dir>/<lane>. */
@@ -87,6 +88,8 @@ export interface SendOptions {
   contentType?: string;
   /** Metrics: the collector the batch is addressed to (default: the owner of its id among the healthy ones). */
   collector?: string;
+  /** A Buffer body that is already JSON as this forwarder sends it: written by jsonWriter() (gzipped when agent.forward.compress). */
+  encoded?: boolean;
 }
 
 export type SendOutcome = 'queued' | 'queue_full' | 'spool_full';
@@ -226,12 +229,23 @@ export class Forwarder {
     const refuse = options.whenFull === 'refuse';
     if (refuse && lane.memoryBatches >= this.options.maxQueueBatches) return 'queue_full';
     const level = this.options.compressLevel ?? 1;
-    const contentType = Buffer.isBuffer(body) ? (options.contentType ?? 'application/octet-stream') : 'application/json';
+    const encoded = options.encoded === true && Buffer.isBuffer(body);
+    const contentType = Buffer.isBuffer(body) && !encoded ? (options.contentType ?? 'application/octet-stream') : 'application/json';
     // an object is written into gzip slice by slice: never its whole JSON text at once
-    const payload = !Buffer.isBuffer(body) ? await encodeJson(body, this.options.compress, level) : this.options.compress ? await gzipAsync(body, { level }) : body;
+    const payload = encoded ? body : !Buffer.isBuffer(body) ? await encodeJson(body, this.options.compress, level) : this.options.compress ? await gzipAsync(body, { level }) : body;
     const outcome = await lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
     if (outcome === 'queued') this.queued.inc({ kind });
     return outcome;
+  }
+
+  /** A writer of JSON text in the form send() takes with `encoded: true` (gzipped at the configured level when compressing). */
+  jsonWriter(): JsonWriter {
+    return new JsonWriter(this.options.compress, this.options.compressLevel ?? 1);
+  }
+
+  /** The JSON value of a body jsonWriter() wrote (a batch the lane refused, taken back by its sender). */
+  async decodeJson(body: Buffer): Promise<unknown> {
+    return JSON.parse((this.options.compress ? await gunzipAsync(body) : body).toString('utf8'));
   }
 
   private laneFor(kind: string, id: string, collector: string | undefined): Lane {

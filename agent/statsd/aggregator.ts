@@ -612,17 +612,16 @@ export class Aggregator implements ValueSink {
    * arriving meanwhile already count towards the new interval.
    */
   async flushAsync(now = Date.now(), slice = 2000): Promise<Omit<MetricBatch, 'id' | 'agent' | 'seq'>> {
+    return this.end(now).toWire(slice);
+  }
+
+  /**
+   * Ends the interval and starts a new one; the ended one is encoded later, by whoever sends it
+   * (EndedInterval.encode, or toWire for the paths that need its metrics as objects).
+   */
+  end(now = Date.now()): EndedInterval {
     const { series, rest } = this.endInterval(now);
-    const metrics: WireMetric[] = [];
-    const accuracy = this.options.relativeAccuracy;
-    const ended: (Series | null)[] = series;
-    for (let i = 0; i < ended.length; i++) {
-      pushWire(metrics, ended[i] as Series, accuracy);
-      // the ended interval's state goes as it is encoded, while the next one fills
-      ended[i] = null;
-      if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
-    }
-    return { ...rest, metrics };
+    return new EndedInterval(series, rest, this.options.relativeAccuracy);
   }
 
   private endInterval(now: number): { series: Series[]; rest: Omit<MetricBatch, 'id' | 'agent' | 'seq' | 'metrics'> } {
@@ -660,6 +659,81 @@ export class Aggregator implements ValueSink {
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * Where EndedInterval.encode writes: `owner` picks a series' destination (a collector's index),
+ * `write` appends one metric's JSON text to it and returns false when that destination wants
+ * `drain` awaited before more is written.
+ */
+export interface MetricTextSink {
+  owner(name: string, tags: string[]): number;
+  write(owner: number, json: string): boolean;
+  drain(owner: number): Promise<void>;
+}
+
+/**
+ * An interval the aggregator has ended, not yet encoded: its series, released one by one as they
+ * are encoded, so the interval's state goes while the next one fills and at no moment is the
+ * interval held twice (as series and as wire objects).
+ */
+export class EndedInterval {
+  readonly start: number;
+  readonly end: number;
+  readonly events: StatsdEvent[];
+  readonly serviceChecks: ServiceCheck[];
+  private series: (Series | null)[];
+  private readonly accuracy: number;
+
+  constructor(series: Series[], rest: Omit<MetricBatch, 'id' | 'agent' | 'seq' | 'metrics'>, relativeAccuracy: number) {
+    this.series = series;
+    this.start = rest.start;
+    this.end = rest.end;
+    this.events = rest.events;
+    this.serviceChecks = rest.serviceChecks;
+    this.accuracy = relativeAccuracy;
+  }
+
+  /** Series not yet encoded (some may have no metric to send: a gauge or timer with no value). */
+  get seriesCount(): number {
+    return this.series.length;
+  }
+
+  /** The interval as wire objects (the tap, the memory guard's merged intervals), yielding every `slice` series. */
+  async toWire(slice = 2000): Promise<Omit<MetricBatch, 'id' | 'agent' | 'seq'>> {
+    const metrics: WireMetric[] = [];
+    const ended = this.series;
+    this.series = [];
+    for (let i = 0; i < ended.length; i++) {
+      pushWire(metrics, ended[i] as Series, this.accuracy);
+      ended[i] = null;
+      if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return { start: this.start, end: this.end, events: this.events, serviceChecks: this.serviceChecks, metrics };
+  }
+
+  /**
+   * Writes each series' metric as the JSON text of its wire object (what JSON.stringify gives
+   * for the object toWire builds) to its owner in `sink`, in series order, releasing each series
+   * as it goes and yielding every `slice` series. Returns how many metrics each owner got.
+   */
+  async encode(sink: MetricTextSink, owners: number, slice = 2000): Promise<number[]> {
+    const counts = new Array<number>(owners).fill(0);
+    const ended = this.series;
+    this.series = [];
+    for (let i = 0; i < ended.length; i++) {
+      const s = ended[i] as Series;
+      ended[i] = null;
+      const json = seriesJson(s, this.accuracy);
+      if (json !== null) {
+        const o = owners === 1 ? 0 : sink.owner(s.name, s.tags);
+        counts[o]++;
+        if (!sink.write(o, json)) await sink.drain(o);
+      }
+      if (i % slice === slice - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return counts;
+  }
+}
+
 function pushWire(out: WireMetric[], s: Series, relativeAccuracy: number): void {
   if (s.type === TYPE_COUNTER) {
     out.push({ type: 'c', name: s.name, tags: s.tags, value: s.value });
@@ -685,6 +759,52 @@ function pushWire(out: WireMetric[], s: Series, relativeAccuracy: number): void 
     out.push(m);
   }
 }
+/** A number as JSON.stringify writes it (null when it has no JSON form). */
+function jsonNumber(v: number): string {
+  return Number.isFinite(v) ? String(v) : 'null';
+}
+
+function jsonNumbers(a: Float64Array, n: number): string {
+  let text = '[';
+  for (let i = 0; i < n; i++) text += (i === 0 ? '' : ',') + jsonNumber(a[i]);
+  return `${text}]`;
+}
+
+/**
+ * JSON.stringify of the wire object pushWire makes for `s`, written without making the object;
+ * null when pushWire makes none. Keys in the same order, so the bytes are the same.
+ */
+function seriesJson(s: Series, relativeAccuracy: number): string | null {
+  const head = `"name":${JSON.stringify(s.name)},"tags":${JSON.stringify(s.tags)}`;
+  if (s.type === TYPE_COUNTER) return `{"type":"c",${head},"value":${jsonNumber(s.value)}}`;
+  if (s.type === TYPE_GAUGE) return s.members === null ? null : `{"type":"g",${head},"value":${jsonNumber(s.value)}}`;
+  if (s.type === TYPE_SET) {
+    let members = '[';
+    if (s.members !== null) {
+      let first = true;
+      for (const m of s.members) {
+        members += (first ? '' : ',') + JSON.stringify(m);
+        first = false;
+      }
+    }
+    return `{"type":"s",${head},"members":${members}]}`;
+  }
+  const n = s.exactCount;
+  if (n === 0) return null;
+  const sk = s.sketch ?? sketchOfExact(s, relativeAccuracy);
+  let text = `{"type":"${TYPE_NAMES[s.type]}",${head},"sketch":"${encodeSketch(sk)}","count":${jsonNumber(sk.count)},"sum":${jsonNumber(sk.sum)},"min":${jsonNumber(sk.min)},"max":${jsonNumber(sk.max)}`;
+  if (n <= EXACT_SAMPLES && s.exact !== null) {
+    text += `,"samples":${jsonNumbers(s.exact, n)}`;
+    const weights = s.exactWeights;
+    if (weights !== null) {
+      let unweighted = true;
+      for (let i = 0; i < n; i++) if (weights[i] !== 1) unweighted = false;
+      if (!unweighted) text += `,"weights":${jsonNumbers(weights, n)}`;
+    }
+  }
+  return `${text}}`;
+}
+
 /**
  * The string V8 keeps once in its string table: flat (a key built with a template is a tree of
  * cons strings, ~100 bytes more than its text) and shared by every series that has the same

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { encodeJson, jsonSlices } from '../../../shared/json-stream.ts';
+import { encodeJson, jsonSlices, JsonWriter } from '../../../shared/json-stream.ts';
 
 const interval = (n: number) => ({
   id: 'agent-1:7:0',
@@ -30,5 +30,27 @@ describe('JSON written in slices', () => {
     const slices = [...jsonSlices(interval(20_000))];
     expect(slices.length).toBeGreaterThan(10);
     expect(Math.max(...slices.map((s) => s.length))).toBeLessThan(70 * 1024);
+  });
+});
+
+describe('JSON written piece by piece', () => {
+  it('gives the bytes of the pieces in order, gzipped or not, whatever their sizes and characters', async () => {
+    const pieces: string[] = [];
+    for (let i = 0; i < 5000; i++) pieces.push(i % 97 === 0 ? `"${'ü✓𝄞"'.repeat(9000)}",` : `{"n":${i},"s":"é${'x'.repeat(i % 300)}"},`);
+    const want = pieces.join('');
+    for (const gzip of [true, false]) {
+      const w = new JsonWriter(gzip);
+      let waits = 0;
+      for (const p of pieces) {
+        if (!w.write(p)) {
+          waits++;
+          await w.drain();
+        }
+      }
+      const body = await w.end();
+      expect((gzip ? gunzipSync(body) : body).toString('utf8')).toBe(want);
+      // gzip is given a slice at a time and the writer waits for it
+      if (gzip) expect(waits).toBeGreaterThan(10);
+    }
   });
 });
