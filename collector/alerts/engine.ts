@@ -265,7 +265,7 @@ interface FleetState {
   takeovers: number;
   /** Bytes between collectors (both ways) and duration of the last round. */
   lastBytes: number;
-  /** The liveness probes under way, if any. */
+  /** Settles once the probes under way at the last round have answered or timed out (stop() waits for it). */
   probing: Promise<void> | null;
 }
 
@@ -485,15 +485,11 @@ export class AlertEngine implements RuleFleetHandler {
     const self = f.members.self();
     const list = f.members.members();
     const bytesBefore = f.peers.traffic.sent + f.peers.traffic.received;
-    // Probes run beside the rounds: a refused connection (a dead collector) is known within
-    // milliseconds and used in this round; a collector that hangs delays no round by more than
-    // a quarter of the interval, and counts as down after its third timeout.
-    if (f.probing === null) {
-      const probing = f.peers.probe(list, self, now).finally(() => {
-        f.probing = null;
-      });
-      f.probing = probing;
-    }
+    // Probes run beside the rounds, each member's on its own: a refused connection (a dead
+    // collector) is known within milliseconds and used in this round, however long another member
+    // takes to answer its probe; a collector that hangs delays no round by more than a quarter of
+    // the interval, and counts as down after its third timeout.
+    f.probing = f.peers.probe(list, self, now);
     await Promise.race([f.probing, new Promise((r) => setTimeout(r, Math.max(50, this.config.evaluationInterval / 4)).unref())]);
     const others = list.filter((m) => m !== self && f.peers.isUp(m));
     f.down = f.peers.downMembers();

@@ -13,7 +13,9 @@
  * evaluation with pending and firing alerts as they were.
  *
  * Liveness is probed, not negotiated: each collector asks every other one for GET /readyz once
- * per evaluation, beside the round (which waits for the answers at most a quarter interval). A refused connection or a non-2xx answer (a stopping collector says 503) makes
+ * per evaluation (unless its last probe is still waiting for an answer), beside the round (which
+ * waits for the answers at most a quarter interval). Each member's probe stands alone: one member
+ * slow to answer delays no verdict on another. A refused connection or a non-2xx answer (a stopping collector says 503) makes
  * a member down at once; a timeout only the third time in a row, so a slow answer on a busy
  * machine does not hand a rule to two collectors. A request from a member (it asks for partial
  * aggregates or sends a replica) shows it alive at once, so a collector that wrongly thought an
@@ -134,32 +136,48 @@ export class RulePeers implements RulePeerClient {
   private readonly options: RulePeersOptions;
   private readonly dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
   private readonly health = new Map<string, MemberHealth>();
+  /** The probe under way per member. */
+  private readonly probing = new Map<string, Promise<void>>();
   readonly traffic: PeerTraffic = { sent: 0, received: 0, requests: 0, failures: 0 };
 
   constructor(options: RulePeersOptions) {
     this.options = options;
   }
 
-  /** Probes every member but `self` once, concurrently; resolves when all answered or timed out. */
-  async probe(members: readonly string[], self: string | undefined, now: number): Promise<void> {
-    await Promise.all(
-      members
-        .filter((m) => m !== self)
-        .map(async (m) => {
-          const h = this.health.get(m) ?? { up: true, timeouts: 0, downSince: -Infinity };
-          this.health.set(m, h);
-          const outcome = await this.ready(m);
-          if (outcome === 'up') {
-            h.up = true;
-            h.timeouts = 0;
-            return;
-          }
-          if (outcome === 'timeout' && ++h.timeouts < TIMEOUTS_TO_DOWN && h.up) return;
-          if (h.up) h.downSince = now;
-          h.up = false;
-        }),
-    );
+  /**
+   * Probes every member but `self` whose last probe has answered; resolves when every probe under
+   * way has answered or timed out. Each member's probe stands alone, so one that hangs until its
+   * deadline holds back no other member's verdict: a dead collector is seen at the next call.
+   */
+  probe(members: readonly string[], self: string | undefined, now: number): Promise<void> {
     for (const m of this.health.keys()) if (!members.includes(m)) this.health.delete(m);
+    const waits: Promise<void>[] = [];
+    for (const m of members) {
+      if (m === self) continue;
+      let p = this.probing.get(m);
+      if (p === undefined) {
+        p = this.probeOne(m, now);
+        this.probing.set(m, p);
+      }
+      waits.push(p);
+    }
+    return Promise.all(waits).then(() => undefined);
+  }
+
+  private async probeOne(member: string, now: number): Promise<void> {
+    const h = this.health.get(member) ?? { up: true, timeouts: 0, downSince: -Infinity };
+    this.health.set(member, h);
+    const outcome = await this.ready(member);
+    this.probing.delete(member);
+    if (this.health.get(member) !== h) return; // left the member list meanwhile
+    if (outcome === 'up') {
+      h.up = true;
+      h.timeouts = 0;
+      return;
+    }
+    if (outcome === 'timeout' && ++h.timeouts < TIMEOUTS_TO_DOWN && h.up) return;
+    if (h.up) h.downSince = now;
+    h.up = false;
   }
 
   /** `member` just sent a request: it is alive, whatever the last probe said. */

@@ -276,6 +276,9 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     // the moment it would have fired without the kill, within one evaluation interval (and the webhook's delivery)
     expect(offMs).toBeGreaterThanOrEqual(0);
     expect(offMs).toBeLessThanOrEqual(INTERVAL + 250);
-    expect(moved - killed).toBeLessThanOrEqual(2 * INTERVAL + 1000);
+    // Each member's probe stands alone, so the dead owner is seen at the runner-up's first round
+    // after the kill (one interval away, two if a round was under way), and the takeover waits at
+    // most the rule requests' deadline (max(1 s, 2 intervals)) for the live members' copies of its state.
+    expect(moved - killed).toBeLessThanOrEqual(2 * INTERVAL + Math.max(1000, 2 * INTERVAL));
   });
 });
