@@ -42,14 +42,14 @@ interface Options {
   record: boolean;
   code: string | null;
   label: string;
-  /** Node flags for plumb's processes only (e.g. --max-semi-space-size=2). */
-  flags: string[];
+  /** Node flags for plumb's processes only (e.g. --max-semi-space-size=2), instead of the shipped ones (SHIPPED_FLAGS). */
+  flags: string[] | null;
   /** Preload bench/memory-sampler.ts into `plumb all` and report its breakdown at the peak. */
   breakdown: boolean;
 }
 
 function options(argv: string[]): Options {
-  const o: Options = { only: new Set(ROWS), record: true, code: null, label: '', flags: [], breakdown: false };
+  const o: Options = { only: new Set(ROWS), record: true, code: null, label: '', flags: null, breakdown: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--only') o.only = new Set(argv[++i].split(',') as Row[]);
@@ -137,13 +137,17 @@ async function waitOk(url: string, child: ChildProcess, ms = 30_000): Promise<vo
   throw new Error(`${url} did not answer within ${ms} ms`);
 }
 
-let plumbFlags: string[] = [];
+let plumbFlags: string[] | null = null;
+
+/** Each role with the Node flags it ships with: the systemd units and manifests (agent, collector), `npm start` and the image (all). */
+const SHIPPED_FLAGS: Record<string, string[]> = { agent: ['--max-semi-space-size=2'], collector: ['--max-semi-space-size=8'], all: ['--max-semi-space-size=8'] };
 
 function plumbProcess(code: CodePaths, role: string, yaml: string, name: string, samples?: string): ChildProcess {
   const file = join(WORK, `${name}.yaml`);
   writeFileSync(file, yaml);
-  if (samples === undefined) return spawnNode([...plumbFlags, code.agentMain, role, '--config', file], name);
-  return spawnNode([...plumbFlags, '--import', join(BENCH, 'memory-sampler.ts'), code.agentMain, role, '--config', file], name, { ...process.env, MEMORY_SAMPLES: samples });
+  const flags = plumbFlags ?? SHIPPED_FLAGS[role] ?? [];
+  if (samples === undefined) return spawnNode([...flags, code.agentMain, role, '--config', file], name);
+  return spawnNode([...flags, '--import', join(BENCH, 'memory-sampler.ts'), code.agentMain, role, '--config', file], name, { ...process.env, MEMORY_SAMPLES: samples });
 }
 
 /** Resident MiB of a process by mapping: the node binary, the main malloc arena ([heap]), other anonymous memory, other files. */
@@ -195,7 +199,7 @@ async function idle(code: CodePaths): Promise<Reading[]> {
   const sink = new Sink();
   await sink.start();
   for (const name of ['plumb', 'etsy', 'bare'] as TargetName[]) {
-    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags }, sink.port);
+    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags ?? SHIPPED_FLAGS.agent }, sink.port);
     await sleep(5000);
     out.push(read(TARGET_LABELS[name], t.pid, name === 'plumb' ? { split: await split(await agentMetricsUrl()) } : {}));
     await t.stop();
@@ -209,7 +213,7 @@ async function statsd(code: CodePaths, loadgen: string, rate: number, series: nu
   const sink = new Sink();
   await sink.start();
   for (const name of names) {
-    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags }, sink.port);
+    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags ?? SHIPPED_FLAGS.agent }, sink.port);
     // 20 s: two flushes of the 10 s interval
     const m = await measure(loadgen, t, rate, 20, series);
     const metricsUrl = name === 'plumb' ? await agentMetricsUrl() : '';
@@ -423,7 +427,8 @@ log: { level: warn }
     if (lines >= LINES && events >= LINES) break;
   }
   const seconds = (performance.now() - t0) / 1000;
-  const note = `${lines} lines read, ${events} parsed in ${seconds.toFixed(0)} s (${Math.round(events / seconds / 1000)}k lines/s)`;
+  const cpu = processCpuSeconds(p.pid!);
+  const note = `${lines} lines read, ${events} parsed in ${seconds.toFixed(0)} s (${Math.round(events / seconds / 1000)}k lines/s), CPU ${cpu.toFixed(1)} s (${((cpu * 1e6) / Math.max(1, events)).toFixed(1)} µs a line, start-up included)`;
   const more = breakdown ? `; ${breakdownAtPeak(join(WORK, 'logs-all-samples.jsonl'), mapAtPeak)}` : '';
   const r = read('plumb all (agent tailing + collector, file sink)', p.pid!, { split: splitAtPeak, note: note + more });
   await stop(p);
@@ -449,9 +454,9 @@ function render(results: Map<Row, Reading[]>, o: Options, code: CodePaths, start
     `## bench:memory — ${started.toISOString().slice(0, 16).replace('T', ' ')} UTC (${minutes.toFixed(1)} min)${o.label ? ` — ${o.label}` : ''}`,
     '',
     `Machine: ${m.cpus} × ${m.cpuModel}, Linux ${m.kernel}, ${Math.round(m.memTotalBytes / MiB)} MB RAM, Node ${m.node}; shared with other work (load average 1/5/15 min next to each figure). ` +
-      `Code: ${o.code ? `compiled tree ${o.code}` : `this checkout at ${v.commit}${v.dirty.length > 0 ? ' (with uncommitted changes)' : ''}, compiled to JavaScript as shipped`}${code.compiled ? '' : ' (from source)'}${o.flags.length > 0 ? `; plumb's processes run with \`${o.flags.join(' ')}\`` : ''}.`,
+      `Code: ${o.code ? `compiled tree ${o.code}` : `this checkout at ${v.commit}${v.dirty.length > 0 ? ' (with uncommitted changes)' : ''}, compiled to JavaScript as shipped`}${code.compiled ? '' : ' (from source)'}${o.flags !== null ? `; plumb's processes run with \`${o.flags.join(' ')}\` instead of their shipped flags` : ''}.`,
     '',
-    'Method: `npm run bench:memory` (bench/memory.ts). Each contender is a fresh process; RSS is VmRSS at the end of the phase and peak is VmHWM, both from /proc/<pid>/status. The split is plumb\'s own /metrics at that moment (V8 heap used/total, the young generation, external), MiB. statsd load: the C generator (bench/loadgen.c), 4 MiB receive buffer, stand-in collector answering 200. Spans: 100-span Zipkin v2 JSON requests from 8 keep-alive clients on an absolute schedule to the agent, forwarding to a stand-in collector in the harness that is closed for 60 s and then reopened on the same port. Collector: 10 agents × 50k counter series (500 names × 1000 host tags) POSTed to /v1/metrics, then one /metrics scrape.',
+    'Method: `npm run bench:memory` (bench/memory.ts). Each contender is a fresh process; plumb\'s run with the Node flags they ship with (agent `--max-semi-space-size=2` as its units and manifests, collector and `plumb all` `8` as theirs, `npm start` and the image) unless `--agent-flags` replaces them; RSS is VmRSS at the end of the phase and peak is VmHWM, both from /proc/<pid>/status. The split is plumb\'s own /metrics at that moment (V8 heap used/total, the young generation, external), MiB. statsd load: the C generator (bench/loadgen.c), 4 MiB receive buffer, stand-in collector answering 200. Spans: 100-span Zipkin v2 JSON requests from 8 keep-alive clients on an absolute schedule to the agent, forwarding to a stand-in collector in the harness that is closed for 60 s and then reopened on the same port. Collector: 10 agents × 50k counter series (500 names × 1000 host tags) POSTed to /v1/metrics, then one /metrics scrape.',
     '',
     '| row | process | RSS MiB | peak (VmHWM) MiB | split (MiB) | load avg | notes | target |',
     '|---|---|---|---|---|---|---|---|',
