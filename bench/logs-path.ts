@@ -25,6 +25,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { compileGrok } from '../agent/logs/grok/index.ts';
 import { generateAccessLog, mix, sampleLines, type FileFacts } from './access-log.ts';
 import { freePort, waitForOk, stopChild } from './span-load.ts';
+import { SHIPPED_NODE_FLAGS } from './shipped.ts';
 import { processCpuSeconds, processMemory, machineInfo, cpuPressureMicros, threadCpuSeconds } from './statsd/procfs.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -110,7 +111,7 @@ function readSplit(facts: FileFacts): { linesPerSecond: number; cpuMicrosPerLine
 function spawnPlumb(role: 'agent' | 'collector', env: Record<string, string>, profileDir: string | null): ChildProcess {
   const clean: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('PLUMB_')) clean[k] = v;
-  const flags = profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+  const flags = [...SHIPPED_NODE_FLAGS[role], ...(profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`])];
   return spawn(NODE, [...flags, CLI, role], { cwd: ROOT, env: { ...clean, PLUMB_LOG__LEVEL: 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
@@ -293,7 +294,7 @@ function render(r: { date: string; machine: unknown; loadAverage: number[]; file
 
 **Machine** ${JSON.stringify(r.machine)}; load average at the start ${r.loadAverage.join(' / ')} (shared machine).
 
-**Method** \`npm run bench:logs-path -- --write\`: ${f(r.file.lines)} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line) tailed from the start by a \`plumb agent\` (${r.threads} parser thread${r.threads === 1 ? '' : 's'}, \`%{COMBINEDAPACHELOG}\` with its \`timestamp\` as the event's date, gzip forwarding) into a \`plumb collector\` whose file sink writes hourly NDJSON files (defaults: disk queue fsync per batch, file fsync per write, pattern mining on). Window: first event written by the file sink → last. CPU: agent + collector from /proc/<pid>/stat over the window. Peers, same run and file: the raw regex alone over 200 000 lines in memory; a bare Node read + split (1 MiB reads, one string per line). Written files checked afterwards (count, sum and hash of every \`log.offset\`).
+**Method** \`npm run bench:logs-path -- --write\`: ${f(r.file.lines)} generated combined-format lines (${r.file.mib} MiB, ${r.file.avgLineBytes} B/line) tailed from the start by a \`plumb agent\` (${r.threads} parser thread${r.threads === 1 ? '' : 's'}, \`%{COMBINEDAPACHELOG}\` with its \`timestamp\` as the event's date, gzip forwarding; Node flags as shipped: agent \`--max-semi-space-size=2\`, collector \`8\`) into a \`plumb collector\` whose file sink writes hourly NDJSON files (defaults: disk queue fsync per batch, file fsync per write, pattern mining on). Window: first event written by the file sink → last. CPU: agent + collector from /proc/<pid>/stat over the window. Peers, same run and file: the raw regex alone over 200 000 lines in memory; a bare Node read + split (1 MiB reads, one string per line). Written files checked afterwards (count, sum and hash of every \`log.offset\`).
 
 | run | lines/s | MiB/s | CPU µs/line (agent + collector) | agent µs/line: main / parser threads / V8 helpers / libuv (gzip) | peak RSS MiB agent / collector | raw regex lines/s (CPU/line) | bare read+split lines/s (CPU/line) | path ÷ regex / ÷ read+split | CPU pressure | every line once |
 |---|---|---|---|---|---|---|---|---|---|---|

@@ -17,7 +17,7 @@
  *
  * Prints JSON and, with --write, appends a section to bench/RESULTS.md.
  * Options: --lines N (default 5000000), --write. Environment: AGENT_NODE_FLAGS (node flags for
- * the agent), AGENT_OPTIMIZE_FOR_SIZE=auto|true|false (agent.memory.optimizeForSize; auto, the
+ * the agent instead of its shipped ones, bench/shipped.ts; "" for none), AGENT_OPTIMIZE_FOR_SIZE=auto|true|false (agent.memory.optimizeForSize; auto, the
  * default, leaves it off for an agent that parses logs).
  */
 import { createServer } from 'node:http';
@@ -34,6 +34,7 @@ import type { TailRecord } from '../agent/logs/tail/record.ts';
 import { NO_TAGS } from '../agent/logs/tail/record.ts';
 import { processCpuSeconds, processMemory, machineInfo, threadCpuSeconds } from './statsd/procfs.ts';
 import { generateAccessLog, mix, sampleLines, type FileFacts } from './access-log.ts';
+import { SHIPPED_NODE_FLAGS } from './shipped.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = join(ROOT, 'bench', '.work');
@@ -123,8 +124,8 @@ async function endToEnd(facts: FileFacts, threads: number): Promise<EndToEnd> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const dataDir = join(WORK, `agent-data-${threads}`);
   rmSync(dataDir, { recursive: true, force: true });
-  // AGENT_NODE_FLAGS, e.g. "--max-semi-space-size=2": to see what a V8 flag does to the agent
-  const flags = (process.env.AGENT_NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
+  // the agent's shipped flags, or AGENT_NODE_FLAGS instead ("" for none): to see what a V8 flag does to the agent
+  const flags = process.env.AGENT_NODE_FLAGS === undefined ? [...SHIPPED_NODE_FLAGS.agent] : process.env.AGENT_NODE_FLAGS.split(' ').filter((f) => f !== '');
   const agent: ChildProcess = spawn(NODE, [...flags, join(ROOT, 'dist', 'cli', 'main.js'), 'agent'], {
     stdio: ['ignore', process.env.AGENT_STDOUT === '1' ? 'inherit' : 'ignore', 'inherit'],
     env: {

@@ -27,6 +27,7 @@ import { buildCode, codeVersion, removeBuild, type CodePaths } from './statsd/bu
 import { buildLoadgen } from './statsd/loadgen.ts';
 import { measure } from './statsd/measure.ts';
 import { machineInfo, processCpuSeconds, processMemory } from './statsd/procfs.ts';
+import { SHIPPED_NODE_FLAGS } from './shipped.ts';
 import { killAll, track } from './statsd/processes.ts';
 import { freePort, Sink, startTarget, TARGET_LABELS, type TargetName } from './statsd/targets.ts';
 import { bodies, startLoad } from './span-load.ts';
@@ -42,7 +43,7 @@ interface Options {
   record: boolean;
   code: string | null;
   label: string;
-  /** Node flags for plumb's processes only (e.g. --max-semi-space-size=2), instead of the shipped ones (SHIPPED_FLAGS). */
+  /** Node flags for plumb's processes only (e.g. --max-semi-space-size=2), instead of the shipped ones (SHIPPED_NODE_FLAGS). */
   flags: string[] | null;
   /** Preload bench/memory-sampler.ts into `plumb all` and report its breakdown at the peak. */
   breakdown: boolean;
@@ -139,13 +140,11 @@ async function waitOk(url: string, child: ChildProcess, ms = 30_000): Promise<vo
 
 let plumbFlags: string[] | null = null;
 
-/** Each role with the Node flags it ships with: the systemd units and manifests (agent, collector), `npm start` and the image (all). */
-const SHIPPED_FLAGS: Record<string, string[]> = { agent: ['--max-semi-space-size=2'], collector: ['--max-semi-space-size=8'], all: ['--max-semi-space-size=8'] };
 
 function plumbProcess(code: CodePaths, role: string, yaml: string, name: string, samples?: string): ChildProcess {
   const file = join(WORK, `${name}.yaml`);
   writeFileSync(file, yaml);
-  const flags = plumbFlags ?? SHIPPED_FLAGS[role] ?? [];
+  const flags = plumbFlags ?? SHIPPED_NODE_FLAGS[role as keyof typeof SHIPPED_NODE_FLAGS] ?? [];
   if (samples === undefined) return spawnNode([...flags, code.agentMain, role, '--config', file], name);
   return spawnNode([...flags, '--import', join(BENCH, 'memory-sampler.ts'), code.agentMain, role, '--config', file], name, { ...process.env, MEMORY_SAMPLES: samples });
 }
@@ -199,7 +198,7 @@ async function idle(code: CodePaths): Promise<Reading[]> {
   const sink = new Sink();
   await sink.start();
   for (const name of ['plumb', 'etsy', 'bare'] as TargetName[]) {
-    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags ?? SHIPPED_FLAGS.agent }, sink.port);
+    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags ?? [...SHIPPED_NODE_FLAGS.agent] }, sink.port);
     await sleep(5000);
     out.push(read(TARGET_LABELS[name], t.pid, name === 'plumb' ? { split: await split(await agentMetricsUrl()) } : {}));
     await t.stop();
@@ -213,7 +212,7 @@ async function statsd(code: CodePaths, loadgen: string, rate: number, series: nu
   const sink = new Sink();
   await sink.start();
   for (const name of names) {
-    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags ?? SHIPPED_FLAGS.agent }, sink.port);
+    const t = await startTarget(name, { receiveBufferBytes: SOCKET_ASK, workDir: WORK, code, nodeFlags: plumbFlags ?? [...SHIPPED_NODE_FLAGS.agent] }, sink.port);
     // 20 s: two flushes of the 10 s interval
     const m = await measure(loadgen, t, rate, 20, series);
     const metricsUrl = name === 'plumb' ? await agentMetricsUrl() : '';
