@@ -594,9 +594,9 @@ export class AlertEngine implements RuleFleetHandler {
       }
     }
     const resend = this.resends(owned.flatMap(unitsOf), now);
-    // on disk and at the runner-up before anyone is told: a takeover never sends a notification twice
-    await this.persist(now, owned);
-    await this.replicate(owned, runnerUp, now);
+    // on disk and at the runner-up before anyone is told: a takeover never sends a notification
+    // twice. Neither copy needs the other, so they are made at once.
+    await Promise.all([this.persist(now, owned), this.replicate(owned, runnerUp, now)]);
     this.deliver(resend, webhook);
     f.lastBytes = f.peers.traffic.sent + f.peers.traffic.received - bytesBefore;
     this.endRound(now, started);
