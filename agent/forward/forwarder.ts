@@ -34,6 +34,7 @@ import { CollectorHealth } from './health.ts';
 import { Lane, type BatchResult, type ForwardInstruments, type LaneContext } from './lane.ts';
 import { ownerOf } from '../../shared/membership.ts';
 import { encodeJson, JsonWriter } from '../../shared/json-stream.ts';
+import { releaseBuffer } from '../../shared/release.ts';
 
 export type { BatchResult } from './lane.ts';
 
@@ -90,6 +91,11 @@ export interface SendOptions {
   collector?: string;
   /** A Buffer body that is already JSON as this forwarder sends it: written by jsonWriter() (gzipped when agent.forward.compress). */
   encoded?: boolean;
+  /**
+   * The caller holds a Buffer body for nothing else once it is queued: when the lane keeps only
+   * its gzip, the body's memory is given back then (shared/release.ts) instead of at a major GC.
+   */
+  release?: boolean;
 }
 
 export type SendOutcome = 'queued' | 'queue_full' | 'spool_full';
@@ -234,7 +240,10 @@ export class Forwarder {
     // an object is written into gzip slice by slice: never its whole JSON text at once
     const payload = encoded ? body : !Buffer.isBuffer(body) ? await encodeJson(body, this.options.compress, level) : this.options.compress ? await gzipAsync(body, { level }) : body;
     const outcome = await lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
-    if (outcome === 'queued') this.queued.inc({ kind });
+    if (outcome === 'queued') {
+      this.queued.inc({ kind });
+      if (options.release === true && payload !== body) releaseBuffer(body as Buffer);
+    }
     return outcome;
   }
 

@@ -288,6 +288,8 @@ export class LogPipeline {
         whenFull: 'refuse',
         contentType: 'application/x-ndjson',
         parent: trace.setSpan(ROOT_CONTEXT, span),
+        // nothing here reads the NDJSON once it is queued (a parser tap read it already)
+        release: true,
       });
       if (outcome !== 'queue_full') return;
       await sleep(FORWARD_FULL_RETRY_MS);

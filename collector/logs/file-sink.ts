@@ -41,7 +41,9 @@ interface HourFile {
 interface Append {
   file: HourFile;
   events: readonly LogEvent[];
-  buf: Buffer;
+  /** The lines with their newlines, in as few views of the queued batches as they allow (lineRuns). */
+  parts: Buffer[];
+  bytes: number;
   ids: string[];
 }
 
@@ -151,7 +153,7 @@ export class FileSink implements LogSink {
       }
     }
     if (appends.length === 0) return;
-    const groups: IntentGroup[] = appends.map((a) => ({ path: a.file.path, before: a.file.size, after: a.file.size + a.buf.length, ids: a.ids }));
+    const groups: IntentGroup[] = appends.map((a) => ({ path: a.file.path, before: a.file.size, after: a.file.size + a.bytes, ids: a.ids }));
     let seq: number;
     try {
       seq = await this.intents.append(groups);
@@ -162,7 +164,7 @@ export class FileSink implements LogSink {
     for (let i = 0; i < appends.length; i++) {
       const a = appends[i];
       try {
-        await this.append(a.file, a.buf);
+        await this.append(a.file, a.parts, a.bytes);
       } catch (err) {
         this.intents.failed(seq, i);
         fail(a.events, err);
@@ -175,26 +177,23 @@ export class FileSink implements LogSink {
 
   /** The hour's lines and the file they go to (the next part when they would overfill it). */
   private async prepare(hour: string, events: readonly LogEvent[]): Promise<Append> {
-    const parts: Buffer[] = [];
     const ids: string[] = [];
-    let bytes = 0;
-    for (const e of events) {
-      parts.push(e.line, NEWLINE);
-      bytes += e.line.length + 1;
-      if (e.id !== '') ids.push(e.id);
-    }
+    for (const e of events) if (e.id !== '') ids.push(e.id);
+    const { parts, bytes } = lineRuns(events);
     let file = await this.hourFile(hour);
     if (file.size > 0 && file.size + bytes > this.config.maxFileBytes) file = await this.nextPart(file);
-    return { file, events, buf: Buffer.concat(parts, bytes), ids };
+    return { file, events, parts, bytes, ids };
   }
 
-  private async append(f: HourFile, buf: Buffer): Promise<void> {
+  private async append(f: HourFile, parts: readonly Buffer[], bytes: number): Promise<void> {
     const before = f.size;
     let written = 0;
     try {
-      while (written < buf.length) {
-        const { bytesWritten } = await f.fd.write(buf, written, buf.length - written);
+      let rest = parts;
+      while (written < bytes) {
+        const { bytesWritten } = await f.fd.writev(rest as Buffer[]);
         written += bytesWritten;
+        if (written < bytes) rest = unwritten(rest, bytesWritten);
       }
       if (this.config.fsync) await f.fd.datasync();
       f.size += written;
@@ -280,4 +279,54 @@ async function endsWithNewline(fd: FileHandle, size: number): Promise<boolean> {
   const b = Buffer.alloc(1);
   await fd.read(b, 0, 1, size - 1);
   return b[0] === 0x0a;
+}
+
+/**
+ * An hour's lines, each followed by '\n', as buffers to write: lines that follow one another in
+ * one queued batch with their '\n' between them (the usual case: a batch's events share an hour)
+ * are one view of that batch, so a write copies nothing; a line not followed by '\n' in its batch
+ * ('\r\n' in a queue from elsewhere) goes as itself and NEWLINE.
+ */
+export function lineRuns(events: readonly LogEvent[]): { parts: Buffer[]; bytes: number } {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  let source: ArrayBufferLike | null = null;
+  let view: Uint8Array | null = null;
+  let run: ArrayBufferLike | null = null;
+  let runStart = 0;
+  let runEnd = 0;
+  for (const e of events) {
+    const line = e.line;
+    bytes += line.length + 1;
+    const end = line.byteOffset + line.length;
+    if (line.buffer !== source) {
+      source = line.buffer;
+      view = new Uint8Array(source);
+    }
+    if (end < (view as Uint8Array).length && (view as Uint8Array)[end] === 0x0a) {
+      if (run === source && runEnd === line.byteOffset) {
+        runEnd = end + 1;
+        continue;
+      }
+      if (run !== null) parts.push(Buffer.from(run, runStart, runEnd - runStart));
+      run = source;
+      runStart = line.byteOffset;
+      runEnd = end + 1;
+      continue;
+    }
+    if (run !== null) parts.push(Buffer.from(run, runStart, runEnd - runStart));
+    run = null;
+    parts.push(line, NEWLINE);
+  }
+  if (run !== null) parts.push(Buffer.from(run, runStart, runEnd - runStart));
+  return { parts, bytes };
+}
+
+/** What of `parts` is left after the first `n` bytes of them were written. */
+export function unwritten(parts: readonly Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < parts.length && n >= parts[i].length) n -= parts[i++].length;
+  const rest = parts.slice(i);
+  if (n > 0) rest[0] = rest[0].subarray(n);
+  return rest;
 }

@@ -31,7 +31,10 @@ export type { SinkStatus } from '../sinks/runner.ts';
 export interface AcceptedLogBatch {
   /** Batch id from the agent (x-plumb-batch-id), for logs and tracing only. */
   id: string;
-  /** Validated NDJSON: one JSON object per '\n'-terminated line. */
+  /**
+   * Validated NDJSON: one JSON object per '\n'-terminated line. accept() takes it over: with one
+   * sink its memory is given back once the sink has the batch, so the caller must not read it after.
+   */
   ndjson: Buffer;
   /** Events (lines) in the batch. */
   count: number;
@@ -133,7 +136,10 @@ export class LogRouter {
       throw new QueueBusyError(`log sink queue full (${full.map((r) => r.name).join(', ')}); try again later`, 'queue_full', this.retryAfterMs);
     }
     try {
-      await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count, batch.decoded)));
+      // One queue is the batch's last holder (the ingest is done with it): it may give the memory
+      // back once the sink has the batch. Several queues share the one buffer, so none may.
+      const release = this.runners.length === 1;
+      await Promise.all(this.runners.map((r) => r.queue.append(batch.ndjson, batch.count, batch.decoded, release)));
     } catch (err) {
       if (err instanceof QueueFullError) {
         // filled up meanwhile (or the disk did). Queues that took the batch get it again with the

@@ -26,8 +26,12 @@ export interface SinkQueue {
   hasRoom(bytes: number): boolean;
   /** Whether the queue holds more than its high-water mark (collector.logs.queue.highWater). */
   aboveHighWater?(): boolean;
-  /** Stores a batch durably; resolves once it would survive a crash. */
-  append(data: Buffer, events: number, decoded?: unknown): Promise<void>;
+  /**
+   * Stores a batch durably; resolves once it would survive a crash. `release`: the queue is the
+   * last holder of `data`, so once the batch is acknowledged its memory may be given back at
+   * once (shared/release.ts); the caller must not read it after the append.
+   */
+  append(data: Buffer, events: number, decoded?: unknown, release?: boolean): Promise<void>;
   /**
    * The next batches not read yet, oldest first, up to about `maxBytes` (at least one when any is
    * waiting); empty when none is.

@@ -12,6 +12,7 @@ import { Spool, SPOOL_FRAME_BYTES, type SpoolFsync, type SpoolPosition } from '.
 import type { Logger } from '../../shared/log.ts';
 import type { Telemetry } from '../../shared/telemetry.ts';
 import { countEvents } from '../logs/event.ts';
+import { releaseBuffer } from '../../shared/release.ts';
 import { QueueFullError, type QueuedBatch, type SinkQueue } from './queue.ts';
 
 const MAX_SEGMENT_BYTES = 32 * 1024 * 1024;
@@ -28,6 +29,8 @@ const KEEP_FOR_READER_BYTES = 8 * 1024 * 1024;
 
 interface SpoolBatch extends QueuedBatch {
   readonly position: SpoolPosition;
+  /** The buffer appended with `release`, handed to the reader from memory: released on ack. */
+  readonly release?: boolean;
 }
 
 export interface SpoolQueueOptions {
@@ -58,6 +61,8 @@ export class SpoolQueue implements SinkQueue {
    * memory to the reader as soon as it is written, possibly before append() has its position.
    */
   private readonly pending = new WeakMap<Buffer, { decoded: unknown; events: number }>();
+  /** Buffers appended with `release` and not read yet (a batch read back from disk is another buffer). */
+  private readonly releasable = new WeakSet<Buffer>();
   private readonly highWaterBytes: number;
 
   private constructor(spool: Spool, maxBytes: number, highWater: number) {
@@ -113,13 +118,16 @@ export class SpoolQueue implements SinkQueue {
     return this.unackedBytes + this.reserved > this.highWaterBytes;
   }
 
-  async append(data: Buffer, events: number, decoded?: unknown): Promise<void> {
-    const size = data.length + SPOOL_FRAME_BYTES;
+  async append(data: Buffer, events: number, decoded?: unknown, release = false): Promise<void> {
+    // read before the append: the reader may take, deliver and release the batch before it returns
+    const bytes = data.length;
+    const size = bytes + SPOOL_FRAME_BYTES;
     this.reserved += size;
     let ok: boolean;
     const positions: SpoolPosition[] | undefined = decoded !== undefined && this.decoded.size < MAX_DECODED ? [] : undefined;
     const entry = decoded === undefined ? undefined : { decoded, events };
     if (entry !== undefined) this.pending.set(data, entry);
+    if (release) this.releasable.add(data);
     try {
       ok = await this.spool.append([data], positions);
     } finally {
@@ -127,12 +135,13 @@ export class SpoolQueue implements SinkQueue {
     }
     if (!ok) {
       this.pending.delete(data);
+      this.releasable.delete(data);
       throw new QueueFullError(`the disk queue of sink ${this.spool.name} is full (${this.spool.bytes} of ${this.maxBytes} bytes) or the disk is`);
     }
     // not when the reader took the batch already (from memory, before this continued)
     if (entry !== undefined && this.pending.has(data) && positions !== undefined && positions.length === 1) this.decoded.set(positionKey(positions[0]), entry);
     this.unackedEvents += events;
-    this.unackedBytes += data.length;
+    this.unackedBytes += bytes;
   }
 
   async read(maxBytes: number): Promise<QueuedBatch[]> {
@@ -146,10 +155,11 @@ export class SpoolQueue implements SinkQueue {
         known ??= this.decoded.get(positionKey(r.position));
         this.decoded.delete(positionKey(r.position));
       }
+      const release = this.releasable.delete(r.data);
       if (known !== undefined) {
-        out[i] = { data: r.data, events: known.events, decoded: known.decoded, position: r.position };
+        out[i] = { data: r.data, events: known.events, decoded: known.decoded, position: r.position, release };
       } else {
-        out[i] = { data: r.data, events: countEvents(r.data), position: r.position };
+        out[i] = { data: r.data, events: countEvents(r.data), position: r.position, release };
       }
     }
     for (const b of out) this.inflight.push(b);
@@ -163,6 +173,8 @@ export class SpoolQueue implements SinkQueue {
     for (const done of this.inflight.splice(0, i + 1)) {
       this.unackedEvents -= done.events;
       this.unackedBytes -= done.data.length;
+      // delivered, and nothing else holds it: given back now rather than at a major GC
+      if (done.release === true) releaseBuffer(done.data);
     }
   }
 

@@ -147,6 +147,30 @@ describe('forwarder', () => {
     expect(await metric(telemetry, 'plumb_forward_lane_queue_batches', { lane: metricsLaneName('http://127.0.0.1:9') })).toBe(2);
   });
 
+  it('gives back a log body the caller releases once its gzip is queued, and delivers the gzip; keeps a body it sends as it is or refuses', async () => {
+    const lines = (tag: string) => Buffer.from(Array.from({ length: 5000 }, (_, i) => `{"message":"${tag} ${i}"}\n`).join(''));
+    const c = await collectorServer();
+    const { f } = forwarder([c.url]);
+    await f.start();
+    const body = lines('a');
+    const text = body.toString();
+    let done = '';
+    expect(await f.send('logs', '/v1/logs', 'l1', body, (r) => (done = r), { contentType: 'application/x-ndjson', whenFull: 'refuse', release: true })).toBe('queued');
+    expect(body.length).toBe(0);
+    await waitFor(() => done === 'delivered');
+    expect(c.acknowledged.find((r) => r.batchId === 'l1')?.text).toBe(text);
+
+    const plain = forwarder(['http://127.0.0.1:9'], { compress: false, maxQueueBatches: 1 }).f;
+    const kept = lines('b');
+    expect(await plain.send('logs', '/v1/logs', 'l2', kept, undefined, { contentType: 'application/x-ndjson', whenFull: 'refuse', release: true })).toBe('queued');
+    expect(kept.toString()).toBe(lines('b').toString());
+    const gzipped = forwarder(['http://127.0.0.1:9'], { maxQueueBatches: 1 }).f;
+    await gzipped.send('logs', '/v1/logs', 'l3', lines('c'), undefined, { whenFull: 'refuse', release: true });
+    const refused = lines('d');
+    expect(await gzipped.send('logs', '/v1/logs', 'l4', refused, undefined, { whenFull: 'refuse', release: true })).toBe('queue_full');
+    expect(refused.toString()).toBe(lines('d').toString());
+  });
+
   it('counts only memory-held batches as dropped at shutdown when the spool is off', async () => {
     const c = await collectorServer();
     await c.close();

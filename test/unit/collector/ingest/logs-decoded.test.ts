@@ -28,10 +28,11 @@ const line = (i: number, over: Record<string, unknown> = {}) =>
   JSON.stringify({ '@timestamp': `2026-11-24T10:00:0${i % 10}.000Z`, message: `GET /item/${i} took ${i * 3} ms "q\\u00e9"`, host: { name: `web-${i % 3}` }, event: { id: `f${i}` }, ...over });
 
 /** The door's batches as the router gets them, for a body of lines. */
-async function accepted(body: string, withPatterns: boolean): Promise<AcceptedLogBatch[]> {
+async function accepted(body: string, withPatterns: boolean, bodies: Buffer[] = []): Promise<AcceptedLogBatch[]> {
   const batches: AcceptedLogBatch[] = [];
   const seen = new SeenEvents(1000);
   const app = Fastify();
+  app.addHook('preHandler', async (request) => void bodies.push(request.body as Buffer));
   const telemetry = new Telemetry();
   const patterns = withPatterns ? new PatternMiner(Value.Decode(PatternsSchema, Value.Default(PatternsSchema, { saveInterval: 0 })), { telemetry, log: silentLogger(), dataDir: dir }) : null;
   await app.register(logsIngestPlugin, {
@@ -63,6 +64,15 @@ describe('the fields the logs door reads, handed to the sinks with the queued ba
       expect(out.map((e) => e.id)).toEqual(['f0', 'f1', 'f2', 'f3', 'f4']);
     });
   }
+
+  it('hand the sinks a batch of their own: the request body is given back once its lines are copied', async () => {
+    const lines = Array.from({ length: 1000 }, (_, i) => line(i));
+    const bodies: Buffer[] = [];
+    const [batch] = await accepted(lines.join('\n') + '\n', false, bodies);
+    expect(bodies).toHaveLength(1);
+    expect(bodies[0].length).toBe(0);
+    expect(splitEvents(batch.ndjson).map((e) => e.line.toString())).toEqual(lines);
+  });
 
   it('are not made for a batch with a timestamp the sinks normalize, which is scanned as before', async () => {
     const [batch] = await accepted([line(0), line(1, { '@timestamp': '2026-11-24T11:00:00+01:00' })].join('\n'), true);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Value } from '@sinclair/typebox/value';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileSink, type FileSinkOptions } from '../../../../collector/logs/file-sink.ts';
+import { FileSink, lineRuns, unwritten, type FileSinkOptions } from '../../../../collector/logs/file-sink.ts';
 import { FileSinkSchema } from '../../../../collector/logs/config.ts';
 import { splitEvents } from '../../../../collector/logs/event.ts';
 
@@ -237,5 +237,35 @@ describe('file sink: each event once across replays and restarts', () => {
     // an id older than the window is not recognised any more
     expect(await s.write(events([['e0', ts]]))).toMatchObject({ delivered: 1, duplicate: 0 });
     expect(await recordFiles()).toHaveLength(2);
+  });
+});
+
+describe('file sink: the lines it writes', () => {
+  const text = (parts: Buffer[]) => Buffer.concat(parts).toString();
+
+  it('writes the lines that follow one another in a queued batch as one view of it, copying nothing', () => {
+    const batch = Buffer.from('{"a":1}\n{"b":2}\n{"c":3}\n');
+    const { parts, bytes } = lineRuns(splitEvents(batch));
+    expect(parts).toHaveLength(1);
+    expect(parts[0].buffer).toBe(batch.buffer);
+    expect([text(parts), bytes]).toEqual([batch.toString(), batch.length]);
+  });
+
+  it('starts a new view where a line is left out or another batch begins, and adds the newline a line lacks', () => {
+    const one = splitEvents(Buffer.from('{"a":1}\n{"b":2}\n{"c":3}\n'));
+    const two = splitEvents(Buffer.from('{"d":4}\r\n{"e":5}'));
+    const { parts, bytes } = lineRuns([one[0], one[2], ...two]);
+    const expected = '{"a":1}\n{"c":3}\n{"d":4}\n{"e":5}\n';
+    expect([text(parts), bytes]).toEqual([expected, Buffer.byteLength(expected)]);
+    // a, c: one view each; d (followed by \r\n) and e (no newline): each line and NEWLINE
+    expect(parts).toHaveLength(6);
+  });
+
+  it('after a short write, goes on from the first byte not written', () => {
+    const parts = [Buffer.from('abc'), Buffer.from('de'), Buffer.from('fgh')];
+    expect(unwritten(parts, 0).map(String)).toEqual(['abc', 'de', 'fgh']);
+    expect(unwritten(parts, 3).map(String)).toEqual(['de', 'fgh']);
+    expect(unwritten(parts, 4).map(String)).toEqual(['e', 'fgh']);
+    expect(unwritten(parts, 7).map(String)).toEqual(['h']);
   });
 });

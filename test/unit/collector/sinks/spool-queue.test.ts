@@ -114,4 +114,34 @@ describe('spool queue', () => {
     expect(q.bytes).toBeGreaterThan(0.2 * (4 << 20));
     expect(q.aboveHighWater()).toBe(true);
   });
+  it('gives back the memory of a batch appended with release once it is acknowledged, and only then', async () => {
+    const q = await queue(8 << 20);
+    const owned = ndjson('a', 0, 1000); // over release.ts's threshold
+    const kept = ndjson('b', 0, 1000);
+    const size = owned.length;
+    await q.append(owned, 1000, undefined, true);
+    await q.append(kept, 1000);
+    const read = await q.read(8 << 20);
+    // handed to the reader from memory: the very buffers appended
+    expect(read.map((b) => b.data)).toEqual([owned, kept]);
+    expect(read[0].data).toBe(owned);
+    expect(owned.length).toBe(size);
+    await q.ack(read[1]);
+    expect([owned.length, kept.length, q.events, q.bytes]).toEqual([0, size, 0, 0]);
+  });
+
+  it('does not release a batch appended with release that is read back from disk, nor one not acknowledged', async () => {
+    const q = await queue(8 << 20);
+    const owned = ndjson('a', 0, 1000);
+    const text = owned.toString();
+    await q.append(owned, 1000, undefined, true);
+    const [first] = await q.read(8 << 20);
+    expect(first.data).toBe(owned);
+    await q.rewind();
+    // rewound without an ack: read again from disk, a buffer of its own
+    const [again] = await q.read(8 << 20);
+    expect(again.data).not.toBe(owned);
+    await q.ack(again);
+    expect([owned.toString(), again.data.toString(), q.bytes]).toEqual([text, text, 0]);
+  });
 });
