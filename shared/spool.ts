@@ -509,6 +509,13 @@ export class Spool {
     return this.diskBytes;
   }
 
+  /** Whether `data`, given to append(), is kept in memory for the reader (keepForReaderBytes). */
+  keeps(data: Buffer): boolean {
+    if (this.kept.size === 0) return false;
+    for (const k of this.kept.values()) if (k.data === data) return true;
+    return false;
+  }
+
   /** Records on disk not yet acknowledged. */
   get records(): number {
     return this.countFrom(this.norm(this.ackCursor));

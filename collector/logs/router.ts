@@ -101,7 +101,8 @@ export class LogRouter {
     const log = ctx.log.child({ component: 'log-router' });
     const metrics = new SinkMetrics(ctx.telemetry);
     const sinks = options.sinks ?? (await buildSinks(config, ctx));
-    const openQueue = options.openQueue ?? ((dir, o) => SpoolQueue.open({ dir, fsync: config.queue.fsync, ...o }));
+    // a log sink has written a batch when it returns: its runner is the last holder of what it read
+    const openQueue = options.openQueue ?? ((dir, o) => SpoolQueue.open({ dir, fsync: config.queue.fsync, releaseOnAck: true, ...o }));
     const runners: SinkRunner<LogEvent>[] = [];
     try {
       for (const sink of sinks) {

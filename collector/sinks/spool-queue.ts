@@ -29,7 +29,7 @@ const KEEP_FOR_READER_BYTES = 8 * 1024 * 1024;
 
 interface SpoolBatch extends QueuedBatch {
   readonly position: SpoolPosition;
-  /** The buffer appended with `release`, handed to the reader from memory: released on ack. */
+  /** Given back on ack: read from disk under releaseOnAck, or appended with `release` and handed over from memory. */
   readonly release?: boolean;
 }
 
@@ -41,6 +41,11 @@ export interface SpoolQueueOptions {
   /** Fraction of maxBytes above which hasRoom() says no (default 1: only when full). */
   highWater?: number;
   fsync?: SpoolFsync;
+  /**
+   * The sink's runner is the last holder of what it reads (the log sinks write a batch before
+   * they return): a batch read back from disk, its own copy, is given back on ack (shared/release.ts).
+   */
+  releaseOnAck?: boolean;
   telemetry: Telemetry;
   log: Logger;
 }
@@ -61,14 +66,18 @@ export class SpoolQueue implements SinkQueue {
    * memory to the reader as soon as it is written, possibly before append() has its position.
    */
   private readonly pending = new WeakMap<Buffer, { decoded: unknown; events: number }>();
-  /** Buffers appended with `release` and not read yet (a batch read back from disk is another buffer). */
+  /** Buffers appended and not read yet: what read() gets from memory rather than from disk. */
+  private readonly appended = new WeakSet<Buffer>();
+  /** Of those, the ones appended with `release`. */
   private readonly releasable = new WeakSet<Buffer>();
   private readonly highWaterBytes: number;
+  private readonly releaseOnAck: boolean;
 
-  private constructor(spool: Spool, maxBytes: number, highWater: number) {
+  private constructor(spool: Spool, maxBytes: number, highWater: number, releaseOnAck: boolean) {
     this.spool = spool;
     this.maxBytes = maxBytes;
     this.highWaterBytes = Math.floor(maxBytes * highWater);
+    this.releaseOnAck = releaseOnAck;
   }
 
   static async open(o: SpoolQueueOptions): Promise<SpoolQueue> {
@@ -85,7 +94,7 @@ export class SpoolQueue implements SinkQueue {
       },
       { telemetry: o.telemetry, log: o.log },
     );
-    const q = new SpoolQueue(spool, o.maxBytes, o.highWater ?? 1);
+    const q = new SpoolQueue(spool, o.maxBytes, o.highWater ?? 1, o.releaseOnAck === true);
     try {
       await q.countBacklog();
     } catch (err) {
@@ -127,6 +136,7 @@ export class SpoolQueue implements SinkQueue {
     const positions: SpoolPosition[] | undefined = decoded !== undefined && this.decoded.size < MAX_DECODED ? [] : undefined;
     const entry = decoded === undefined ? undefined : { decoded, events };
     if (entry !== undefined) this.pending.set(data, entry);
+    this.appended.add(data);
     if (release) this.releasable.add(data);
     try {
       ok = await this.spool.append([data], positions);
@@ -135,6 +145,7 @@ export class SpoolQueue implements SinkQueue {
     }
     if (!ok) {
       this.pending.delete(data);
+      this.appended.delete(data);
       this.releasable.delete(data);
       throw new QueueFullError(`the disk queue of sink ${this.spool.name} is full (${this.spool.bytes} of ${this.maxBytes} bytes) or the disk is`);
     }
@@ -142,6 +153,12 @@ export class SpoolQueue implements SinkQueue {
     if (entry !== undefined && this.pending.has(data) && positions !== undefined && positions.length === 1) this.decoded.set(positionKey(positions[0]), entry);
     this.unackedEvents += events;
     this.unackedBytes += bytes;
+    // Not kept for the reader (who reads it back from disk) and not read yet: nobody holds it.
+    if (this.releasable.has(data) && !this.spool.keeps(data)) {
+      this.appended.delete(data);
+      this.releasable.delete(data);
+      releaseBuffer(data);
+    }
   }
 
   async read(maxBytes: number): Promise<QueuedBatch[]> {
@@ -155,7 +172,7 @@ export class SpoolQueue implements SinkQueue {
         known ??= this.decoded.get(positionKey(r.position));
         this.decoded.delete(positionKey(r.position));
       }
-      const release = this.releasable.delete(r.data);
+      const release = this.appended.delete(r.data) ? this.releasable.delete(r.data) : this.releaseOnAck;
       if (known !== undefined) {
         out[i] = { data: r.data, events: known.events, decoded: known.decoded, position: r.position, release };
       } else {

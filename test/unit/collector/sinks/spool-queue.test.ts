@@ -18,8 +18,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function queue(maxBytes = 1 << 20, highWater?: number): Promise<SpoolQueue> {
-  const q = await SpoolQueue.open({ dir, sink: 'file', maxBytes, highWater, fsync: 'never', telemetry: new Telemetry(), log: silentLogger() });
+async function queue(maxBytes = 1 << 20, highWater?: number, releaseOnAck?: boolean): Promise<SpoolQueue> {
+  const q = await SpoolQueue.open({ dir, sink: 'file', maxBytes, highWater, fsync: 'never', releaseOnAck, telemetry: new Telemetry(), log: silentLogger() });
   open.push(q);
   return q;
 }
@@ -143,5 +143,29 @@ describe('spool queue', () => {
     expect(again.data).not.toBe(owned);
     await q.ack(again);
     expect([owned.toString(), again.data.toString(), q.bytes]).toEqual([text, text, 0]);
+  });
+  it('gives back a batch appended with release at once when the spool does not keep it for the reader', async () => {
+    const q = await queue(16 << 20);
+    // the spool keeps at most 64 just-written batches for the reader; the ones after are read from disk
+    const batches = Array.from({ length: 70 }, (_, i) => ndjson(`b${i}-`, 0, 600));
+    const texts = batches.map((b) => b.toString());
+    for (const b of batches) await q.append(b, 600, undefined, true);
+    expect(batches.map((b) => b.length === 0)).toEqual(batches.map((_, i) => i >= 64));
+    const read = await q.read(16 << 20);
+    expect(read.map((b) => b.data.toString())).toEqual(texts);
+    expect(q.bytes).toBe(texts.reduce((n, t) => n + t.length, 0));
+  });
+
+  it('under releaseOnAck, gives back a batch read from disk once it is acknowledged, never the appended buffer', async () => {
+    const q = await queue(8 << 20, undefined, true);
+    const appended = ndjson('a', 0, 1000);
+    const text = appended.toString();
+    await q.append(appended, 1000);
+    const [fromMemory] = await q.read(8 << 20);
+    await q.rewind();
+    const [fromDisk] = await q.read(8 << 20);
+    expect([fromMemory.data, fromDisk.data.toString()]).toEqual([appended, text]);
+    await q.ack(fromDisk);
+    expect([fromDisk.data.length, appended.toString()]).toEqual([0, text]);
   });
 });
