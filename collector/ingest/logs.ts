@@ -96,6 +96,40 @@ class LogsIngest {
   }
 
   async handle(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const t = this.take(request, reply);
+    if (!('ndjson' in t)) return t;
+    // Only what is needed after the queues have the batch outlives this await: the parsed
+    // events and the body's text stay behind in take(), so they die young instead of being
+    // promoted while the queue syncs to disk.
+    try {
+      await this.o.sink.accept({ id: t.batchId, ndjson: t.ndjson, count: t.ids.length, decoded: t.decoded }, this.o.tracing.enabled ? requestContext(request) : undefined);
+    } catch (err) {
+      if (err instanceof RetryableError) {
+        const reason = err instanceof QueueBusyError ? err.reason : 'queue_full';
+        this.batches.inc({ kind: 'logs', outcome: 'backpressure' });
+        this.backpressure.inc({ kind: 'logs', reason });
+        this.once.warn(`backpressure:${reason}`, { batch: t.batchId, reason, events: t.ids.length, error: err.message }, 'log batch answered 429 (counted in plumb_ingest_backpressure_total)');
+        return reply.code(429).header('retry-after', this.retryAfterSeconds).send({ error: 'PLUMB_ERR_INGEST_BACKPRESSURE', message: `log sinks are full, retry later (${err.message})` });
+      }
+      this.o.log.error({ err: errorMessage(err), batch: t.batchId }, 'log batch could not be queued');
+      return reply.code(503).send({ error: 'PLUMB_ERR_INGEST_UNAVAILABLE', message: 'log sinks cannot take the batch now; retry later' });
+    }
+    // The ids are journaled after the queues have the events and before the 2xx. A crash between
+    // the queue's fsync and the journal's forgets these ids while the queues keep the events: the
+    // agent sends the batch again and every sink gets it twice. Elasticsearch keeps one copy (same
+    // _id) and the file sink skips ids it wrote recently; an S3 object may hold those lines twice.
+    const recorded = this.o.seen.record(t.ids);
+    this.o.patterns?.commit(t.observed, t.now);
+    this.batches.inc({ kind: 'logs', outcome: t.duplicates > 0 ? 'partial_duplicate' : 'accepted' });
+    this.events.inc({ outcome: 'accepted' }, t.ids.length);
+    const observer = this.o.observer;
+    if (observer !== null && t.events !== null) for (const ev of t.events) observer.observeLog(ev, t.now);
+    await recorded;
+    return reply.code(200).send({ accepted: t.ids.length, duplicate: t.duplicates, ...t.refused });
+  }
+
+  /** Checks the body and builds the batch for the queues; a reply when there is nothing to queue. */
+  private take(request: FastifyRequest, reply: FastifyReply): Taken | FastifyReply {
     const checked = checkBatch(request.body as Buffer, this.o.maxEventsPerBatch);
     if ('error' in checked) {
       this.batches.inc({ kind: 'logs', outcome: 'invalid' });
@@ -129,34 +163,34 @@ class LogsIngest {
     releaseBuffer(request.body as Buffer);
     const tap = this.o.tap;
     if (tap?.active === true) tap.publish(fresh.map((i) => checked.events[i]));
-    try {
-      await this.o.sink.accept({ id: batchId, ndjson, count: fresh.length, decoded }, this.o.tracing.enabled ? requestContext(request) : undefined);
-    } catch (err) {
-      if (err instanceof RetryableError) {
-        const reason = err instanceof QueueBusyError ? err.reason : 'queue_full';
-        this.batches.inc({ kind: 'logs', outcome: 'backpressure' });
-        this.backpressure.inc({ kind: 'logs', reason });
-        this.once.warn(`backpressure:${reason}`, { batch: batchId, reason, events: fresh.length, error: err.message }, 'log batch answered 429 (counted in plumb_ingest_backpressure_total)');
-        return reply.code(429).header('retry-after', this.retryAfterSeconds).send({ error: 'PLUMB_ERR_INGEST_BACKPRESSURE', message: `log sinks are full, retry later (${err.message})` });
-      }
-      this.o.log.error({ err: errorMessage(err), batch: batchId }, 'log batch could not be queued');
-      return reply.code(503).send({ error: 'PLUMB_ERR_INGEST_UNAVAILABLE', message: 'log sinks cannot take the batch now; retry later' });
-    }
-    // The ids are journaled after the queues have the events and before the 2xx. A crash between
-    // the queue's fsync and the journal's forgets these ids while the queues keep the events: the
-    // agent sends the batch again and every sink gets it twice. Elasticsearch keeps one copy (same
-    // _id) and the file sink skips ids it wrote recently; an S3 object may hold those lines twice.
-    const recorded = this.o.seen.record(fresh.map((i) => checked.ids[i]));
-    miner?.commit(observed, now);
-    this.batches.inc({ kind: 'logs', outcome: duplicates > 0 ? 'partial_duplicate' : 'accepted' });
-    this.events.inc({ outcome: 'accepted' }, fresh.length);
     const observer = this.o.observer;
-    if (observer !== null && observer.observesLogs) {
-      for (const i of fresh) observer.observeLog(checked.events[i], now);
-    }
-    await recorded;
-    return reply.code(200).send({ accepted: fresh.length, duplicate: duplicates, ...refused });
+    return {
+      batchId,
+      ndjson,
+      decoded,
+      ids: fresh.map((i) => checked.ids[i]),
+      events: observer !== null && observer.observesLogs ? fresh.map((i) => checked.events[i]) : null,
+      observed,
+      duplicates,
+      refused,
+      now,
+    };
   }
+}
+
+/** A checked batch as the queues get it, and what the answer and the journal need after. */
+interface Taken {
+  batchId: string;
+  ndjson: Buffer;
+  decoded: DecodedEvents | undefined;
+  /** Ids of the fresh events, in order. */
+  ids: string[];
+  /** The fresh events, only for an observer that reads them. */
+  events: Record<string, unknown>[] | null;
+  observed: Observed[];
+  duplicates: number;
+  refused: Record<string, unknown>;
+  now: number;
 }
 
 const NEWLINE = Buffer.from('\n');
