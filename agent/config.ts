@@ -127,6 +127,12 @@ export const AgentMemorySchema = Section(
         "V8 favours a small heap over speed (its --optimize-for-size, set at start-up, process-wide): the heap grows in smaller steps and is collected sooner. Measured: 100k distinct statsd series 331 → 180 MiB peak for about 5 % of saturated statsd throughput, but 40-50 % more agent CPU per parsed log line. auto: on for `plumb agent` with no log inputs, off when the process parses logs or runs the collector too (`plumb all`); true / false: always / never",
       errorMessage: 'auto, true or false',
     }),
+    heapGrowthPercent: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 10, maximum: 300 })], {
+      default: 'auto',
+      description:
+        "How far V8's old generation may grow past what the last full collection left live before the next one (its --heap-growing-percent, set at start-up, process-wide; V8 alone picks up to 300). Measured in `plumb all` tailing a log at full speed: 50 took the peak from 328 to 254 MiB for about 4 % more CPU a line. auto: 50 when the process parses logs and runs the collector too (`plumb all`), V8's own choice otherwise; a number: always that",
+      errorMessage: "auto or a whole percentage from 10 to 300",
+    }),
   },
   { description: 'The memory guard (agent/memory/guard.ts) and the heap policy.' },
 );
@@ -140,6 +146,18 @@ export const AgentMemorySchema = Section(
  */
 export function smallHeap(policy: 'auto' | boolean, parsesLogs: boolean, collectorInProcess: boolean): boolean {
   return policy === 'auto' ? !parsesLogs && !collectorInProcess : policy;
+}
+
+/**
+ * V8's --heap-growing-percent for the process (agent.memory.heapGrowthPercent), or undefined to
+ * leave V8 its own. In `plumb all` the log path's dead batches are freed as soon as they are done
+ * (shared/release.ts), so V8 no longer runs a full collection every 64 MiB of buffers, and left to
+ * itself lets the heap grow to 150-170 MiB between collections; 50 keeps it near 70 for about 4 %
+ * more CPU a line (bench/RESULTS.md).
+ */
+export function heapGrowthPercent(policy: 'auto' | number, parsesLogs: boolean, collectorInProcess: boolean): number | undefined {
+  if (policy !== 'auto') return policy;
+  return parsesLogs && collectorInProcess ? 50 : undefined;
 }
 
 export const AgentSchema = Section({

@@ -154,8 +154,11 @@ async function runRoles(roles: Role[], source: ConfigSource, log: Logger): Promi
   if (roles.includes('agent')) {
     // V8 reads this flag whenever it sizes the heap, so setting it before the agent holds any
     // data takes effect as if given on the command line (Node refuses it in NODE_OPTIONS).
-    const { smallHeap } = await import('../agent/config.ts');
-    if (smallHeap(config.agent.memory.optimizeForSize, config.agent.logs.length > 0, collector !== null)) setFlagsFromString('--optimize-for-size');
+    const { heapGrowthPercent, smallHeap } = await import('../agent/config.ts');
+    const memory = config.agent.memory;
+    if (smallHeap(memory.optimizeForSize, config.agent.logs.length > 0, collector !== null)) setFlagsFromString('--optimize-for-size');
+    const growth = heapGrowthPercent(memory.heapGrowthPercent, config.agent.logs.length > 0, collector !== null);
+    if (growth !== undefined) setFlagsFromString(`--heap-growing-percent=${growth}`);
     const { PlumbAgent } = await import('../agent/agent.ts');
     agent = new PlumbAgent(config.agent, { telemetry, log: log.child({ role: 'agent' }), tracing, version: version(), status, env: process.env, collectorInProcess: collector !== null });
     await agent.start();

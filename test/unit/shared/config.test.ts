@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../shared/config.ts';
 import { loadPlumbConfig } from '../../../cli/config.ts';
-import { smallHeap } from '../../../agent/config.ts';
+import { heapGrowthPercent, smallHeap } from '../../../agent/config.ts';
 
 const load = (text: string, env: Record<string, string> = {}) => loadPlumbConfig({ text, file: 'test.yaml', env });
 
@@ -56,6 +56,16 @@ collector:
     expect(smallHeap(true, true, true)).toBe(true);
     expect(smallHeap(false, false, false)).toBe(false);
     expect(errorsOf('agent: { memory: { optimizeForSize: "small" } }').join('\n')).toMatch(/agent\.memory\.optimizeForSize.*auto, true or false/);
+  });
+
+  it("the agent's heap growth is auto unless set: 50 % for a process that parses logs and runs the collector, V8's own otherwise", () => {
+    expect(load('').agent.memory.heapGrowthPercent).toBe('auto');
+    expect(load('agent: { memory: { heapGrowthPercent: 80 } }').agent.memory.heapGrowthPercent).toBe(80);
+    expect(heapGrowthPercent('auto', true, true)).toBe(50);
+    expect(heapGrowthPercent('auto', true, false)).toBeUndefined();
+    expect(heapGrowthPercent('auto', false, true)).toBeUndefined();
+    expect(heapGrowthPercent(120, false, false)).toBe(120);
+    expect(errorsOf('agent: { memory: { heapGrowthPercent: 5 } }').join('\n')).toMatch(/agent\.memory\.heapGrowthPercent.*auto or a whole percentage from 10 to 300/);
   });
 
   it('reports every error at once, each with its key path', () => {
