@@ -167,7 +167,7 @@ async function realPath(facts: FileFacts, o: Options, run: number): Promise<Path
     const cpid = collector.pid as number;
     let peakA = 0;
     let peakC = 0;
-    let start: { t: number; n: number; cpuA: number; cpuC: number } | null = null;
+    let start: { t: number; n: number; cpuA: number; cpuC: number; threadsA: Record<string, number> } | null = null;
     const p0 = cpuPressureMicros();
     const deadline = performance.now() + 900_000;
     let n = 0;
@@ -187,7 +187,7 @@ async function realPath(facts: FileFacts, o: Options, run: number): Promise<Path
     const cpuC = processCpuSeconds(cpid);
     const threadsA = threadCpuSeconds(apid);
     const p1 = cpuPressureMicros();
-    const s = start as { t: number; n: number; cpuA: number; cpuC: number; threadsA: Record<string, number> };
+    const s = start as NonNullable<typeof start>;
     const lines = n - s.n;
     const seconds = (t1 - s.t) / 1000;
     await stopChild(agent.child);
