@@ -137,8 +137,9 @@ describe('agent spool', () => {
     await waitForHealthy(s.agentUrl);
     await sendCounters(s.statsdPort, 'spool.kill.count', 120, 3);
     await sendCounters(s.statsdPort, 'spool.kill.count', 80, 2);
-    const before = await waitUntilSpooled(s.agentUrl, 200);
-    expect(valueOf(before, 'plumb_forward_collector_up', { collector: `http://127.0.0.1:${s.collector.port}` })).toBe(0);
+    await waitUntilSpooled(s.agentUrl, 200);
+    // a collector starts out presumed up: the agent marks it down at its first failed send or probe
+    await waitFor(async () => valueOf(await scrape(s.agentUrl), 'plumb_forward_collector_up', { collector: `http://127.0.0.1:${s.collector.port}` }) === 0, { what: 'the agent to mark the down collector down' });
     first.child.kill('SIGKILL');
     expect((await first.exited).signal).toBe('SIGKILL');
 
