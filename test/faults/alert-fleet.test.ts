@@ -22,6 +22,12 @@ import { ownerOf, rendezvousRank, seriesKey } from '../../shared/membership.ts';
 
 const TOKEN = 'fleet-secret-for-tests';
 const INTERVAL = 200;
+/**
+ * A test's own deadline: the sum of the waits it allows itself (three cold starts 45 s, the fleet
+ * agreeing 15 s, then about a minute of its own waits at most), not vitest's 60 s default, which
+ * three cold starts on a loaded two-core machine can use up before the test begins.
+ */
+const TEST_TIMEOUT = 120_000;
 
 let run: FaultRun;
 afterEach(async () => {
@@ -214,7 +220,7 @@ describe('fault: alert rules across a fleet of three collectors', () => {
         absentFiredAfterMs: missing.at - stopped,
       },
     });
-  });
+  }, TEST_TIMEOUT);
 
   it('kill -9 of the owner mid-`for`: the runner-up fires when the owner would have, once', async () => {
     run = faultRun('alert-fleet-kill');
@@ -282,5 +288,5 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     // after the kill (one interval away, two if a round was under way), and the takeover waits at
     // most the rule requests' deadline (max(1 s, 2 intervals)) for the live members' copies of its state.
     expect(moved - killed).toBeLessThanOrEqual(2 * INTERVAL + Math.max(1000, 2 * INTERVAL));
-  });
+  }, TEST_TIMEOUT);
 });
