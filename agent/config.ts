@@ -130,7 +130,7 @@ export const AgentMemorySchema = Section(
     heapGrowthPercent: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 10, maximum: 300 })], {
       default: 'auto',
       description:
-        "How far V8's old generation may grow past what the last full collection left live before the next one (its --heap-growing-percent, set at start-up, process-wide; V8 alone picks up to 300). Measured in `plumb all` tailing a log at full speed: 50 took the peak from 328 to 254 MiB for about 4 % more CPU a line. auto: 50 when the process parses logs and runs the collector too (`plumb all`), V8's own choice otherwise; a number: always that",
+        "How far V8's old generation may grow past what the last full collection left live before the next one (its --heap-growing-percent, set at start-up, process-wide; V8 alone picks up to 300). Measured in `plumb all` tailing a log at full speed: with 50 it peaked at 275-294 MiB against 360-367 before, CPU a line unchanged within the runs' spread. auto: 50 when the process parses logs and runs the collector too (`plumb all`), V8's own choice otherwise; a number: always that",
       errorMessage: "auto or a whole percentage from 10 to 300",
     }),
   },
@@ -152,8 +152,8 @@ export function smallHeap(policy: 'auto' | boolean, parsesLogs: boolean, collect
  * V8's --heap-growing-percent for the process (agent.memory.heapGrowthPercent), or undefined to
  * leave V8 its own. In `plumb all` the log path's dead batches are freed as soon as they are done
  * (shared/release.ts), so V8 no longer runs a full collection every 64 MiB of buffers, and left to
- * itself lets the heap grow to 150-170 MiB between collections; 50 keeps it near 70 for about 4 %
- * more CPU a line (bench/RESULTS.md).
+ * itself lets the heap grow to 150-170 MiB between collections; 50 keeps it near 60-70 for 2-3 µs
+ * of CPU a line, about what freeing the buffers saves (bench/RESULTS.md).
  */
 export function heapGrowthPercent(policy: 'auto' | number, parsesLogs: boolean, collectorInProcess: boolean): number | undefined {
   if (policy !== 'auto') return policy;
