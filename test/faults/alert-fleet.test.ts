@@ -190,8 +190,10 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     errorsPerBatch = 30;
     const ratioAt = Date.now();
     const fired = await waitFor(() => hook.notices('ErrorRatioHigh', 'firing')[0], { what: 'ErrorRatioHigh firing', timeoutMs: 15_000 });
-    expect(firedBefore('ErrorRatioHigh')).toBe(1);
-    expect((await alerts(ratioOwner)).find((a) => a.labels.alertname === 'ErrorRatioHigh')?.state).toBe('firing');
+    // which collector sent what (each one's externalUrl is in its notices' generatorURL), for a failure
+    const sent = (): string => JSON.stringify(hook.deliveries.map((d) => ({ at: d.at, alerts: d.alerts.map((x) => [x.status, x.labels.alertname, x.startsAt, x.generatorURL]) })));
+    expect(firedBefore('ErrorRatioHigh'), sent()).toBe(1);
+    expect((await alerts(ratioOwner)).find((a) => a.labels.alertname === 'ErrorRatioHigh')?.state, `${ratioOwner.name} ${sent()}`).toBe('firing');
     for (const r of roles) if (r !== ratioOwner) expect(await alerts(r)).toEqual([]);
 
     // the heartbeat stops everywhere: absent fires, once
@@ -201,8 +203,8 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     // a window counts 1 s buckets by their start, and the last heartbeat went out up to a round before
     expect(missing.at - stopped).toBeGreaterThanOrEqual(3000 - 1000 - INTERVAL);
     await sleep(1000);
-    expect(hook.notices('ErrorRatioHigh', 'firing')).toHaveLength(1);
-    expect(hook.notices('HeartbeatMissing', 'firing')).toHaveLength(beatsBefore + 1);
+    expect(hook.notices('ErrorRatioHigh', 'firing'), sent()).toHaveLength(1);
+    expect(hook.notices('HeartbeatMissing', 'firing'), sent()).toHaveLength(beatsBefore + 1);
 
     // what the owner spends per round on the others' data
     const m = await scrape(ratioOwner.url);
