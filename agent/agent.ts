@@ -476,7 +476,7 @@ export class PlumbAgent {
       const span = this.tracing.tracer.startSpan(SPAN_AGENT_FLUSH, { attributes: { 'plumb.kind': 'metrics', 'plumb.batch.id': id, 'plumb.metrics': counts[i] } }, ROOT_CONTEXT);
       sends.push(
         this.forwarder
-          .send('metrics', METRICS_PATH, id, body, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector, whenFull: 'refuse', encoded: true })
+          .send('metrics', METRICS_PATH, id, body, undefined, { parent: trace.setSpan(ROOT_CONTEXT, span), collector, whenFull: 'refuse', encoded: true, release: true })
           .then(async (outcome) => {
             span.setAttribute('plumb.outcome', outcome);
             if (outcome === 'queued') return;

@@ -92,8 +92,9 @@ export interface SendOptions {
   /** A Buffer body that is already JSON as this forwarder sends it: written by jsonWriter() (gzipped when agent.forward.compress). */
   encoded?: boolean;
   /**
-   * The caller holds a Buffer body for nothing else once it is queued: when the lane keeps only
-   * its gzip, the body's memory is given back then (shared/release.ts) instead of at a major GC.
+   * The caller holds a Buffer body for nothing else once it is queued: its memory is given back
+   * then (shared/release.ts) instead of at a major GC, when the lane keeps only its gzip or has
+   * written it to its spool.
    */
   release?: boolean;
 }
@@ -242,6 +243,8 @@ export class Forwarder {
     const outcome = await lane.enqueue({ kind, path, id, contentType, gzip: this.options.compress, body: payload }, { onDone, parent: options.parent ?? ROOT_CONTEXT }, refuse);
     if (outcome === 'queued') {
       this.queued.inc({ kind });
+      // a lane with a spool has the batch on disk now, and reads it back from there to send it
+      if (lane.hasSpool && (payload !== body || options.release === true)) releaseBuffer(payload);
       if (options.release === true && payload !== body) releaseBuffer(body as Buffer);
     }
     return outcome;

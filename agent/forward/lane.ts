@@ -13,6 +13,7 @@ import type { Counter, Histogram } from 'prom-client';
 import type { Logger, LogOnce } from '../../shared/log.ts';
 import { BoundedQueue } from '../../shared/queue.ts';
 import type { Spool, SpoolPosition } from '../../shared/spool.ts';
+import { releaseBuffer } from '../../shared/release.ts';
 import { PermanentError, RetryableError, errorMessage } from '../../shared/errors.ts';
 import { httpStatusError, retryDelay, type BackoffOptions } from '../../shared/retry.ts';
 import { SPAN_FORWARD, failSpan, type SelfTracing } from '../../shared/tracing.ts';
@@ -40,6 +41,8 @@ interface Pending extends Callbacks {
 interface Taken extends Callbacks {
   batch: OutgoingBatch;
   position: SpoolPosition | null;
+  /** The spool record the batch was read from (its body is a view of it), given back once acknowledged. */
+  record?: Buffer;
 }
 
 export interface ForwardInstruments {
@@ -175,13 +178,16 @@ export class Lane {
     this.writingBytes += bytes;
     if (callbacks.onDone !== undefined || callbacks.parent !== ROOT_CONTEXT) this.callbacks.set(batch.id, callbacks);
     let ok = false;
+    const record = encodeBatch(batch);
     try {
-      ok = await spool.append([encodeBatch(batch)]);
+      ok = await spool.append([record]);
     } catch (err) {
       this.ctx.log.error({ lane: this.name, err: errorMessage(err) }, 'writing a batch to the spool failed');
     } finally {
       this.writingBatches--;
       this.writingBytes -= bytes;
+      // on disk now (or refused): the sender reads it back from there
+      if (!spool.keeps(record)) releaseBuffer(record);
     }
     if (ok) return 'queued';
     this.callbacks.delete(batch.id);
@@ -305,7 +311,7 @@ export class Lane {
       return null;
     }
     const cb = this.callbacks.get(batch.id);
-    return { batch, onDone: cb?.onDone, parent: cb?.parent ?? ROOT_CONTEXT, position: record.position };
+    return { batch, onDone: cb?.onDone, parent: cb?.parent ?? ROOT_CONTEXT, position: record.position, record: record.data };
   }
 
   private async deliver(item: Taken): Promise<DeliverOutcome> {
@@ -362,6 +368,8 @@ export class Lane {
     else {
       this.callbacks.delete(item.batch.id);
       await this.ack(item.position);
+      // a record read back from disk is this lane's alone: its memory goes now, not at a major GC
+      if (item.record !== undefined && this.spool !== null && !this.spool.keeps(item.record)) releaseBuffer(item.record);
     }
     item.onDone?.(outcome);
   }

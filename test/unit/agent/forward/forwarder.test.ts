@@ -213,6 +213,24 @@ describe('forwarder spool', () => {
     await back.close();
   });
 
+  it('gives back a body the caller releases once it is on disk, and sends what it reads back from there', async () => {
+    const metrics = (n: number) => Buffer.from(JSON.stringify({ metrics: Array.from({ length: n }, (_, i) => ({ type: 'c', name: `m${i}`, tags: [], value: i })) }));
+    const c = await collectorServer();
+    for (const compress of [false, true]) {
+      const { f } = forwarder([c.url], { compress, spool: spoolOptions({ dir: join(dir, `spool-${compress}`) }) });
+      await f.start();
+      // compress off: the body goes out as it is (already the JSON sent); on: it is gzipped here, and both copies are dead once on disk
+      const body = metrics(3000);
+      const expected = JSON.parse(body.toString()) as unknown;
+      const id = `agent@1:${compress ? 1 : 0}:0`;
+      expect(await f.send('metrics', '/v1/metrics', id, body, undefined, { collector: c.url, encoded: !compress, release: true })).toBe('queued');
+      expect(body.length).toBe(0);
+      await waitFor(() => c.received.some((r) => r.id === id));
+      expect(c.received.find((r) => r.id === id)?.body).toEqual(expected);
+      await waitFor(() => f.queuedBatches === 0);
+    }
+  });
+
   it('moves batches queued before start into the spool, and delivers them', async () => {
     const c = await collectorServer();
     const { f } = forwarder([c.url], { spool: spoolOptions() });
