@@ -128,6 +128,10 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     run = faultRun('alert-fleet-split');
     const hook = await startWebhookServer();
     run.defer(() => hook.stop());
+    // The ratio climbs through the threshold over about a second as the 5 s window fills, and its
+    // numerator and denominator reach the owner from different collectors up to a round apart: a
+    // rule without `for` may flap once at the crossing (seen: firing, resolved 180 ms later,
+    // firing again). `for: 1s` asks for a settled crossing, as a production rule would.
     const roles = await fleet(
       `rules:
   - alert: ErrorRatioHigh
@@ -137,6 +141,7 @@ describe('fault: alert rules across a fleet of three collectors', () => {
     window: 5s
     op: ">"
     threshold: 0.1
+    for: 1s
   - alert: HeartbeatMissing
     metric: heartbeat
     aggregate: count
