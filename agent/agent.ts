@@ -10,8 +10,7 @@ import { aggregatorOptions, type AgentConfig } from './config.ts';
 import { Aggregator, type EndedInterval } from './statsd/aggregator.ts';
 import { StatsdServer } from './statsd/server.ts';
 import { Forwarder } from './forward/forwarder.ts';
-import { shardInterval } from './forward/shard.ts';
-import { memberSeed, normalizeMember, ownerIndex, seriesKey } from '../shared/membership.ts';
+import { seriesOwner, shardInterval } from './forward/shard.ts';
 import type { JsonWriter } from '../shared/json-stream.ts';
 import { PendingInterval, type BacklogDropReason, type BacklogLimits, type IntervalPart } from './forward/backlog.ts';
 import type { Telemetry } from '../shared/telemetry.ts';
@@ -446,10 +445,9 @@ export class PlumbAgent {
       writers[i] = w;
       return w;
     };
-    const seeds = targets.map((c) => memberSeed(normalizeMember(c)));
     const counts = await ended.encode(
       {
-        owner: (name, tags) => ownerIndex(seriesKey({ name, tags }), seeds),
+        owner: seriesOwner(targets),
         write: (i, json) => (writers[i] ?? open(i)).write(written[i]++ === 0 ? json : `,${json}`),
         drain: (i) => (writers[i] as JsonWriter).drain(),
       },

@@ -11,6 +11,17 @@ export { ownerOf, seriesKey, memberSeed as collectorSeed, rendezvousWeight } fro
 
 export type IntervalContent = Pick<MetricBatch, 'metrics' | 'events' | 'serviceChecks'>;
 
+/** The rendezvous seeds of `collectors`, normalized as collectors normalize their member list, so both make the same choice. */
+function collectorSeeds(collectors: readonly string[]): number[] {
+  return collectors.map((c) => memberSeed(normalizeMember(c)));
+}
+
+/** Which of `collectors` (its index) owns a series: the choice shardInterval makes for its metric. */
+export function seriesOwner(collectors: readonly string[]): (name: string, tags: string[]) => number {
+  const seeds = collectorSeeds(collectors);
+  return (name, tags) => ownerIndex(seriesKey({ name, tags }), seeds);
+}
+
 /**
  * Splits an interval between `collectors`: metrics by series, events by title, service checks by
  * name. Returns one part per collector, in the same order; parts may be empty.
@@ -21,8 +32,7 @@ export function shardInterval(interval: IntervalContent, collectors: readonly st
     parts[0] = { metrics: interval.metrics, events: interval.events, serviceChecks: interval.serviceChecks };
     return parts;
   }
-  // normalized as collectors normalize their member list, so both make the same choice
-  const seeds = collectors.map((c) => memberSeed(normalizeMember(c)));
+  const seeds = collectorSeeds(collectors);
   for (const m of interval.metrics) parts[ownerIndex(seriesKey(m), seeds)].metrics.push(m);
   for (const e of interval.events) parts[ownerIndex(eventKey(e), seeds)].events.push(e);
   for (const c of interval.serviceChecks) parts[ownerIndex(checkKey(c), seeds)].serviceChecks.push(c);

@@ -750,15 +750,17 @@ function pushWire(out: WireMetric[], s: Series, relativeAccuracy: number): void 
     if (n <= EXACT_SAMPLES && s.exact !== null) {
       m.samples = Array.from(s.exact.subarray(0, n));
       const weights = s.exactWeights;
-      if (weights !== null) {
-        let unweighted = true;
-        for (let i = 0; i < n; i++) if (weights[i] !== 1) unweighted = false;
-        if (!unweighted) m.weights = Array.from(weights.subarray(0, n));
-      }
+      if (weights !== null && weighted(weights, n)) m.weights = Array.from(weights.subarray(0, n));
     }
     out.push(m);
   }
 }
+/** Whether any of the first `n` samples had a weight other than 1 (else the wire leaves weights out). */
+function weighted(weights: Float64Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (weights[i] !== 1) return true;
+  return false;
+}
+
 /** A number as JSON.stringify writes it (null when it has no JSON form). */
 function jsonNumber(v: number): string {
   return Number.isFinite(v) ? String(v) : 'null';
@@ -796,11 +798,7 @@ function seriesJson(s: Series, relativeAccuracy: number): string | null {
   if (n <= EXACT_SAMPLES && s.exact !== null) {
     text += `,"samples":${jsonNumbers(s.exact, n)}`;
     const weights = s.exactWeights;
-    if (weights !== null) {
-      let unweighted = true;
-      for (let i = 0; i < n; i++) if (weights[i] !== 1) unweighted = false;
-      if (!unweighted) text += `,"weights":${jsonNumbers(weights, n)}`;
-    }
+    if (weights !== null && weighted(weights, n)) text += `,"weights":${jsonNumbers(weights, n)}`;
   }
   return `${text}}`;
 }
